@@ -1,0 +1,89 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from pausable.v1 import operation_pb2 as _operation_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DECISION_UNSPECIFIED: _ClassVar[Decision]
+    DECISION_CONTINUE: _ClassVar[Decision]
+    DECISION_PAUSE: _ClassVar[Decision]
+    DECISION_CANCEL: _ClassVar[Decision]
+    DECISION_STOP: _ClassVar[Decision]
+DECISION_UNSPECIFIED: Decision
+DECISION_CONTINUE: Decision
+DECISION_PAUSE: Decision
+DECISION_CANCEL: Decision
+DECISION_STOP: Decision
+
+class RegisterWorkflowsRequest(_message.Message):
+    __slots__ = ("workflows", "worker")
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    workflows: _containers.RepeatedCompositeFieldContainer[_operation_pb2.Workflow]
+    worker: str
+    def __init__(self, workflows: _Optional[_Iterable[_Union[_operation_pb2.Workflow, _Mapping]]] = ..., worker: _Optional[str] = ...) -> None: ...
+
+class RegisterWorkflowsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("operation_id", "step", "result", "remaining_plan")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_PLAN_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    result: _struct_pb2.Value
+    remaining_plan: _struct_pb2.Value
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., remaining_plan: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("decision", "state")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    state: _operation_pb2.OperationState
+    def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
+
+class ReportProgressRequest(_message.Message):
+    __slots__ = ("operation_id", "step", "fraction", "message")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    fraction: float
+    message: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReportProgressResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: _operation_pb2.OperationState
+    def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
+
+class FailOperationRequest(_message.Message):
+    __slots__ = ("operation_id", "step", "error")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    error: _operation_pb2.OperationError
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ...) -> None: ...
+
+class FailOperationResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: _operation_pb2.OperationState
+    def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
