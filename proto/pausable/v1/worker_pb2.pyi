@@ -1,4 +1,3 @@
-from google.protobuf import struct_pb2 as _struct_pb2
 from pausable.v1 import operation_pb2 as _operation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -35,16 +34,16 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result", "remaining_plan")
+    __slots__ = ("operation_id", "step", "result_json", "remaining_plan_json")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
-    RESULT_FIELD_NUMBER: _ClassVar[int]
-    REMAINING_PLAN_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_PLAN_JSON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
-    result: _struct_pb2.Value
-    remaining_plan: _struct_pb2.Value
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., remaining_plan: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    result_json: str
+    remaining_plan_json: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., remaining_plan_json: _Optional[str] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")

@@ -1,0 +1,36 @@
+"""One settings object for the daemon, the workers and the CLI.
+
+Every field can be set by a `PAUSABLE_<FIELD>` environment variable; the CLI
+turns its flags into the same fields. The defaults are the embedded ones that
+`pausable dev` uses: SQLite in the current folder, the daemon on loopback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAUSABLE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///pausable.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db",
+    )
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL (Redis)")
+    listen: str = Field(default="127.0.0.1:50151", description="host:port the daemon listens on")
+    daemon: str = Field(default="127.0.0.1:50151", description="host:port of the daemon, for workers and clients")
+    grace_seconds: float = Field(default=5.0, description="how long SIGTERM waits for calls in flight")
+    watch_buffer: int = Field(default=256, description="live events buffered per watcher before it catches up from the store")
+    worker_modules: list[str] = Field(
+        default_factory=lambda: ["pausable.workers.examples.demo"],
+        description="modules that register workflows, imported by `pausable worker`",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""The daemon: one grpc.aio server with OperationService, WorkerService, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pausable.config import Settings
+from pausable.server.dispatch import Dispatcher
+from pausable.server.hub import EventHub
+from pausable.server.operations import OperationService
+from pausable.server.store import Store
+from pausable.server.workers_api import WorkerService
+from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+log = logging.getLogger("pausable.server")
+
+SERVICE_NAMES = (
+    operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
+    worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+)
+
+
+@dataclass
+class Daemon:
+    server: grpc.aio.Server
+    store: Store
+    hub: EventHub
+    dispatcher: Dispatcher
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking calls, let calls in flight finish, end Watch streams with UNAVAILABLE."""
+        for name in (*SERVICE_NAMES, ""):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        stopping = asyncio.create_task(self.server.stop(grace))
+        self.hub.close_all()
+        await stopping
+        await self.store.close()
+        self.dispatcher.close()
+
+
+async def start(settings: Settings, listen: str | None = None) -> Daemon:
+    hub = EventHub(settings.watch_buffer)
+    store = await Store.open(settings.database_url, on_commit=hub.publish)
+    dispatcher = Dispatcher(settings.broker_url)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(store, hub, dispatcher), server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(store), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = listen or settings.listen
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {address}: is another daemon running there?")
+    await server.start()
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
+    return Daemon(server, store, hub, dispatcher, health_servicer, port)
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    daemon = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"pausable daemon serving on {settings.listen.rsplit(':', 1)[0]}:{daemon.port}", flush=True)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", settings.grace_seconds)
+    await daemon.stop(settings.grace_seconds)

@@ -1,0 +1,83 @@
+"""The database schema (SQLAlchemy 2.x declarative). Alembic migrations create it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class OperationRow(Base):
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    current_step: Mapped[int] = mapped_column(Integer, default=0)
+    step_names: Mapped[list[Any]]
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str] = mapped_column(Text, default="")
+    input_json: Mapped[str] = mapped_column(Text)
+    result_json: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[list[Any]]
+    error: Mapped[dict[str, Any] | None]
+    requester: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, Any]]
+    request_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        Index("ix_operations_state_id", "state", "id"),
+        Index("ix_operations_workflow_id", "workflow", "id"),
+    )
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    snapshot: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("operation_id", "seq", name="uq_events_operation_seq"),)
+
+
+class RequestRow(Base):
+    """Idempotency keys of Pause/Resume/Cancel calls already applied."""
+
+    __tablename__ = "requests"
+
+    request_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
+class WorkflowRow(Base):
+    __tablename__ = "workflows"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    steps: Mapped[list[Any]]
+    input_schema: Mapped[dict[str, Any] | None]
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    registered_at: Mapped[datetime]

@@ -1,0 +1,129 @@
+"""The operation state machine, as pure functions over the current state.
+
+The store applies these decisions inside one transaction holding the
+operation's row lock, so every transition is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class State(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSE_REQUESTED = "PAUSE_REQUESTED"
+    PAUSED = "PAUSED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+class EventType(enum.StrEnum):
+    CREATED = "CREATED"
+    STARTED = "STARTED"
+    STEP_COMPLETED = "STEP_COMPLETED"
+    PROGRESS = "PROGRESS"
+    PAUSE_REQUESTED = "PAUSE_REQUESTED"
+    PAUSED = "PAUSED"
+    RESUMED = "RESUMED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    CANCELLED = "CANCELLED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class Decision(enum.StrEnum):
+    CONTINUE = "CONTINUE"
+    PAUSE = "PAUSE"
+    CANCEL = "CANCEL"
+    STOP = "STOP"
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+ACTIVE = frozenset({State.RUNNING, State.PAUSE_REQUESTED, State.CANCEL_REQUESTED})
+
+
+class InvalidTransition(Exception):
+    """The requested change is impossible from the current state (FAILED_PRECONDITION)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a command does: the new state (None: nothing changes), the event, and whether to dispatch."""
+
+    state: State | None
+    event: EventType | None = None
+    message: str = ""
+    dispatch: bool = False
+
+
+NOTHING = Transition(None)
+
+
+def pause(state: State) -> Transition:
+    if state in (State.RUNNING, State.PENDING):
+        return Transition(State.PAUSE_REQUESTED, EventType.PAUSE_REQUESTED, "pause takes effect at the next step boundary")
+    if state in (State.PAUSE_REQUESTED, State.PAUSED):
+        return NOTHING
+    raise InvalidTransition(f"cannot pause an operation that is {state}; only RUNNING operations can be paused")
+
+
+def resume(state: State) -> Transition:
+    if state is State.PAUSED:
+        return Transition(State.RUNNING, EventType.RESUMED, "resumed; the remaining steps were dispatched", dispatch=True)
+    if state is State.PAUSE_REQUESTED:
+        return Transition(State.RUNNING, EventType.RESUMED, "pause withdrawn before it took effect")
+    if state in (State.RUNNING, State.PENDING):
+        return NOTHING
+    raise InvalidTransition(f"cannot resume an operation that is {state}; only PAUSED operations can be resumed")
+
+
+def cancel(state: State) -> Transition:
+    if state in (State.PAUSED, State.PENDING):
+        return Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled while {state}")
+    if state in (State.RUNNING, State.PAUSE_REQUESTED):
+        return Transition(State.CANCEL_REQUESTED, EventType.CANCEL_REQUESTED, "cancel takes effect at the next step boundary")
+    if state in (State.CANCEL_REQUESTED, State.CANCELLED):
+        return NOTHING
+    raise InvalidTransition(f"cannot cancel an operation that already {state}")
+
+
+@dataclass(frozen=True)
+class CheckpointOutcome:
+    decision: Decision
+    transition: Transition
+    record_result: bool = False
+
+
+def checkpoint(state: State, current_step: int, step: int, total_steps: int) -> CheckpointOutcome:
+    """Decide what the end of `step` means for an operation at `current_step`.
+
+    A checkpoint for any other step than the current one comes from a
+    redelivered task or a chain that should have stopped: it changes nothing
+    and the chain is told to stop, so no step runs twice downstream.
+    """
+    if state not in ACTIVE or step != current_step:
+        return CheckpointOutcome(Decision.STOP, NOTHING)
+    if step == total_steps - 1:
+        late = {
+            State.PAUSE_REQUESTED: "pause requested too late: the last step was already running; the operation finished",
+            State.CANCEL_REQUESTED: "cancel requested too late: the last step was already running; the operation finished",
+        }.get(state, "all steps finished")
+        return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
+    if state is State.PAUSE_REQUESTED:
+        return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {step + 1}/{total_steps}"), True)
+    if state is State.CANCEL_REQUESTED:
+        return CheckpointOutcome(Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}"))
+    return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, f"step {step + 1}/{total_steps} done"), True)
+
+
+def accepts_step_report(state: State, current_step: int, step: int) -> bool:
+    """Progress and failure reports count only from the step that is running now."""
+    return state in ACTIVE and step == current_step

@@ -1,0 +1,380 @@
+"""The store: every read and write of operation state, one transaction per change.
+
+Each mutating method locks the operation's row (SELECT ... FOR UPDATE on
+Postgres; SQLite serialises writers on its single connection), asks
+`pausable.server.states` what the change means, and appends the resulting
+events with the next `seq` values in the same transaction. After the commit
+the events go to `on_commit` (the live fan-out); the store stays the source
+of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pausable.server import migrate, states
+from pausable.server.models import EventRow, OperationRow, RequestRow, WorkflowRow
+from pausable.server.states import Decision, EventType, State
+
+
+class NotFound(Exception):
+    pass
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Event:
+    operation_id: str
+    seq: int
+    type: EventType
+    message: str
+    time: float
+    snapshot: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return State(self.snapshot["state"]).terminal
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str
+    steps: list[str]
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of a command: the operation afterwards, and whether it must be dispatched."""
+
+    snapshot: dict[str, Any]
+    dispatch: bool = False
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    decision: Decision
+    state: State
+
+
+def new_operation_id() -> str:
+    """32 hex digits that sort by creation time (milliseconds, then 80 random bits)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def snapshot(row: OperationRow) -> dict[str, Any]:
+    """The operation as clients see it (without its input, which never changes)."""
+    total = len(row.step_names)
+    return {
+        "id": row.id,
+        "workflow": row.workflow,
+        "state": row.state,
+        "current_step": row.current_step,
+        "total_steps": total,
+        "current_step_name": row.step_names[row.current_step] if row.current_step < total else "",
+        "progress": row.progress,
+        "progress_message": row.progress_message,
+        "result": json.loads(row.result_json) if row.result_json is not None else None,
+        "error": row.error,
+        "requester": row.requester,
+        "labels": row.labels,
+        "create_time": _epoch(row.created_at),
+        "update_time": _epoch(row.updated_at),
+        "end_time": _epoch(row.ended_at),
+        "last_seq": row.last_seq,
+    }
+
+
+def full_snapshot(row: OperationRow) -> dict[str, Any]:
+    return {**snapshot(row), "input": json.loads(row.input_json)}
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[list[Event]], None] | None = None) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.on_commit = on_commit or (lambda events: None)
+
+    @classmethod
+    async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None) -> Store:
+        engine = make_engine(url)
+        await migrate.upgrade(engine)
+        return cls(engine, on_commit)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- workflows ---------------------------------------------------------
+
+    async def register_workflows(self, specs: Sequence[WorkflowSpec], worker: str) -> None:
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            for spec in specs:
+                row = await session.get(WorkflowRow, spec.name, with_for_update=True)
+                if row is None:
+                    row = WorkflowRow(name=spec.name)
+                    session.add(row)
+                row.description = spec.description
+                row.steps = list(spec.steps)
+                row.input_schema = spec.input_schema
+                row.worker = worker
+                row.registered_at = now
+
+    async def list_workflows(self) -> list[WorkflowRow]:
+        async with self.sessions() as session:
+            return list((await session.scalars(select(WorkflowRow).order_by(WorkflowRow.name))).all())
+
+    async def get_workflow(self, name: str) -> WorkflowRow | None:
+        async with self.sessions() as session:
+            return await session.get(WorkflowRow, name)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get_operation(self, operation_id: str) -> dict[str, Any]:
+        async with self.sessions() as session:
+            row = await session.get(OperationRow, operation_id)
+            if row is None:
+                raise NotFound(operation_id)
+            return full_snapshot(row)
+
+    async def list_operations(
+        self, *, states_: Sequence[State], workflow: str, limit: int, before_id: str | None
+    ) -> list[dict[str, Any]]:
+        query = select(OperationRow).order_by(OperationRow.id.desc()).limit(limit)
+        if states_:
+            query = query.where(OperationRow.state.in_([str(s) for s in states_]))
+        if workflow:
+            query = query.where(OperationRow.workflow == workflow)
+        if before_id:
+            query = query.where(OperationRow.id < before_id)
+        async with self.sessions() as session:
+            return [full_snapshot(row) for row in (await session.scalars(query)).all()]
+
+    async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> list[Event]:
+        query = (
+            select(EventRow)
+            .where(EventRow.operation_id == operation_id, EventRow.seq > after_seq)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [
+            Event(r.operation_id, r.seq, EventType(r.type), r.message, _epoch(r.created_at) or 0.0, r.snapshot)
+            for r in rows
+        ]
+
+    async def plan_of(self, operation_id: str) -> tuple[list[dict[str, Any]], int, Any]:
+        """The stored plan, the step to start from and the argument to feed it."""
+        async with self.sessions() as session:
+            row = await session.get(OperationRow, operation_id)
+            if row is None:
+                raise NotFound(operation_id)
+            arg = json.loads(row.result_json if row.current_step > 0 and row.result_json is not None else row.input_json)
+            return row.plan, row.current_step, arg
+
+    # -- writes --------------------------------------------------------------
+
+    async def create_operation(
+        self,
+        workflow: WorkflowRow,
+        *,
+        input_json: str,
+        plan: list[dict[str, Any]],
+        request_id: str,
+        requester: str,
+        labels: dict[str, str],
+    ) -> Change:
+        """Insert the operation, PENDING then RUNNING in one transaction, before anything is dispatched.
+
+        Marking it RUNNING before the chain is sent means a fast chain can never
+        report on an operation that still looks PENDING (a defect of the seed recipe).
+        """
+        if request_id:
+            existing = await self._by_request_id(request_id)
+            if existing is not None:
+                return self._same_request(existing, workflow.name)
+        now = datetime.now(UTC)
+        row = OperationRow(
+            id=new_operation_id(),
+            workflow=workflow.name,
+            state=State.PENDING,
+            current_step=0,
+            step_names=list(workflow.steps),
+            progress=0.0,
+            progress_message="",
+            input_json=input_json,
+            result_json=None,
+            plan=plan,
+            error=None,
+            requester=requester,
+            labels=dict(labels),
+            request_id=request_id or None,
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
+            last_seq=0,
+        )
+        try:
+            async with self.sessions.begin() as session:
+                session.add(row)
+                events = [self._append(session, row, EventType.CREATED, f"created from workflow {workflow.name}", now)]
+                row.state = State.RUNNING
+                events.append(self._append(session, row, EventType.STARTED, "dispatched to the workers", now))
+        except IntegrityError:
+            existing = await self._by_request_id(request_id) if request_id else None
+            if existing is None:
+                raise
+            return self._same_request(existing, workflow.name)
+        self.on_commit(events)
+        return Change(full_snapshot(row), dispatch=True)
+
+    async def _by_request_id(self, request_id: str) -> OperationRow | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(OperationRow).where(OperationRow.request_id == request_id))
+
+    @staticmethod
+    def _same_request(row: OperationRow, workflow: str) -> Change:
+        if row.workflow != workflow:
+            raise AlreadyExists(
+                f"request_id {row.request_id!r} was already used to start operation {row.id} of workflow "
+                f"{row.workflow!r}; use a new request_id for a different request"
+            )
+        return Change(full_snapshot(row), created=False)
+
+    async def command(self, operation_id: str, kind: str, request_id: str = "") -> Change:
+        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set."""
+        decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            row = await self._locked(session, operation_id)
+            if request_id:
+                seen = await session.get(RequestRow, request_id)
+                if seen is not None:
+                    if seen.operation_id != operation_id or seen.kind != kind:
+                        raise AlreadyExists(
+                            f"request_id {request_id!r} was already used for {seen.kind} of operation "
+                            f"{seen.operation_id}; use a new request_id"
+                        )
+                    return Change(full_snapshot(row), created=False)
+                session.add(RequestRow(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
+            transition = decide(State(row.state))
+            events = self._apply(session, row, transition, now)
+        self.on_commit(events)
+        return Change(full_snapshot(row), dispatch=transition.dispatch)
+
+    async def checkpoint(
+        self, operation_id: str, step: int, result_json: str, remaining_plan: list[dict[str, Any]] | None
+    ) -> CheckpointResult:
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            row = await self._locked(session, operation_id)
+            outcome = states.checkpoint(State(row.state), row.current_step, step, len(row.step_names))
+            if outcome.record_result:
+                row.result_json = result_json
+                row.current_step = step + 1
+                row.progress, row.progress_message = 0.0, ""
+                if remaining_plan is not None and outcome.decision is Decision.PAUSE:
+                    row.plan = row.plan[: step + 1] + remaining_plan
+            events = self._apply(session, row, outcome.transition, now)
+        self.on_commit(events)
+        return CheckpointResult(outcome.decision, State(row.state))
+
+    async def revert_resume(self, operation_id: str, message: str) -> None:
+        """Put back to PAUSED an operation whose resumed chain never reached the broker."""
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            row = await self._locked(session, operation_id)
+            events: list[Event] = []
+            if row.state == State.RUNNING:
+                events = self._apply(session, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
+        self.on_commit(events)
+
+    async def report_progress(self, operation_id: str, step: int, fraction: float, message: str) -> State:
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            row = await self._locked(session, operation_id)
+            events: list[Event] = []
+            if states.accepts_step_report(State(row.state), row.current_step, step):
+                row.progress, row.progress_message = fraction, message
+                events = self._apply(session, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
+        self.on_commit(events)
+        return State(row.state)
+
+    async def fail(self, operation_id: str, step: int, error: dict[str, Any]) -> State:
+        """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain)."""
+        now = datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            row = await self._locked(session, operation_id)
+            events: list[Event] = []
+            if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
+                row.error = error
+                transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
+                events = self._apply(session, row, transition, now)
+        self.on_commit(events)
+        return State(row.state)
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    async def _locked(session: AsyncSession, operation_id: str) -> OperationRow:
+        row = await session.get(OperationRow, operation_id, with_for_update=True)
+        if row is None:
+            raise NotFound(operation_id)
+        return row
+
+    def _apply(self, session: AsyncSession, row: OperationRow, transition: states.Transition, now: datetime) -> list[Event]:
+        if transition.state is None or transition.event is None:
+            return []
+        row.state = transition.state
+        if transition.state.terminal:
+            row.ended_at = now
+        return [self._append(session, row, transition.event, transition.message, now)]
+
+    @staticmethod
+    def _append(session: AsyncSession, row: OperationRow, type_: EventType, message: str, now: datetime) -> Event:
+        row.last_seq += 1
+        row.updated_at = now
+        snap = snapshot(row)
+        session.add(
+            EventRow(operation_id=row.id, seq=row.last_seq, type=type_, message=message, snapshot=snap, created_at=now)
+        )
+        return Event(row.id, row.last_seq, type_, message, now.timestamp(), snap)

@@ -1,0 +1,70 @@
+"""WorkerService: what the checkpointing task base inside Celery workers calls."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+
+from pausable.server import validation
+from pausable.server.convert import from_value, state_to_pb
+from pausable.server.errors import InvalidArgument, unary
+from pausable.server.store import Store, WorkflowSpec
+from pausable.v1 import worker_pb2 as pb
+from pausable.v1 import worker_pb2_grpc
+
+
+def _step(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument(f"step {value} is negative: steps are numbered from 0")
+    return value
+
+
+class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @unary
+    async def RegisterWorkflows(self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterWorkflowsResponse:
+        specs = []
+        for workflow in request.workflows:
+            if not workflow.name or not workflow.steps:
+                raise InvalidArgument("every workflow needs a name and at least one step")
+            schema = from_value(workflow.input_schema) if workflow.HasField("input_schema") else None
+            if schema is not None and not isinstance(schema, dict):
+                raise InvalidArgument(f"input_schema of {workflow.name!r} must be a JSON Schema object")
+            specs.append(WorkflowSpec(workflow.name, list(workflow.steps), workflow.description, schema))
+        await self.store.register_workflows(specs, validation.short_text("worker", request.worker))
+        return pb.RegisterWorkflowsResponse()
+
+    @unary
+    async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
+        validation.json_text("result_json", request.result_json)
+        remaining = None
+        if request.remaining_plan_json:
+            remaining = validation.json_text("remaining_plan_json", request.remaining_plan_json)
+            if not isinstance(remaining, list) or not all(isinstance(s, dict) and "task" in s for s in remaining):
+                raise InvalidArgument("remaining_plan_json must be a JSON list of Celery signature dicts")
+        outcome = await self.store.checkpoint(
+            validation.operation_id(request.operation_id), _step(request.step), request.result_json, remaining
+        )
+        return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
+
+    @unary
+    async def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext) -> pb.ReportProgressResponse:
+        if not (math.isfinite(request.fraction) and 0.0 <= request.fraction <= 1.0):
+            raise InvalidArgument(f"fraction {request.fraction} is out of range: report progress from 0.0 to 1.0")
+        state = await self.store.report_progress(
+            validation.operation_id(request.operation_id), _step(request.step), request.fraction, request.message[:1000]
+        )
+        return pb.ReportProgressResponse(state=state_to_pb(state))
+
+    @unary
+    async def FailOperation(self, request: pb.FailOperationRequest, context: grpc.aio.ServicerContext) -> pb.FailOperationResponse:
+        error = request.error
+        state = await self.store.fail(
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            {"code": error.code[:200] or "Error", "message": error.message[:4000], "step": request.step, "step_name": error.step_name[:200]},
+        )
+        return pb.FailOperationResponse(state=state_to_pb(state))
