@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
+
+from pausable.jsonvalue import from_value, to_value
 
 from pausable.server.states import EventType, State
 from pausable.server.store import Event
 from pausable.v1 import operation_pb2 as pb
-
-MAX_EXACT_INT = 2**53
-
-
-def to_value(data: Any) -> struct_pb2.Value:
-    value = struct_pb2.Value()
-    json_format.ParseDict(data, value)
-    return value
-
-
-def from_value(value: struct_pb2.Value) -> Any:
-    """A Value as plain Python, integral numbers as int (JSON cannot tell 3 from 3.0; Python code can)."""
-    return _integral(json_format.MessageToDict(value))
-
-
-def _integral(data: Any) -> Any:
-    if isinstance(data, float) and math.isfinite(data) and data.is_integer() and abs(data) < MAX_EXACT_INT:
-        return int(data)
-    if isinstance(data, list):
-        return [_integral(item) for item in data]
-    if isinstance(data, dict):
-        return {key: _integral(item) for key, item in data.items()}
-    return data
-
 
 def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
     if epoch is None:

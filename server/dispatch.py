@@ -11,8 +11,7 @@ from typing import Any
 
 from celery import Celery, chain
 
-OPERATION_HEADER = "pausable_operation_id"
-STEP_HEADER = "pausable_step"
+from pausable.headers import OPERATION_HEADER, STEP_HEADER
 
 
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:

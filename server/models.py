@@ -79,5 +79,6 @@ class WorkflowRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[Any]]
     input_schema: Mapped[dict[str, Any] | None]
+    plan: Mapped[list[Any]]
     worker: Mapped[str] = mapped_column(String(200), default="")
     registered_at: Mapped[datetime]

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from pausable.server import validation
-from pausable.server.convert import event_to_pb, from_value, operation_to_pb, state_from_pb, to_value
-from pausable.server.dispatch import Dispatcher, plan_for
+from pausable.server.convert import dumps, event_to_pb, from_value, operation_to_pb, state_from_pb, to_value
+from pausable.server.dispatch import Dispatcher
 from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
 from pausable.server.hub import EventHub
 from pausable.server.store import Change, Store
@@ -43,7 +43,6 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         change = await self.store.create_operation(
             workflow,
             input_json=validation.workflow_input(workflow.name, data, workflow.input_schema),
-            plan=plan_for(workflow.steps),
             request_id=validation.short_text("request_id", request.request_id),
             requester=validation.short_text("requester", request.requester),
             labels=validation.labels(dict(request.labels)),
@@ -150,7 +149,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
         workflows = []
         for row in await self.store.list_workflows():
-            message = pb.Workflow(name=row.name, description=row.description, steps=row.steps)
+            message = pb.Workflow(name=row.name, description=row.description, steps=row.steps, plan_json=dumps(row.plan))
             message.register_time.FromDatetime(row.registered_at)
             if row.input_schema is not None:
                 message.input_schema.CopyFrom(to_value(row.input_schema))

@@ -105,11 +105,13 @@ class CheckpointOutcome:
 def checkpoint(state: State, current_step: int, step: int, total_steps: int) -> CheckpointOutcome:
     """Decide what the end of `step` means for an operation at `current_step`.
 
-    A checkpoint for any other step than the current one comes from a
-    redelivered task or a chain that should have stopped: it changes nothing
-    and the chain is told to stop, so no step runs twice downstream.
+    `step` may lie ahead of `current_step` when the steps between are plain
+    Celery tasks that do not checkpoint. A checkpoint for a step already
+    recorded comes from a redelivered task or a chain that should have
+    stopped: it changes nothing and the chain is told to stop, so nothing
+    downstream runs twice.
     """
-    if state not in ACTIVE or step != current_step:
+    if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
     if step == total_steps - 1:
         late = {

@@ -52,9 +52,13 @@ class Event:
 @dataclass(frozen=True)
 class WorkflowSpec:
     name: str
-    steps: list[str]
+    plan: list[dict[str, Any]]
     description: str = ""
     input_schema: dict[str, Any] | None = None
+
+    @property
+    def steps(self) -> list[str]:
+        return [entry["task"] for entry in self.plan]
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ class Store:
                     row = WorkflowRow(name=spec.name)
                     session.add(row)
                 row.description = spec.description
-                row.steps = list(spec.steps)
+                row.steps = spec.steps
+                row.plan = spec.plan
                 row.input_schema = spec.input_schema
                 row.worker = worker
                 row.registered_at = now
@@ -218,7 +223,6 @@ class Store:
         workflow: WorkflowRow,
         *,
         input_json: str,
-        plan: list[dict[str, Any]],
         request_id: str,
         requester: str,
         labels: dict[str, str],
@@ -243,7 +247,7 @@ class Store:
             progress_message="",
             input_json=input_json,
             result_json=None,
-            plan=plan,
+            plan=workflow.plan,
             error=None,
             requester=requester,
             labels=dict(labels),
@@ -256,6 +260,7 @@ class Store:
         try:
             async with self.sessions.begin() as session:
                 session.add(row)
+                await session.flush()
                 events = [self._append(session, row, EventType.CREATED, f"created from workflow {workflow.name}", now)]
                 row.state = State.RUNNING
                 events.append(self._append(session, row, EventType.STARTED, "dispatched to the workers", now))
@@ -301,9 +306,7 @@ class Store:
         self.on_commit(events)
         return Change(full_snapshot(row), dispatch=transition.dispatch)
 
-    async def checkpoint(
-        self, operation_id: str, step: int, result_json: str, remaining_plan: list[dict[str, Any]] | None
-    ) -> CheckpointResult:
+    async def checkpoint(self, operation_id: str, step: int, result_json: str) -> CheckpointResult:
         now = datetime.now(UTC)
         async with self.sessions.begin() as session:
             row = await self._locked(session, operation_id)
@@ -312,8 +315,6 @@ class Store:
                 row.result_json = result_json
                 row.current_step = step + 1
                 row.progress, row.progress_message = 0.0, ""
-                if remaining_plan is not None and outcome.decision is Decision.PAUSE:
-                    row.plan = row.plan[: step + 1] + remaining_plan
             events = self._apply(session, row, outcome.transition, now)
         self.on_commit(events)
         return CheckpointResult(outcome.decision, State(row.state))

@@ -8,6 +8,7 @@ import grpc
 
 from pausable.server import validation
 from pausable.server.convert import from_value, state_to_pb
+from pausable.server.dispatch import plan_for
 from pausable.server.errors import InvalidArgument, unary
 from pausable.server.store import Store, WorkflowSpec
 from pausable.v1 import worker_pb2 as pb
@@ -28,25 +29,23 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def RegisterWorkflows(self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterWorkflowsResponse:
         specs = []
         for workflow in request.workflows:
-            if not workflow.name or not workflow.steps:
-                raise InvalidArgument("every workflow needs a name and at least one step")
+            if not workflow.name:
+                raise InvalidArgument("every workflow needs a name")
+            plan = validation.json_text("plan_json", workflow.plan_json) if workflow.plan_json else plan_for(list(workflow.steps))
+            if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
+                raise InvalidArgument(f"workflow {workflow.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps")
             schema = from_value(workflow.input_schema) if workflow.HasField("input_schema") else None
             if schema is not None and not isinstance(schema, dict):
                 raise InvalidArgument(f"input_schema of {workflow.name!r} must be a JSON Schema object")
-            specs.append(WorkflowSpec(workflow.name, list(workflow.steps), workflow.description, schema))
+            specs.append(WorkflowSpec(workflow.name, plan, workflow.description, schema))
         await self.store.register_workflows(specs, validation.short_text("worker", request.worker))
         return pb.RegisterWorkflowsResponse()
 
     @unary
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         validation.json_text("result_json", request.result_json)
-        remaining = None
-        if request.remaining_plan_json:
-            remaining = validation.json_text("remaining_plan_json", request.remaining_plan_json)
-            if not isinstance(remaining, list) or not all(isinstance(s, dict) and "task" in s for s in remaining):
-                raise InvalidArgument("remaining_plan_json must be a JSON list of Celery signature dicts")
         outcome = await self.store.checkpoint(
-            validation.operation_id(request.operation_id), _step(request.step), request.result_json, remaining
+            validation.operation_id(request.operation_id), _step(request.step), request.result_json
         )
         return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
 

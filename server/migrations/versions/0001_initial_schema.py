@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('steps', sa.JSON(), nullable=False),
     sa.Column('input_schema', sa.JSON(), nullable=True),
+    sa.Column('plan', sa.JSON(), nullable=False),
     sa.Column('worker', sa.String(length=200), nullable=False),
     sa.Column('registered_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')

@@ -1,0 +1,104 @@
+"""`demo.etl`: five steps T1..T5, each fed the previous result; T5 saves the final result.
+
+Input (all optional):
+    rows          how many numbers to generate (default 100)
+    step_seconds  how long each step takes, to make pausing by hand easy (default 1.0)
+    fail_at_step  1-5: that step raises, to see a FAILED operation
+    trace_file    each step appends "<operation> <step>" to this file (tests use it to prove no step ran twice)
+    output_dir    T5 writes <operation>.json there
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import current_task
+
+from pausable.headers import OPERATION_HEADER
+from pausable.workers import progress, step, workflow
+
+INPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "rows": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "step_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+        "fail_at_step": {"type": "integer", "minimum": 1, "maximum": 5},
+        "trace_file": {"type": "string"},
+        "output_dir": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def _work(number: int, name: str, state: dict[str, Any]) -> None:
+    params = state["params"]
+    operation_id = getattr(current_task.request, OPERATION_HEADER, "") if current_task else ""
+    if params.get("trace_file"):
+        with open(params["trace_file"], "a") as trace:
+            trace.write(f"{operation_id} {number}\n")
+    seconds = float(params.get("step_seconds", 1.0))
+    ticks = 4
+    for tick in range(1, ticks + 1):
+        time.sleep(seconds / ticks)
+        progress(tick / ticks, f"T{number} {name}: {tick * 100 // ticks}%")
+    if params.get("fail_at_step") == number:
+        raise StepFailed(f"T{number} {name} failed on purpose (fail_at_step={number})")
+    state["log"].append(f"T{number}")
+
+
+@step(name="demo.etl.t1_extract")
+def t1_extract(params: dict[str, Any] | None) -> dict[str, Any]:
+    state: dict[str, Any] = {"params": params or {}, "log": []}
+    _work(1, "extract", state)
+    state["rows"] = list(range(1, int(state["params"].get("rows", 100)) + 1))
+    return state
+
+
+@step(name="demo.etl.t2_transform")
+def t2_transform(state: dict[str, Any]) -> dict[str, Any]:
+    _work(2, "transform", state)
+    state["rows"] = [value * value for value in state["rows"]]
+    return state
+
+
+@step(name="demo.etl.t3_filter")
+def t3_filter(state: dict[str, Any]) -> dict[str, Any]:
+    _work(3, "filter", state)
+    state["rows"] = [value for value in state["rows"] if value % 2 == 0]
+    return state
+
+
+@step(name="demo.etl.t4_aggregate")
+def t4_aggregate(state: dict[str, Any]) -> dict[str, Any]:
+    _work(4, "aggregate", state)
+    rows = state.pop("rows")
+    state["summary"] = {"count": len(rows), "total": sum(rows), "max": max(rows, default=0), "mean": sum(rows) / len(rows) if rows else 0.0}
+    return state
+
+
+@step(name="demo.etl.t5_save")
+def t5_save(state: dict[str, Any]) -> dict[str, Any]:
+    _work(5, "save", state)
+    result = {"summary": state["summary"], "steps": state["log"]}
+    output_dir = state["params"].get("output_dir")
+    if output_dir:
+        operation_id = getattr(current_task.request, OPERATION_HEADER, "local")
+        path = Path(output_dir) / f"{operation_id}.json"
+        path.write_text(json.dumps(result, indent=2))
+        result["saved_to"] = str(path)
+    return result
+
+
+workflow(
+    "demo.etl",
+    [t1_extract, t2_transform, t3_filter, t4_aggregate, t5_save],
+    description="Five-step ETL demo: extract, transform, filter, aggregate, save. Try step_seconds=2 and pause it.",
+    input_schema=INPUT_SCHEMA,
+)

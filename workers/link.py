@@ -1,0 +1,94 @@
+"""The worker's connection to the daemon: one gRPC channel per process.
+
+Celery's prefork pool forks children; a gRPC channel must not cross a fork,
+so the channel is created lazily and re-created when the pid changes.
+Calls are retried while the daemon is UNAVAILABLE (restarting, or briefly
+unreachable) for up to `patience` seconds, so no checkpoint is dropped on
+the floor by a daemon restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from pausable.config import get_settings
+from pausable.v1 import operation_pb2, worker_pb2, worker_pb2_grpc
+
+Reply = TypeVar("Reply")
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+class DaemonLink:
+    def __init__(self, target: str, patience: float = 120.0, timeout: float = 10.0) -> None:
+        self.target = target
+        self.patience = patience
+        self.timeout = timeout
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._stub: worker_pb2_grpc.WorkerServiceStub | None = None
+        self._channel: grpc.Channel | None = None
+
+    def stub(self) -> worker_pb2_grpc.WorkerServiceStub:
+        with self._lock:
+            if self._stub is None or self._pid != os.getpid():
+                self._channel = grpc.insecure_channel(self.target)
+                self._stub = worker_pb2_grpc.WorkerServiceStub(self._channel)
+                self._pid = os.getpid()
+            return self._stub
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None and self._pid == os.getpid():
+                self._channel.close()
+            self._channel = self._stub = None
+
+    def call(self, rpc: Callable[[worker_pb2_grpc.WorkerServiceStub], Callable[..., Reply]], request: Any) -> Reply:
+        deadline = time.monotonic() + self.patience
+        delay = 0.05
+        while True:
+            try:
+                return rpc(self.stub())(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                if error.code() not in TRANSIENT or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 2.0)
+
+    def checkpoint(self, operation_id: str, step: int, result: Any) -> int:
+        reply = self.call(
+            lambda s: s.Checkpoint,
+            worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=json.dumps(result)),
+        )
+        return reply.decision
+
+    def progress(self, operation_id: str, step: int, fraction: float, message: str) -> None:
+        self.call(
+            lambda s: s.ReportProgress,
+            worker_pb2.ReportProgressRequest(operation_id=operation_id, step=step, fraction=fraction, message=message),
+        )
+
+    def fail(self, operation_id: str, step: int, code: str, message: str, step_name: str) -> None:
+        error = operation_pb2.OperationError(code=code, message=message, step=step, step_name=step_name)
+        self.call(lambda s: s.FailOperation, worker_pb2.FailOperationRequest(operation_id=operation_id, step=step, error=error))
+
+    def register(self, workflows: list[operation_pb2.Workflow], worker: str) -> None:
+        self.call(lambda s: s.RegisterWorkflows, worker_pb2.RegisterWorkflowsRequest(workflows=workflows, worker=worker))
+
+
+_link: DaemonLink | None = None
+
+
+def daemon() -> DaemonLink:
+    """The process-wide link to the daemon named by PAUSABLE_DAEMON."""
+    global _link
+    if _link is None:
+        _link = DaemonLink(get_settings().daemon)
+    return _link

@@ -1,0 +1,120 @@
+"""Workflows: a name and an ordered list of Celery tasks, registered with the daemon when a worker starts.
+
+    from pausable.workers import step, workflow
+
+    @step
+    def extract(source): ...
+
+    workflow("etl", [extract, transform, load], input_schema={"type": "object"})
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Task
+from celery.canvas import Signature
+from celery.signals import worker_ready
+
+from pausable.jsonvalue import to_value
+from pausable.v1 import operation_pb2
+from pausable.workers.app import app
+from pausable.workers.link import DaemonLink, daemon
+from pausable.workers.task import PausableTask
+
+log = logging.getLogger("pausable.workers")
+
+
+@app.task(base=PausableTask, name="pausable.finish")
+def finish(result: Any) -> Any:
+    """Appended to workflows whose last task does not checkpoint, so the operation still ends SUCCEEDED."""
+    return result
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    plan: list[dict[str, Any]]
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+
+    def to_pb(self) -> operation_pb2.Workflow:
+        message = operation_pb2.Workflow(
+            name=self.name,
+            description=self.description,
+            steps=[entry["task"] for entry in self.plan],
+            plan_json=json.dumps(self.plan),
+        )
+        if self.input_schema is not None:
+            message.input_schema.CopyFrom(to_value(self.input_schema))
+        return message
+
+
+_workflows: dict[str, Workflow] = {}
+
+
+def _as_signature(step: Task | Signature) -> Signature:
+    return step if isinstance(step, Signature) else step.s()
+
+
+def _checkpoints(signature: Signature) -> bool:
+    task = app.tasks.get(signature.task)
+    return isinstance(task, PausableTask) or signature.task == "pausable.pause_or_continue"
+
+
+def workflow(
+    name: str,
+    steps: list[Task | Signature] | Signature,
+    *,
+    description: str = "",
+    input_schema: dict[str, Any] | None = None,
+) -> Workflow:
+    """Register a workflow: its steps run as one chain, each fed the previous result.
+
+    `steps` is a list of tasks or signatures, or a chain (e.g. one made by
+    `tappable`). Steps made with `@step` are pause points; plain tasks run
+    through to the next pause point.
+    """
+    signatures = list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in steps]
+    if not signatures:
+        raise ValueError(f"workflow {name!r} has no steps")
+    if not _checkpoints(signatures[-1]):
+        signatures.append(finish.s())
+    plan = [
+        {"task": s.task, "args": list(s.args), "kwargs": dict(s.kwargs), "options": {k: v for k, v in s.options.items() if k != "task_id"}}
+        for s in signatures
+    ]
+    flow = Workflow(name, plan, description or "", input_schema)
+    _workflows[name] = flow
+    return flow
+
+
+def registered() -> list[Workflow]:
+    return list(_workflows.values())
+
+
+def register_all(link: DaemonLink | None = None, worker: str = "") -> None:
+    """Announce every registered workflow to the daemon (retrying while it is unreachable)."""
+    (link or daemon()).register([w.to_pb() for w in registered()], worker or socket.gethostname())
+
+
+@worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    def announce() -> None:
+        from pausable.config import get_settings
+
+        link = DaemonLink(get_settings().daemon, patience=600.0)
+        try:
+            register_all(link, getattr(sender, "hostname", ""))
+            log.info("registered workflows %s with the daemon", ", ".join(_workflows))
+        except Exception:  # noqa: BLE001
+            log.exception("could not register workflows with the daemon")
+        finally:
+            link.close()
+
+    threading.Thread(target=announce, name="pausable-register", daemon=True).start()

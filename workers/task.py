@@ -1,0 +1,61 @@
+"""The checkpointing task base: the pause point runs in the worker, after the body returns.
+
+`PausableTask.__call__` runs the step's body, then makes one Checkpoint call
+that records the result and answers CONTINUE, PAUSE, CANCEL or STOP. On
+anything but CONTINUE it clears the request's chain, so Celery does not
+forward the rest: no extra task, no extra broker hop per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, current_task
+from celery.signals import task_failure
+
+from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.v1 import worker_pb2
+from pausable.workers.link import daemon
+
+
+def _position(request: Any) -> tuple[str, int] | None:
+    operation_id = getattr(request, OPERATION_HEADER, None)
+    if operation_id is None:
+        return None
+    return operation_id, int(getattr(request, STEP_HEADER))
+
+
+class PausableTask(Task):
+    """Base class of workflow steps (use the `@step` decorator)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().__call__(*args, **kwargs)
+        position = _position(self.request)
+        if position is not None and not self.request.called_directly:
+            self.checkpoint(*position, result)
+        return result
+
+    def checkpoint(self, operation_id: str, step: int, result: Any) -> None:
+        try:
+            decision = daemon().checkpoint(operation_id, step, result)
+        except TypeError as error:
+            raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
+        if decision != worker_pb2.DECISION_CONTINUE:
+            self.request.chain = None
+
+
+def progress(fraction: float, message: str = "") -> None:
+    """Report progress of the running step (0.0 to 1.0); does nothing outside a pausable operation."""
+    task = current_task
+    position = _position(task.request) if task is not None else None
+    if position is not None:
+        daemon().progress(*position, min(max(fraction, 0.0), 1.0), message)
+
+
+@task_failure.connect
+def _report_failure(sender: Task | None = None, exception: BaseException | None = None, **_: Any) -> None:
+    """Any task of an operation that fails for good (after Celery's retries) fails the operation."""
+    position = _position(sender.request) if sender is not None else None
+    if position is not None:
+        operation_id, step = position
+        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name)
