@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,40 +131,29 @@ def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int)
     Ctrl-C stops everything it started. Then, in another terminal:
       pausable start demo.etl --watch
     """
-    from pausable.server.embedded import RedisServer
+    from pausable.launch import DaemonProcess, RedisServer, WorkerProcess
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(data_dir, persist=True).start()
-    env = {
-        **os.environ,
-        "PAUSABLE_BROKER_URL": redis.url,
-        "PAUSABLE_DATABASE_URL": database_url,
-        "PAUSABLE_LISTEN": ctx.obj["daemon"],
-        "PAUSABLE_DAEMON": ctx.obj["daemon"],
-    }
-    cli = [sys.executable, "-m", "pausable.clients.cli"]
-    children = [
-        subprocess.Popen([*cli, "serve"], env=env),
-        subprocess.Popen([*cli, "worker", "-c", str(concurrency), "-l", "WARNING"], env=env),
-    ]
-    console.print(f"[bold]pausable dev[/]: daemon on {ctx.obj['daemon']}, broker {redis.url}, store {database_url}. Ctrl-C stops it all.")
+    port = ctx.obj["daemon"].rpartition(":")[2]
+    daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port))
+    worker = WorkerProcess(daemon.target, redis.url, data_dir / "worker.log", concurrency=concurrency)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(child.poll() is None for child in children):
-            try:
-                children[0].wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
+        daemon.start()
+        worker.start()
+        console.print(
+            f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
+            f"logs in {data_dir}/. Ctrl-C stops it all.\nIn another terminal: [bold]pausable start demo.etl --watch[/]"
+        )
+        while daemon.process is not None and daemon.process.poll() is None and worker.process is not None and worker.process.poll() is None:
+            time.sleep(0.5)
+        console.print("[red]a child process exited[/]; see the logs in " + str(data_dir))
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        worker.stop()
+        daemon.stop()
         redis.stop()
         console.print("pausable dev: stopped")
 

