@@ -1,4 +1,6 @@
-"""`demo.etl`: five steps T1..T5, each fed the previous result; T5 saves the final result.
+"""The example workflows `demo.etl` and `demo.tapped`.
+
+`demo.etl`: five steps T1..T5, each fed the previous result; T5 saves the final result.
 
 Input (all optional):
     rows          how many numbers to generate (default 100)
@@ -15,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import current_task
+from celery import chain, current_task
 
 from pausable.headers import OPERATION_HEADER
-from pausable.workers import progress, step, workflow
+from pausable.workers import app, progress, step, tappable, workflow
 
 INPUT_SCHEMA = {
     "type": "object",
@@ -101,4 +103,19 @@ workflow(
     [t1_extract, t2_transform, t3_filter, t4_aggregate, t5_save],
     description="Five-step ETL demo: extract, transform, filter, aggregate, save. Try step_seconds=2 and pause it.",
     input_schema=INPUT_SCHEMA,
+)
+
+
+@app.task(name="demo.tapped.add")
+def add(value: int, amount: int, seconds: float = 0.0) -> int:
+    """A plain Celery task: no checkpoint of its own."""
+    time.sleep(seconds)
+    return value + amount
+
+
+workflow(
+    "demo.tapped",
+    tappable(chain(*(add.s(amount, seconds=0.3) for amount in (1, 2, 3, 4))), nth=2),
+    description="A hand-built chain of plain tasks made pausable with the seed recipe's tappable(): pause points after every 2nd step.",
+    input_schema={"type": "integer"},
 )
