@@ -218,7 +218,13 @@ def start(ctx: click.Context, workflow: str, input_json: str | None, labels: tup
 @click.pass_context
 @_handle_errors
 def get(ctx: click.Context, operation_id: str) -> None:
-    """Show one operation."""
+    """Show one operation: state, step, progress, input, result or error.
+
+    \b
+    Example:
+      pausable get 01a218bd9c9be7d3da3aa68db8c96158
+      pausable -o json get ID | jq .state
+    """
     _emit(ctx, _client(ctx)._get(operation_id))
 
 
@@ -254,9 +260,22 @@ def _command(verb: str, doc: str) -> None:
         _emit(ctx, getattr(_client(ctx), verb)(operation_id))
 
 
-_command("pause", "Ask OPERATION_ID to pause at its next step boundary.")
-_command("resume", "Resume a paused OPERATION_ID (or withdraw a pause not yet taken).")
-_command("cancel", "Cancel OPERATION_ID: at once when paused, else at the next step boundary.")
+_command(
+    "pause",
+    "Ask OPERATION_ID to pause at its next step boundary.\n\n"
+    "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
+    "and the operation SUCCEEDS.\n\n\b\nExample:\n  pausable pause ID && pausable watch ID",
+)
+_command(
+    "resume",
+    "Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.\n\n"
+    "Any worker picks up the remaining steps, fed the stored result of the last one.\n\n\b\nExample:\n  pausable resume ID",
+)
+_command(
+    "cancel",
+    "Cancel OPERATION_ID: at once when paused, otherwise at the next step boundary.\n\n"
+    "A cancel during the last step comes too late: the operation SUCCEEDS.\n\n\b\nExample:\n  pausable cancel ID",
+)
 
 
 @main.command()
@@ -265,7 +284,16 @@ _command("cancel", "Cancel OPERATION_ID: at once when paused, else at the next s
 @click.pass_context
 @_handle_errors
 def watch(ctx: click.Context, operation_id: str, after_seq: int) -> None:
-    """Follow OPERATION_ID's events live until it ends (exit 0 SUCCEEDED, 2 FAILED, 3 CANCELLED)."""
+    """Follow OPERATION_ID's events live until it ends (exit 0 SUCCEEDED, 2 FAILED, 3 CANCELLED).
+
+    Replays the history first; on a terminal it shows a progress bar.
+    A broken connection is reopened after the last event seen.
+
+    \b
+    Example:
+      pausable watch ID
+      pausable watch ID --after-seq 12 -o json
+    """
     _watch(ctx, _client(ctx), operation_id, after_seq)
 
 
@@ -273,7 +301,14 @@ def watch(ctx: click.Context, operation_id: str, after_seq: int) -> None:
 @click.pass_context
 @_handle_errors
 def workflows(ctx: click.Context) -> None:
-    """List the workflows that workers have registered."""
+    """List the workflows that workers have registered, with their steps.
+
+    A workflow appears when a worker that defines it starts (`pausable worker -m module`).
+
+    \b
+    Example:
+      pausable -o json workflows
+    """
     found = _client(ctx).workflows()
     if ctx.obj["output"] == "json":
         click.echo(json.dumps([json_format.MessageToDict(w, preserving_proto_field_name=True) for w in found]))

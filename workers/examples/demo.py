@@ -23,7 +23,7 @@ from pausable.headers import OPERATION_HEADER
 from pausable.workers import app, progress, step, tappable, workflow
 
 INPUT_SCHEMA = {
-    "type": "object",
+    "type": ["object", "null"],
     "properties": {
         "rows": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
         "step_seconds": {"type": "number", "minimum": 0, "maximum": 3600},

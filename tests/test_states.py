@@ -1,0 +1,71 @@
+"""The state machine as pure functions (unit tests, no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pausable.server import states
+from pausable.server.states import Decision, EventType, InvalidTransition, State
+
+
+@pytest.mark.parametrize(
+    ("command", "state", "expected", "dispatch"),
+    [
+        (states.pause, State.RUNNING, State.PAUSE_REQUESTED, False),
+        (states.pause, State.PAUSE_REQUESTED, None, False),
+        (states.pause, State.PAUSED, None, False),
+        (states.resume, State.PAUSED, State.RUNNING, True),
+        (states.resume, State.PAUSE_REQUESTED, State.RUNNING, False),
+        (states.resume, State.RUNNING, None, False),
+        (states.cancel, State.RUNNING, State.CANCEL_REQUESTED, False),
+        (states.cancel, State.PAUSE_REQUESTED, State.CANCEL_REQUESTED, False),
+        (states.cancel, State.PAUSED, State.CANCELLED, False),
+        (states.cancel, State.PENDING, State.CANCELLED, False),
+        (states.cancel, State.CANCELLED, None, False),
+    ],
+)
+def test_commands(command, state: State, expected: State | None, dispatch: bool) -> None:
+    transition = command(state)
+    assert transition.state == expected
+    assert transition.dispatch == dispatch
+
+
+@pytest.mark.parametrize(
+    ("command", "state"),
+    [
+        (states.pause, State.SUCCEEDED),
+        (states.pause, State.CANCEL_REQUESTED),
+        (states.resume, State.FAILED),
+        (states.resume, State.CANCEL_REQUESTED),
+        (states.cancel, State.SUCCEEDED),
+        (states.cancel, State.FAILED),
+    ],
+)
+def test_impossible_commands(command, state: State) -> None:
+    with pytest.raises(InvalidTransition, match=str(state)):
+        command(state)
+
+
+def test_checkpoint_of_a_middle_step() -> None:
+    assert states.checkpoint(State.RUNNING, 1, 1, 5).decision is Decision.CONTINUE
+    paused = states.checkpoint(State.PAUSE_REQUESTED, 1, 1, 5)
+    assert paused.decision is Decision.PAUSE and paused.transition.state is State.PAUSED and paused.record_result
+    cancelled = states.checkpoint(State.CANCEL_REQUESTED, 1, 1, 5)
+    assert cancelled.decision is Decision.CANCEL and cancelled.transition.state is State.CANCELLED
+
+
+def test_checkpoint_of_the_last_step_finishes_even_when_a_pause_came_late() -> None:
+    outcome = states.checkpoint(State.PAUSE_REQUESTED, 4, 4, 5)
+    assert outcome.transition.state is State.SUCCEEDED and outcome.transition.event is EventType.SUCCEEDED
+    assert "too late" in outcome.transition.message and outcome.decision is Decision.STOP
+
+
+def test_stale_or_duplicate_checkpoints_change_nothing_and_stop_the_chain() -> None:
+    for state, current, step in ((State.RUNNING, 3, 2), (State.PAUSED, 2, 1), (State.SUCCEEDED, 5, 4), (State.RUNNING, 1, 9)):
+        outcome = states.checkpoint(state, current, step, 5)
+        assert outcome.decision is Decision.STOP and outcome.transition.state is None
+
+
+def test_a_checkpoint_may_skip_over_steps_that_do_not_checkpoint() -> None:
+    outcome = states.checkpoint(State.RUNNING, 0, 2, 6)
+    assert outcome.decision is Decision.CONTINUE and outcome.record_result
