@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import grpc
 import pytest
 
 from pausable.clients import Client
-from pausable.launch import DaemonProcess, RedisServer, WorkerProcess
+from pausable.launch import DaemonProcess, PostgresServer, RedisServer, WorkerProcess
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2_grpc
 
@@ -51,9 +52,9 @@ class Stack:
         self.daemon.stop()
 
 
-def start_stack(folder: Path, redis: RedisServer) -> Stack:
+def start_stack(folder: Path, redis: RedisServer, database_url: str) -> Stack:
     folder.mkdir(parents=True, exist_ok=True)
-    daemon = DaemonProcess(f"sqlite+aiosqlite:///{folder / 'pausable.db'}", redis.url, folder / "daemon.log").start()
+    daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log").start()
     worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log").start()
     stack = Stack(redis, daemon, worker, folder)
     try:
@@ -64,6 +65,34 @@ def start_stack(folder: Path, redis: RedisServer) -> Stack:
     return stack
 
 
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def make_database(backend: str, request: pytest.FixtureRequest) -> Callable[[Path], str]:
+    """A fresh, empty store on the backend under test: SQLite in `folder`, or a new Postgres database."""
+    names = itertools.count()
+
+    def make(folder: Path) -> str:
+        if backend == "sqlite":
+            return f"sqlite+aiosqlite:///{folder / 'pausable.db'}"
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        return postgres.create_database(f"pausable_{next(names)}")
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
@@ -71,18 +100,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
-    """Shared by the tests that do not restart anything."""
-    stack = start_stack(tmp_path_factory.mktemp("stack"), redis_server)
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, make_database: Callable[[Path], str]) -> Iterator[Stack]:
+    """Shared by the tests that do not restart anything; one per backend."""
+    folder = tmp_path_factory.mktemp("stack")
+    stack = start_stack(folder, redis_server, make_database(folder))
     yield stack
     stack.stop()
 
 
 @pytest.fixture
-def private_stack(tmp_path: Path) -> Iterator[Stack]:
+def private_stack(tmp_path: Path, make_database: Callable[[Path], str]) -> Iterator[Stack]:
     """A stack of its own (Redis included), for tests that kill or restart the daemon."""
     redis = RedisServer(tmp_path / "redis").start()
-    stack = start_stack(tmp_path / "stack", redis)
+    stack = start_stack(tmp_path / "stack", redis, make_database(tmp_path))
     yield stack
     stack.stop()
     redis.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -13,13 +14,15 @@ from pausable.server.store import make_engine
 TABLES = {"operations", "events", "requests", "workflows"}
 
 
-def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
+def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
     async def tables(engine) -> set[str]:
         async with engine.connect() as conn:
             return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names())) - {"alembic_version"}
 
+    url = make_database(tmp_path)
+
     async def scenario() -> None:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        engine = make_engine(url)
         try:
             await migrate.upgrade(engine)
             assert await tables(engine) == TABLES

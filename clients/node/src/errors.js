@@ -36,15 +36,6 @@ export const PermissionDenied = define('PermissionDenied', status.PERMISSION_DEN
 export const Cancelled = define('Cancelled', status.CANCELLED);
 export const Internal = define('Internal', status.INTERNAL);
 
-/** `Operation.wait()` ended FAILED or CANCELLED; `.operation` is the final operation. */
-export class OperationFailed extends PausableError {
-  constructor(operation) {
-    const detail = operation.error ? `: ${operation.error.code}: ${operation.error.message}` : '';
-    super(`operation ${operation.id} ended ${operation.state}${detail}`, status.UNKNOWN);
-    this.operation = operation;
-  }
-}
-
 const BY_CODE = new Map(
   [InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, Unavailable, DeadlineExceeded, ResourceExhausted,
     Unauthenticated, PermissionDenied, Cancelled, Internal].map((cls) => [cls.code, cls]),

@@ -1,0 +1,107 @@
+/**
+ * Test fixtures: a real `pausable dev` (redis + daemon + one celery worker) on a
+ * free port, and a TCP proxy whose connections a test can cut.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '../src/index.js';
+
+/** A free loopback port: listen on port 0, read the port, close. */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** $PAUSABLE_CLI, else `pausable` on PATH, else the development venv's. */
+export function findCli() {
+  if (process.env.PAUSABLE_CLI) return process.env.PAUSABLE_CLI;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && existsSync(path.join(dir, 'pausable'))) return path.join(dir, 'pausable');
+  }
+  if (existsSync('/work/venv/bin/pausable')) return '/work/venv/bin/pausable';
+  throw new Error('no pausable CLI: set PAUSABLE_CLI or put the venv with pausable installed on PATH');
+}
+
+/**
+ * Starts `pausable dev` and resolves once its worker has registered demo.etl.
+ * Returns { target, client, stop() }.
+ */
+export async function startDev({ timeoutMs = 60_000 } = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pausable-node-'));
+  const target = `127.0.0.1:${await freePort()}`;
+  const args = ['--daemon', target, 'dev', '--data-dir', path.join(dir, 'data'),
+    '--database-url', `sqlite+aiosqlite:///${path.join(dir, 'p.db')}`];
+  // Its own process group, so that a last-resort SIGKILL also reaches redis, the daemon and the worker.
+  const child = spawn(findCli(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout.on('data', (chunk) => { output += chunk; });
+  child.stderr.on('data', (chunk) => { output += chunk; });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const killGroup = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ } };
+  process.once('exit', killGroup);
+
+  const stop = async (graceMs = 30_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT'); // `pausable dev` stops its worker, daemon and redis on Ctrl-C
+      const timer = setTimeout(killGroup, graceMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    client.close();
+    process.removeListener('exit', killGroup);
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const client = connect(target, { retrySeconds: 2 });
+  const deadline = Date.now() + timeoutMs;
+  const ready = (async () => {
+    for (;;) {
+      try {
+        if ((await client.workflows()).some((w) => w.name === 'demo.etl')) return;
+      } catch { /* not serving yet */ }
+      if (Date.now() > deadline || child.exitCode !== null) return;
+      await sleep(100); // poll interval
+    }
+  })();
+  const outcome = await Promise.race([ready.then(() => 'ready'), exited.then(() => 'exited')]);
+  if (outcome !== 'ready' || Date.now() > deadline) {
+    await stop(5_000);
+    throw new Error(`pausable dev did not register demo.etl within ${timeoutMs} ms (${outcome}); its output:\n${output}`);
+  }
+  return { target, client, stop };
+}
+
+/** A TCP proxy to `target`; cut() drops every open connection, new ones still go through. */
+export async function startProxy(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set();
+  let connections = 0;
+  const server = net.createServer((downstream) => {
+    connections += 1;
+    const upstream = net.connect(port, host);
+    for (const [a, b] of [[downstream, upstream], [upstream, downstream]]) {
+      sockets.add(a);
+      a.pipe(b);
+      a.on('error', () => b.destroy());
+      a.on('close', () => { sockets.delete(a); b.destroy(); });
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    target: `127.0.0.1:${server.address().port}`,
+    get connections() { return connections; },
+    cut() { for (const socket of sockets) socket.destroy(); },
+    close() { this.cut(); server.close(); },
+  };
+}
