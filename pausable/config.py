@@ -22,9 +22,18 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL (Redis)")
     listen: str = Field(default="127.0.0.1:50151", description="host:port the daemon listens on")
-    daemon: str = Field(default="127.0.0.1:50151", description="host:port of the daemon, for workers and clients")
+    daemon: str = Field(
+        default="127.0.0.1:50151",
+        description="the daemon for workers and clients: host:port, a comma-separated list of ip:port, or dns:///name:port",
+    )
     grace_seconds: float = Field(default=5.0, description="how long SIGTERM waits for calls in flight")
     watch_buffer: int = Field(default=256, description="live events buffered per watcher before it catches up from the store")
+    replica: str = Field(default="", description="this daemon's name among replicas on one store; random when empty")
+    retention_seconds: float = Field(
+        default=30 * 24 * 3600, description="finished operations older than this are purged with their events; 0 keeps them"
+    )
+    purge_interval_seconds: float = Field(default=300.0, description="how often the daemon purges, in batches")
+    purge_batch: int = Field(default=500, description="operations deleted per purge transaction")
     worker_modules: list[str] = Field(
         default_factory=lambda: ["pausable.workers.examples.demo"],
         description="modules that register workflows, imported by `pausable worker`",

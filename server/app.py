@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -13,7 +14,9 @@ from grpc_reflection.v1alpha import reflection
 
 from pausable.config import Settings
 from pausable.server.dispatch import Dispatcher
+from pausable.server import longrunning
 from pausable.server.hub import EventHub
+from pausable.server.notify import PgListener
 from pausable.server.operations import OperationService
 from pausable.server.store import Store
 from pausable.server.workers_api import WorkerService
@@ -24,6 +27,7 @@ log = logging.getLogger("pausable.server")
 SERVICE_NAMES = (
     operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    longrunning.SERVICE_NAME,
 )
 
 
@@ -35,6 +39,8 @@ class Daemon:
     dispatcher: Dispatcher
     health: health.aio.HealthServicer
     port: int
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    listener: PgListener | None = None
 
     async def stop(self, grace: float) -> None:
         """Stop taking calls, let calls in flight finish, end Watch streams with UNAVAILABLE."""
@@ -43,16 +49,39 @@ class Daemon:
         stopping = asyncio.create_task(self.server.stop(grace))
         self.hub.close_all()
         await stopping
+        for task in self.background:
+            task.cancel()
+        if self.listener is not None:
+            await self.listener.stop()
         await self.store.close()
         self.dispatcher.close()
 
 
+async def purge_forever(store: Store, settings: Settings) -> None:
+    """Retention: delete finished operations older than settings.retention_seconds, in small batches."""
+    while True:
+        await asyncio.sleep(settings.purge_interval_seconds)
+        try:
+            cutoff = datetime.now(UTC) - timedelta(seconds=settings.retention_seconds)
+            purged = await store.purge(cutoff, settings.purge_batch)
+            if purged:
+                log.info("purged %d finished operations older than %s", purged, cutoff.isoformat())
+        except Exception:  # noqa: BLE001 - retried next interval
+            log.exception("purge failed")
+
+
 async def start(settings: Settings, listen: str | None = None) -> Daemon:
     hub = EventHub(settings.watch_buffer)
-    store = await Store.open(settings.database_url, on_commit=hub.publish)
+    store = await Store.open(settings.database_url, on_commit=hub.publish, replica=settings.replica)
+    listener = None
+    if store.postgres:
+        listener = PgListener(settings.database_url, store.replica, hub)
+        await listener.start()
     dispatcher = Dispatcher(settings.broker_url)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(store, hub, dispatcher), server)
+    operations = OperationService(store, hub, dispatcher)
+    operation_pb2_grpc.add_OperationServiceServicer_to_server(operations, server)
+    longrunning.add_to_server(operations, server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(store), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -65,7 +94,10 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
-    return Daemon(server, store, hub, dispatcher, health_servicer, port)
+    daemon = Daemon(server, store, hub, dispatcher, health_servicer, port, listener=listener)
+    if settings.retention_seconds > 0:
+        daemon.background.append(asyncio.create_task(purge_forever(store, settings), name="pausable-purge"))
+    return daemon
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:

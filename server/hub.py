@@ -3,6 +3,8 @@
 The hub only wakes watchers: a watcher whose buffer overflows is marked
 `lagging`, stops receiving, and catches up from the store, so a slow reader
 never blocks a checkpoint or another watcher and never misses an event.
+Events committed by another replica arrive as a `poke` (see notify.py),
+which sends the operation's watchers to the store the same way.
 """
 
 from __future__ import annotations
@@ -51,9 +53,18 @@ class Subscription:
             return None
         return self.buffer.popleft()
 
+    def poke(self) -> None:
+        """Something was committed that the buffer does not hold: read the store."""
+        self.buffer.clear()
+        self.lagging = True
+        self.wakeup.set()
+
     def resync(self) -> None:
-        """Called after the watcher has read the store: take live events again."""
+        """Called before the watcher reads the store: take live events again from here on."""
         self.lagging = False
+
+
+ALL = "*"
 
 
 class EventHub:
@@ -74,6 +85,7 @@ class EventHub:
                 del self._subscribers[subscription.operation_id]
 
     def publish(self, events: list[Event]) -> None:
+        """Events committed by this replica: hand them to the operation's watchers, wake the global ones."""
         for event in events:
             watchers = self._subscribers.get(event.operation_id)
             if not watchers:
@@ -81,6 +93,22 @@ class EventHub:
             live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
             for subscription in list(watchers):
                 subscription.offer(live)
+        if events:
+            self._poke(ALL)
+
+    def poke(self, operation_id: str) -> None:
+        """Events of `operation_id` were committed elsewhere: its watchers and the global ones read the store."""
+        self._poke(operation_id)
+        self._poke(ALL)
+
+    def poke_all(self) -> None:
+        for watchers in self._subscribers.values():
+            for subscription in watchers:
+                subscription.poke()
+
+    def _poke(self, key: str) -> None:
+        for subscription in list(self._subscribers.get(key, ())):
+            subscription.poke()
 
     @property
     def watcher_count(self) -> int:

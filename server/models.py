@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, FetchedValue, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,7 +44,21 @@ class OperationRow(Base):
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
         Index("ix_operations_workflow_id", "workflow", "id"),
+        Index("ix_operations_requester_id", "requester", "id"),
+        Index("ix_operations_ended_at", "ended_at"),
     )
+
+
+class LabelRow(Base):
+    """Operation labels as rows, so label filters are an indexed join on every backend."""
+
+    __tablename__ = "operation_labels"
+
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_operation_labels_key_value", "key", "value", "operation_id"),)
 
 
 class EventRow(Base):
@@ -55,10 +69,17 @@ class EventRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), server_default="")
     snapshot: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+    # The writing transaction's id on Postgres (0 on SQLite, whose single
+    # writer commits in id order): (tx, id) orders the global event stream.
+    tx: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
-    __table_args__ = (UniqueConstraint("operation_id", "seq", name="uq_events_operation_seq"),)
+    __table_args__ = (
+        UniqueConstraint("operation_id", "seq", name="uq_events_operation_seq"),
+        Index("ix_events_tx_id", "tx", "id"),
+    )
 
 
 class RequestRow(Base):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC
 
 import grpc
 
@@ -11,8 +14,8 @@ from pausable.server import validation
 from pausable.server.convert import dumps, event_to_pb, from_value, operation_to_pb, state_from_pb, to_value
 from pausable.server.dispatch import Dispatcher
 from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
-from pausable.server.hub import EventHub
-from pausable.server.store import Change, Store
+from pausable.server.hub import ALL, EventHub
+from pausable.server.store import Change, OperationFilter, Store
 from pausable.server.states import State
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
@@ -21,11 +24,28 @@ log = logging.getLogger("pausable.server")
 REPLAY_PAGE = 500
 
 
+def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) -> OperationFilter:
+    states = []
+    for value in request.states:
+        if value not in pb.OperationState.values() or value == pb.OPERATION_STATE_UNSPECIFIED:
+            raise InvalidArgument(f"states contains {value}, which is not a valid OperationState; leave states empty for all")
+        states.append(state_from_pb(value))
+    return OperationFilter(
+        states=states,
+        workflow=request.workflow,
+        labels=validation.labels(dict(request.labels)),
+        requester=validation.short_text("requester", request.requester),
+    )
+
+
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
     def __init__(self, store: Store, hub: EventHub, dispatcher: Dispatcher) -> None:
         self.store = store
         self.hub = hub
         self.dispatcher = dispatcher
+        # Postgres may hold back an event behind an older transaction that sends
+        # no notification (see Store.events_matching); re-read after this long.
+        self.global_recheck_seconds = 1.0 if store.postgres else None
 
     @unary
     async def StartOperation(self, request: pb.StartOperationRequest, context: grpc.aio.ServicerContext) -> pb.StartOperationResponse:
@@ -72,17 +92,12 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     @unary
     async def ListOperations(self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext) -> pb.ListOperationsResponse:
         limit = validation.page_size(request.page_size)
-        states = []
-        for value in request.states:
-            if value not in pb.OperationState.values() or value == pb.OPERATION_STATE_UNSPECIFIED:
-                raise InvalidArgument(f"states contains {value}, which is not a valid OperationState; leave states empty for all")
-            states.append(state_from_pb(value))
-        rows = await self.store.list_operations(
-            states_=states,
-            workflow=request.workflow,
-            limit=limit + 1,
-            before_id=validation.decode_page_token(request.page_token),
-        )
+        where = operation_filter(request)
+        if request.HasField("created_after"):
+            where = replace(where, created_after=request.created_after.ToDatetime(tzinfo=UTC))
+        if request.HasField("created_before"):
+            where = replace(where, created_before=request.created_before.ToDatetime(tzinfo=UTC))
+        rows = await self.store.list_operations(where, limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
         page = rows[:limit]
         token = validation.encode_page_token(page[-1]["id"]) if len(rows) > limit else ""
         return pb.ListOperationsResponse(operations=[operation_to_pb(s) for s in page], next_page_token=token)
@@ -119,6 +134,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             if State(current["state"]).terminal and last >= current["last_seq"]:
                 return
             while True:
+                subscription.resync()
                 replayed = await self.store.events_after(operation_id, last, REPLAY_PAGE)
                 for event in replayed:
                     yield event_to_pb(event)
@@ -127,7 +143,6 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
                         return
                 if len(replayed) == REPLAY_PAGE:
                     continue
-                subscription.resync()
                 while (live := await subscription.next()) is not None:
                     if live.seq <= last:
                         continue
@@ -138,12 +153,36 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
                     if live.terminal:
                         return
                 if subscription.closed:
-                    await context.abort(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"the daemon is shutting down; reconnect and Watch with after_seq={last}",
-                    )
+                    await self._shutting_down(context, f"Watch with after_seq={last}")
         finally:
             self.hub.unsubscribe(subscription)
+
+    @streaming
+    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEventsResponse]:
+        where = operation_filter(request)
+        cursor = validation.event_cursor(request.after_cursor)
+        subscription = self.hub.subscribe(ALL)
+        try:
+            while True:
+                subscription.resync()
+                batch = await self.store.events_matching(where, cursor, REPLAY_PAGE)
+                for event in batch:
+                    yield pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
+                    cursor = event.cursor
+                if len(batch) == REPLAY_PAGE:
+                    continue
+                try:
+                    await asyncio.wait_for(subscription.next(), self.global_recheck_seconds)
+                except TimeoutError:
+                    pass
+                if subscription.closed:
+                    await self._shutting_down(context, f"WatchEvents with after_cursor={cursor!r}")
+        finally:
+            self.hub.unsubscribe(subscription)
+
+    @staticmethod
+    async def _shutting_down(context: grpc.aio.ServicerContext, resume: str) -> None:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"the daemon is shutting down; reconnect and {resume}")
 
     @unary
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:

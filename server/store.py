@@ -13,17 +13,18 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import Select, delete, event, exists, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from pausable.server import migrate, states
-from pausable.server.models import EventRow, OperationRow, RequestRow, WorkflowRow
+from pausable.server.models import EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
 from pausable.server.states import Decision, EventType, State
 
 
@@ -35,6 +36,9 @@ class AlreadyExists(Exception):
     pass
 
 
+NOTIFY_CHANNEL = "pausable_events"
+
+
 @dataclass(frozen=True)
 class Event:
     operation_id: str
@@ -43,6 +47,7 @@ class Event:
     message: str
     time: float
     snapshot: dict[str, Any]
+    cursor: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -74,6 +79,47 @@ class Change:
 class CheckpointResult:
     decision: Decision
     state: State
+
+
+@dataclass(frozen=True)
+class OperationFilter:
+    """Which operations a list or a global event stream covers; empty fields match everything."""
+
+    states: Sequence[State] = ()
+    workflow: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    requester: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.states:
+            query = query.where(OperationRow.state.in_([str(s) for s in self.states]))
+        if self.workflow:
+            query = query.where(OperationRow.workflow == self.workflow)
+        if self.requester:
+            query = query.where(OperationRow.requester == self.requester)
+        if self.created_after is not None:
+            query = query.where(OperationRow.created_at >= self.created_after)
+        if self.created_before is not None:
+            query = query.where(OperationRow.created_at < self.created_before)
+        for key, value in self.labels.items():
+            query = query.where(
+                exists().where(LabelRow.operation_id == OperationRow.id, LabelRow.key == key, LabelRow.value == value)
+            )
+        return query
+
+
+def encode_cursor(tx: int, event_id: int) -> str:
+    return f"{tx}.{event_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Raises ValueError for anything encode_cursor did not make."""
+    if not cursor:
+        return (-1, 0)
+    tx, _, event_id = cursor.partition(".")
+    return int(tx), int(event_id)
 
 
 def new_operation_id() -> str:
@@ -132,16 +178,34 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[list[Event]], None] | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.on_commit = on_commit or (lambda events: None)
+        self.postgres = engine.dialect.name == "postgresql"
+        self.replica = replica or secrets.token_hex(4)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[tuple[AsyncSession, list[Event]]]:
+        """One write transaction; the events appended to the list are published after the commit.
+
+        On Postgres a NOTIFY in the same transaction wakes the watchers of
+        other replicas when (and only if) it commits.
+        """
+        events: list[Event] = []
+        async with self.sessions.begin() as session:
+            yield session, events
+            if events and self.postgres:
+                payload = f"{self.replica} {events[-1].operation_id} {events[-1].seq}"
+                await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": payload})
+        if events:
+            self.on_commit(events)
 
     @classmethod
-    async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None) -> Store:
+    async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
         engine = make_engine(url)
         await migrate.upgrade(engine)
-        return cls(engine, on_commit)
+        return cls(engine, on_commit, replica)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -180,18 +244,40 @@ class Store:
                 raise NotFound(operation_id)
             return full_snapshot(row)
 
-    async def list_operations(
-        self, *, states_: Sequence[State], workflow: str, limit: int, before_id: str | None
-    ) -> list[dict[str, Any]]:
-        query = select(OperationRow).order_by(OperationRow.id.desc()).limit(limit)
-        if states_:
-            query = query.where(OperationRow.state.in_([str(s) for s in states_]))
-        if workflow:
-            query = query.where(OperationRow.workflow == workflow)
+    async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[dict[str, Any]]:
+        """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""
+        query = where.apply(select(OperationRow)).order_by(OperationRow.id.desc()).limit(limit)
         if before_id:
             query = query.where(OperationRow.id < before_id)
         async with self.sessions() as session:
             return [full_snapshot(row) for row in (await session.scalars(query)).all()]
+
+    async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> list[Event]:
+        """Events of every operation matching `where`, after the global cursor `after`, in a stable order.
+
+        On Postgres, ids are handed out before commit, so an event is shown
+        only once every transaction older than its own has ended
+        (`pg_snapshot_xmin`): nothing can later appear before a cursor.
+        """
+        tx, event_id = decode_cursor(after)
+        query = (
+            where.apply(select(EventRow).join(OperationRow, OperationRow.id == EventRow.operation_id))
+            .where(tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id))
+            .order_by(EventRow.tx, EventRow.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        async with self.sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [self._event(row) for row in rows]
+
+    @staticmethod
+    def _event(row: EventRow) -> Event:
+        return Event(
+            row.operation_id, row.seq, EventType(row.type), row.message, _epoch(row.created_at) or 0.0, row.snapshot,
+            encode_cursor(row.tx, row.id),
+        )  # fmt: skip
 
     async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> list[Event]:
         query = (
@@ -202,10 +288,7 @@ class Store:
         )
         async with self.sessions() as session:
             rows = (await session.scalars(query)).all()
-        return [
-            Event(r.operation_id, r.seq, EventType(r.type), r.message, _epoch(r.created_at) or 0.0, r.snapshot)
-            for r in rows
-        ]
+        return [self._event(row) for row in rows]
 
     async def plan_of(self, operation_id: str) -> tuple[list[dict[str, Any]], int, Any]:
         """The stored plan, the step to start from and the argument to feed it."""
@@ -258,18 +341,18 @@ class Store:
             last_seq=0,
         )
         try:
-            async with self.sessions.begin() as session:
+            async with self._transaction() as (session, events):
                 session.add(row)
                 await session.flush()
-                events = [self._append(session, row, EventType.CREATED, f"created from workflow {workflow.name}", now)]
+                session.add_all(LabelRow(operation_id=row.id, key=key, value=value) for key, value in labels.items())
+                self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
                 row.state = State.RUNNING
-                events.append(self._append(session, row, EventType.STARTED, "dispatched to the workers", now))
+                self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
         except IntegrityError:
             existing = await self._by_request_id(request_id) if request_id else None
             if existing is None:
                 raise
             return self._same_request(existing, workflow.name)
-        self.on_commit(events)
         return Change(full_snapshot(row), dispatch=True)
 
     async def _by_request_id(self, request_id: str) -> OperationRow | None:
@@ -289,7 +372,7 @@ class Store:
         """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set."""
         decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
             if request_id:
                 seen = await session.get(RequestRow, request_id)
@@ -302,56 +385,69 @@ class Store:
                     return Change(full_snapshot(row), created=False)
                 session.add(RequestRow(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
             transition = decide(State(row.state))
-            events = self._apply(session, row, transition, now)
-        self.on_commit(events)
+            self._apply(session, events, row, transition, now)
         return Change(full_snapshot(row), dispatch=transition.dispatch)
 
     async def checkpoint(self, operation_id: str, step: int, result_json: str) -> CheckpointResult:
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
             outcome = states.checkpoint(State(row.state), row.current_step, step, len(row.step_names))
             if outcome.record_result:
                 row.result_json = result_json
                 row.current_step = step + 1
                 row.progress, row.progress_message = 0.0, ""
-            events = self._apply(session, row, outcome.transition, now)
-        self.on_commit(events)
+            self._apply(session, events, row, outcome.transition, now)
         return CheckpointResult(outcome.decision, State(row.state))
 
     async def revert_resume(self, operation_id: str, message: str) -> None:
         """Put back to PAUSED an operation whose resumed chain never reached the broker."""
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
-            events: list[Event] = []
             if row.state == State.RUNNING:
-                events = self._apply(session, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
-        self.on_commit(events)
+                self._apply(session, events, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
 
     async def report_progress(self, operation_id: str, step: int, fraction: float, message: str) -> State:
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
-            events: list[Event] = []
             if states.accepts_step_report(State(row.state), row.current_step, step):
                 row.progress, row.progress_message = fraction, message
-                events = self._apply(session, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
-        self.on_commit(events)
+                self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
         return State(row.state)
 
     async def fail(self, operation_id: str, step: int, error: dict[str, Any]) -> State:
         """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain)."""
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
-            events: list[Event] = []
             if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
                 row.error = error
                 transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
-                events = self._apply(session, row, transition, now)
-        self.on_commit(events)
+                self._apply(session, events, row, transition, now)
         return State(row.state)
+
+    async def purge(self, ended_before: datetime, batch: int = 500) -> int:
+        """Delete finished operations that ended before `ended_before`, with their events, one small batch per transaction."""
+        purged = 0
+        while True:
+            async with self.sessions.begin() as session:
+                ids = list(
+                    (
+                        await session.scalars(
+                            select(OperationRow.id)
+                            .where(OperationRow.ended_at < ended_before, OperationRow.state.in_([str(s) for s in states.TERMINAL]))
+                            .limit(batch)
+                        )
+                    ).all()
+                )
+                for table in (EventRow, LabelRow, RequestRow):
+                    await session.execute(delete(table).where(table.operation_id.in_(ids)))
+                await session.execute(delete(OperationRow).where(OperationRow.id.in_(ids)))
+            purged += len(ids)
+            if len(ids) < batch:
+                return purged
 
     # -- helpers -------------------------------------------------------------
 
@@ -362,20 +458,21 @@ class Store:
             raise NotFound(operation_id)
         return row
 
-    def _apply(self, session: AsyncSession, row: OperationRow, transition: states.Transition, now: datetime) -> list[Event]:
+    def _apply(self, session: AsyncSession, events: list[Event], row: OperationRow, transition: states.Transition, now: datetime) -> None:
         if transition.state is None or transition.event is None:
-            return []
+            return
         row.state = transition.state
         if transition.state.terminal:
             row.ended_at = now
-        return [self._append(session, row, transition.event, transition.message, now)]
+        self._append(session, events, row, transition.event, transition.message, now)
 
     @staticmethod
-    def _append(session: AsyncSession, row: OperationRow, type_: EventType, message: str, now: datetime) -> Event:
+    def _append(session: AsyncSession, events: list[Event], row: OperationRow, type_: EventType, message: str, now: datetime) -> None:
+        """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
         snap = snapshot(row)
         session.add(
-            EventRow(operation_id=row.id, seq=row.last_seq, type=type_, message=message, snapshot=snap, created_at=now)
+            EventRow(operation_id=row.id, seq=row.last_seq, type=type_, message=message, state=row.state, snapshot=snap, created_at=now)
         )
-        return Event(row.id, row.last_seq, type_, message, now.timestamp(), snap)
+        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))

@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 
 from pausable.server.errors import InvalidArgument
+from pausable.server.store import decode_cursor
 
 OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$")
@@ -89,3 +90,11 @@ def decode_page_token(token: str) -> str | None:
     if not isinstance(before, str) or not OPERATION_ID.match(before):
         raise InvalidArgument("page_token is not one this server issued: pass next_page_token from the previous response unchanged")
     return before
+
+
+def event_cursor(value: str) -> str:
+    try:
+        decode_cursor(value)
+    except ValueError:
+        raise InvalidArgument("after_cursor is not one this server issued: pass a cursor from WatchEvents unchanged, or empty") from None
+    return value

@@ -4,7 +4,8 @@ Celery's prefork pool forks children; a gRPC channel must not cross a fork,
 so the channel is created lazily and re-created when the pid changes.
 Calls are retried while the daemon is UNAVAILABLE (restarting, or briefly
 unreachable) for up to `patience` seconds, so no checkpoint is dropped on
-the floor by a daemon restart.
+the floor by a daemon restart. With several replicas (see
+pausable.targets) a retry lands on another one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 
 from pausable.config import get_settings
+from pausable.targets import channel_options, channel_target
 from pausable.v1 import operation_pb2, worker_pb2, worker_pb2_grpc
 
 Reply = TypeVar("Reply")
@@ -39,7 +41,7 @@ class DaemonLink:
     def stub(self) -> worker_pb2_grpc.WorkerServiceStub:
         with self._lock:
             if self._stub is None or self._pid != os.getpid():
-                self._channel = grpc.insecure_channel(self.target)
+                self._channel = grpc.insecure_channel(channel_target(self.target), options=channel_options())
                 self._stub = worker_pb2_grpc.WorkerServiceStub(self._channel)
                 self._pid = os.getpid()
             return self._stub

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpausable/v1/operation.proto\x12\x0bpausable.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\x0eOperationError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x05\x12\x11\n\tstep_name\x18\x04 \x01(\t\"\xda\x04\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.pausable.v1.OperationState\x12\x14\n\x0c\x63urrent_step\x18\x04 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x05 \x01(\x05\x12\x19\n\x11\x63urrent_step_name\x18\x06 \x01(\t\x12\x10\n\x08progress\x18\x07 \x01(\x01\x12\x18\n\x10progress_message\x18\x08 \x01(\t\x12%\n\x05input\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x06result\x18\n \x01(\x0b\x32\x16.google.protobuf.Value\x12*\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1b.pausable.v1.OperationError\x12\x11\n\trequester\x18\x0c \x01(\t\x12\x32\n\x06labels\x18\r \x03(\x0b\x32\".pausable.v1.Operation.LabelsEntry\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x11 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x01\n\x0eOperationEvent\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.pausable.v1.EventType\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12)\n\toperation\x18\x06 \x01(\x0b\x32\x16.pausable.v1.Operation\"\xb0\x01\n\x08Workflow\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05steps\x18\x03 \x03(\t\x12,\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x31\n\rregister_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplan_json\x18\x06 \x01(\t\"\xe6\x01\n\x15StartOperationRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12%\n\x05input\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\trequester\x18\x04 \x01(\t\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..pausable.v1.StartOperationRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x16StartOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"+\n\x13GetOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\"A\n\x14GetOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"}\n\x15ListOperationsRequest\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.pausable.v1.OperationState\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"]\n\x16ListOperationsResponse\x12*\n\noperations\x18\x01 \x03(\x0b\x32\x16.pausable.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x0cPauseRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\":\n\rPauseResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"9\n\rResumeRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\";\n\x0eResumeResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"9\n\rCancelRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\";\n\x0e\x43\x61ncelResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"7\n\x0cWatchRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\";\n\rWatchResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.pausable.v1.OperationEvent\"\x16\n\x14ListWorkflowsRequest\"A\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.pausable.v1.Workflow*\xac\x02\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12#\n\x1fOPERATION_STATE_PAUSE_REQUESTED\x10\x03\x12\x1a\n\x16OPERATION_STATE_PAUSED\x10\x04\x12$\n OPERATION_STATE_CANCEL_REQUESTED\x10\x05\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x06\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x07\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x08*\xca\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_CREATED\x10\x01\x12\x16\n\x12\x45VENT_TYPE_STARTED\x10\x02\x12\x1d\n\x19\x45VENT_TYPE_STEP_COMPLETED\x10\x03\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x04\x12\x1e\n\x1a\x45VENT_TYPE_PAUSE_REQUESTED\x10\x05\x12\x15\n\x11\x45VENT_TYPE_PAUSED\x10\x06\x12\x16\n\x12\x45VENT_TYPE_RESUMED\x10\x07\x12\x1f\n\x1b\x45VENT_TYPE_CANCEL_REQUESTED\x10\x08\x12\x18\n\x14\x45VENT_TYPE_CANCELLED\x10\t\x12\x18\n\x14\x45VENT_TYPE_SUCCEEDED\x10\n\x12\x15\n\x11\x45VENT_TYPE_FAILED\x10\x0b\x32\xfd\x04\n\x10OperationService\x12Y\n\x0eStartOperation\x12\".pausable.v1.StartOperationRequest\x1a#.pausable.v1.StartOperationResponse\x12S\n\x0cGetOperation\x12 .pausable.v1.GetOperationRequest\x1a!.pausable.v1.GetOperationResponse\x12Y\n\x0eListOperations\x12\".pausable.v1.ListOperationsRequest\x1a#.pausable.v1.ListOperationsResponse\x12>\n\x05Pause\x12\x19.pausable.v1.PauseRequest\x1a\x1a.pausable.v1.PauseResponse\x12\x41\n\x06Resume\x12\x1a.pausable.v1.ResumeRequest\x1a\x1b.pausable.v1.ResumeResponse\x12\x41\n\x06\x43\x61ncel\x12\x1a.pausable.v1.CancelRequest\x1a\x1b.pausable.v1.CancelResponse\x12@\n\x05Watch\x12\x19.pausable.v1.WatchRequest\x1a\x1a.pausable.v1.WatchResponse0\x01\x12V\n\rListWorkflows\x12!.pausable.v1.ListWorkflowsRequest\x1a\".pausable.v1.ListWorkflowsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpausable/v1/operation.proto\x12\x0bpausable.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\x0eOperationError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x05\x12\x11\n\tstep_name\x18\x04 \x01(\t\"\xda\x04\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.pausable.v1.OperationState\x12\x14\n\x0c\x63urrent_step\x18\x04 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x05 \x01(\x05\x12\x19\n\x11\x63urrent_step_name\x18\x06 \x01(\t\x12\x10\n\x08progress\x18\x07 \x01(\x01\x12\x18\n\x10progress_message\x18\x08 \x01(\t\x12%\n\x05input\x18\t \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x06result\x18\n \x01(\x0b\x32\x16.google.protobuf.Value\x12*\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1b.pausable.v1.OperationError\x12\x11\n\trequester\x18\x0c \x01(\t\x12\x32\n\x06labels\x18\r \x03(\x0b\x32\".pausable.v1.Operation.LabelsEntry\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x11 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x01\n\x0eOperationEvent\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.pausable.v1.EventType\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\t\x12)\n\toperation\x18\x06 \x01(\x0b\x32\x16.pausable.v1.Operation\"\xb0\x01\n\x08Workflow\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05steps\x18\x03 \x03(\t\x12,\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x31\n\rregister_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplan_json\x18\x06 \x01(\t\"\xe6\x01\n\x15StartOperationRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12%\n\x05input\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\trequester\x18\x04 \x01(\t\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..pausable.v1.StartOperationRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x16StartOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"+\n\x13GetOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\"A\n\x14GetOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"\xe6\x02\n\x15ListOperationsRequest\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.pausable.v1.OperationState\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12>\n\x06labels\x18\x05 \x03(\x0b\x32..pausable.v1.ListOperationsRequest.LabelsEntry\x12\x11\n\trequester\x18\x06 \x01(\t\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x16ListOperationsResponse\x12*\n\noperations\x18\x01 \x03(\x0b\x32\x16.pausable.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x0cPauseRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\":\n\rPauseResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"9\n\rResumeRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\";\n\x0eResumeResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"9\n\rCancelRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\";\n\x0e\x43\x61ncelResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.pausable.v1.Operation\"7\n\x0cWatchRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\";\n\rWatchResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.pausable.v1.OperationEvent\"\xe8\x01\n\x12WatchEventsRequest\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.pausable.v1.OperationState\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12;\n\x06labels\x18\x03 \x03(\x0b\x32+.pausable.v1.WatchEventsRequest.LabelsEntry\x12\x11\n\trequester\x18\x04 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\x13WatchEventsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.pausable.v1.OperationEvent\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\x16\n\x14ListWorkflowsRequest\"A\n\x15ListWorkflowsResponse\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.pausable.v1.Workflow*\xac\x02\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12#\n\x1fOPERATION_STATE_PAUSE_REQUESTED\x10\x03\x12\x1a\n\x16OPERATION_STATE_PAUSED\x10\x04\x12$\n OPERATION_STATE_CANCEL_REQUESTED\x10\x05\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x06\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x07\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x08*\xca\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_CREATED\x10\x01\x12\x16\n\x12\x45VENT_TYPE_STARTED\x10\x02\x12\x1d\n\x19\x45VENT_TYPE_STEP_COMPLETED\x10\x03\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x04\x12\x1e\n\x1a\x45VENT_TYPE_PAUSE_REQUESTED\x10\x05\x12\x15\n\x11\x45VENT_TYPE_PAUSED\x10\x06\x12\x16\n\x12\x45VENT_TYPE_RESUMED\x10\x07\x12\x1f\n\x1b\x45VENT_TYPE_CANCEL_REQUESTED\x10\x08\x12\x18\n\x14\x45VENT_TYPE_CANCELLED\x10\t\x12\x18\n\x14\x45VENT_TYPE_SUCCEEDED\x10\n\x12\x15\n\x11\x45VENT_TYPE_FAILED\x10\x0b\x32\xd1\x05\n\x10OperationService\x12Y\n\x0eStartOperation\x12\".pausable.v1.StartOperationRequest\x1a#.pausable.v1.StartOperationResponse\x12S\n\x0cGetOperation\x12 .pausable.v1.GetOperationRequest\x1a!.pausable.v1.GetOperationResponse\x12Y\n\x0eListOperations\x12\".pausable.v1.ListOperationsRequest\x1a#.pausable.v1.ListOperationsResponse\x12>\n\x05Pause\x12\x19.pausable.v1.PauseRequest\x1a\x1a.pausable.v1.PauseResponse\x12\x41\n\x06Resume\x12\x1a.pausable.v1.ResumeRequest\x1a\x1b.pausable.v1.ResumeResponse\x12\x41\n\x06\x43\x61ncel\x12\x1a.pausable.v1.CancelRequest\x1a\x1b.pausable.v1.CancelResponse\x12@\n\x05Watch\x12\x19.pausable.v1.WatchRequest\x1a\x1a.pausable.v1.WatchResponse0\x01\x12R\n\x0bWatchEvents\x12\x1f.pausable.v1.WatchEventsRequest\x1a .pausable.v1.WatchEventsResponse0\x01\x12V\n\rListWorkflows\x12!.pausable.v1.ListWorkflowsRequest\x1a\".pausable.v1.ListWorkflowsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATION_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_STARTOPERATIONREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_STARTOPERATIONREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_OPERATIONSTATE']._serialized_start=2371
-  _globals['_OPERATIONSTATE']._serialized_end=2671
-  _globals['_EVENTTYPE']._serialized_start=2674
-  _globals['_EVENTTYPE']._serialized_end=3004
+  _globals['_LISTOPERATIONSREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_LISTOPERATIONSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_WATCHEVENTSREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_WATCHEVENTSREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_OPERATIONSTATE']._serialized_start=2923
+  _globals['_OPERATIONSTATE']._serialized_end=3223
+  _globals['_EVENTTYPE']._serialized_start=3226
+  _globals['_EVENTTYPE']._serialized_end=3556
   _globals['_OPERATIONERROR']._serialized_start=107
   _globals['_OPERATIONERROR']._serialized_end=187
   _globals['_OPERATION']._serialized_start=190
@@ -61,30 +65,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETOPERATIONREQUEST']._serialized_end=1512
   _globals['_GETOPERATIONRESPONSE']._serialized_start=1514
   _globals['_GETOPERATIONRESPONSE']._serialized_end=1579
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1581
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1706
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1708
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1801
-  _globals['_PAUSEREQUEST']._serialized_start=1803
-  _globals['_PAUSEREQUEST']._serialized_end=1859
-  _globals['_PAUSERESPONSE']._serialized_start=1861
-  _globals['_PAUSERESPONSE']._serialized_end=1919
-  _globals['_RESUMEREQUEST']._serialized_start=1921
-  _globals['_RESUMEREQUEST']._serialized_end=1978
-  _globals['_RESUMERESPONSE']._serialized_start=1980
-  _globals['_RESUMERESPONSE']._serialized_end=2039
-  _globals['_CANCELREQUEST']._serialized_start=2041
-  _globals['_CANCELREQUEST']._serialized_end=2098
-  _globals['_CANCELRESPONSE']._serialized_start=2100
-  _globals['_CANCELRESPONSE']._serialized_end=2159
-  _globals['_WATCHREQUEST']._serialized_start=2161
-  _globals['_WATCHREQUEST']._serialized_end=2216
-  _globals['_WATCHRESPONSE']._serialized_start=2218
-  _globals['_WATCHRESPONSE']._serialized_end=2277
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=2279
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=2301
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=2303
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2368
-  _globals['_OPERATIONSERVICE']._serialized_start=3007
-  _globals['_OPERATIONSERVICE']._serialized_end=3644
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1582
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1940
+  _globals['_LISTOPERATIONSREQUEST_LABELSENTRY']._serialized_start=747
+  _globals['_LISTOPERATIONSREQUEST_LABELSENTRY']._serialized_end=792
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1942
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=2035
+  _globals['_PAUSEREQUEST']._serialized_start=2037
+  _globals['_PAUSEREQUEST']._serialized_end=2093
+  _globals['_PAUSERESPONSE']._serialized_start=2095
+  _globals['_PAUSERESPONSE']._serialized_end=2153
+  _globals['_RESUMEREQUEST']._serialized_start=2155
+  _globals['_RESUMEREQUEST']._serialized_end=2212
+  _globals['_RESUMERESPONSE']._serialized_start=2214
+  _globals['_RESUMERESPONSE']._serialized_end=2273
+  _globals['_CANCELREQUEST']._serialized_start=2275
+  _globals['_CANCELREQUEST']._serialized_end=2332
+  _globals['_CANCELRESPONSE']._serialized_start=2334
+  _globals['_CANCELRESPONSE']._serialized_end=2393
+  _globals['_WATCHREQUEST']._serialized_start=2395
+  _globals['_WATCHREQUEST']._serialized_end=2450
+  _globals['_WATCHRESPONSE']._serialized_start=2452
+  _globals['_WATCHRESPONSE']._serialized_end=2511
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2514
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2746
+  _globals['_WATCHEVENTSREQUEST_LABELSENTRY']._serialized_start=747
+  _globals['_WATCHEVENTSREQUEST_LABELSENTRY']._serialized_end=792
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2748
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2829
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=2831
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=2853
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=2855
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2920
+  _globals['_OPERATIONSERVICE']._serialized_start=3559
+  _globals['_OPERATIONSERVICE']._serialized_end=4280
 # @@protoc_insertion_point(module_scope)

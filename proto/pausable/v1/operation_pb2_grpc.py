@@ -69,6 +69,11 @@ class OperationServiceStub:
                 request_serializer=pausable_dot_v1_dot_operation__pb2.WatchRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_operation__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/pausable.v1.OperationService/WatchEvents',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
         self.ListWorkflows = channel.unary_unary(
                 '/pausable.v1.OperationService/ListWorkflows',
                 request_serializer=pausable_dot_v1_dot_operation__pb2.ListWorkflowsRequest.SerializeToString,
@@ -126,6 +131,14 @@ class OperationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """The events of every operation matching a filter, resumable from a global
+        cursor; never ends. For dashboards and audit consumers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWorkflows(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -169,6 +182,11 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=pausable_dot_v1_dot_operation__pb2.WatchRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_operation__pb2.WatchResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.WatchEventsRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.WatchEventsResponse.SerializeToString,
             ),
             'ListWorkflows': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkflows,
@@ -365,6 +383,33 @@ class OperationService:
             '/pausable.v1.OperationService/Watch',
             pausable_dot_v1_dot_operation__pb2.WatchRequest.SerializeToString,
             pausable_dot_v1_dot_operation__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pausable.v1.OperationService/WatchEvents',
+            pausable_dot_v1_dot_operation__pb2.WatchEventsRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
