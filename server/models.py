@@ -40,6 +40,10 @@ class OperationRow(Base):
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The last checkpoint recorded, so a retried call gets the same answer.
+    checkpoint_attempt: Mapped[str] = mapped_column(String(64), server_default="")
+    checkpoint_step: Mapped[int] = mapped_column(Integer, server_default="-1")
+    checkpoint_decision: Mapped[str] = mapped_column(String(16), server_default="")
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),

@@ -388,15 +388,19 @@ class Store:
             self._apply(session, events, row, transition, now)
         return Change(full_snapshot(row), dispatch=transition.dispatch)
 
-    async def checkpoint(self, operation_id: str, step: int, result_json: str) -> CheckpointResult:
+    async def checkpoint(self, operation_id: str, step: int, result_json: str, attempt: str = "") -> CheckpointResult:
         now = datetime.now(UTC)
         async with self._transaction() as (session, events):
             row = await self._locked(session, operation_id)
+            if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
+                return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
             outcome = states.checkpoint(State(row.state), row.current_step, step, len(row.step_names))
             if outcome.record_result:
                 row.result_json = result_json
                 row.current_step = step + 1
                 row.progress, row.progress_message = 0.0, ""
+            if outcome.transition.state is not None:
+                row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
         return CheckpointResult(outcome.decision, State(row.state))
 

@@ -45,7 +45,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         validation.json_text("result_json", request.result_json)
         outcome = await self.store.checkpoint(
-            validation.operation_id(request.operation_id), _step(request.step), request.result_json
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            request.result_json,
+            validation.short_text("attempt_id", request.attempt_id),
         )
         return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
 

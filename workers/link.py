@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -65,10 +66,11 @@ class DaemonLink:
             delay = min(delay * 2, 2.0)
 
     def checkpoint(self, operation_id: str, step: int, result: Any) -> int:
-        reply = self.call(
-            lambda s: s.Checkpoint,
-            worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=json.dumps(result)),
+        """Record the step's result; retries carry one attempt_id, so they get the first call's answer."""
+        request = worker_pb2.CheckpointRequest(
+            operation_id=operation_id, step=step, result_json=json.dumps(result), attempt_id=uuid.uuid4().hex
         )
+        reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
 
     def progress(self, operation_id: str, step: int, fraction: float, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Label rows, the global event stream's ordering, indexes for filters and retention
+"""Label rows, the global event stream's ordering, idempotent checkpoints, indexes for filters and retention
 
 Revision ID: 0002
 Revises: 0001
@@ -31,6 +31,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("state", sa.String(length=20), nullable=False, server_default=""))
         batch.add_column(sa.Column("tx", sa.BigInteger(), nullable=False, server_default=tx_default))
     op.create_index("ix_events_tx_id", "events", ["tx", "id"])
+    with op.batch_alter_table("operations") as batch:
+        batch.add_column(sa.Column("checkpoint_attempt", sa.String(length=64), nullable=False, server_default=""))
+        batch.add_column(sa.Column("checkpoint_step", sa.Integer(), nullable=False, server_default="-1"))
+        batch.add_column(sa.Column("checkpoint_decision", sa.String(length=16), nullable=False, server_default=""))
     op.create_index("ix_operations_requester_id", "operations", ["requester", "id"])
     op.create_index("ix_operations_ended_at", "operations", ["ended_at"])
 
@@ -38,6 +42,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_operations_ended_at", table_name="operations")
     op.drop_index("ix_operations_requester_id", table_name="operations")
+    with op.batch_alter_table("operations") as batch:
+        batch.drop_column("checkpoint_decision")
+        batch.drop_column("checkpoint_step")
+        batch.drop_column("checkpoint_attempt")
     op.drop_index("ix_events_tx_id", table_name="events")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("tx")
