@@ -49,6 +49,7 @@ class OperationRow(Base):
         Index("ix_operations_state_id", "state", "id"),
         Index("ix_operations_workflow_id", "workflow", "id"),
         Index("ix_operations_requester_id", "requester", "id"),
+        Index("ix_operations_workflow_state_id", "workflow", "state", "id"),
         Index("ix_operations_ended_at", "ended_at"),
     )
 

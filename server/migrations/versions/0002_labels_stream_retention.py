@@ -36,11 +36,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("checkpoint_step", sa.Integer(), nullable=False, server_default="-1"))
         batch.add_column(sa.Column("checkpoint_decision", sa.String(length=16), nullable=False, server_default=""))
     op.create_index("ix_operations_requester_id", "operations", ["requester", "id"])
+    op.create_index("ix_operations_workflow_state_id", "operations", ["workflow", "state", "id"])
     op.create_index("ix_operations_ended_at", "operations", ["ended_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_operations_ended_at", table_name="operations")
+    op.drop_index("ix_operations_workflow_state_id", table_name="operations")
     op.drop_index("ix_operations_requester_id", table_name="operations")
     with op.batch_alter_table("operations") as batch:
         batch.drop_column("checkpoint_decision")
