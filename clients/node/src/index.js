@@ -207,13 +207,15 @@ export class Client {
    * Every event after `afterSeq`, each exactly once and in seq order, ending
    * after the terminal one (SUCCEEDED, FAILED or CANCELLED). A stream broken
    * with UNAVAILABLE (daemon restart, network) is reopened from the last seq
-   * seen; a gap in the seqs also reopens it. Reconnecting gives up after
-   * `reconnectSeconds` without a new event. Leave the loop early (break) to
-   * cancel the stream, or pass an AbortSignal as `signal`.
+   * seen; a gap in the seqs also reopens it. Reconnecting gives up once it
+   * has failed for `reconnectSeconds` with no new event (an idle watch on a
+   * paused operation may stay open for hours: only the failing time counts).
+   * Leave the loop early (break) to cancel the stream, or pass an AbortSignal
+   * as `signal`.
    */
   async *watch(id, { afterSeq = 0, signal, reconnectSeconds = this.reconnectSeconds } = {}) {
     let last = Number(afterSeq);
-    let deadline = Date.now() + reconnectSeconds * 1000;
+    let failingSince = null; // when reconnecting started failing, since the last event
     let delay = 50;
     for (;;) {
       signal?.throwIfAborted();
@@ -231,7 +233,7 @@ export class Client {
             break; // reopen from `last`: the daemon replays what we missed from its store
           }
           last = event.seq;
-          deadline = Date.now() + reconnectSeconds * 1000;
+          failingSince = null;
           delay = 50;
           yield event;
           if (event.terminal) return;
@@ -245,7 +247,8 @@ export class Client {
         signal?.removeEventListener('abort', abort);
         call.cancel();
       }
-      if (Date.now() > deadline) throw fromServiceError(error);
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > reconnectSeconds * 1000) throw fromServiceError(error);
       await sleep(backoff(delay), undefined, { signal });
       delay = Math.min(delay * 2, 1000);
     }

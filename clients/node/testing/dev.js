@@ -2,7 +2,7 @@
  * Test fixtures: a real `pausable dev` (redis + daemon + one celery worker) on a
  * free port, and a TCP proxy whose connections a test can cut.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -62,7 +62,7 @@ export async function startDev({ timeoutMs = 60_000 } = {}) {
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const client = connect(target, { retrySeconds: 2 });
+  const client = connect(target, { retrySeconds: 2, timeoutSeconds: 10 });
   const deadline = Date.now() + timeoutMs;
   const ready = (async () => {
     for (;;) {

@@ -1,0 +1,161 @@
+/**
+ * Against a real daemon and a real celery worker (`pausable dev`, started once for this file).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { FailedPrecondition, InvalidArgument, NotFound, PausableError, connect } from '../src/index.js';
+import { startDev, startProxy } from '../testing/dev.js';
+
+const T = { timeout: 60_000 };
+let dev;
+let client;
+
+before(async () => {
+  dev = await startDev();
+  client = dev.client;
+}, { timeout: 90_000 });
+
+after(async () => {
+  await dev?.stop();
+}, { timeout: 60_000 });
+
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const EXPECTED_RESULT = { summary: { count: 5, total: 220, max: 100, mean: 44 }, steps: ['T1', 'T2', 'T3', 'T4', 'T5'] };
+
+test('workflows() lists demo.etl with its steps and input schema', T, async () => {
+  const etl = (await client.workflows()).find((w) => w.name === 'demo.etl');
+  assert.equal(etl.steps.length, 5);
+  assert.equal(etl.inputSchema.properties.rows.type, 'integer');
+  assert.ok(etl.registerTime instanceof Date);
+});
+
+test('start runs demo.etl to SUCCEEDED with the expected result', T, async () => {
+  const input = { rows: 10, step_seconds: 0.05 };
+  const op = await client.start('demo.etl', input, { requestId: `node-${Date.now()}`, requester: 'node-test', labels: { suite: 'node' } });
+  assert.match(op.id, /^[0-9a-f]{32}$/);
+  assert.deepEqual(op.input, input);
+  assert.equal(op.totalSteps, 5);
+
+  const final = await client.wait(op.id);
+  assert.equal(final.state, 'SUCCEEDED');
+  assert.deepEqual(final.result, EXPECTED_RESULT);
+  assert.ok(Number.isInteger(final.result.summary.count));
+
+  const got = await client.get(op.id);
+  assert.equal(got.state, 'SUCCEEDED');
+  assert.equal(got.currentStep, 5);
+  assert.equal(got.requester, 'node-test');
+  assert.deepEqual(got.labels, { suite: 'node' });
+  assert.ok(got.endTime instanceof Date && got.endTime >= got.createTime);
+  assert.deepEqual(got.result, EXPECTED_RESULT);
+
+  const listed = await client.list({ states: ['SUCCEEDED'], workflow: 'demo.etl', pageSize: 1000 });
+  assert.ok(listed.operations.some((o) => o.id === op.id));
+});
+
+test('the same requestId returns the same operation', T, async () => {
+  const requestId = `same-${Date.now()}`;
+  const first = await client.start('demo.etl', { rows: 2, step_seconds: 0 }, { requestId });
+  const again = await client.start('demo.etl', { rows: 2, step_seconds: 0 }, { requestId });
+  assert.equal(again.id, first.id);
+  assert.equal((await client.wait(first.id)).state, 'SUCCEEDED');
+});
+
+test('pause -> PAUSED -> resume -> SUCCEEDED, the watch seeing seqs 1..lastSeq once each', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.5 });
+  const events = [];
+  for await (const event of client.watch(op.id)) {
+    events.push(event);
+    if (event.type === 'STARTED') {
+      assert.equal((await client.pause(op.id)).state, 'PAUSE_REQUESTED');
+    } else if (event.type === 'PAUSED') {
+      const paused = await client.get(op.id);
+      assert.equal(paused.state, 'PAUSED');
+      assert.ok(paused.currentStep >= 1 && paused.currentStep < 5, `paused at step ${paused.currentStep}`);
+      // While paused, the result is the last finished step's.
+      assert.deepEqual(paused.result.log, EXPECTED_RESULT.steps.slice(0, paused.currentStep));
+      assert.equal((await client.resume(op.id)).state, 'RUNNING');
+    }
+  }
+  const final = events.at(-1).operation;
+  assert.equal(final.state, 'SUCCEEDED');
+  assert.deepEqual(final.result, EXPECTED_RESULT);
+  assert.deepEqual(events.map((e) => e.seq), range(1, final.lastSeq));
+  const types = events.map((e) => e.type);
+  for (const [a, b] of [['PAUSE_REQUESTED', 'PAUSED'], ['PAUSED', 'RESUMED'], ['RESUMED', 'SUCCEEDED']]) {
+    assert.ok(types.indexOf(a) !== -1 && types.indexOf(a) < types.indexOf(b), `${a} before ${b} in ${types}`);
+  }
+  assert.equal(types.filter((t) => t === 'SUCCEEDED').length, 1);
+});
+
+test('watch with afterSeq picks up mid-run where an earlier watch stopped', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.3 });
+  const seen = [];
+  for await (const event of client.watch(op.id)) {
+    seen.push(event.seq);
+    if (event.type === 'STEP_COMPLETED') break; // leaves the stream mid-run
+  }
+  const last = seen.at(-1);
+  const rest = [];
+  let final;
+  for await (const event of client.watch(op.id, { afterSeq: last })) {
+    rest.push(event.seq);
+    final = event.operation;
+  }
+  assert.equal(final.state, 'SUCCEEDED');
+  assert.deepEqual([...seen, ...rest], range(1, final.lastSeq));
+
+  // After the terminal event there is nothing more to see.
+  const none = [];
+  for await (const event of client.watch(op.id, { afterSeq: final.lastSeq })) none.push(event);
+  assert.deepEqual(none, []);
+});
+
+test('watch reconnects by itself after the connection drops, without repeating or skipping events', T, async () => {
+  const proxy = await startProxy(dev.target);
+  const viaProxy = connect(proxy.target);
+  try {
+    const op = await viaProxy.start('demo.etl', { rows: 10, step_seconds: 0.3 });
+    const seqs = [];
+    let final;
+    for await (const event of viaProxy.watch(op.id)) {
+      seqs.push(event.seq);
+      final = event.operation;
+      if (event.type === 'STEP_COMPLETED' && proxy.connections === 1) proxy.cut();
+    }
+    assert.ok(proxy.connections >= 2, 'the client reconnected');
+    assert.equal(final.state, 'SUCCEEDED');
+    assert.deepEqual(seqs, range(1, final.lastSeq));
+  } finally {
+    viaProxy.close();
+    proxy.close();
+  }
+});
+
+test('cancel ends a running operation CANCELLED', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.5 });
+  const asked = await client.cancel(op.id);
+  assert.ok(['CANCEL_REQUESTED', 'CANCELLED'].includes(asked.state), asked.state);
+  const final = await client.wait(op.id);
+  assert.equal(final.state, 'CANCELLED');
+  assert.ok(final.currentStep < 5);
+});
+
+test('errors carry the gRPC code and the server message', T, async () => {
+  const check = async (promise, Class, pattern) => {
+    const error = await promise.then(() => assert.fail('expected a rejection'), (e) => e);
+    assert.ok(error instanceof Class, `${error.name}: ${error.message}`);
+    assert.ok(error instanceof PausableError);
+    assert.equal(error.code, Class.code);
+    assert.match(error.message, pattern);
+  };
+  await check(client.get('0'.repeat(32)), NotFound, /no operation with id/);
+  await check(client.get('not-an-id'), InvalidArgument, /malformed/);
+  await check(client.start('no.such.workflow', {}), NotFound, /unknown workflow 'no.such.workflow'/);
+  await check(client.start('demo.etl', { rows: 'many' }), InvalidArgument, /schema/);
+  await check((async () => { for await (const e of client.watch('f'.repeat(32))) void e; })(), NotFound, /no operation/);
+
+  const op = await client.start('demo.etl', { rows: 1, step_seconds: 0 });
+  assert.equal((await client.wait(op.id)).state, 'SUCCEEDED');
+  await check(client.resume(op.id), FailedPrecondition, /cannot resume/);
+});
