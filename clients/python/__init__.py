@@ -1,5 +1,7 @@
-"""The Python SDK: `connect(target)` returns a Client; errors are typed by status code."""
+"""The Python SDK: `connect(target)` returns a Client, `AsyncClient(target)` is its asyncio twin;
+errors are typed by status code."""
 
+from pausable.clients.aio import AsyncClient, AsyncOperation
 from pausable.clients.client import Client, Operation, connect, event_name, state_name
 from pausable.clients.errors import (
     AlreadyExists,
@@ -13,6 +15,8 @@ from pausable.clients.errors import (
 
 __all__ = [
     "AlreadyExists",
+    "AsyncClient",
+    "AsyncOperation",
     "Client",
     "FailedPrecondition",
     "InvalidArgument",

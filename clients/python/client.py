@@ -2,7 +2,7 @@
 
     from pausable.clients import connect
 
-    client = connect("127.0.0.1:50151")
+    client = connect("127.0.0.1:50151")            # or connect(target, token=..., tls=True)
     op = client.start("demo.etl", {"rows": 10})
     op.pause(); op.resume()
     for event in op.watch():
@@ -12,38 +12,52 @@
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
 
-from pausable.jsonvalue import from_value, to_value
-from pausable.clients.errors import OperationFailed, PausableError, from_rpc_error
+from pausable.clients.common import (
+    TERMINAL,
+    Backoff,
+    call_metadata,
+    channel_credentials,
+    command_request,
+    event_name,
+    list_request,
+    outcome,
+    result_of,
+    retryable,
+    start_request,
+    state_name,
+)
+from pausable.clients.errors import PausableError, from_rpc_error
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
 Reply = TypeVar("Reply")
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-TERMINAL = frozenset({pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED})
-
-
-def state_name(state: int) -> str:
-    return pb.OperationState.Name(state).removeprefix("OPERATION_STATE_")
-
-
-def event_name(event_type: int) -> str:
-    return pb.EventType.Name(event_type).removeprefix("EVENT_TYPE_")
 
 
 class Client:
-    def __init__(self, target: str, *, retry_seconds: float = 10.0, timeout: float = 30.0) -> None:
+    """`token`: sent as `authorization: Bearer <token>` on every call. `tls`: True for
+    TLS with the default roots, or a grpc.ssl_channel_credentials(...)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        retry_seconds: float = 10.0,
+        timeout: float = 30.0,
+        token: str | None = None,
+        tls: grpc.ChannelCredentials | bool | None = None,
+    ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(target)
+        self.metadata = call_metadata(token)
+        credentials = channel_credentials(tls)
+        self.channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self.stub = operation_pb2_grpc.OperationServiceStub(self.channel)
 
     def close(self) -> None:
@@ -55,22 +69,22 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., Reply], request: Any) -> Reply:
-        """One call; only UNAVAILABLE and RESOURCE_EXHAUSTED are retried, with jittered backoff.
+    def _call(self, method: Callable[..., Reply], request: Any, *, read: bool = False) -> Reply:
+        """One call; only UNAVAILABLE and RESOURCE_EXHAUSTED (and DEADLINE_EXCEEDED
+        for reads) are retried, with jittered backoff.
 
         Every call retried here is safe to repeat: reads, and mutations that
         carry a request_id.
         """
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.05
+        backoff = Backoff(self.retry_seconds)
         while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout, metadata=self.metadata)
             except grpc.RpcError as error:
-                if error.code() not in RETRYABLE or time.monotonic() + delay > deadline:
+                delay = backoff.next_delay() if retryable(error.code(), read=read) else None
+                if delay is None:
                     raise from_rpc_error(error) from None
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 1.0)
+            time.sleep(delay)
 
     # -- calls ------------------------------------------------------------------
 
@@ -83,39 +97,31 @@ class Client:
         requester: str = "",
         labels: Mapping[str, str] | None = None,
     ) -> Operation:
-        request = pb.StartOperationRequest(
-            workflow=workflow, request_id=request_id or uuid.uuid4().hex, requester=requester, labels=dict(labels or {})
-        )
-        if input is not None:
-            request.input.CopyFrom(to_value(input))
+        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels)
         return Operation(self, self._call(self.stub.StartOperation, request).operation)
 
     def get(self, operation_id: str) -> Operation:
         return Operation(self, self._get(operation_id))
 
     def _get(self, operation_id: str) -> pb.Operation:
-        return self._call(self.stub.GetOperation, pb.GetOperationRequest(operation_id=operation_id)).operation
+        return self._call(self.stub.GetOperation, pb.GetOperationRequest(operation_id=operation_id), read=True).operation
 
     def list(
         self, *, states: list[int] | None = None, workflow: str = "", page_size: int = 0, page_token: str = ""
     ) -> pb.ListOperationsResponse:
-        request = pb.ListOperationsRequest(states=states or [], workflow=workflow, page_size=page_size, page_token=page_token)
-        return self._call(self.stub.ListOperations, request)
+        return self._call(self.stub.ListOperations, list_request(states, workflow, page_size, page_token), read=True)
 
     def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        request = pb.PauseRequest(operation_id=operation_id, request_id=request_id or uuid.uuid4().hex)
-        return self._call(self.stub.Pause, request).operation
+        return self._call(self.stub.Pause, command_request("Pause", operation_id, request_id)).operation
 
     def resume(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        request = pb.ResumeRequest(operation_id=operation_id, request_id=request_id or uuid.uuid4().hex)
-        return self._call(self.stub.Resume, request).operation
+        return self._call(self.stub.Resume, command_request("Resume", operation_id, request_id)).operation
 
     def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        request = pb.CancelRequest(operation_id=operation_id, request_id=request_id or uuid.uuid4().hex)
-        return self._call(self.stub.Cancel, request).operation
+        return self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id)).operation
 
     def workflows(self) -> list[pb.Workflow]:
-        return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest()).workflows)
+        return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True).workflows)
 
     def watch(self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0) -> Iterator[pb.OperationEvent]:
         """Every event after `after_seq`, each once, in order, until the terminal one.
@@ -124,23 +130,22 @@ class Client:
         seq seen; reconnecting gives up after `reconnect_seconds` without progress.
         """
         last = after_seq
-        deadline = time.monotonic() + reconnect_seconds
-        delay = 0.05
+        backoff = Backoff(reconnect_seconds)
         while True:
             try:
-                for response in self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last)):
+                for response in self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata):
                     event = response.event
                     if event.seq <= last:
                         continue
                     last = event.seq
-                    deadline = time.monotonic() + reconnect_seconds
+                    backoff.reset()
                     yield event
                 return
             except grpc.RpcError as error:
-                if error.code() not in RETRYABLE or time.monotonic() > deadline:
+                delay = backoff.next_delay() if retryable(error.code(), read=False) else None
+                if delay is None:
                     raise from_rpc_error(error) from None
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 1.0)
+            time.sleep(delay)
 
 
 class Operation:
@@ -164,7 +169,7 @@ class Operation:
 
     @property
     def result(self) -> Any:
-        return from_value(self.proto.result) if self.proto.HasField("result") else None
+        return result_of(self.proto)
 
     def refresh(self) -> Operation:
         self.proto = self.client._get(self.id)
@@ -197,20 +202,21 @@ class Operation:
                 for event in self.client.stub.Watch(
                     pb.WatchRequest(operation_id=self.id, after_seq=self.proto.last_seq),
                     timeout=None if deadline is None else max(deadline - time.monotonic(), 0.01),
+                    metadata=self.client.metadata,
                 ):
                     self.proto = event.event.operation
             except grpc.RpcError as error:
-                if error.code() not in (*RETRYABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if not retryable(error.code(), read=True):
                     raise from_rpc_error(error) from None
             self.refresh()
-        if self.proto.state == pb.OPERATION_STATE_SUCCEEDED:
-            return self.result
-        detail = f": {self.proto.error.code}: {self.proto.error.message}" if self.proto.HasField("error") else ""
-        raise OperationFailed(f"operation {self.id} ended {self.state}{detail}")
+        return outcome(self.proto)
 
 
-def connect(target: str, **options: Any) -> Client:
-    return Client(target, **options)
+def connect(
+    target: str, *, token: str | None = None, tls: grpc.ChannelCredentials | bool | None = None, **options: Any
+) -> Client:
+    """A sync Client; `token` is sent as a bearer token on every call, `tls` is True or channel credentials."""
+    return Client(target, token=token, tls=tls, **options)
 
 
 __all__ = ["Client", "Operation", "PausableError", "connect", "event_name", "state_name"]

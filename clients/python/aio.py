@@ -1,0 +1,234 @@
+"""The asyncio Python client of OperationService (grpc.aio), the async twin of `client.Client`.
+
+    from pausable.clients import AsyncClient
+
+    async with AsyncClient("127.0.0.1:50151", token="...", tls=True) as client:
+        op = await client.start("demo.etl", {"rows": 10})
+        await op.pause(); await op.resume()
+        async for event in op.watch():
+            print(event.seq, event.type)
+        print(await op.wait(timeout=60))
+
+Retries, request building and names come from `pausable.clients.common`, so
+both clients behave alike: UNAVAILABLE and RESOURCE_EXHAUSTED are retried with
+jittered backoff (DEADLINE_EXCEEDED too, on reads), every other status is
+raised at once as a typed `PausableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import grpc
+
+from pausable.clients.common import (
+    TERMINAL,
+    Backoff,
+    call_metadata,
+    channel_credentials,
+    command_request,
+    list_request,
+    outcome,
+    result_of,
+    retryable,
+    start_request,
+    state_name,
+)
+from pausable.clients.errors import from_rpc_error
+from pausable.v1 import operation_pb2 as pb
+from pausable.v1 import operation_pb2_grpc
+
+Reply = TypeVar("Reply")
+
+
+class AsyncClient:
+    """`token`: sent as `authorization: Bearer <token>` on every call. `tls`: True for TLS
+    with the default roots, or a grpc.ssl_channel_credentials(...). `channel`: use this
+    grpc.aio channel instead of opening one (tests pass a fake)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        retry_seconds: float = 10.0,
+        timeout: float = 30.0,
+        token: str | None = None,
+        tls: grpc.ChannelCredentials | bool | None = None,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.retry_seconds = retry_seconds
+        self.timeout = timeout
+        self.metadata = call_metadata(token)
+        if channel is None:
+            credentials = channel_credentials(tls)
+            channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+        self.channel = channel
+        self.stub = operation_pb2_grpc.OperationServiceStub(channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any, *, read: bool = False) -> Reply:
+        """One call, retried only on UNAVAILABLE, RESOURCE_EXHAUSTED (and DEADLINE_EXCEEDED when `read`).
+
+        Mutations are safe to retry because their requests carry a request_id.
+        """
+        backoff = Backoff(self.retry_seconds)
+        while True:
+            try:
+                return await method(request, timeout=self.timeout, metadata=self.metadata)
+            except grpc.RpcError as error:
+                delay = backoff.next_delay() if retryable(error.code(), read=read) else None
+                if delay is None:
+                    raise from_rpc_error(error) from None
+            await asyncio.sleep(delay)
+
+    # -- calls ------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        request_id: str | None = None,
+        requester: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> AsyncOperation:
+        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels)
+        return AsyncOperation(self, (await self._call(self.stub.StartOperation, request)).operation)
+
+    async def get(self, operation_id: str) -> AsyncOperation:
+        return AsyncOperation(self, await self._get(operation_id))
+
+    async def _get(self, operation_id: str) -> pb.Operation:
+        reply = await self._call(self.stub.GetOperation, pb.GetOperationRequest(operation_id=operation_id), read=True)
+        return reply.operation
+
+    async def list(
+        self, *, states: list[int] | None = None, workflow: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListOperationsResponse:
+        return await self._call(self.stub.ListOperations, list_request(states, workflow, page_size, page_token), read=True)
+
+    async def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
+        return (await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id))).operation
+
+    async def resume(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
+        return (await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id))).operation
+
+    async def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
+        return (await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))).operation
+
+    async def workflows(self) -> list[pb.Workflow]:
+        return list((await self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True)).workflows)
+
+    async def watch(
+        self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0
+    ) -> AsyncIterator[pb.OperationEvent]:
+        """Every event after `after_seq`, each once, in order, until the terminal one.
+
+        A broken stream (daemon restart, network) is reopened with the last
+        seq seen as after_seq; events the daemon sends again are dropped, so
+        none repeats and none is skipped. Reconnecting gives up after
+        `reconnect_seconds` without a new event.
+        """
+        last = after_seq
+        backoff = Backoff(reconnect_seconds)
+        while True:
+            call = self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata)
+            try:
+                async for response in call:
+                    event = response.event
+                    if event.seq <= last:
+                        continue
+                    last = event.seq
+                    backoff.reset()
+                    yield event
+                return
+            except grpc.RpcError as error:
+                delay = backoff.next_delay() if retryable(error.code(), read=False) else None
+                if delay is None:
+                    raise from_rpc_error(error) from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(delay)
+
+
+class AsyncOperation:
+    """A handle on one operation; `.proto` is the last state seen."""
+
+    def __init__(self, client: AsyncClient, proto: pb.Operation) -> None:
+        self.client = client
+        self.proto = proto
+
+    @property
+    def id(self) -> str:
+        return self.proto.id
+
+    @property
+    def state(self) -> str:
+        return state_name(self.proto.state)
+
+    @property
+    def done(self) -> bool:
+        return self.proto.state in TERMINAL
+
+    @property
+    def result(self) -> Any:
+        return result_of(self.proto)
+
+    async def refresh(self) -> AsyncOperation:
+        self.proto = await self.client._get(self.id)
+        return self
+
+    async def pause(self) -> AsyncOperation:
+        self.proto = await self.client.pause(self.id)
+        return self
+
+    async def resume(self) -> AsyncOperation:
+        self.proto = await self.client.resume(self.id)
+        return self
+
+    async def cancel(self) -> AsyncOperation:
+        self.proto = await self.client.cancel(self.id)
+        return self
+
+    async def watch(self, after_seq: int = 0) -> AsyncIterator[pb.OperationEvent]:
+        async with contextlib.aclosing(self.client.watch(self.id, after_seq)) as events:
+            async for event in events:
+                self.proto = event.operation
+                yield event
+
+    async def wait(self, timeout: float | None = None) -> Any:
+        """Wait until the operation ends; return its result or raise OperationFailed.
+
+        Follows Watch from the last seq seen (reconnecting as `watch` does);
+        TimeoutError after `timeout` seconds.
+        """
+        if not self.done:
+            try:
+                async with asyncio.timeout(timeout):
+                    async with contextlib.aclosing(self.client.watch(self.id, self.proto.last_seq)) as events:
+                        async for event in events:
+                            self.proto = event.operation
+                    await self.refresh()
+            except TimeoutError:
+                raise TimeoutError(f"operation {self.id} is still {self.state} after {timeout}s") from None
+        return outcome(self.proto)
+
+
+def connect(target: str, *, token: str | None = None, tls: grpc.ChannelCredentials | bool | None = None, **options: Any) -> AsyncClient:
+    """An AsyncClient; `token` is sent as a bearer token on every call, `tls` is True or channel credentials."""
+    return AsyncClient(target, token=token, tls=tls, **options)
+
+
+__all__ = ["AsyncClient", "AsyncOperation", "connect"]

@@ -1,0 +1,128 @@
+"""What the sync `Client` and the `AsyncClient` share: retry policy, names, requests, credentials.
+
+Only pure pieces live here (no I/O), so both clients behave the same and a
+change to the retry policy or to a request is made once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+
+from pausable.clients.errors import OperationFailed
+from pausable.jsonvalue import from_value, to_value
+from pausable.v1 import operation_pb2 as pb
+
+# Safe to retry on every call: the call never reached the daemon, or the
+# daemon shed it. Mutations are only retried because they carry a request_id.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# A read that ran out of time may simply be retried; a mutation may have been applied.
+RETRYABLE_READS = RETRYABLE | {grpc.StatusCode.DEADLINE_EXCEEDED}
+TERMINAL = frozenset({pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED})
+
+
+def retryable(code: grpc.StatusCode | None, *, read: bool) -> bool:
+    return code in (RETRYABLE_READS if read else RETRYABLE)
+
+
+def state_name(state: int) -> str:
+    return pb.OperationState.Name(state).removeprefix("OPERATION_STATE_")
+
+
+def event_name(event_type: int) -> str:
+    return pb.EventType.Name(event_type).removeprefix("EVENT_TYPE_")
+
+
+class Backoff:
+    """Jittered exponential delays (50 ms doubling to 1 s) within a time budget.
+
+    `reset()` after progress (e.g. a Watch event) gives a fresh budget;
+    `next_delay()` is None once waiting would overrun it.
+    """
+
+    def __init__(self, budget: float, *, first: float = 0.05, cap: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget, self.first, self.cap, self.clock = budget, first, cap, clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.deadline = self.clock() + self.budget
+        self.delay = self.first
+
+    def next_delay(self) -> float | None:
+        if self.clock() + self.delay > self.deadline:
+            return None
+        wait = self.delay * random.uniform(0.5, 1.0)
+        self.delay = min(self.delay * 2, self.cap)
+        return wait
+
+
+# -- requests -------------------------------------------------------------------
+
+
+def start_request(
+    workflow: str, input: Any, *, request_id: str | None, requester: str, labels: Mapping[str, str] | None
+) -> pb.StartOperationRequest:
+    """A fresh request_id by default, so a retried Start never creates a second operation."""
+    request = pb.StartOperationRequest(
+        workflow=workflow, request_id=request_id or uuid.uuid4().hex, requester=requester, labels=dict(labels or {})
+    )
+    if input is not None:
+        request.input.CopyFrom(to_value(input))
+    return request
+
+
+def list_request(states: list[int] | None, workflow: str, page_size: int, page_token: str) -> pb.ListOperationsRequest:
+    return pb.ListOperationsRequest(states=states or [], workflow=workflow, page_size=page_size, page_token=page_token)
+
+
+COMMANDS: dict[str, type[pb.PauseRequest] | type[pb.ResumeRequest] | type[pb.CancelRequest]] = {
+    "Pause": pb.PauseRequest,
+    "Resume": pb.ResumeRequest,
+    "Cancel": pb.CancelRequest,
+}
+
+
+def command_request(method: str, operation_id: str, request_id: str | None) -> Any:
+    """The request of Pause, Resume or Cancel, with a request_id so a retry applies it once."""
+    return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex)
+
+
+# -- results --------------------------------------------------------------------
+
+
+def result_of(operation: pb.Operation) -> Any:
+    return from_value(operation.result) if operation.HasField("result") else None
+
+
+def outcome(operation: pb.Operation) -> Any:
+    """The result of a finished operation, or OperationFailed when it FAILED or was CANCELLED."""
+    if operation.state == pb.OPERATION_STATE_SUCCEEDED:
+        return result_of(operation)
+    detail = f": {operation.error.code}: {operation.error.message}" if operation.HasField("error") else ""
+    raise OperationFailed(f"operation {operation.id} ended {state_name(operation.state)}{detail}")
+
+
+# -- channels -------------------------------------------------------------------
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """Sent on every call: `authorization: Bearer <token>` when a token is given."""
+    if not token:
+        return ()
+    return (("authorization", token if token.lower().startswith("bearer ") else f"Bearer {token}"),)
+
+
+def channel_credentials(tls: grpc.ChannelCredentials | bool | None) -> grpc.ChannelCredentials | None:
+    """None for plaintext; True means TLS with the default root certificates."""
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        return grpc.ssl_channel_credentials()
+    if isinstance(tls, grpc.ChannelCredentials):
+        return tls
+    raise TypeError(f"tls must be True, False, None or grpc.ChannelCredentials, not {type(tls).__name__}")

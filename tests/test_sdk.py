@@ -1,0 +1,305 @@
+"""The asyncio SDK: retry policy against a fake channel, then the real daemon (start, pause, resume, wait, watch reconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from conftest import Stack, step_completed
+
+from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument, NotFound, PausableError, Unavailable, connect
+from pausable.clients.common import Backoff, channel_credentials
+from pausable.clients.errors import DeadlineExceeded
+from pausable.v1 import operation_pb2 as pb
+
+ID = "a" * 32
+Script = list[grpc.StatusCode | Any]
+
+
+def failure(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=f"fake {code.name}")
+
+
+class FakeChannel:
+    """Stands in for a grpc.aio channel under the generated stub: each method answers from a script.
+
+    A script entry is a StatusCode (that attempt fails with it) or a reply;
+    Watch entries are lists of events, optionally ending in a StatusCode.
+    """
+
+    def __init__(self, scripts: dict[str, Script]) -> None:
+        self.scripts = scripts
+        self.attempts: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+
+    def _next(self, method: str, request: Any, metadata: Any) -> Any:
+        self.attempts[method].append((request, metadata))
+        script = self.scripts[method]
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    def unary_unary(self, path: str, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        method = path.rsplit("/", 1)[1]
+
+        async def call(request: Any, timeout: float | None = None, metadata: Any = None) -> Any:
+            outcome = self._next(method, request, metadata)
+            if isinstance(outcome, grpc.StatusCode):
+                raise failure(outcome)
+            return outcome
+
+        return call
+
+    def unary_stream(self, path: str, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        method = path.rsplit("/", 1)[1]
+        channel = self
+
+        class Stream:
+            def __init__(self, request: Any, metadata: Any) -> None:
+                self.items = channel._next(method, request, metadata)
+
+            async def __aiter__(self) -> AsyncIterator[Any]:
+                for item in self.items:
+                    if isinstance(item, grpc.StatusCode):
+                        raise failure(item)
+                    yield item
+
+            def cancel(self) -> bool:
+                return True
+
+        return lambda request, timeout=None, metadata=None: Stream(request, metadata)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    stream_stream = stream_unary
+
+    async def close(self) -> None:
+        pass
+
+
+def fake_client(scripts: dict[str, Script], **options: Any) -> tuple[AsyncClient, FakeChannel]:
+    channel = FakeChannel(scripts)
+    return AsyncClient("fake", channel=channel, token="s3cret", **options), channel  # type: ignore[arg-type]
+
+
+def operation(state: int = pb.OPERATION_STATE_RUNNING, seq: int = 1) -> pb.Operation:
+    return pb.Operation(id=ID, state=state, last_seq=seq)
+
+
+def event(seq: int, state: int = pb.OPERATION_STATE_RUNNING) -> pb.WatchResponse:
+    return pb.WatchResponse(event=pb.OperationEvent(operation_id=ID, seq=seq, operation=operation(state, seq)))
+
+
+# -- unit: the retry policy ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (grpc.StatusCode.NOT_FOUND, NotFound),
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument),
+        (grpc.StatusCode.FAILED_PRECONDITION, FailedPrecondition),
+    ],
+)
+@pytest.mark.parametrize("method", ["GetOperation", "Pause", "Resume", "Cancel"])
+def test_caller_errors_are_raised_typed_after_one_attempt(code: grpc.StatusCode, error: type[PausableError], method: str) -> None:
+    async def main() -> None:
+        client, channel = fake_client({method: [code]})
+        call = {"GetOperation": client.get, "Pause": client.pause, "Resume": client.resume, "Cancel": client.cancel}[method]
+        with pytest.raises(error) as raised:
+            await call(ID)
+        assert raised.value.code == code and raised.value.message == f"fake {code.name}"
+        assert len(channel.attempts[method]) == 1
+
+    asyncio.run(main())
+
+
+def test_unavailable_and_resource_exhausted_are_retried_with_the_same_request() -> None:
+    async def main() -> None:
+        reply = pb.PauseResponse(operation=operation(pb.OPERATION_STATE_PAUSE_REQUESTED))
+        client, channel = fake_client(
+            {"Pause": [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, reply]}
+        )
+        assert (await client.pause(ID)).state == pb.OPERATION_STATE_PAUSE_REQUESTED
+        attempts = channel.attempts["Pause"]
+        assert len(attempts) == 4
+        assert len({request.request_id for request, _ in attempts}) == 1, "a retry repeats the request_id, so it applies once"
+        assert all(metadata == (("authorization", "Bearer s3cret"),) for _, metadata in attempts)
+
+    asyncio.run(main())
+
+
+def test_deadline_exceeded_is_retried_on_reads_only() -> None:
+    async def main() -> None:
+        got = pb.GetOperationResponse(operation=operation())
+        client, channel = fake_client({"GetOperation": [grpc.StatusCode.DEADLINE_EXCEEDED, got], "Cancel": [grpc.StatusCode.DEADLINE_EXCEEDED]})
+        assert (await client.get(ID)).id == ID
+        assert len(channel.attempts["GetOperation"]) == 2
+        with pytest.raises(DeadlineExceeded):
+            await client.cancel(ID)
+        assert len(channel.attempts["Cancel"]) == 1
+
+    asyncio.run(main())
+
+
+def test_retrying_gives_up_after_retry_seconds() -> None:
+    async def main() -> None:
+        client, channel = fake_client({"ListWorkflows": [grpc.StatusCode.UNAVAILABLE]}, retry_seconds=0.3)
+        with pytest.raises(Unavailable):
+            await client.workflows()
+        assert 2 <= len(channel.attempts["ListWorkflows"]) < 20
+
+    asyncio.run(main())
+
+
+def test_watch_reconnects_from_the_last_seq_without_repeat_or_gap() -> None:
+    async def main() -> None:
+        client, channel = fake_client(
+            {
+                "Watch": [
+                    [event(1), event(2), grpc.StatusCode.UNAVAILABLE],
+                    [grpc.StatusCode.UNAVAILABLE],
+                    [event(2), event(3), event(4, pb.OPERATION_STATE_SUCCEEDED)],
+                ]
+            }
+        )
+        seqs = [e.seq async for e in client.watch(ID)]
+        assert seqs == [1, 2, 3, 4]
+        assert [request.after_seq for request, _ in channel.attempts["Watch"]] == [0, 2, 2]
+
+    asyncio.run(main())
+
+
+def test_watch_raises_what_a_reconnect_cannot_fix() -> None:
+    async def main() -> None:
+        client, channel = fake_client({"Watch": [[event(1), grpc.StatusCode.NOT_FOUND]]})
+        seen = []
+        with pytest.raises(NotFound):
+            async for e in client.watch(ID):
+                seen.append(e.seq)
+        assert seen == [1] and len(channel.attempts["Watch"]) == 1
+
+    asyncio.run(main())
+
+
+def test_backoff_is_jittered_capped_and_bounded() -> None:
+    now = [0.0]
+    backoff = Backoff(3.0, clock=lambda: now[0])
+    delays = []
+    while (delay := backoff.next_delay()) is not None:
+        delays.append(delay)
+        now[0] += delay
+    assert 0.025 <= delays[0] <= 0.05 and max(delays) <= 1.0 and sum(delays) <= 3.0
+    backoff.reset()
+    assert backoff.next_delay() is not None
+
+
+def test_tls_options() -> None:
+    assert channel_credentials(None) is None and channel_credentials(False) is None
+    assert isinstance(channel_credentials(True), grpc.ChannelCredentials)
+    with pytest.raises(TypeError):
+        channel_credentials("yes")  # type: ignore[arg-type]
+    sync = connect("127.0.0.1:1", token="t", tls=True)
+    assert sync.metadata == (("authorization", "Bearer t"),)
+    sync.close()
+
+
+# -- integration: the real daemon ----------------------------------------------------
+
+
+def test_async_client_start_pause_resume_wait(stack: Stack) -> None:
+    async def main() -> None:
+        async with AsyncClient(stack.target, token="ignored-by-the-daemon") as client:
+            assert {"demo.etl", "demo.tapped"} <= {w.name for w in await client.workflows()}
+            expected = await (await client.start("demo.etl", {"rows": 12, "step_seconds": 0.0})).wait(timeout=60)
+
+            op = await client.start("demo.etl", {"rows": 12, "step_seconds": 0.3})
+            async for e in op.watch():
+                if step_completed(0)(e):
+                    break
+            await op.pause()
+            assert op.state == "PAUSE_REQUESTED"
+            async for e in op.watch(after_seq=op.proto.last_seq):
+                if e.operation.state == pb.OPERATION_STATE_PAUSED:
+                    break
+            assert op.state == "PAUSED"
+            assert (await op.refresh()).state == "PAUSED" and op.result["log"] == [f"T{n}" for n in range(1, op.proto.current_step + 1)]
+            assert (await client.list(states=[pb.OPERATION_STATE_PAUSED], page_size=1000)).operations
+            await op.resume()
+            assert op.state == "RUNNING"
+            assert await op.wait(timeout=60) == expected
+            assert op.done and op.state == "SUCCEEDED"
+
+            with pytest.raises(NotFound):
+                await client.get("0" * 32)
+            with pytest.raises(InvalidArgument):
+                await client.get("not-an-id")
+            with pytest.raises(FailedPrecondition):
+                await op.resume()
+
+    asyncio.run(main())
+
+
+class CuttableProxy:
+    """A TCP proxy in front of the daemon whose connections the test cuts, as a network failure would."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self.upstream = (host, int(port))
+        self.connections = 0
+        self.live: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.connections += 1
+        self.live |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        self.live -= {writer, up_writer}
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def cut(self) -> None:
+        for writer in list(self.live):
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_async_watch_survives_a_cut_connection_without_repeat_or_gap(stack: Stack) -> None:
+    async def main() -> None:
+        proxy = CuttableProxy(stack.target)
+        target = await proxy.start()
+        try:
+            async with AsyncClient(target) as client:
+                op = await client.start("demo.etl", {"rows": 5, "step_seconds": 0.3})
+                seqs: list[int] = []
+                cut = False
+                async for e in client.watch(op.id):
+                    seqs.append(e.seq)
+                    if not cut and step_completed(0)(e):
+                        proxy.cut()
+                        cut = True
+                final = (await op.refresh()).proto
+        finally:
+            await proxy.close()
+        assert cut and proxy.connections >= 2, "the stream was cut and reopened"
+        assert seqs == list(range(1, final.last_seq + 1))
+        assert final.state == pb.OPERATION_STATE_SUCCEEDED
+
+    asyncio.run(main())
