@@ -26,12 +26,15 @@ class OperationRow(Base):
     workflow: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(20))
     current_step: Mapped[int] = mapped_column(Integer, default=0)
-    step_names: Mapped[list[Any]]
+    current_step_name: Mapped[str] = mapped_column(String(200), server_default="")
+    total_steps: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Large and never changing: loaded only where needed, not on every checkpoint.
+    step_names: Mapped[list[Any]] = mapped_column(deferred=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     progress_message: Mapped[str] = mapped_column(Text, default="")
-    input_json: Mapped[str] = mapped_column(Text)
+    input_json: Mapped[str] = mapped_column(Text, deferred=True)
     result_json: Mapped[str | None] = mapped_column(Text)
-    plan: Mapped[list[Any]]
+    plan: Mapped[list[Any]] = mapped_column(deferred=True)
     error: Mapped[dict[str, Any] | None]
     requester: Mapped[str] = mapped_column(String(200), default="")
     labels: Mapped[dict[str, Any]]

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Select, delete, event, exists, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import undefer
 
 from pausable.server import migrate, states
 from pausable.server.models import EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
@@ -37,6 +38,7 @@ class AlreadyExists(Exception):
 
 
 NOTIFY_CHANNEL = "pausable_events"
+STEP_NAME_CACHE = 10_000
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,13 @@ def _epoch(value: datetime | None) -> float | None:
 
 def snapshot(row: OperationRow) -> dict[str, Any]:
     """The operation as clients see it (without its input, which never changes)."""
-    total = len(row.step_names)
     return {
         "id": row.id,
         "workflow": row.workflow,
         "state": row.state,
         "current_step": row.current_step,
-        "total_steps": total,
-        "current_step_name": row.step_names[row.current_step] if row.current_step < total else "",
+        "total_steps": row.total_steps,
+        "current_step_name": row.current_step_name,
         "progress": row.progress,
         "progress_message": row.progress_message,
         "result": json.loads(row.result_json) if row.result_json is not None else None,
@@ -184,6 +185,7 @@ class Store:
         self.on_commit = on_commit or (lambda events: None)
         self.postgres = engine.dialect.name == "postgresql"
         self.replica = replica or secrets.token_hex(4)
+        self._step_names: dict[str, tuple[str, ...]] = {}
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[tuple[AsyncSession, list[Event]]]:
@@ -239,14 +241,14 @@ class Store:
 
     async def get_operation(self, operation_id: str) -> dict[str, Any]:
         async with self.sessions() as session:
-            row = await session.get(OperationRow, operation_id)
+            row = await session.get(OperationRow, operation_id, options=[undefer(OperationRow.input_json)])
             if row is None:
                 raise NotFound(operation_id)
             return full_snapshot(row)
 
     async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[dict[str, Any]]:
         """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""
-        query = where.apply(select(OperationRow)).order_by(OperationRow.id.desc()).limit(limit)
+        query = where.apply(select(OperationRow).options(undefer(OperationRow.input_json))).order_by(OperationRow.id.desc()).limit(limit)
         if before_id:
             query = query.where(OperationRow.id < before_id)
         async with self.sessions() as session:
@@ -292,12 +294,13 @@ class Store:
 
     async def plan_of(self, operation_id: str) -> tuple[list[dict[str, Any]], int, Any]:
         """The stored plan, the step to start from and the argument to feed it."""
+        query = select(OperationRow.plan, OperationRow.current_step, OperationRow.result_json, OperationRow.input_json)
         async with self.sessions() as session:
-            row = await session.get(OperationRow, operation_id)
-            if row is None:
-                raise NotFound(operation_id)
-            arg = json.loads(row.result_json if row.current_step > 0 and row.result_json is not None else row.input_json)
-            return row.plan, row.current_step, arg
+            found = (await session.execute(query.where(OperationRow.id == operation_id))).one_or_none()
+        if found is None:
+            raise NotFound(operation_id)
+        plan, current_step, result_json, input_json = found
+        return plan, current_step, json.loads(result_json if current_step > 0 and result_json is not None else input_json)
 
     # -- writes --------------------------------------------------------------
 
@@ -325,6 +328,8 @@ class Store:
             workflow=workflow.name,
             state=State.PENDING,
             current_step=0,
+            current_step_name=workflow.steps[0],
+            total_steps=len(workflow.steps),
             step_names=list(workflow.steps),
             progress=0.0,
             progress_message="",
@@ -357,7 +362,8 @@ class Store:
 
     async def _by_request_id(self, request_id: str) -> OperationRow | None:
         async with self.sessions() as session:
-            return await session.scalar(select(OperationRow).where(OperationRow.request_id == request_id))
+            query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.request_id == request_id)
+            return await session.scalar(query)
 
     @staticmethod
     def _same_request(row: OperationRow, workflow: str) -> Change:
@@ -373,7 +379,7 @@ class Store:
         decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
         now = datetime.now(UTC)
         async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id)
+            row = await self._locked(session, operation_id, with_input=True)
             if request_id:
                 seen = await session.get(RequestRow, request_id)
                 if seen is not None:
@@ -394,10 +400,11 @@ class Store:
             row = await self._locked(session, operation_id)
             if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
-            outcome = states.checkpoint(State(row.state), row.current_step, step, len(row.step_names))
+            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps)
             if outcome.record_result:
                 row.result_json = result_json
                 row.current_step = step + 1
+                row.current_step_name = await self._step_name(session, operation_id, step + 1)
                 row.progress, row.progress_message = 0.0, ""
             if outcome.transition.state is not None:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
@@ -456,11 +463,22 @@ class Store:
     # -- helpers -------------------------------------------------------------
 
     @staticmethod
-    async def _locked(session: AsyncSession, operation_id: str) -> OperationRow:
-        row = await session.get(OperationRow, operation_id, with_for_update=True)
+    async def _locked(session: AsyncSession, operation_id: str, with_input: bool = False) -> OperationRow:
+        options = [undefer(OperationRow.input_json)] if with_input else []
+        row = await session.get(OperationRow, operation_id, with_for_update=True, options=options)
         if row is None:
             raise NotFound(operation_id)
         return row
+
+    async def _step_name(self, session: AsyncSession, operation_id: str, index: int) -> str:
+        """The name of step `index`; an operation's step names never change, so they are cached."""
+        names = self._step_names.get(operation_id)
+        if names is None:
+            names = tuple(await session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ())
+            if len(self._step_names) >= STEP_NAME_CACHE:
+                self._step_names.pop(next(iter(self._step_names)))
+            self._step_names[operation_id] = names
+        return names[index] if index < len(names) else ""
 
     def _apply(self, session: AsyncSession, events: list[Event], row: OperationRow, transition: states.Transition, now: datetime) -> None:
         if transition.state is None or transition.event is None:

@@ -35,6 +35,18 @@ def upgrade() -> None:
         batch.add_column(sa.Column("checkpoint_attempt", sa.String(length=64), nullable=False, server_default=""))
         batch.add_column(sa.Column("checkpoint_step", sa.Integer(), nullable=False, server_default="-1"))
         batch.add_column(sa.Column("checkpoint_decision", sa.String(length=16), nullable=False, server_default=""))
+        batch.add_column(sa.Column("current_step_name", sa.String(length=200), nullable=False, server_default=""))
+        batch.add_column(sa.Column("total_steps", sa.Integer(), nullable=False, server_default="0"))
+    if postgres:
+        op.execute(
+            "UPDATE operations SET total_steps = json_array_length(step_names::json), "
+            "current_step_name = coalesce(step_names::json ->> current_step, '')"
+        )
+    else:
+        op.execute(
+            "UPDATE operations SET total_steps = json_array_length(step_names), "
+            "current_step_name = coalesce(json_extract(step_names, '$[' || current_step || ']'), '')"
+        )
     op.create_index("ix_operations_requester_id", "operations", ["requester", "id"])
     op.create_index("ix_operations_workflow_state_id", "operations", ["workflow", "state", "id"])
     op.create_index("ix_operations_ended_at", "operations", ["ended_at"])
@@ -45,6 +57,8 @@ def downgrade() -> None:
     op.drop_index("ix_operations_workflow_state_id", table_name="operations")
     op.drop_index("ix_operations_requester_id", table_name="operations")
     with op.batch_alter_table("operations") as batch:
+        batch.drop_column("total_steps")
+        batch.drop_column("current_step_name")
         batch.drop_column("checkpoint_decision")
         batch.drop_column("checkpoint_step")
         batch.drop_column("checkpoint_attempt")
