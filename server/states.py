@@ -72,7 +72,7 @@ def pause(state: State) -> Transition:
         return Transition(State.PAUSE_REQUESTED, EventType.PAUSE_REQUESTED, "pause takes effect at the next step boundary")
     if state in (State.PAUSE_REQUESTED, State.PAUSED):
         return NOTHING
-    raise InvalidTransition(f"cannot pause an operation that is {state}; only RUNNING operations can be paused")
+    raise InvalidTransition(f"cannot pause an operation that is {state}; only RUNNING (or PENDING) operations can be paused")
 
 
 def resume(state: State) -> Transition:

@@ -173,11 +173,11 @@ def test_two_hundred_concurrent_commands_over_three_replicas(replicas: Replicas,
 
 
 def test_a_replica_killed_mid_run_loses_no_checkpoint(replicas: Replicas) -> None:
-    with replicas.client(1) as b:
-        op = b.start("demo.etl", {"rows": 4, "step_seconds": 0.4})
+    with Client(",".join(d.target for d in replicas.daemons)) as any_replica, replicas.client(1) as b:
+        op = any_replica.start("demo.etl", {"rows": 4, "step_seconds": 0.4})
         wait_event(b, op.id, step_completed(0), timeout=30)
         replicas.daemons[0].kill()
-        op.wait(timeout=90)
+        assert any_replica.get(op.id).wait(timeout=90)["steps"] == ["T1", "T2", "T3", "T4", "T5"]
         events = history(b, op.id)
         check_history(events)
         assert [e.operation.current_step for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED] == [1, 2, 3, 4]

@@ -38,6 +38,7 @@ from pausable.clients.common import (
     state_name,
 )
 from pausable.clients.errors import from_rpc_error
+from pausable.targets import channel_options, channel_target
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
@@ -65,7 +66,10 @@ class AsyncClient:
         self.metadata = call_metadata(token)
         if channel is None:
             credentials = channel_credentials(tls)
-            channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+            address, options = channel_target(target), channel_options()
+            channel = (
+                grpc.aio.secure_channel(address, credentials, options) if credentials else grpc.aio.insecure_channel(address, options)
+            )
         self.channel = channel
         self.stub = operation_pb2_grpc.OperationServiceStub(channel)
 

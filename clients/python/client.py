@@ -33,6 +33,7 @@ from pausable.clients.common import (
     state_name,
 )
 from pausable.clients.errors import PausableError, from_rpc_error
+from pausable.targets import channel_options, channel_target
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
@@ -57,7 +58,10 @@ class Client:
         self.timeout = timeout
         self.metadata = call_metadata(token)
         credentials = channel_credentials(tls)
-        self.channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+        address, options = channel_target(target), channel_options()
+        self.channel = (
+            grpc.secure_channel(address, credentials, options) if credentials else grpc.insecure_channel(address, options)
+        )
         self.stub = operation_pb2_grpc.OperationServiceStub(self.channel)
 
     def close(self) -> None:

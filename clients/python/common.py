@@ -41,8 +41,10 @@ def event_name(event_type: int) -> str:
 class Backoff:
     """Jittered exponential delays (50 ms doubling to 1 s) within a time budget.
 
-    `reset()` after progress (e.g. a Watch event) gives a fresh budget;
-    `next_delay()` is None once waiting would overrun it.
+    The budget starts at the first failure, so a long quiet Watch still
+    gets its full budget when the daemon restarts. `reset()` after progress
+    (e.g. a Watch event) gives a fresh one; `next_delay()` is None once
+    waiting would overrun it.
     """
 
     def __init__(self, budget: float, *, first: float = 0.05, cap: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,10 +52,12 @@ class Backoff:
         self.reset()
 
     def reset(self) -> None:
-        self.deadline = self.clock() + self.budget
+        self.deadline: float | None = None
         self.delay = self.first
 
     def next_delay(self) -> float | None:
+        if self.deadline is None:
+            self.deadline = self.clock() + self.budget
         if self.clock() + self.delay > self.deadline:
             return None
         wait = self.delay * random.uniform(0.5, 1.0)
