@@ -1,0 +1,46 @@
+"""Tasks and workflows the benchmarks run in a real `celery worker` (imported by name from bench/)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from pausable.workers import app, step, workflow
+
+STEPS = 100
+
+
+@step(name="bench.noop")
+def noop(value: Any) -> Any:
+    return value
+
+
+@app.task(name="bench.plain")
+def plain(value: Any) -> Any:
+    return value
+
+
+@app.task(name="bench.seed_pause_or_continue")
+def seed_pause_or_continue(value: Any) -> Any:
+    """The seed recipe's extra task after every step, with a clause that says "go on"."""
+    return value
+
+
+@app.task(name="bench.plain_done")
+def plain_done(value: Any, token: str) -> Any:
+    """Ends a plain chain: tells the benchmark, which waits on this Redis list."""
+    redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"]).rpush(f"bench:done:{token}", time.time())
+    return value
+
+
+@step(name="bench.sleep50")
+def sleep50(value: Any) -> Any:
+    time.sleep(0.05)
+    return value
+
+
+workflow("bench.noop100", [noop] * STEPS, description="100 no-op steps")
+workflow("bench.sleep50", [sleep50] * 40, description="40 steps of 50 ms, to pause")

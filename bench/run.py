@@ -1,0 +1,471 @@
+"""pausable's benchmarks, each a ratio against a baseline measured in the same run.
+
+    python bench/run.py            # full run
+    python bench/run.py --quick    # under 3 minutes on 2 cores
+
+Starts what it needs (a Redis, the daemon on SQLite, one celery worker with
+bench/bench_tasks.py, a trivial grpc.aio server as the baseline), runs every
+measure, stops them all, prints a table and, as its last line, one JSON object.
+Every figure is a median over repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import redis
+from celery import Celery, chain
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
+
+from pausable.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process  # noqa: E402
+from pausable.v1 import operation_pb2 as pb  # noqa: E402
+from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc  # noqa: E402
+
+VOID_QUEUE = "bench-void"
+
+
+@dataclass
+class Rig:
+    redis: RedisServer
+    daemon: DaemonProcess
+    worker: WorkerProcess
+    baseline: subprocess.Popen[bytes]
+    baseline_target: str
+    folder: Path
+    quick: bool
+
+    def channel(self, target: str | None = None) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(target or self.daemon.target)
+
+
+def start_rig(quick: bool) -> Rig:
+    folder = Path(tempfile.mkdtemp(prefix="pausable-bench-"))
+    server = RedisServer(folder / "redis").start()
+    os.environ["PAUSABLE_BROKER_URL"] = server.url
+    daemon = DaemonProcess(f"sqlite+aiosqlite:///{folder / 'bench.db'}", server.url, folder / "daemon.log", retention_seconds="0").start()
+    worker = WorkerProcess(daemon.target, server.url, folder / "worker.log", modules=["bench_tasks"], concurrency=1, pool="solo").start()
+    port = free_port()
+    baseline = subprocess.Popen([sys.executable, str(BENCH / "baseline.py"), str(port)])
+    rig = Rig(server, daemon, worker, baseline, f"127.0.0.1:{port}", folder, quick)
+    with grpc.insecure_channel(daemon.target) as channel:
+        ops = operation_pb2_grpc.OperationServiceStub(channel)
+        deadline = time.monotonic() + 60
+        while "bench.noop100" not in {w.name for w in ops.ListWorkflows(pb.ListWorkflowsRequest()).workflows}:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the bench worker did not register; see {folder / 'worker.log'}")
+            time.sleep(0.1)
+    with grpc.insecure_channel(rig.baseline_target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    return rig
+
+
+def stop_rig(rig: Rig) -> None:
+    rig.worker.stop()
+    rig.daemon.stop()
+    stop_process(rig.baseline)
+    rig.redis.stop()
+
+
+def register_void_workflow(rig: Rig, name: str, steps: int) -> None:
+    """A workflow whose chains go to a queue no worker reads: only the daemon's side is measured."""
+    plan = [{"task": "bench.noop", "args": [], "kwargs": {}, "options": {"queue": VOID_QUEUE}} for _ in range(steps)]
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        worker_pb2_grpc.WorkerServiceStub(channel).RegisterWorkflows(
+            worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name=name, plan_json=json.dumps(plan))])
+        )
+
+
+def void_operations(rig: Rig, name: str, count: int) -> list[str]:
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        ops = operation_pb2_grpc.OperationServiceStub(channel)
+        ids = [ops.StartOperation(pb.StartOperationRequest(workflow=name)).operation.id for _ in range(count)]
+    redis.Redis.from_url(rig.redis.url).delete(VOID_QUEUE)
+    return ids
+
+
+async def rate(calls: Callable[[int], Awaitable[None]], concurrency: int, seconds: float) -> float:
+    """Calls/s of `concurrency` loops, each awaiting `calls(worker_index)` back to back."""
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(index: int) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await calls(index)
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(loop(i) for i in range(concurrency)))
+    return done / (time.monotonic() - started)
+
+
+def noop_rate(rig: Rig, concurrency: int, seconds: float) -> float:
+    async def run() -> float:
+        async with rig.channel(rig.baseline_target) as channel:
+            stub = operation_pb2_grpc.OperationServiceStub(channel)
+            return await rate(lambda _i: stub.GetOperation(pb.GetOperationRequest()), concurrency, seconds)
+
+    return asyncio.run(run())
+
+
+# -- 1. per-step overhead of the in-worker checkpoint ---------------------------------
+
+
+def chain_seconds(rig: Rig, variant: str) -> float:
+    """Wall time of one 100-step chain of no-op tasks."""
+    from bench_tasks import STEPS
+
+    if variant == "pausable":
+        with grpc.insecure_channel(rig.daemon.target) as channel:
+            ops = operation_pb2_grpc.OperationServiceStub(channel)
+            started = time.monotonic()
+            op = ops.StartOperation(pb.StartOperationRequest(workflow="bench.noop100")).operation
+            for response in ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=op.last_seq)):
+                last = response.event
+            assert last.operation.state == pb.OPERATION_STATE_SUCCEEDED, last
+            return time.monotonic() - started
+    app = Celery(broker=rig.redis.url, set_as_current=False)
+    token = uuid.uuid4().hex
+    steps = [app.signature("bench.plain", args=(0,))] + [app.signature("bench.plain") for _ in range(STEPS - 1)]
+    if variant == "seed":
+        steps = [s for step in steps for s in (step, app.signature("bench.seed_pause_or_continue"))]
+    steps.append(app.signature("bench.plain_done", kwargs={"token": token}))
+    client = redis.Redis.from_url(rig.redis.url)
+    started = time.monotonic()
+    chain(*steps).apply_async()
+    client.blpop([f"bench:done:{token}"], timeout=120)
+    elapsed = time.monotonic() - started
+    app.close()
+    return elapsed
+
+
+def measure_overhead(rig: Rig, repeats: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {"plain": [], "pausable": [], "seed": []}
+    chain_seconds(rig, "plain")
+    chain_seconds(rig, "pausable")
+    for _ in range(repeats):
+        for variant in times:
+            times[variant].append(chain_seconds(rig, variant))
+    per_step = {variant: statistics.median(values) / 100 * 1000 for variant, values in times.items()}
+    return {
+        "plain_ms_per_step": per_step["plain"],
+        "pausable_ms_per_step": per_step["pausable"],
+        "seed_ms_per_step": per_step["seed"],
+        "checkpoint_overhead_ratio": per_step["pausable"] / per_step["plain"],
+        "seed_overhead_ratio": per_step["seed"] / per_step["plain"],
+    }
+
+
+# -- 2 and 5. checkpoint and start throughput against no-op unary calls ---------------
+
+
+def checkpoint_rate(rig: Rig, seconds: float) -> float:
+    ids = void_operations(rig, "bench.void", 100)
+
+    async def run() -> float:
+        steps = dict.fromkeys(range(len(ids)), 0)
+        async with rig.channel() as channel:
+            stub = worker_pb2_grpc.WorkerServiceStub(channel)
+
+            async def checkpoint(index: int) -> None:
+                step = steps[index]
+                await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=ids[index], step=step, result_json="0"))
+                steps[index] = step + 1
+
+            return await rate(checkpoint, len(ids), seconds)
+
+    return asyncio.run(run())
+
+
+def start_rate(rig: Rig, seconds: float) -> float:
+    async def run() -> float:
+        async with rig.channel() as channel:
+            stub = operation_pb2_grpc.OperationServiceStub(channel)
+            return await rate(lambda _i: stub.StartOperation(pb.StartOperationRequest(workflow="bench.void5")), 64, seconds)
+
+    result = asyncio.run(run())
+    redis.Redis.from_url(rig.redis.url).delete(VOID_QUEUE)
+    return result
+
+
+def measure_throughput(rig: Rig, repeats: int, seconds: float) -> dict[str, float]:
+    register_void_workflow(rig, "bench.void", 400)
+    register_void_workflow(rig, "bench.void5", 5)
+    noop, checkpoints, starts = [], [], []
+    for _ in range(repeats):
+        noop.append(noop_rate(rig, 64, seconds))
+        checkpoints.append(checkpoint_rate(rig, seconds))
+        starts.append(start_rate(rig, seconds))
+    return {
+        "noop_unary_per_s": statistics.median(noop),
+        "checkpoints_per_s": statistics.median(checkpoints),
+        "starts_per_s": statistics.median(starts),
+        "checkpoint_throughput_ratio": statistics.median(checkpoints) / statistics.median(noop),
+        "start_throughput_ratio": statistics.median(starts) / statistics.median(noop),
+    }
+
+
+# -- 3. pause latency ------------------------------------------------------------------
+
+
+def measure_pause_latency(rig: Rig, pauses: int) -> dict[str, float]:
+    """Pause at a random moment of a 50 ms step; latency = PAUSED arrival - Pause return - time left in the step."""
+    import random
+
+    chooser = random.Random(7)
+    latencies: list[float] = []
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        ops = operation_pb2_grpc.OperationServiceStub(channel)
+        while len(latencies) < pauses:
+            op = ops.StartOperation(pb.StartOperationRequest(workflow="bench.sleep50")).operation
+            stream = ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=op.last_seq))
+            step_started = None
+            for response in stream:
+                event = response.event
+                if event.type != pb.EVENT_TYPE_STEP_COMPLETED:
+                    continue
+                step_started = time.monotonic()
+                if event.operation.current_step < 2:
+                    continue
+                time.sleep(chooser.uniform(0.0, 0.04))
+                reply = ops.Pause(pb.PauseRequest(operation_id=op.id)).operation
+                returned = time.monotonic()
+                if reply.current_step != event.operation.current_step:
+                    break
+                for paused in stream:
+                    if paused.event.type == pb.EVENT_TYPE_PAUSED:
+                        left = max(step_started + 0.05 - returned, 0.0)
+                        latencies.append((time.monotonic() - returned - left) * 1000)
+                        break
+                break
+            stream.cancel()
+            ops.Cancel(pb.CancelRequest(operation_id=op.id))
+    latencies.sort()
+    return {
+        "pause_latency_p50_ms": statistics.median(latencies),
+        "pause_latency_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+# -- 4. fan-out to 1,000 watchers ------------------------------------------------------
+
+
+def fanout_delays(
+    target: str,
+    watchers: int,
+    events: int,
+    emit: Callable[[operation_pb2_grpc.OperationServiceStub, int], Awaitable[None]],
+    subscribed: Callable[[operation_pb2_grpc.OperationServiceStub, int], Awaitable[bool]],
+    request: pb.WatchRequest,
+) -> list[float]:
+    """For each event: the time from its stamp to its arrival at the last of `watchers` streams."""
+
+    async def run() -> list[float]:
+        channel = grpc.aio.insecure_channel(target)
+        stub = operation_pb2_grpc.OperationServiceStub(channel)
+        arrivals: dict[int, list[float]] = {}
+        stamps: dict[int, float] = {}
+        first_seen = 0
+
+        async def watch() -> None:
+            nonlocal first_seen
+            async for response in stub.Watch(request):
+                event = response.event
+                if request.after_seq and event.seq == request.after_seq + 1:
+                    first_seen += 1
+                arrivals.setdefault(event.seq, []).append(time.time())
+                stamps[event.seq] = event.time.ToNanoseconds() / 1e9
+                if event.type in (pb.EVENT_TYPE_SUCCEEDED, pb.EVENT_TYPE_CANCELLED):
+                    return
+
+        tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+        deadline = time.monotonic() + 120
+        while not await subscribed(stub, first_seen):
+            if time.monotonic() > deadline:
+                raise TimeoutError("watchers did not all subscribe")
+            await asyncio.sleep(0.05)
+        before = set(arrivals)
+        for index in range(events):
+            await emit(stub, index)
+            await asyncio.sleep(0.05)
+        await emit(stub, events)
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        await channel.close()
+        return [max(times) - stamps[seq] for seq, times in sorted(arrivals.items()) if seq not in before and len(times) == watchers]
+
+    return asyncio.run(run())
+
+
+def daemon_rss_mb(rig: Rig) -> float:
+    status = Path(f"/proc/{rig.daemon.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
+    async def emit_baseline(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
+        await stub.Cancel(pb.CancelRequest(request_id="last" if index == events else ""))
+
+    async def baseline_subscribed(stub: operation_pb2_grpc.OperationServiceStub, _first_seen: int) -> bool:
+        return len((await stub.ListWorkflows(pb.ListWorkflowsRequest())).workflows) >= watchers
+
+    baseline = fanout_delays(rig.baseline_target, watchers, events, emit_baseline, baseline_subscribed, pb.WatchRequest())
+
+    op_id = void_operations(rig, "bench.void", 1)[0]
+    rss = {}
+
+    async def emit_pausable(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
+        async with grpc.aio.insecure_channel(rig.daemon.target) as channel:
+            workers = worker_pb2_grpc.WorkerServiceStub(channel)
+            if index == events:
+                rss["mb"] = daemon_rss_mb(rig)
+                await stub.Cancel(pb.CancelRequest(operation_id=op_id))
+                await workers.Checkpoint(worker_pb2.CheckpointRequest(operation_id=op_id, step=0, result_json="0"))
+            else:
+                await workers.ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=index / events))
+
+    async def pausable_subscribed(_stub: operation_pb2_grpc.OperationServiceStub, first_seen: int) -> bool:
+        return first_seen >= watchers
+
+    pausable = fanout_delays(rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=1))
+
+    def p99(values: list[float]) -> float:
+        values = sorted(values)
+        return values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+
+    return {
+        "fanout_p99_ms": p99(pausable),
+        "fanout_baseline_p99_ms": p99(baseline),
+        "fanout_p99_ratio": p99(pausable) / p99(baseline),
+        "fanout_rss_mb": rss.get("mb", 0.0),
+    }
+
+
+# -- 6. store growth and replay ---------------------------------------------------------
+
+
+def measure_store_growth(rig: Rig, seconds: float, repeats: int, sizes: tuple[int, int]) -> dict[str, float]:
+    """Checkpoint cost with sizes[0] and sizes[1] finished operations in the store, and replay of 10,000 events."""
+    import sqlite3
+
+    from pausable.server.store import new_operation_id
+
+    def fill(count: int) -> None:
+        rig.daemon.stop()
+        db = sqlite3.connect(rig.folder / "bench.db")
+        have = db.execute("SELECT count(*) FROM operations").fetchone()[0]
+        rows = []
+        for _ in range(max(count - have, 0)):
+            op_id = new_operation_id()
+            rows.append((op_id, "bench.filler", "SUCCEEDED", 1, "t", 1, '["t"]', 0.0, "", "null", '"done"', "[]", "", "{}", 2))
+        db.executemany(
+            "INSERT INTO operations (id, workflow, state, current_step, current_step_name, total_steps, step_names, progress,"
+            " progress_message, input_json, result_json, plan, requester, labels, last_seq, created_at, updated_at, ended_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), datetime('now'), datetime('now'))",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO events (operation_id, seq, type, message, state, snapshot, created_at, tx) VALUES (?, ?, 'SUCCEEDED', '', 'SUCCEEDED', '{}', datetime('now'), 0)",
+            [(row[0], 1) for row in rows],
+        )
+        db.commit()
+        db.close()
+        rig.daemon.start()
+
+    costs = {}
+    for size in sizes:
+        fill(size)
+        rates = [checkpoint_rate(rig, seconds) for _ in range(repeats)]
+        costs[size] = 1 / statistics.median(rates)
+
+    op_id = void_operations(rig, "bench.void", 1)[0]
+    rig.daemon.stop()
+    db = sqlite3.connect(rig.folder / "bench.db")
+    snapshot = db.execute("SELECT snapshot FROM events WHERE operation_id = ? AND seq = 2", (op_id,)).fetchone()[0]
+    db.executemany(
+        "INSERT INTO events (operation_id, seq, type, message, state, snapshot, created_at, tx) VALUES (?, ?, 'PROGRESS', 'filler', 'RUNNING', ?, datetime('now'), 0)",
+        [(op_id, seq, snapshot) for seq in range(3, 10_003)],
+    )
+    db.execute("UPDATE operations SET last_seq = 10002 WHERE id = ?", (op_id,))
+    db.commit()
+    db.close()
+    rig.daemon.start()
+    replays = []
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        ops = operation_pb2_grpc.OperationServiceStub(channel)
+        for _ in range(repeats):
+            started = time.monotonic()
+            count = 0
+            for _response in ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2)):
+                count += 1
+                if count == 10_000:
+                    break
+            replays.append(time.monotonic() - started)
+    return {
+        "checkpoint_us_small_store": costs[sizes[0]] * 1e6,
+        "checkpoint_us_large_store": costs[sizes[1]] * 1e6,
+        "store_growth_ratio": costs[sizes[1]] / costs[sizes[0]],
+        "replay_10k_events_s": statistics.median(replays),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter measures (under 3 minutes)")
+    options = parser.parse_args()
+    quick = options.quick
+    repeats = 3 if quick else 5
+    seconds = 2.0 if quick else 5.0
+    rig = start_rig(quick)
+    results: dict[str, float] = {}
+    try:
+        for title, measure in (
+            ("checkpoint overhead", lambda: measure_overhead(rig, repeats)),
+            ("throughput", lambda: measure_throughput(rig, repeats, seconds)),
+            ("pause latency", lambda: measure_pause_latency(rig, 30 if quick else 100)),
+            ("fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
+            ("store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
+        ):
+            started = time.monotonic()
+            results.update(measure())
+            print(f"[{title}: {time.monotonic() - started:.0f}s]", file=sys.stderr, flush=True)
+    finally:
+        stop_rig(rig)
+    targets = {
+        "checkpoint_overhead_ratio": ("<=", 1.25),
+        "checkpoint_throughput_ratio": (">=", 0.40),
+        "pause_latency_p99_ms": ("<=", 20),
+        "fanout_p99_ratio": ("<=", 1.5),
+        "fanout_rss_mb": ("<=", 150),
+        "start_throughput_ratio": (">=", 0.25),
+        "store_growth_ratio": ("<=", 1.1),
+    }
+    print(f"\n{'measure':<34}{'value':>12}  target")
+    for key, value in results.items():
+        target = targets.get(key)
+        verdict = ""
+        if target:
+            ok = value <= target[1] if target[0] == "<=" else value >= target[1]
+            verdict = f"{target[0]} {target[1]}  {'met' if ok else 'NOT MET'}"
+        print(f"{key:<34}{value:>12.3f}  {verdict}")
+    print(json.dumps({key: round(value, 3) for key, value in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
