@@ -1,32 +1,34 @@
-"""The store: every read and write of operation state, one transaction per change.
+"""The store: every read and write of operation state.
 
-Each mutating method locks the operation's row (SELECT ... FOR UPDATE on
-Postgres; SQLite serialises writers on its single connection), asks
-`pausable.server.states` what the change means, and appends the resulting
-events with the next `seq` values in the same transaction. After the commit
-the events go to `on_commit` (the live fan-out); the store stays the source
-of truth.
+Each change locks the operation's row (SELECT ... FOR UPDATE on Postgres;
+SQLite has a single writer, see writer.py), asks `pausable.server.states`
+what the change means, and appends the resulting events with the next `seq`
+values in the same transaction. After the commit the events go to
+`on_commit` (the live fan-out); the store stays the source of truth.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, event, exists, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import undefer
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, undefer
 
 from pausable.server import migrate, states
-from pausable.server.models import EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
+from pausable.server.models import Base, EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
 from pausable.server.states import Decision, EventType, State
+from pausable.server.writer import SqliteWriter
+
+Result = TypeVar("Result")
 
 
 class NotFound(Exception):
@@ -186,22 +188,10 @@ class Store:
         self.postgres = engine.dialect.name == "postgresql"
         self.replica = replica or secrets.token_hex(4)
         self._step_names: dict[str, tuple[str, ...]] = {}
+        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self._published)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[tuple[AsyncSession, list[Event]]]:
-        """One write transaction; the events appended to the list are published after the commit.
-
-        On Postgres a NOTIFY in the same transaction wakes the watchers of
-        other replicas when (and only if) it commits.
-        """
-        events: list[Event] = []
-        async with self.sessions.begin() as session:
-            yield session, events
-            if events and self.postgres:
-                payload = f"{self.replica} {events[-1].operation_id} {events[-1].seq}"
-                await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": payload})
-        if events:
-            self.on_commit(events)
+    def _published(self, events: list[Event]) -> None:
+        self.on_commit(events)
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -210,24 +200,11 @@ class Store:
         return cls(engine, on_commit, replica)
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
         await self.engine.dispose()
 
     # -- workflows ---------------------------------------------------------
-
-    async def register_workflows(self, specs: Sequence[WorkflowSpec], worker: str) -> None:
-        now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
-            for spec in specs:
-                row = await session.get(WorkflowRow, spec.name, with_for_update=True)
-                if row is None:
-                    row = WorkflowRow(name=spec.name)
-                    session.add(row)
-                row.description = spec.description
-                row.steps = spec.steps
-                row.plan = spec.plan
-                row.input_schema = spec.input_schema
-                row.worker = worker
-                row.registered_at = now
 
     async def list_workflows(self) -> list[WorkflowRow]:
         async with self.sessions() as session:
@@ -303,6 +280,47 @@ class Store:
         return plan, current_step, json.loads(result_json if current_step > 0 and result_json is not None else input_json)
 
     # -- writes --------------------------------------------------------------
+    #
+    # Each write is a synchronous function over a Session (see writer.py):
+    # it locks the operation's row, asks pausable.server.states what the
+    # change means and appends the resulting events.
+
+    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
+        """Run `fn` in a write transaction; publish its events once committed."""
+        if self.writer is not None:
+            return await self.writer.submit(fn)
+        events: list[Event] = []
+
+        def run(session: Session) -> Result:
+            result = fn(session, events)
+            if events:
+                payload = f"{self.replica} {events[-1].operation_id} {events[-1].seq}"
+                session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": payload})
+            return result
+
+        async with self.sessions.begin() as session:
+            result = await session.run_sync(run)
+        if events:
+            self.on_commit(events)
+        return result
+
+    async def register_workflows(self, specs: Sequence[WorkflowSpec], worker: str) -> None:
+        now = datetime.now(UTC)
+
+        def register(session: Session, _events: list[Event]) -> None:
+            for spec in specs:
+                row = session.get(WorkflowRow, spec.name, with_for_update=True)
+                if row is None:
+                    row = WorkflowRow(name=spec.name)
+                    session.add(row)
+                row.description = spec.description
+                row.steps = spec.steps
+                row.plan = spec.plan
+                row.input_schema = spec.input_schema
+                row.worker = worker
+                row.registered_at = now
+
+        await self.write(register)
 
     async def create_operation(
         self,
@@ -323,42 +341,45 @@ class Store:
             if existing is not None:
                 return self._same_request(existing, workflow.name)
         now = datetime.now(UTC)
-        row = OperationRow(
-            id=new_operation_id(),
-            workflow=workflow.name,
-            state=State.PENDING,
-            current_step=0,
-            current_step_name=workflow.steps[0],
-            total_steps=len(workflow.steps),
-            step_names=list(workflow.steps),
-            progress=0.0,
-            progress_message="",
-            input_json=input_json,
-            result_json=None,
-            plan=workflow.plan,
-            error=None,
-            requester=requester,
-            labels=dict(labels),
-            request_id=request_id or None,
-            created_at=now,
-            updated_at=now,
-            ended_at=None,
-            last_seq=0,
-        )
+
+        def create(session: Session, events: list[Event]) -> dict[str, Any]:
+            row = OperationRow(
+                id=new_operation_id(),
+                workflow=workflow.name,
+                state=State.PENDING,
+                current_step=0,
+                current_step_name=workflow.steps[0],
+                total_steps=len(workflow.steps),
+                step_names=list(workflow.steps),
+                progress=0.0,
+                progress_message="",
+                input_json=input_json,
+                result_json=None,
+                plan=workflow.plan,
+                error=None,
+                requester=requester,
+                labels=dict(labels),
+                request_id=request_id or None,
+                created_at=now,
+                updated_at=now,
+                ended_at=None,
+                last_seq=0,
+            )
+            session.add(row)
+            session.flush()
+            session.add_all(LabelRow(operation_id=row.id, key=key, value=value) for key, value in labels.items())
+            self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
+            row.state = State.RUNNING
+            self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
+            return full_snapshot(row)
+
         try:
-            async with self._transaction() as (session, events):
-                session.add(row)
-                await session.flush()
-                session.add_all(LabelRow(operation_id=row.id, key=key, value=value) for key, value in labels.items())
-                self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
-                row.state = State.RUNNING
-                self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
+            return Change(await self.write(create), dispatch=True)
         except IntegrityError:
             existing = await self._by_request_id(request_id) if request_id else None
             if existing is None:
                 raise
             return self._same_request(existing, workflow.name)
-        return Change(full_snapshot(row), dispatch=True)
 
     async def _by_request_id(self, request_id: str) -> OperationRow | None:
         async with self.sessions() as session:
@@ -378,10 +399,11 @@ class Store:
         """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set."""
         decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
         now = datetime.now(UTC)
-        async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id, with_input=True)
+
+        def apply(session: Session, events: list[Event]) -> Change:
+            row = self._locked(session, operation_id, with_input=True)
             if request_id:
-                seen = await session.get(RequestRow, request_id)
+                seen = session.get(RequestRow, request_id)
                 if seen is not None:
                     if seen.operation_id != operation_id or seen.kind != kind:
                         raise AlreadyExists(
@@ -392,95 +414,106 @@ class Store:
                 session.add(RequestRow(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
             transition = decide(State(row.state))
             self._apply(session, events, row, transition, now)
-        return Change(full_snapshot(row), dispatch=transition.dispatch)
+            return Change(full_snapshot(row), dispatch=transition.dispatch)
+
+        return await self.write(apply)
 
     async def checkpoint(self, operation_id: str, step: int, result_json: str, attempt: str = "") -> CheckpointResult:
         now = datetime.now(UTC)
-        async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id)
+
+        def record(session: Session, events: list[Event]) -> CheckpointResult:
+            row = self._locked(session, operation_id)
             if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
             outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps)
             if outcome.record_result:
                 row.result_json = result_json
                 row.current_step = step + 1
-                row.current_step_name = await self._step_name(session, operation_id, step + 1)
+                row.current_step_name = self._step_name(session, operation_id, step + 1)
                 row.progress, row.progress_message = 0.0, ""
             if outcome.transition.state is not None:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
-        return CheckpointResult(outcome.decision, State(row.state))
+            return CheckpointResult(outcome.decision, State(row.state))
+
+        return await self.write(record)
 
     async def revert_resume(self, operation_id: str, message: str) -> None:
         """Put back to PAUSED an operation whose resumed chain never reached the broker."""
         now = datetime.now(UTC)
-        async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id)
+
+        def revert(session: Session, events: list[Event]) -> None:
+            row = self._locked(session, operation_id)
             if row.state == State.RUNNING:
                 self._apply(session, events, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
 
+        await self.write(revert)
+
     async def report_progress(self, operation_id: str, step: int, fraction: float, message: str) -> State:
         now = datetime.now(UTC)
-        async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id)
+
+        def report(session: Session, events: list[Event]) -> State:
+            row = self._locked(session, operation_id)
             if states.accepts_step_report(State(row.state), row.current_step, step):
                 row.progress, row.progress_message = fraction, message
                 self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
-        return State(row.state)
+            return State(row.state)
+
+        return await self.write(report)
 
     async def fail(self, operation_id: str, step: int, error: dict[str, Any]) -> State:
         """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain)."""
         now = datetime.now(UTC)
-        async with self._transaction() as (session, events):
-            row = await self._locked(session, operation_id)
+
+        def mark(session: Session, events: list[Event]) -> State:
+            row = self._locked(session, operation_id)
             if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
                 row.error = error
                 transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
                 self._apply(session, events, row, transition, now)
-        return State(row.state)
+            return State(row.state)
+
+        return await self.write(mark)
 
     async def purge(self, ended_before: datetime, batch: int = 500) -> int:
         """Delete finished operations that ended before `ended_before`, with their events, one small batch per transaction."""
+        terminal = [str(s) for s in states.TERMINAL]
+
+        def purge_batch(session: Session, _events: list[Event]) -> int:
+            ids = list(
+                session.scalars(
+                    select(OperationRow.id).where(OperationRow.ended_at < ended_before, OperationRow.state.in_(terminal)).limit(batch)
+                ).all()
+            )
+            delete_operations(session, ids)
+            return len(ids)
+
         purged = 0
-        while True:
-            async with self.sessions.begin() as session:
-                ids = list(
-                    (
-                        await session.scalars(
-                            select(OperationRow.id)
-                            .where(OperationRow.ended_at < ended_before, OperationRow.state.in_([str(s) for s in states.TERMINAL]))
-                            .limit(batch)
-                        )
-                    ).all()
-                )
-                for table in (EventRow, LabelRow, RequestRow):
-                    await session.execute(delete(table).where(table.operation_id.in_(ids)))
-                await session.execute(delete(OperationRow).where(OperationRow.id.in_(ids)))
-            purged += len(ids)
-            if len(ids) < batch:
-                return purged
+        while (count := await self.write(purge_batch)) == batch:
+            purged += count
+        return purged + count
 
     # -- helpers -------------------------------------------------------------
 
     @staticmethod
-    async def _locked(session: AsyncSession, operation_id: str, with_input: bool = False) -> OperationRow:
+    def _locked(session: Session, operation_id: str, with_input: bool = False) -> OperationRow:
         options = [undefer(OperationRow.input_json)] if with_input else []
-        row = await session.get(OperationRow, operation_id, with_for_update=True, options=options)
+        row = session.get(OperationRow, operation_id, with_for_update=True, options=options)
         if row is None:
             raise NotFound(operation_id)
         return row
 
-    async def _step_name(self, session: AsyncSession, operation_id: str, index: int) -> str:
+    def _step_name(self, session: Session, operation_id: str, index: int) -> str:
         """The name of step `index`; an operation's step names never change, so they are cached."""
         names = self._step_names.get(operation_id)
         if names is None:
-            names = tuple(await session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ())
+            names = tuple(session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ())
             if len(self._step_names) >= STEP_NAME_CACHE:
                 self._step_names.pop(next(iter(self._step_names)))
             self._step_names[operation_id] = names
         return names[index] if index < len(names) else ""
 
-    def _apply(self, session: AsyncSession, events: list[Event], row: OperationRow, transition: states.Transition, now: datetime) -> None:
+    def _apply(self, session: Session, events: list[Event], row: OperationRow, transition: states.Transition, now: datetime) -> None:
         if transition.state is None or transition.event is None:
             return
         row.state = transition.state
@@ -489,7 +522,7 @@ class Store:
         self._append(session, events, row, transition.event, transition.message, now)
 
     @staticmethod
-    def _append(session: AsyncSession, events: list[Event], row: OperationRow, type_: EventType, message: str, now: datetime) -> None:
+    def _append(session: Session, events: list[Event], row: OperationRow, type_: EventType, message: str, now: datetime) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
@@ -498,3 +531,15 @@ class Store:
             EventRow(operation_id=row.id, seq=row.last_seq, type=type_, message=message, state=row.state, snapshot=snap, created_at=now)
         )
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))
+
+
+def delete_operations(session: Session, ids: Sequence[str]) -> None:
+    """Delete operations and every row that refers to them (events, labels, idempotency keys, ...)."""
+    if not ids:
+        return
+    operations = OperationRow.__table__
+    for table in Base.metadata.sorted_tables:
+        for key in table.foreign_keys:
+            if key.column.table is operations:
+                session.execute(delete(table).where(key.parent.in_(ids)))
+    session.execute(delete(OperationRow).where(OperationRow.id.in_(ids)))
