@@ -15,7 +15,7 @@ from pausable.server.convert import dumps, event_to_pb, from_value, operation_to
 from pausable.server.dispatch import Dispatcher
 from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
 from pausable.server.hub import ALL, EventHub
-from pausable.server.store import Change, OperationFilter, Store
+from pausable.server.store import OperationFilter, Store
 from pausable.server.states import State
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
@@ -68,14 +68,14 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             labels=validation.labels(dict(request.labels)),
         )
         if change.created:
-            await self._dispatch(change.snapshot["id"], on_failure="fail")
-            change = Change(await self.store.get_operation(change.snapshot["id"]))
+            await self._dispatch(change.snapshot["id"], on_failure="fail", plan=(workflow.plan, 0, data))
         return pb.StartOperationResponse(operation=operation_to_pb(change.snapshot))
 
-    async def _dispatch(self, operation_id: str, *, on_failure: str) -> None:
-        plan, start, argument = await self.store.plan_of(operation_id)
+    async def _dispatch(self, operation_id: str, *, on_failure: str, plan: tuple[list[dict], int, object] | None = None) -> None:
+        """Send the rest of the plan (read from the store unless the caller has it) to the broker."""
+        steps, start, argument = plan or await self.store.plan_of(operation_id)
         try:
-            await self.dispatcher.dispatch(operation_id, plan, start, argument)
+            await self.dispatcher.dispatch(operation_id, steps, start, argument)
         except Exception as error:  # noqa: BLE001 - any broker failure
             log.warning("dispatch of %s failed: %s", operation_id, error)
             if on_failure == "fail":

@@ -41,6 +41,7 @@ class AlreadyExists(Exception):
 
 NOTIFY_CHANNEL = "pausable_events"
 STEP_NAME_CACHE = 10_000
+WORKFLOW_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class Store:
         self.postgres = engine.dialect.name == "postgresql"
         self.replica = replica or secrets.token_hex(4)
         self._step_names: dict[str, tuple[str, ...]] = {}
+        self._workflows: dict[str, tuple[WorkflowRow, float]] = {}
         self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self._published)
 
     def _published(self, events: list[Event]) -> None:
@@ -211,8 +213,15 @@ class Store:
             return list((await session.scalars(select(WorkflowRow).order_by(WorkflowRow.name))).all())
 
     async def get_workflow(self, name: str) -> WorkflowRow | None:
+        """Cached for WORKFLOW_CACHE_SECONDS: StartOperation reads it on every call, and it rarely changes."""
+        cached = self._workflows.get(name)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         async with self.sessions() as session:
-            return await session.get(WorkflowRow, name)
+            row = await session.get(WorkflowRow, name)
+        if row is not None:
+            self._workflows[name] = (row, time.monotonic() + WORKFLOW_CACHE_SECONDS)
+        return row
 
     # -- reads ---------------------------------------------------------------
 
@@ -321,6 +330,7 @@ class Store:
                 row.registered_at = now
 
         await self.write(register)
+        self._workflows.clear()
 
     async def create_operation(
         self,
