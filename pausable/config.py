@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["pausable.workers.examples.demo"],
         description="modules that register workflows, imported by `pausable worker`",
     )
+    otel: str = Field(
+        default="",
+        description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",
+    )
+    otel_file: str = Field(default="", description="append finished spans as JSON lines to this file (see pausable.tracing)")
 
 
 @lru_cache(maxsize=1)

@@ -151,8 +151,10 @@ class WorkerProcess:
         modules: list[str] | None = None,
         concurrency: int = 2,
         pool: str = "prefork",
+        env: dict[str, str] | None = None,
     ) -> None:
-        self.env = {**os.environ, "PAUSABLE_DAEMON": daemon, "PAUSABLE_BROKER_URL": broker_url}
+        """`env`: extra environment variables, e.g. {"PAUSABLE_OTEL_FILE": "spans.jsonl"}."""
+        self.env = {**os.environ, "PAUSABLE_DAEMON": daemon, "PAUSABLE_BROKER_URL": broker_url, **(env or {})}
         if modules:
             self.env["PAUSABLE_WORKER_MODULES"] = json.dumps(modules)
         self.args = [*CLI, "--daemon", daemon, "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"]

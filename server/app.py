@@ -19,6 +19,7 @@ from pausable.server.hub import EventHub
 from pausable.server.notify import PgListener
 from pausable.server.operations import OperationService
 from pausable.server.store import Store
+from pausable.server.tracing import server_interceptors
 from pausable.server.workers_api import WorkerService
 from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
@@ -78,7 +79,7 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         listener = PgListener(settings.database_url, store.replica, hub)
         await listener.start()
     dispatcher = Dispatcher(settings.broker_url)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=server_interceptors())
     operations = OperationService(store, hub, dispatcher)
     operation_pb2_grpc.add_OperationServiceServicer_to_server(operations, server)
     longrunning.add_to_server(operations, server)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 
 from pausable.config import get_settings
+from pausable.workers import tracing
 
 
 def make_app() -> Celery:
@@ -26,3 +27,4 @@ def make_app() -> Celery:
 
 
 app = make_app()
+tracing.instrument()  # a span per task when PAUSABLE_OTEL is on; connects nothing otherwise

@@ -23,6 +23,7 @@ import grpc
 
 from pausable.config import get_settings
 from pausable.targets import channel_options, channel_target
+from pausable.tracing import traced_channel
 from pausable.v1 import operation_pb2, worker_pb2, worker_pb2_grpc
 
 Reply = TypeVar("Reply")
@@ -42,7 +43,7 @@ class DaemonLink:
     def stub(self) -> worker_pb2_grpc.WorkerServiceStub:
         with self._lock:
             if self._stub is None or self._pid != os.getpid():
-                self._channel = grpc.insecure_channel(channel_target(self.target), options=channel_options())
+                self._channel = traced_channel(grpc.insecure_channel(channel_target(self.target), options=channel_options()))
                 self._stub = worker_pb2_grpc.WorkerServiceStub(self._channel)
                 self._pid = os.getpid()
             return self._stub

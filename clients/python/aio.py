@@ -39,6 +39,7 @@ from pausable.clients.common import (
 )
 from pausable.clients.errors import from_rpc_error
 from pausable.targets import channel_options, channel_target
+from pausable.tracing import aio_client_interceptors
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
@@ -66,9 +67,11 @@ class AsyncClient:
         self.metadata = call_metadata(token)
         if channel is None:
             credentials = channel_credentials(tls)
-            address, options = channel_target(target), channel_options()
+            address, options, traced = channel_target(target), channel_options(), aio_client_interceptors()
             channel = (
-                grpc.aio.secure_channel(address, credentials, options) if credentials else grpc.aio.insecure_channel(address, options)
+                grpc.aio.secure_channel(address, credentials, options, interceptors=traced)
+                if credentials
+                else grpc.aio.insecure_channel(address, options, interceptors=traced)
             )
         self.channel = channel
         self.stub = operation_pb2_grpc.OperationServiceStub(channel)

@@ -15,7 +15,9 @@ import click
 from google.protobuf import json_format
 from rich.console import Console
 
+from pausable import tracing
 from pausable.clients.client import Client, state_name
+from pausable.clients.completion import completion
 from pausable.clients.errors import PausableError
 from pausable.v1 import operation_pb2 as pb
 
@@ -25,6 +27,7 @@ console = Console()
 
 
 def _client(ctx: click.Context) -> Client:
+    tracing.configure("pausable-cli")  # PAUSABLE_OTEL / PAUSABLE_OTEL_FILE: the command's calls start a trace
     return Client(ctx.obj["daemon"])
 
 
@@ -63,6 +66,8 @@ def main(ctx: click.Context, daemon: str, output: str) -> None:
       pausable start demo.etl --watch                # terminal 2
       pausable start demo.etl --input '{"step_seconds": 3}'
       pausable pause ID; pausable resume ID; pausable watch ID
+    Shell completion (see `pausable completion --help`):
+      eval "$(pausable completion bash)"             # in ~/.bashrc; zsh, fish too
     """
     ctx.obj = {"daemon": daemon, "output": output}
 
@@ -318,5 +323,7 @@ def workflows(ctx: click.Context) -> None:
         console.print("  steps: " + " → ".join(flow.steps), highlight=False)
 
 
+main.add_command(completion)
+
 if __name__ == "__main__":
-    main()
+    main(prog_name="pausable")  # `python -m pausable.clients.cli` completes and reads like the script
