@@ -24,16 +24,17 @@ import json
 import logging
 import os
 import threading
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
 
 try:
+    from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
 except ImportError:  # the otel extra is not installed: every hook below does nothing
-    propagate = trace = None  # type: ignore[assignment]
+    otel_context = propagate = trace = None  # type: ignore[assignment]
 
 log = logging.getLogger("pausable.tracing")
 
@@ -212,20 +213,49 @@ def headers() -> dict[str, str]:
     return carrier
 
 
+# Step contexts by (operation_id, step), for calls about a step made from another thread
+# (a worker reports checkpoints in the background once the chain has moved on).
+_steps: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_steps_lock = threading.Lock()
+REMEMBERED_STEPS = 4096
+
+
+def remember_step(operation_id: str, step: int) -> None:
+    """Keep the current context (the running step's span) for later calls naming this step."""
+    with _steps_lock:
+        _steps[(operation_id, step)] = otel_context.get_current()
+        _steps.move_to_end((operation_id, step))
+        while len(_steps) > REMEMBERED_STEPS:
+            _steps.popitem(last=False)
+
+
+def _step_context(request: Any) -> Any:
+    """The remembered context of the step a worker request names (CheckpointRequest, ReportProgressRequest…), or None."""
+    operation_id, step = getattr(request, "operation_id", None), getattr(request, "step", None)
+    if not isinstance(operation_id, str) or not isinstance(step, int):
+        return None
+    with _steps_lock:
+        return _steps.get((operation_id, step))
+
+
 def extract(carrier: dict[str, Any]) -> Any:
     """The context whose parent is the span named in `carrier` (W3C traceparent/tracestate)."""
     return propagate.extract(carrier)
 
 
-def _outgoing(method: str, spans: bool, provider: Any = None) -> tuple[Any, list[tuple[str, str]]]:
+def _outgoing(method: str, spans: bool, provider: Any = None, request: Any = None) -> tuple[Any, list[tuple[str, str]]]:
     """(span to end when the call is done or None, metadata to add) for one outgoing call.
 
     With `spans`, a CLIENT span child of the current one (from `provider`, or
     the global one); a no-op tracer just hands back the current span, so the
-    caller's trace still travels.
+    caller's trace still travels. Without `spans` and with no span current
+    (a worker's background sender thread), the step that `request` names
+    gives the context.
     """
     span = None
     context = None
+    if not spans and not trace.get_current_span().get_span_context().is_valid:
+        context = _step_context(request)
     if spans:
         source = provider.get_tracer(TRACER_NAME) if provider is not None else tracer()
         span = source.start_span(method.lstrip("/"), kind=trace.SpanKind.CLIENT, attributes=_rpc_attributes(method))
@@ -291,7 +321,7 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
 
     def _intercept(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
         method = _method_name(details.method)
-        span, extra = _outgoing(method, self.spans, self.provider)
+        span, extra = _outgoing(method, self.spans, self.provider, request)
         if not extra:
             return continuation(details, request)
         metadata = [*(details.metadata or ()), *extra]

@@ -126,9 +126,10 @@ def test_client_daemon_steps_and_checkpoints_share_one_trace(traced: tuple[Stack
     checkpoints = [r for r in mine if r["name"] == CHECKPOINT]
     assert sorted(c["parent_span_id"] for c in checkpoints) == sorted(s["span_id"] for s in steps)
     assert all(c["service"] == "pausable-daemon" and c["kind"] == "SERVER" for c in checkpoints)
+    # (a checkpoint may be reported in the background after its step span ended: parent, not containment)
     for checkpoint in checkpoints:
         parent = next(s for s in steps if s["span_id"] == checkpoint["parent_span_id"])
-        assert parent["start_unix_nano"] <= checkpoint["start_unix_nano"] <= checkpoint["end_unix_nano"] <= parent["end_unix_nano"]
+        assert parent["start_unix_nano"] <= checkpoint["start_unix_nano"]
 
     # nothing of this operation went to another trace
     assert all(r["trace_id"] == trace_id for r in records if r["attributes"].get("pausable.operation_id") == op.id)

@@ -6,6 +6,8 @@ message headers as attributes of `task.request`. The span is started on
 `__call__` (the step body and its Checkpoint call) in the same thread, so the
 span is current while the Checkpoint call's metadata is built. The failure
 report (task_failure → FailOperation) happens in between and is covered too.
+A checkpoint reported later from a background thread finds the step's
+context by (operation_id, step) (`pausable.tracing.remember_step`).
 
 With tracing off, `instrument()` connects nothing: no cost per task.
 """
@@ -51,6 +53,8 @@ def _start(task: Task | None = None, task_id: str | None = None, **_: Any) -> No
     )
     token = context.attach(trace.set_span_in_context(span))
     setattr(request, SPAN_ATTRIBUTE, (span, token))
+    if operation_id is not None:
+        tracing.remember_step(operation_id, attributes["pausable.step"])  # for a checkpoint sent in the background
 
 
 def _end(task: Task | None = None, retval: Any = None, state: str | None = None, **_: Any) -> None:
