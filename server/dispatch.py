@@ -13,6 +13,7 @@ from celery import Celery
 
 from pausable import tracing
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.server.flags import StopFlags
 
 
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
@@ -22,6 +23,7 @@ def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
 
 class Dispatcher:
     def __init__(self, broker_url: str) -> None:
+        self.flags = StopFlags(broker_url)
         self.app = Celery("pausable-daemon", broker=broker_url, set_as_current=False)
         self.app.conf.update(task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5)
 

@@ -14,6 +14,7 @@ from pausable.server import validation
 from pausable.server.convert import dumps, event_to_pb, from_value, operation_to_pb, state_from_pb, to_value
 from pausable.server.dispatch import Dispatcher
 from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
+from pausable.server.flags import StopFlags
 from pausable.server.hub import ALL, EventHub
 from pausable.server.store import OperationFilter, Store
 from pausable.server.states import State
@@ -39,10 +40,11 @@ def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) 
 
 
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
-    def __init__(self, store: Store, hub: EventHub, dispatcher: Dispatcher) -> None:
+    def __init__(self, store: Store, hub: EventHub, dispatcher: Dispatcher, flags: StopFlags) -> None:
         self.store = store
         self.hub = hub
         self.dispatcher = dispatcher
+        self.flags = flags
         # Postgres may hold back an event behind an older transaction that sends
         # no notification (see Store.events_matching); re-read after this long.
         self.global_recheck_seconds = 1.0 if store.postgres else None
@@ -106,6 +108,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         change = await self.store.command(
             validation.operation_id(operation_id), kind, validation.short_text("request_id", request_id)
         )
+        await self.flags.follow(operation_id, State(change.snapshot["state"]))
         if change.dispatch:
             await self._dispatch(operation_id, on_failure="revert")
         return operation_to_pb(change.snapshot)

@@ -102,14 +102,18 @@ class CheckpointOutcome:
     record_result: bool = False
 
 
-def checkpoint(state: State, current_step: int, step: int, total_steps: int) -> CheckpointOutcome:
+def checkpoint(state: State, current_step: int, step: int, total_steps: int, continued: bool = False) -> CheckpointOutcome:
     """Decide what the end of `step` means for an operation at `current_step`.
 
     `step` may lie ahead of `current_step` when the steps between are plain
-    Celery tasks that do not checkpoint. A checkpoint for a step already
-    recorded comes from a redelivered task or a chain that should have
-    stopped: it changes nothing and the chain is told to stop, so nothing
-    downstream runs twice.
+    Celery tasks that do not checkpoint (or their background reports are
+    still on the way). A checkpoint for a step already recorded comes from a
+    redelivered task or a chain that should have stopped: it changes nothing
+    and the chain is told to stop, so nothing downstream runs twice.
+
+    A `continued` checkpoint was reported after the worker forwarded the
+    chain (it saw no stop flag, see pausable/flags.py): it is recorded, and a
+    requested pause or cancel waits for the next boundary.
     """
     if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
@@ -119,11 +123,15 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int) -> 
             State.CANCEL_REQUESTED: "cancel requested too late: the last step was already running; the operation finished",
         }.get(state, "all steps finished")
         return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
+    done = f"step {step + 1}/{total_steps} done"
+    if continued:
+        waiting = {State.PAUSE_REQUESTED: "; the pause takes effect at the next step boundary", State.CANCEL_REQUESTED: "; the cancel takes effect at the next step boundary"}
+        return CheckpointOutcome(Decision.CONTINUE, Transition(state, EventType.STEP_COMPLETED, done + waiting.get(state, "")), True)
     if state is State.PAUSE_REQUESTED:
         return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {step + 1}/{total_steps}"), True)
     if state is State.CANCEL_REQUESTED:
         return CheckpointOutcome(Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}"))
-    return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, f"step {step + 1}/{total_steps} done"), True)
+    return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
 
 
 def accepts_step_report(state: State, current_step: int, step: int) -> bool:

@@ -428,14 +428,14 @@ class Store:
 
         return await self.write(apply)
 
-    async def checkpoint(self, operation_id: str, step: int, result_json: str, attempt: str = "") -> CheckpointResult:
+    async def checkpoint(self, operation_id: str, step: int, result_json: str, attempt: str = "", continued: bool = False) -> CheckpointResult:
         now = datetime.now(UTC)
 
         def record(session: Session, events: list[Event]) -> CheckpointResult:
             row = self._locked(session, operation_id)
             if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
-            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps)
+            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, continued)
             if outcome.record_result:
                 row.result_json = result_json
                 row.current_step = step + 1

@@ -10,6 +10,8 @@ from pausable.server import validation
 from pausable.server.convert import from_value, state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.errors import InvalidArgument, unary
+from pausable.server.flags import StopFlags
+from pausable.server.states import State
 from pausable.server.store import Store, WorkflowSpec
 from pausable.v1 import worker_pb2 as pb
 from pausable.v1 import worker_pb2_grpc
@@ -22,8 +24,9 @@ def _step(value: int) -> int:
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, flags: StopFlags) -> None:
         self.store = store
+        self.flags = flags
 
     @unary
     async def RegisterWorkflows(self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterWorkflowsResponse:
@@ -44,12 +47,16 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     @unary
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         validation.json_text("result_json", request.result_json)
+        operation_id = validation.operation_id(request.operation_id)
         outcome = await self.store.checkpoint(
-            validation.operation_id(request.operation_id),
+            operation_id,
             _step(request.step),
             request.result_json,
             validation.short_text("attempt_id", request.attempt_id),
+            request.continued,
         )
+        if not (request.continued and outcome.state is State.RUNNING):
+            await self.flags.follow(operation_id, outcome.state)
         return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
 
     @unary
@@ -64,9 +71,11 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     @unary
     async def FailOperation(self, request: pb.FailOperationRequest, context: grpc.aio.ServicerContext) -> pb.FailOperationResponse:
         error = request.error
+        operation_id = validation.operation_id(request.operation_id)
         state = await self.store.fail(
-            validation.operation_id(request.operation_id),
+            operation_id,
             _step(request.step),
             {"code": error.code[:200] or "Error", "message": error.message[:4000], "step": request.step, "step_name": error.step_name[:200]},
         )
+        await self.flags.follow(operation_id, state)
         return pb.FailOperationResponse(state=state_to_pb(state))

@@ -160,3 +160,19 @@ def test_start_with_the_same_request_id_starts_one_run(client: Client) -> None:
     assert first.id == second.id
     first.wait(timeout=30)
     assert [e.type for e in history(client, first.id)].count(pb.EVENT_TYPE_STARTED) == 1
+
+
+def test_a_lost_stop_flag_only_delays_the_pause_by_a_step(stack: Stack, client: Client) -> None:
+    """The Redis flag is a hint: without it the next background report makes the daemon set it again."""
+    import redis
+
+    from pausable import flags
+
+    op = client.start("demo.etl", {"rows": 5, "step_seconds": SLOW})
+    wait_event(client, op.id, step_completed(0), timeout=30)
+    requested = client.pause(op.id)
+    redis.Redis.from_url(stack.redis.url).delete(flags.key(op.id))
+    paused = wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30).operation
+    assert paused.current_step in (requested.current_step + 1, requested.current_step + 2)
+    client.resume(op.id)
+    assert op.wait(timeout=60)["steps"] == ["T1", "T2", "T3", "T4", "T5"]

@@ -69,3 +69,12 @@ def test_stale_or_duplicate_checkpoints_change_nothing_and_stop_the_chain() -> N
 def test_a_checkpoint_may_skip_over_steps_that_do_not_checkpoint() -> None:
     outcome = states.checkpoint(State.RUNNING, 0, 2, 6)
     assert outcome.decision is Decision.CONTINUE and outcome.record_result
+
+
+def test_a_continued_checkpoint_records_the_step_and_never_stops_the_chain() -> None:
+    for state in (State.RUNNING, State.PAUSE_REQUESTED, State.CANCEL_REQUESTED):
+        outcome = states.checkpoint(state, 1, 1, 5, continued=True)
+        assert outcome.decision is Decision.CONTINUE and outcome.record_result
+        assert outcome.transition.state is state and outcome.transition.event is EventType.STEP_COMPLETED
+    assert "next step boundary" in states.checkpoint(State.PAUSE_REQUESTED, 1, 1, 5, continued=True).transition.message
+    assert states.checkpoint(State.PAUSE_REQUESTED, 4, 4, 5, continued=True).transition.state is State.SUCCEEDED

@@ -10,7 +10,6 @@ pausable.targets) a retry lands on another one.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -66,10 +65,10 @@ class DaemonLink:
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 2.0)
 
-    def checkpoint(self, operation_id: str, step: int, result: Any) -> int:
-        """Record the step's result; retries carry one attempt_id, so they get the first call's answer."""
+    def checkpoint(self, operation_id: str, step: int, result_json: str, *, continued: bool = False) -> int:
+        """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer."""
         request = worker_pb2.CheckpointRequest(
-            operation_id=operation_id, step=step, result_json=json.dumps(result), attempt_id=uuid.uuid4().hex
+            operation_id=operation_id, step=step, result_json=result_json, attempt_id=uuid.uuid4().hex, continued=continued
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision

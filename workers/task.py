@@ -1,21 +1,26 @@
 """The checkpointing task base: the pause point runs in the worker, after the body returns.
 
-`PausableTask.__call__` runs the step's body, then makes one Checkpoint call
-that records the result and answers CONTINUE, PAUSE, CANCEL or STOP. On
-anything but CONTINUE it clears the request's chain, so Celery does not
-forward the rest: no extra task, no extra broker hop per step.
+`PausableTask.__call__` runs the step's body, then checks the operation's
+stop flag (one Redis read, see pausable/flags.py). With no stop flagged the
+chain goes on at once and the step is reported in the background. With one
+flagged, or after the last step, it makes one Checkpoint call that records
+the result and answers CONTINUE, PAUSE, CANCEL or STOP; on anything but
+CONTINUE it clears the request's chain, so Celery does not forward the
+rest. No extra task, no extra broker hop per step.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import Task, current_task
-from celery.signals import task_failure
+from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
 
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
+from pausable.workers.reporter import flush, reporter, stop_flagged
 
 
 def _position(request: Any) -> tuple[str, int] | None:
@@ -37,10 +42,13 @@ class PausableTask(Task):
 
     def checkpoint(self, operation_id: str, step: int, result: Any) -> None:
         try:
-            decision = daemon().checkpoint(operation_id, step, result)
+            result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
-        if decision != worker_pb2.DECISION_CONTINUE:
+        if self.request.chain and not stop_flagged(operation_id):
+            reporter().submit(operation_id, step, result_json)
+            return
+        if daemon().checkpoint(operation_id, step, result_json) != worker_pb2.DECISION_CONTINUE:
             self.request.chain = None
 
 
@@ -59,3 +67,10 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     if position is not None:
         operation_id, step = position
         daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name)
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _flush_reports(**_: Any) -> None:
+    """Send the step reports still queued before the worker process exits."""
+    flush()

@@ -34,16 +34,18 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTINUED_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
     attempt_id: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ...) -> None: ...
+    continued: bool
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")

@@ -1,0 +1,25 @@
+"""Stop flags: the daemon's hint to workers that an operation should stop at its next step boundary.
+
+When a Pause or Cancel is recorded, the daemon sets `pausable:stop:<id>` in
+Redis (the broker the workers already use); Resume and the end of the
+operation clear it. After each step a worker reads the flag (one Redis GET):
+
+- flag set: a synchronous Checkpoint, where the daemon records the result
+  and decides PAUSE, CANCEL or CONTINUE in one transaction;
+- no flag: the chain goes on at once and the checkpoint is reported in the
+  background, marked `continued`, so the daemon records it but never stops
+  a chain that has already moved on.
+
+The store stays the only authority: a stale flag costs one synchronous
+call, a missing one delays the stop by a step (and the daemon sets it again
+when the next background report finds a stop requested).
+"""
+
+from __future__ import annotations
+
+PREFIX = "pausable:stop:"
+TTL_SECONDS = 7 * 24 * 3600
+
+
+def key(operation_id: str) -> str:
+    return PREFIX + operation_id

@@ -1,0 +1,31 @@
+"""The daemon's side of the stop flags (see pausable/flags.py): set on Pause/Cancel, cleared on Resume and at the end."""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+
+from pausable import flags
+from pausable.server.states import State
+
+log = logging.getLogger("pausable.server")
+STOP_STATES = {State.PAUSE_REQUESTED: "pause", State.CANCEL_REQUESTED: "cancel"}
+
+
+class StopFlags:
+    def __init__(self, broker_url: str) -> None:
+        self.redis = aioredis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+
+    async def follow(self, operation_id: str, state: State) -> None:
+        """Make the flag match `state`. Best effort: the store decides, the flag only saves workers a call."""
+        try:
+            if state in STOP_STATES:
+                await self.redis.set(flags.key(operation_id), STOP_STATES[state], ex=flags.TTL_SECONDS)
+            else:
+                await self.redis.delete(flags.key(operation_id))
+        except Exception as error:  # noqa: BLE001 - the broker may be down; stops then take effect a step later
+            log.warning("could not update the stop flag of %s: %s", operation_id, error)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
