@@ -45,6 +45,7 @@ OFF = frozenset({"0", "false", "no", "off"})
 _lock = threading.Lock()
 _provider: Any = None  # the SDK TracerProvider this process records with, once configured
 _active = False  # True once configure() succeeded: the daemon adds `traceparent` to Celery headers
+_no_sdk = False  # tracing was asked for without opentelemetry-sdk: warned once, then off
 
 
 def available() -> bool:
@@ -82,8 +83,10 @@ def configure(service: str) -> bool:
     exporter when PAUSABLE_OTEL_FILE is set and OTLP when its endpoint is.
     Safe to call after fork: the file exporter reopens per process.
     """
-    global _provider, _active
-    if not enabled():
+    global _provider, _active, _no_sdk
+    if _provider is not None:  # the fast path: once per task in a worker
+        return True
+    if _no_sdk or not enabled():
         return False
     with _lock:
         if _provider is not None:
@@ -94,6 +97,7 @@ def configure(service: str) -> bool:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         except ImportError:
             log.warning("tracing is on but opentelemetry-sdk is not installed: pip install 'pausable[otel]'")
+            _no_sdk = True
             return False
         from pausable.config import get_settings
 
