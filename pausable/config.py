@@ -8,6 +8,7 @@ turns its flags into the same fields. The defaults are the embedded ones that
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,14 @@ class Settings(BaseSettings):
     )
     purge_interval_seconds: float = Field(default=300.0, description="how often the daemon purges, in batches")
     purge_batch: int = Field(default=500, description="operations deleted per purge transaction")
+    metrics_port: int = Field(
+        default=0, description="serve Prometheus metrics over HTTP on this port (on the host of `listen`); 0 serves none"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`pausable serve` and `pausable worker` logs: text, or json (one object per line, with operation_id)"
+    )
+    health_interval_seconds: float = Field(default=1.0, description="how often the daemon probes the store and the broker for its health service")
+    health_timeout_seconds: float = Field(default=1.0, description="how long one store or broker probe may take before it counts as failed")
     worker_modules: list[str] = Field(
         default_factory=lambda: ["pausable.workers.examples.demo"],
         description="modules that register workflows, imported by `pausable worker`",

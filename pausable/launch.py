@@ -224,9 +224,19 @@ class PostgresServer:
             shutil.chown(self.data_dir, "postgres", "postgres")
         cluster = str(self.data_dir / "data")
         self._run("initdb", "-D", cluster, "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-sync")
+        return self.restart()
+
+    def restart(self) -> PostgresServer:
+        """Start the server on the cluster that `start()` made (again after `halt()`), on the same port."""
+        assert self.data_dir is not None, "start() first"
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300"
-        self._run("pg_ctl", "-D", cluster, "-o", options, "-l", str(self.data_dir / "postgres.log"), "-w", "start")
+        self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-o", options, "-l", str(self.data_dir / "postgres.log"), "-w", "start")
         return self
+
+    def halt(self) -> None:
+        """Stop the server but keep the cluster, as in an outage; `restart()` brings it back."""
+        assert self.data_dir is not None, "start() first"
+        self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-m", "fast", "-w", "stop")
 
     def create_database(self, name: str) -> str:
         """Create database `name` and return its URL."""

@@ -17,6 +17,7 @@ from pausable.server.dispatch import Dispatcher
 from pausable.server import longrunning
 from pausable.server.hub import EventHub
 from pausable.server.notify import PgListener
+from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.store import Store
 from pausable.server.tracing import server_interceptors
@@ -42,11 +43,11 @@ class Daemon:
     port: int
     background: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PgListener | None = None
+    observability: Observability | None = None
 
     async def stop(self, grace: float) -> None:
         """Stop taking calls, let calls in flight finish, end Watch streams with UNAVAILABLE."""
-        for name in (*SERVICE_NAMES, ""):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING for good: the health monitor's updates are ignored
         stopping = asyncio.create_task(self.server.stop(grace))
         self.hub.close_all()
         await stopping
@@ -73,13 +74,14 @@ async def purge_forever(store: Store, settings: Settings) -> None:
 
 async def start(settings: Settings, listen: str | None = None) -> Daemon:
     hub = EventHub(settings.watch_buffer)
-    store = await Store.open(settings.database_url, on_commit=hub.publish, replica=settings.replica)
+    observability = Observability(settings)
+    store = await Store.open(settings.database_url, on_commit=observability.on_commit(hub.publish), replica=settings.replica)
     listener = None
     if store.postgres:
         listener = PgListener(settings.database_url, store.replica, hub)
         await listener.start()
     dispatcher = Dispatcher(settings.broker_url)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=server_interceptors())
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[*server_interceptors(), observability.interceptor])
     operations = OperationService(store, hub, dispatcher, dispatcher.flags)
     operation_pb2_grpc.add_OperationServiceServicer_to_server(operations, server)
     longrunning.add_to_server(operations, server)
@@ -95,7 +97,8 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
-    daemon = Daemon(server, store, hub, dispatcher, health_servicer, port, listener=listener)
+    daemon = Daemon(server, store, hub, dispatcher, health_servicer, port, listener=listener, observability=observability)
+    daemon.background.extend(observability.start(daemon, SERVICE_NAMES))
     if settings.retention_seconds > 0:
         daemon.background.append(asyncio.create_task(purge_forever(store, settings), name="pausable-purge"))
     return daemon

@@ -79,7 +79,8 @@ def main(ctx: click.Context, daemon: str, output: str) -> None:
 @click.option("--listen", envvar="PAUSABLE_LISTEN", default="127.0.0.1:50151", show_default=True, help="host:port to listen on (port 0: any)")
 @click.option("--database-url", envvar="PAUSABLE_DATABASE_URL", default="sqlite+aiosqlite:///pausable.db", show_default=True)
 @click.option("--broker-url", envvar="PAUSABLE_BROKER_URL", default="redis://127.0.0.1:6379/0", show_default=True)
-def serve(listen: str, database_url: str, broker_url: str) -> None:
+@click.option("--log-format", envvar="PAUSABLE_LOG_FORMAT", default="text", show_default=True, type=click.Choice(["text", "json"]), help="json: one object per line, with operation_id")
+def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> None:
     """Run the daemon (gRPC) until SIGTERM or Ctrl-C.
 
     \b
@@ -91,10 +92,11 @@ def serve(listen: str, database_url: str, broker_url: str) -> None:
     import logging
 
     from pausable.config import Settings
+    from pausable.logs import configure as configure_logging
     from pausable.server.app import serve as run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings(listen=listen, database_url=database_url, broker_url=broker_url)
+    configure_logging(log_format, logging.INFO)  # type: ignore[arg-type]
+    settings = Settings(listen=listen, database_url=database_url, broker_url=broker_url, log_format=log_format)
     asyncio.run(run(settings))
 
 
@@ -104,8 +106,9 @@ def serve(listen: str, database_url: str, broker_url: str) -> None:
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
 @click.option("--broker-url", envvar="PAUSABLE_BROKER_URL", default=None, help="Celery broker URL [env PAUSABLE_BROKER_URL]")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--log-format", envvar="PAUSABLE_LOG_FORMAT", default="text", show_default=True, type=click.Choice(["text", "json"]), help="json: one object per line, with operation_id")
 @click.pass_context
-def worker(ctx: click.Context, modules: tuple[str, ...], concurrency: int, pool: str, broker_url: str | None, loglevel: str) -> None:
+def worker(ctx: click.Context, modules: tuple[str, ...], concurrency: int, pool: str, broker_url: str | None, loglevel: str, log_format: str) -> None:
     """Run a Celery worker for the workflows in MODULEs; it registers them with the daemon.
 
     \b
@@ -117,17 +120,21 @@ def worker(ctx: click.Context, modules: tuple[str, ...], concurrency: int, pool:
         os.environ["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
     if broker_url:
         os.environ["PAUSABLE_BROKER_URL"] = broker_url
+    from pausable.logs import configure_worker
     from pausable.workers.app import app
 
-    app.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}", "--without-gossip", "--without-mingle"])
+    configure_worker(app, log_format)  # type: ignore[arg-type]
+    quiet = ["--quiet"] if log_format == "json" else []  # no banner: every line is JSON
+    app.worker_main([*quiet, "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}", "--without-gossip", "--without-mingle"])
 
 
 @main.command()
 @click.option("--data-dir", default=".pausable", show_default=True, type=click.Path(path_type=Path), help="where the broker keeps its data")
 @click.option("--database-url", default="sqlite+aiosqlite:///pausable.db", show_default=True)
 @click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
+@click.option("--metrics-port", default=0, show_default=True, help="serve the daemon's Prometheus metrics on this port (0: none)")
 @click.pass_context
-def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int) -> None:
+def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int, metrics_port: int) -> None:
     """Run everything on this machine: broker, daemon, one worker, the example workflows.
 
     \b
@@ -141,7 +148,8 @@ def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int)
     data_dir.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(data_dir, persist=True).start()
     port = ctx.obj["daemon"].rpartition(":")[2]
-    daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port))
+    extra = {"metrics_port": str(metrics_port)} if metrics_port else {}
+    daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port), **extra)
     worker = WorkerProcess(daemon.target, redis.url, data_dir / "worker.log", concurrency=concurrency)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
