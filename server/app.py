@@ -13,8 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pausable.config import Settings
-from pausable.server.dispatch import Dispatcher
 from pausable.server import longrunning
+from pausable.server.dispatch import Dispatcher
 from pausable.server.hub import EventHub
 from pausable.server.notify import PgListener
 from pausable.server.observability import Observability

@@ -7,11 +7,11 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from pausable.jsonvalue import from_value, to_value
-
+from pausable.jsonvalue import to_value
 from pausable.server.states import EventType, State
 from pausable.server.store import Event
 from pausable.v1 import operation_pb2 as pb
+
 
 def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
     if epoch is None:

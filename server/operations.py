@@ -10,14 +10,15 @@ from datetime import UTC
 
 import grpc
 
+from pausable.jsonvalue import from_value, to_value
 from pausable.server import validation
-from pausable.server.convert import dumps, event_to_pb, from_value, operation_to_pb, state_from_pb, to_value
+from pausable.server.convert import dumps, event_to_pb, operation_to_pb, state_from_pb
 from pausable.server.dispatch import Dispatcher
 from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
 from pausable.server.flags import StopFlags
 from pausable.server.hub import ALL, EventHub
-from pausable.server.store import OperationFilter, Store
 from pausable.server.states import State
+from pausable.server.store import OperationFilter, Store
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 

@@ -6,8 +6,9 @@ import math
 
 import grpc
 
+from pausable.jsonvalue import from_value
 from pausable.server import validation
-from pausable.server.convert import from_value, state_to_pb
+from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.errors import InvalidArgument, unary
 from pausable.server.flags import StopFlags
