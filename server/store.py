@@ -13,12 +13,14 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, event, exists, select, text, tuple_
+from sqlalchemy import Select, bindparam, delete, event, exists, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, undefer
@@ -41,6 +43,14 @@ class AlreadyExists(Exception):
 
 NOTIFY_CHANNEL = "pausable_events"
 STEP_NAME_CACHE = 10_000
+OPERATIONS = OperationRow.__table__
+EVENTS = EventRow.__table__
+LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_names", "plan", "input_json")]
+# Built once with bound parameters: hot writes reuse the compiled statements.
+SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
+SELECT_LOCKED_WITH_INPUT = select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
+UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
+INSERT_EVENT = EVENTS.insert()
 WORKFLOW_CACHE_SECONDS = 5.0
 
 
@@ -140,7 +150,7 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-def snapshot(row: OperationRow) -> dict[str, Any]:
+def snapshot(row: Any) -> dict[str, Any]:
     """The operation as clients see it (without its input, which never changes)."""
     return {
         "id": row.id,
@@ -162,7 +172,7 @@ def snapshot(row: OperationRow) -> dict[str, Any]:
     }
 
 
-def full_snapshot(row: OperationRow) -> dict[str, Any]:
+def full_snapshot(row: Any) -> dict[str, Any]:
     return {**snapshot(row), "input": json.loads(row.input_json)}
 
 
@@ -353,34 +363,36 @@ class Store:
         now = datetime.now(UTC)
 
         def create(session: Session, events: list[Event]) -> dict[str, Any]:
-            row = OperationRow(
-                id=new_operation_id(),
-                workflow=workflow.name,
-                state=State.PENDING,
-                current_step=0,
-                current_step_name=workflow.steps[0],
-                total_steps=len(workflow.steps),
-                step_names=list(workflow.steps),
-                progress=0.0,
-                progress_message="",
-                input_json=input_json,
-                result_json=None,
-                plan=workflow.plan,
-                error=None,
-                requester=requester,
-                labels=dict(labels),
-                request_id=request_id or None,
-                created_at=now,
-                updated_at=now,
-                ended_at=None,
-                last_seq=0,
-            )
-            session.add(row)
-            session.flush()
-            session.add_all(LabelRow(operation_id=row.id, key=key, value=value) for key, value in labels.items())
+            values = {
+                "id": new_operation_id(),
+                "workflow": workflow.name,
+                "state": State.PENDING,
+                "current_step": 0,
+                "current_step_name": workflow.steps[0],
+                "total_steps": len(workflow.steps),
+                "step_names": list(workflow.steps),
+                "progress": 0.0,
+                "progress_message": "",
+                "input_json": input_json,
+                "result_json": None,
+                "plan": workflow.plan,
+                "error": None,
+                "requester": requester,
+                "labels": dict(labels),
+                "request_id": request_id or None,
+                "created_at": now,
+                "updated_at": now,
+                "ended_at": None,
+                "last_seq": 0,
+            }
+            session.execute(OPERATIONS.insert().values(**values))
+            if labels:
+                session.execute(LabelRow.__table__.insert(), [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
+            row = SimpleNamespace(**values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
+            session.execute(UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
             return full_snapshot(row)
 
         try:
@@ -409,22 +421,23 @@ class Store:
         """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set."""
         decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
         now = datetime.now(UTC)
+        requests = RequestRow.__table__
 
         def apply(session: Session, events: list[Event]) -> Change:
-            row = self._locked(session, operation_id, with_input=True)
-            if request_id:
-                seen = session.get(RequestRow, request_id)
-                if seen is not None:
-                    if seen.operation_id != operation_id or seen.kind != kind:
-                        raise AlreadyExists(
-                            f"request_id {request_id!r} was already used for {seen.kind} of operation "
-                            f"{seen.operation_id}; use a new request_id"
-                        )
-                    return Change(full_snapshot(row), created=False)
-                session.add(RequestRow(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
-            transition = decide(State(row.state))
-            self._apply(session, events, row, transition, now)
-            return Change(full_snapshot(row), dispatch=transition.dispatch)
+            with self._locked(session, operation_id, with_input=True) as row:
+                if request_id:
+                    seen = session.execute(select(requests.c.operation_id, requests.c.kind).where(requests.c.request_id == request_id)).first()
+                    if seen is not None:
+                        if seen.operation_id != operation_id or seen.kind != kind:
+                            raise AlreadyExists(
+                                f"request_id {request_id!r} was already used for {seen.kind} of operation "
+                                f"{seen.operation_id}; use a new request_id"
+                            )
+                        return Change(full_snapshot(row), created=False)
+                    session.execute(requests.insert().values(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
+                transition = decide(State(row.state))
+                self._apply(session, events, row, transition, now)
+                return Change(full_snapshot(row), dispatch=transition.dispatch)
 
         return await self.write(apply)
 
@@ -432,19 +445,19 @@ class Store:
         now = datetime.now(UTC)
 
         def record(session: Session, events: list[Event]) -> CheckpointResult:
-            row = self._locked(session, operation_id)
-            if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
-                return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
-            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, continued)
-            if outcome.record_result:
-                row.result_json = result_json
-                row.current_step = step + 1
-                row.current_step_name = self._step_name(session, operation_id, step + 1)
-                row.progress, row.progress_message = 0.0, ""
-            if outcome.transition.state is not None:
-                row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
-            self._apply(session, events, row, outcome.transition, now)
-            return CheckpointResult(outcome.decision, State(row.state))
+            with self._locked(session, operation_id) as row:
+                if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
+                    return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
+                outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, continued)
+                if outcome.record_result:
+                    row.result_json = result_json
+                    row.current_step = step + 1
+                    row.current_step_name = self._step_name(session, operation_id, step + 1)
+                    row.progress, row.progress_message = 0.0, ""
+                if outcome.transition.state is not None:
+                    row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
+                self._apply(session, events, row, outcome.transition, now)
+                return CheckpointResult(outcome.decision, State(row.state))
 
         return await self.write(record)
 
@@ -453,9 +466,9 @@ class Store:
         now = datetime.now(UTC)
 
         def revert(session: Session, events: list[Event]) -> None:
-            row = self._locked(session, operation_id)
-            if row.state == State.RUNNING:
-                self._apply(session, events, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
+            with self._locked(session, operation_id) as row:
+                if row.state == State.RUNNING:
+                    self._apply(session, events, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
 
         await self.write(revert)
 
@@ -463,11 +476,11 @@ class Store:
         now = datetime.now(UTC)
 
         def report(session: Session, events: list[Event]) -> State:
-            row = self._locked(session, operation_id)
-            if states.accepts_step_report(State(row.state), row.current_step, step):
-                row.progress, row.progress_message = fraction, message
-                self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
-            return State(row.state)
+            with self._locked(session, operation_id) as row:
+                if states.accepts_step_report(State(row.state), row.current_step, step):
+                    row.progress, row.progress_message = fraction, message
+                    self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
+                return State(row.state)
 
         return await self.write(report)
 
@@ -476,12 +489,12 @@ class Store:
         now = datetime.now(UTC)
 
         def mark(session: Session, events: list[Event]) -> State:
-            row = self._locked(session, operation_id)
-            if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
-                row.error = error
-                transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
-                self._apply(session, events, row, transition, now)
-            return State(row.state)
+            with self._locked(session, operation_id) as row:
+                if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
+                    row.error = error
+                    transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
+                    self._apply(session, events, row, transition, now)
+                return State(row.state)
 
         return await self.write(mark)
 
@@ -506,12 +519,24 @@ class Store:
     # -- helpers -------------------------------------------------------------
 
     @staticmethod
-    def _locked(session: Session, operation_id: str, with_input: bool = False) -> OperationRow:
-        options = [undefer(OperationRow.input_json)] if with_input else []
-        row = session.get(OperationRow, operation_id, with_for_update=True, options=options)
-        if row is None:
+    @contextmanager
+    def _locked(session: Session, operation_id: str, with_input: bool = False) -> Iterator[Any]:
+        """The operation's row, locked, as a plain object; the columns changed in the block are written back.
+
+        Plain Core statements: the ORM's unit of work cost more than the
+        rest of a checkpoint together.
+        """
+        connection = session.connection()
+        query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
+        found = connection.execute(query, {"locked_id": operation_id}).one_or_none()
+        if found is None:
             raise NotFound(operation_id)
-        return row
+        before = dict(found._mapping)
+        row = SimpleNamespace(**before)
+        yield row
+        changed = {key: value for key, value in vars(row).items() if before[key] != value}
+        if changed:
+            connection.execute(UPDATE_OPERATION, {"updated_id": operation_id, **changed})
 
     def _step_name(self, session: Session, operation_id: str, index: int) -> str:
         """The name of step `index`; an operation's step names never change, so they are cached."""
@@ -523,7 +548,7 @@ class Store:
             self._step_names[operation_id] = names
         return names[index] if index < len(names) else ""
 
-    def _apply(self, session: Session, events: list[Event], row: OperationRow, transition: states.Transition, now: datetime) -> None:
+    def _apply(self, session: Session, events: list[Event], row: Any, transition: states.Transition, now: datetime) -> None:
         if transition.state is None or transition.event is None:
             return
         row.state = transition.state
@@ -532,13 +557,14 @@ class Store:
         self._append(session, events, row, transition.event, transition.message, now)
 
     @staticmethod
-    def _append(session: Session, events: list[Event], row: OperationRow, type_: EventType, message: str, now: datetime) -> None:
+    def _append(session: Session, events: list[Event], row: Any, type_: EventType, message: str, now: datetime) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
         snap = snapshot(row)
-        session.add(
-            EventRow(operation_id=row.id, seq=row.last_seq, type=type_, message=message, state=row.state, snapshot=snap, created_at=now)
+        session.connection().execute(
+            INSERT_EVENT,
+            {"operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state, "snapshot": snap, "created_at": now},
         )
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))
 
