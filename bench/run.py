@@ -176,6 +176,7 @@ def measure_overhead(rig: Rig, repeats: int) -> dict[str, float]:
 
 
 def checkpoint_rate(rig: Rig, seconds: float) -> float:
+    """Checkpoints/s of 100 running operations, sent as workers send them when no stop is flagged (`continued`)."""
     ids = void_operations(rig, "bench.void", 100)
 
     async def run() -> float:
@@ -185,7 +186,7 @@ def checkpoint_rate(rig: Rig, seconds: float) -> float:
 
             async def checkpoint(index: int) -> None:
                 step = steps[index]
-                await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=ids[index], step=step, result_json="0"))
+                await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=ids[index], step=step, result_json="0", continued=True))
                 steps[index] = step + 1
 
             return await rate(checkpoint, len(ids), seconds)
