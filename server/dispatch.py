@@ -6,13 +6,14 @@ the headers tell the worker-side checkpoint which operation and step it is.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 
 from pausable import tracing
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.flags import StopFlags
 
 
@@ -26,6 +27,7 @@ class Dispatcher:
         self.flags = StopFlags(broker_url)
         self.app = Celery("pausable-daemon", broker=broker_url, set_as_current=False)
         self.app.conf.update(task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5)
+        self._publisher: BatchingThread[list[dict[str, Any]]] = BatchingThread("pausable-publisher", self._publish)
 
     @staticmethod
     def messages(operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> list[dict[str, Any]]:
@@ -43,17 +45,33 @@ class Dispatcher:
         return steps
 
     def send(self, operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> None:
+        """Send the remaining steps now, from the calling thread."""
+        self._send(self.messages(operation_id, plan, start, argument))
+
+    def _send(self, steps: list[dict[str, Any]]) -> None:
         """Send the first step with the rest as its `chain` (the protocol-2 message a Celery chain makes).
 
         Building a celery.chain of N signatures costs O(N) canvas work
         (freeze, clone, deep copies) per dispatch; the message is the same.
         """
-        first, *rest = self.messages(operation_id, plan, start, argument)
-        options = dict(first["options"])
-        self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=list(reversed(rest)) or None, **options)
+        first, *rest = steps
+        self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=list(reversed(rest)) or None, **first["options"])
 
     async def dispatch(self, operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> None:
-        await asyncio.to_thread(self.send, operation_id, plan, start, argument)
+        """The messages are built here, in the caller's context (its trace); one thread sends them."""
+        await self._publisher.submit(self.messages(operation_id, plan, start, argument))
+
+    def _publish(self, batch: Sequence[list[dict[str, Any]]]) -> list[Outcome]:
+        """One thread, one broker connection, the sends of a moment in a row (no thread pool, no pool contention)."""
+        outcomes: list[Outcome] = []
+        for steps in batch:
+            try:
+                self._send(steps)
+                outcomes.append((None, None))
+            except Exception as error:  # noqa: BLE001 - handed to the caller
+                outcomes.append((None, error))
+        return outcomes
 
     def close(self) -> None:
+        self._publisher.close()
         self.app.close()

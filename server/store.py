@@ -51,6 +51,8 @@ SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("lock
 SELECT_LOCKED_WITH_INPUT = select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
 UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
 INSERT_EVENT = EVENTS.insert()
+INSERT_OPERATION = OPERATIONS.insert()
+INSERT_LABEL = LabelRow.__table__.insert()
 WORKFLOW_CACHE_SECONDS = 5.0
 
 
@@ -385,14 +387,15 @@ class Store:
                 "ended_at": None,
                 "last_seq": 0,
             }
-            session.execute(OPERATIONS.insert().values(**values))
+            connection = session.connection()
+            connection.execute(INSERT_OPERATION, values)
             if labels:
-                session.execute(LabelRow.__table__.insert(), [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
+                connection.execute(INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
             row = SimpleNamespace(**values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
-            session.execute(UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
+            connection.execute(UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
             return full_snapshot(row)
 
         try:

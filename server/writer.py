@@ -15,10 +15,7 @@ row, changes it and appends events. How it runs depends on the store:
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
@@ -26,9 +23,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from pausable.server.batching import BatchingThread, Outcome
+
 Result = TypeVar("Result")
 WriteFn = Callable[[Session, list[Any]], Result]
-MAX_BATCH = 256
 
 
 class SqliteWriter:
@@ -39,64 +37,34 @@ class SqliteWriter:
         event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.publish = publish
-        self._queue: queue.SimpleQueue[tuple[WriteFn[Any], asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pausable-sqlite-writer", daemon=True)
-        self._thread.start()
+        self._thread: BatchingThread[WriteFn[Any]] = BatchingThread("pausable-sqlite-writer", self._apply, delivered=self._published)
 
     async def submit(self, fn: WriteFn[Result]) -> Result:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._queue.put((fn, future, loop))
-        return await future
+        result: tuple[Result, list[Any]] = await self._thread.submit(fn)
+        return result[0]
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(10)
+        self._thread.close()
         self.engine.dispose()
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            batch = [item]
-            while len(batch) < MAX_BATCH:
+    def _apply(self, batch: Sequence[WriteFn[Any]]) -> list[Outcome]:
+        """All writes in one transaction, each in a SAVEPOINT; a failed commit fails them all."""
+        outcomes: list[Outcome] = []
+        with self.sessions.begin() as session:
+            for fn in batch:
+                events: list[Any] = []
                 try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
-            outcomes = self._apply(batch)
-            loop = batch[0][2]
-            loop.call_soon_threadsafe(self._deliver, outcomes)
-
-    def _apply(self, batch: list[tuple[WriteFn[Any], asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> list[tuple[asyncio.Future[Any], Any, list[Any], BaseException | None]]:
-        outcomes: list[tuple[asyncio.Future[Any], Any, list[Any], BaseException | None]] = []
-        try:
-            with self.sessions.begin() as session:
-                for fn, future, _loop in batch:
-                    events: list[Any] = []
-                    try:
-                        with session.begin_nested():
-                            result = fn(session, events)
-                        outcomes.append((future, result, events, None))
-                    except Exception as error:  # noqa: BLE001 - handed to the caller
-                        outcomes.append((future, None, [], error))
-        except Exception as error:  # noqa: BLE001 - the commit failed: every write in the batch failed
-            return [(future, None, [], error) for _fn, future, _loop in batch]
+                    with session.begin_nested():
+                        result = fn(session, events)
+                    outcomes.append(((result, events), None))
+                except Exception as error:  # noqa: BLE001 - handed to the caller
+                    outcomes.append((None, error))
         return outcomes
 
-    def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any, list[Any], BaseException | None]]) -> None:
-        published: list[Any] = [event for _future, _result, events, _error in outcomes for event in events]
-        if published:
-            self.publish(published)
-        for future, result, _events, error in outcomes:
-            if future.cancelled():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+    def _published(self, outcomes: list[Outcome]) -> None:
+        events = [event for outcome, error in outcomes if error is None for event in outcome[1]]
+        if events:
+            self.publish(events)
 
 
 def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,76 @@
+"""A thread that takes work from the event loop in batches and hands the results back.
+
+The event loop puts (item, future) pairs on a queue; the thread takes every
+item waiting at that moment (up to `max_batch`), runs `handle(items)`, and
+resolves all the futures with one hop back to the loop. Used where the work
+is blocking and cheaper in bulk: SQLite transactions (writer.py) and
+publishing to the broker (dispatch.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+Item = TypeVar("Item")
+Outcome = tuple[Any, BaseException | None]
+
+
+class BatchingThread(Generic[Item]):
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[Sequence[Item]], list[Outcome]],
+        *,
+        delivered: Callable[[list[Outcome]], None] | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        """`handle` returns one (result, error) per item; `delivered` runs on the loop before the futures resolve."""
+        self.handle = handle
+        self.delivered = delivered
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def submit(self, item: Item) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((item, future, loop))
+        return await future
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            try:
+                outcomes = self.handle([item for item, _future, _loop in batch])
+            except Exception as error:  # noqa: BLE001 - the whole batch failed
+                outcomes = [(None, error)] * len(batch)
+            batch[0][2].call_soon_threadsafe(self._deliver, [future for _item, future, _loop in batch], outcomes)
+
+    def _deliver(self, futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
+        if self.delivered is not None:
+            self.delivered(outcomes)
+        for future, (result, error) in zip(futures, outcomes, strict=True):
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
