@@ -54,7 +54,7 @@ def load(target: str, operation_ids: list[str], seconds: float, counts: multipro
                 nonlocal done
                 step = 0
                 while time.monotonic() < deadline and step < STEPS - 1:
-                    await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=str(step)))
+                    await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=str(step), continued=True))
                     step += 1
                     done += 1
 

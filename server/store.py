@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, undefer
 from pausable.server import migrate, states
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
 from pausable.server.states import Decision, EventType, State
-from pausable.server.writer import SqliteWriter
+from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
 Result = TypeVar("Result")
 
@@ -179,16 +179,10 @@ def full_snapshot(row: Any) -> dict[str, Any]:
 
 
 def make_engine(url: str) -> AsyncEngine:
+    """The async engine. On SQLite it only reads (and migrates): writes go through writer.SqliteWriter."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"):
-                cursor.execute(f"PRAGMA {pragma}")
-            cursor.close()
-
+        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 

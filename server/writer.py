@@ -67,10 +67,15 @@ class SqliteWriter:
             self.publish(events)
 
 
-def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
-    """Let SQLAlchemy, not the sqlite3 module, emit BEGIN/SAVEPOINT (SQLAlchemy's documented pysqlite recipe)."""
-    dbapi_connection.isolation_level = None
+def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
+    """WAL (readers never wait for the writer), no fsync per commit, wait for locks, enforce foreign keys."""
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _autocommit_driver(dbapi_connection: Any, record: Any) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, emit BEGIN/SAVEPOINT (SQLAlchemy's documented pysqlite recipe)."""
+    dbapi_connection.isolation_level = None
+    sqlite_pragmas(dbapi_connection, record)
