@@ -52,9 +52,9 @@ class Stack:
         self.daemon.stop()
 
 
-def start_stack(folder: Path, redis: RedisServer, database_url: str) -> Stack:
+def start_stack(folder: Path, redis: RedisServer, database_url: str, **settings: str) -> Stack:
     folder.mkdir(parents=True, exist_ok=True)
-    daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log").start()
+    daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log", **settings).start()
     worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log").start()
     stack = Stack(redis, daemon, worker, folder)
     try:
