@@ -4,8 +4,9 @@
 
 It reuses pausable's messages so both sides move the same bytes:
 GetOperation is a no-op unary call; Watch opens a bare fan-out stream; Cancel
-broadcasts one event, stamped with the time it was sent, to every stream
-(request_id "last" ends them).
+broadcasts one event, stamped with the time it was sent, to every stream,
+carrying the request_id as its message so the caller can make it as large as
+the daemon's events (a request_id starting with "last" ends the streams).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Baseline(operation_pb2_grpc.OperationServiceServicer):
 
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
         self.seq += 1
-        last = request.request_id == "last"
-        event = pb.OperationEvent(seq=self.seq, type=pb.EVENT_TYPE_SUCCEEDED if last else pb.EVENT_TYPE_PROGRESS)
+        last = request.request_id.startswith("last")
+        event = pb.OperationEvent(seq=self.seq, type=pb.EVENT_TYPE_SUCCEEDED if last else pb.EVENT_TYPE_PROGRESS, message=request.request_id)
         event.time.FromNanoseconds(time.time_ns())
         message = pb.WatchResponse(event=event)
         for queue in self.queues:

@@ -319,15 +319,21 @@ def daemon_rss_mb(rig: Rig) -> float:
 
 
 def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
+    op_id = void_operations(rig, "bench.void", 1)[0]
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        worker_pb2_grpc.WorkerServiceStub(channel).ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=0.0))
+        ops = operation_pb2_grpc.OperationServiceStub(channel)
+        sample = next(iter(ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2))))
+    padding = "x" * max(sample.ByteSize() - 40, 0)
+
     async def emit_baseline(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
-        await stub.Cancel(pb.CancelRequest(request_id="last" if index == events else ""))
+        """Events as large as the daemon's, so both sides move the same bytes."""
+        await stub.Cancel(pb.CancelRequest(request_id=("last" if index == events else "") + padding))
 
     async def baseline_subscribed(stub: operation_pb2_grpc.OperationServiceStub, _first_seen: int) -> bool:
         return len((await stub.ListWorkflows(pb.ListWorkflowsRequest())).workflows) >= watchers
 
     baseline = fanout_delays(rig.baseline_target, watchers, events, emit_baseline, baseline_subscribed, pb.WatchRequest())
-
-    op_id = void_operations(rig, "bench.void", 1)[0]
     rss = {}
 
     async def emit_pausable(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
@@ -338,12 +344,12 @@ def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
                 await stub.Cancel(pb.CancelRequest(operation_id=op_id))
                 await workers.Checkpoint(worker_pb2.CheckpointRequest(operation_id=op_id, step=0, result_json="0"))
             else:
-                await workers.ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=index / events))
+                await workers.ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=(index + 1) / (events + 1)))
 
     async def pausable_subscribed(_stub: operation_pb2_grpc.OperationServiceStub, first_seen: int) -> bool:
         return first_seen >= watchers
 
-    pausable = fanout_delays(rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=1))
+    pausable = fanout_delays(rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=2))
 
     def p99(values: list[float]) -> float:
         values = sorted(values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -65,22 +65,5 @@ def unary(
             code, message = status_of(error) or _unexpected(method.__name__, error)
             await context.abort(code, message)
             raise  # unreachable: abort raises
-
-    return wrapper
-
-
-def streaming(
-    method: Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Response]],
-) -> Callable[[Any, Request, grpc.aio.ServicerContext], AsyncIterator[Response]]:
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> AsyncIterator[Response]:
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except Exception as error:  # noqa: BLE001
-            if isinstance(error, grpc.aio.AbortError):
-                raise
-            code, message = status_of(error) or _unexpected(method.__name__, error)
-            await context.abort(code, message)
 
     return wrapper

@@ -179,7 +179,7 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         # Watch replays from the store after last_seq, then follows the hub, and
         # ends after the terminal event: nothing can slip between the read above
         # and the wait, and no polling is needed.
-        watch = self.operations.Watch(pb.WatchRequest(operation_id=id_, after_seq=current.last_seq), context)
+        watch = self.operations.follow(pb.WatchRequest(operation_id=id_, after_seq=current.last_seq), context)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(limit), contextlib.aclosing(watch):
                 async for _ in watch:

@@ -14,7 +14,7 @@ from pausable.jsonvalue import from_value, to_value
 from pausable.server import validation
 from pausable.server.convert import dumps, event_to_pb, operation_to_pb, state_from_pb
 from pausable.server.dispatch import Dispatcher
-from pausable.server.errors import InvalidArgument, Unavailable, streaming, unary
+from pausable.server.errors import InvalidArgument, Unavailable, unary
 from pausable.server.flags import StopFlags
 from pausable.server.hub import ALL, EventHub
 from pausable.server.states import State
@@ -126,8 +126,19 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
         return pb.CancelResponse(operation=await self._command("cancel", request.operation_id, request.request_id))
 
-    @streaming
-    async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchResponse]:
+    @unary
+    async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> None:
+        """Written with context.write, so the fan-out hot path has one generator between the hub and the socket."""
+        async for message in self.follow(request, context):
+            await context.write(message)
+
+    @unary
+    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> None:
+        async for message in self.follow_all(request, context):
+            await context.write(message)
+
+    async def follow(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchResponse]:
+        """The events of one operation after request.after_seq: from the store, then live; ends after the terminal one."""
         operation_id = validation.operation_id(request.operation_id)
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be 0 or more: 0 replays the whole history")
@@ -161,8 +172,8 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         finally:
             self.hub.unsubscribe(subscription)
 
-    @streaming
-    async def WatchEvents(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEventsResponse]:
+    async def follow_all(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEventsResponse]:
+        """The events of every matching operation after request.after_cursor; never ends."""
         where = operation_filter(request)
         cursor = validation.event_cursor(request.after_cursor)
         subscription = self.hub.subscribe(ALL)
