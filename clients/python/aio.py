@@ -25,17 +25,15 @@ from typing import Any, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    TERMINAL,
     Backoff,
+    OperationView,
     call_metadata,
     channel_credentials,
     command_request,
     list_request,
     outcome,
-    result_of,
     retryable,
     start_request,
-    state_name,
 )
 from pausable.clients.errors import from_rpc_error
 from pausable.targets import channel_options, channel_target
@@ -170,28 +168,10 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
 
-class AsyncOperation:
+class AsyncOperation(OperationView):
     """A handle on one operation; `.proto` is the last state seen."""
 
-    def __init__(self, client: AsyncClient, proto: pb.Operation) -> None:
-        self.client = client
-        self.proto = proto
-
-    @property
-    def id(self) -> str:
-        return self.proto.id
-
-    @property
-    def state(self) -> str:
-        return state_name(self.proto.state)
-
-    @property
-    def done(self) -> bool:
-        return self.proto.state in TERMINAL
-
-    @property
-    def result(self) -> Any:
-        return result_of(self.proto)
+    client: AsyncClient
 
     async def refresh(self) -> AsyncOperation:
         self.proto = await self.client._get(self.id)

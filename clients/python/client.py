@@ -19,15 +19,14 @@ from typing import Any, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    TERMINAL,
     Backoff,
+    OperationView,
     call_metadata,
     channel_credentials,
     command_request,
     event_name,
     list_request,
     outcome,
-    result_of,
     retryable,
     start_request,
     state_name,
@@ -154,28 +153,10 @@ class Client:
             time.sleep(delay)
 
 
-class Operation:
+class Operation(OperationView):
     """A handle on one operation; `.proto` is the last state seen."""
 
-    def __init__(self, client: Client, proto: pb.Operation) -> None:
-        self.client = client
-        self.proto = proto
-
-    @property
-    def id(self) -> str:
-        return self.proto.id
-
-    @property
-    def state(self) -> str:
-        return state_name(self.proto.state)
-
-    @property
-    def done(self) -> bool:
-        return self.proto.state in TERMINAL
-
-    @property
-    def result(self) -> Any:
-        return result_of(self.proto)
+    client: Client
 
     def refresh(self) -> Operation:
         self.proto = self.client._get(self.id)

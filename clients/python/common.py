@@ -130,3 +130,27 @@ def channel_credentials(tls: grpc.ChannelCredentials | bool | None) -> grpc.Chan
     if isinstance(tls, grpc.ChannelCredentials):
         return tls
     raise TypeError(f"tls must be True, False, None or grpc.ChannelCredentials, not {type(tls).__name__}")
+
+
+class OperationView:
+    """What the sync and async operation handles share: the last state seen, read without a call."""
+
+    def __init__(self, client: Any, proto: pb.Operation) -> None:
+        self.client = client
+        self.proto = proto
+
+    @property
+    def id(self) -> str:
+        return self.proto.id
+
+    @property
+    def state(self) -> str:
+        return state_name(self.proto.state)
+
+    @property
+    def done(self) -> bool:
+        return self.proto.state in TERMINAL
+
+    @property
+    def result(self) -> Any:
+        return result_of(self.proto)
