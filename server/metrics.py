@@ -143,7 +143,7 @@ class DaemonMetrics:
             registry=self.registry,
         )
         self.checkpoints = Counter(
-            "pausable_checkpoints", "Checkpoint calls answered, by decision (rate() is checkpoints per second)", ["decision"], registry=self.registry
+            "pausable_checkpoints", "Checkpoints recorded or answered, by decision (background ReportSteps count as CONTINUE; rate() is checkpoints per second)", ["decision"], registry=self.registry
         )
         self.events = Counter("pausable_events", "Operation events committed by this daemon, by type", ["type"], registry=self.registry)
         self.pause_latency = Histogram(
@@ -171,11 +171,11 @@ class DaemonMetrics:
             child = self._rpc_children[(method, code)] = self.rpc.labels(service, name, code.name)
         child.observe(seconds)
 
-    def observe_checkpoint(self, decision: str) -> None:
+    def observe_checkpoint(self, decision: str, count: int = 1) -> None:
         child = self._decision_children.get(decision)
         if child is None:
             child = self._decision_children[decision] = self.checkpoints.labels(decision)
-        child.inc()
+        child.inc(count)
 
     def observe_events(self, events: list[Event]) -> None:
         """Count the committed events; PAUSE_REQUESTED → PAUSED of one operation is one pause latency."""

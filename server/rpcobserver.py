@@ -43,6 +43,7 @@ COMMANDS = frozenset(
     }
 )
 CHECKPOINT = "/pausable.v1.WorkerService/Checkpoint"
+REPORT_STEPS = "/pausable.v1.WorkerService/ReportSteps"
 DECISIONS = {value: name.removeprefix("DECISION_") for name, value in worker_pb2.Decision.items()}
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -114,6 +115,8 @@ class RpcObserver(grpc.aio.ServerInterceptor):
                 self.metrics.observe_rpc(method, code, seconds)
                 if method == CHECKPOINT and reply is not None:
                     self.metrics.observe_checkpoint(DECISIONS.get(reply.decision, str(reply.decision)))
+                elif method == REPORT_STEPS and reply is not None:
+                    self.metrics.observe_checkpoint("CONTINUE", reply.recorded)
             command = method in COMMANDS
             if command or log.isEnabledFor(logging.DEBUG):
                 if operation_id is None and reply is not None and method == f"{_OPS}StartOperation":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import grpc
@@ -12,10 +13,18 @@ from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.errors import InvalidArgument, unary
 from pausable.server.flags import StopFlags
-from pausable.server.states import State
-from pausable.server.store import Store, WorkflowSpec
+from pausable.server.states import Decision, State
+from pausable.server.store import CheckpointResult, NotFound, Store, WorkflowSpec
 from pausable.v1 import worker_pb2 as pb
 from pausable.v1 import worker_pb2_grpc
+
+
+def _valid_checkpoint(request: pb.CheckpointRequest) -> str:
+    """The operation id of a well-formed checkpoint; InvalidArgument otherwise."""
+    validation.json_text("result_json", request.result_json)
+    validation.short_text("attempt_id", request.attempt_id)
+    _step(request.step)
+    return validation.operation_id(request.operation_id)
 
 
 def _step(value: int) -> int:
@@ -47,18 +56,29 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
     @unary
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
-        validation.json_text("result_json", request.result_json)
-        operation_id = validation.operation_id(request.operation_id)
-        outcome = await self.store.checkpoint(
-            operation_id,
-            _step(request.step),
-            request.result_json,
-            validation.short_text("attempt_id", request.attempt_id),
-            request.continued,
-        )
+        operation_id = _valid_checkpoint(request)
+        outcome = await self._record(operation_id, request)
+        return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
+
+    @unary
+    async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
+        """Every step is checked before any is applied; then they are applied in order, as `continued`.
+
+        An operation deleted meanwhile is skipped: nothing is waiting for its answer.
+        """
+        checked = [(_valid_checkpoint(step), step) for step in request.steps]
+        recorded = 0
+        for operation_id, step in checked:
+            step.continued = True
+            with contextlib.suppress(NotFound):
+                recorded += (await self._record(operation_id, step)).decision is not Decision.STOP
+        return pb.ReportStepsResponse(recorded=recorded)
+
+    async def _record(self, operation_id: str, request: pb.CheckpointRequest) -> CheckpointResult:
+        outcome = await self.store.checkpoint(operation_id, request.step, request.result_json, request.attempt_id, request.continued)
         if not (request.continued and outcome.state is State.RUNNING):
             await self.flags.follow(operation_id, outcome.state)
-        return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
+        return outcome
 
     @unary
     async def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext) -> pb.ReportProgressResponse:

@@ -73,6 +73,16 @@ class DaemonLink:
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
 
+    def report_steps(self, steps: list[tuple[str, int, str]]) -> None:
+        """Background reports of steps whose chain went on (operation, step, result JSON), in order, in one call."""
+        request = worker_pb2.ReportStepsRequest(
+            steps=[
+                worker_pb2.CheckpointRequest(operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True)
+                for op, step, result in steps
+            ]
+        )
+        self.call(lambda s: s.ReportSteps, request)
+
     def progress(self, operation_id: str, step: int, fraction: float, message: str) -> None:
         self.call(
             lambda s: s.ReportProgress,

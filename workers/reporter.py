@@ -1,9 +1,10 @@
 """Background checkpoints: reports of steps whose chain has already moved on (see pausable/flags.py).
 
-One sender thread per worker process sends them in order, retrying while
-the daemon is unreachable (DaemonLink.call), so a daemon restart or a lost
-replica delays a report but does not drop it. The queue is drained when the
-worker process shuts down.
+One sender thread per worker process sends them in order, those of a few
+milliseconds together in one ReportSteps call, retrying while the daemon is
+unreachable (DaemonLink.call), so a daemon restart or a lost replica delays a
+report but does not drop it. The queue is drained when the worker process
+shuts down.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import logging
 import os
 import queue
 import threading
+import time
 from typing import Any
 
 import redis
 
-from pausable import flags
+from pausable import flags, tracing
 from pausable.config import get_settings
 from pausable.workers.link import daemon
 
 log = logging.getLogger("pausable.workers")
+LINGER_SECONDS = 0.005
+MAX_BATCH = 100
 
 
 class Reporter:
@@ -40,13 +44,30 @@ class Reporter:
 
     def _run(self) -> None:
         while True:
-            operation_id, step, result_json = self._queue.get()
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + LINGER_SECONDS
+            while len(batch) < MAX_BATCH and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
             try:
-                daemon().checkpoint(operation_id, step, result_json, continued=True)
-            except Exception:  # noqa: BLE001 - the next report or a stop moves the operation on
-                log.exception("could not report step %d of %s", step, operation_id)
+                self._send(batch)
+            except Exception:  # noqa: BLE001 - the next report or a stop moves the operations on
+                log.exception("could not report %d steps", len(batch))
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+
+
+    @staticmethod
+    def _send(batch: list[tuple[str, int, str]]) -> None:
+        """One ReportSteps call; with tracing on, one call per step, so each joins its own step's trace."""
+        if tracing.active():
+            for operation_id, step, result_json in batch:
+                daemon().checkpoint(operation_id, step, result_json, continued=True)
+        else:
+            daemon().report_steps(batch)
 
 
 class _PerProcess:

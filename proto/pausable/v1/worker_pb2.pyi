@@ -55,6 +55,18 @@ class CheckpointResponse(_message.Message):
     state: _operation_pb2.OperationState
     def __init__(self, decision: _Optional[_Union[Decision, str]] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
+class ReportStepsRequest(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[CheckpointRequest]
+    def __init__(self, steps: _Optional[_Iterable[_Union[CheckpointRequest, _Mapping]]] = ...) -> None: ...
+
+class ReportStepsResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...
+
 class ReportProgressRequest(_message.Message):
     __slots__ = ("operation_id", "step", "fraction", "message")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]

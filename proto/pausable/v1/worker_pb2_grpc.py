@@ -45,6 +45,11 @@ class WorkerServiceStub:
                 request_serializer=pausable_dot_v1_dot_worker__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_worker__pb2.CheckpointResponse.FromString,
                 _registered_method=True)
+        self.ReportSteps = channel.unary_unary(
+                '/pausable.v1.WorkerService/ReportSteps',
+                request_serializer=pausable_dot_v1_dot_worker__pb2.ReportStepsRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_worker__pb2.ReportStepsResponse.FromString,
+                _registered_method=True)
         self.ReportProgress = channel.unary_unary(
                 '/pausable.v1.WorkerService/ReportProgress',
                 request_serializer=pausable_dot_v1_dot_worker__pb2.ReportProgressRequest.SerializeToString,
@@ -76,6 +81,14 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportSteps(self, request, context):
+        """Several checkpoints at once, all `continued`: what a worker's background
+        reporter sends. Applied in order; answers nothing a worker must obey.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportProgress(self, request, context):
         """Progress from inside a running step.
         """
@@ -102,6 +115,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Checkpoint,
                     request_deserializer=pausable_dot_v1_dot_worker__pb2.CheckpointRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_worker__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'ReportSteps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportSteps,
+                    request_deserializer=pausable_dot_v1_dot_worker__pb2.ReportStepsRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_worker__pb2.ReportStepsResponse.SerializeToString,
             ),
             'ReportProgress': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportProgress,
@@ -169,6 +187,33 @@ class WorkerService:
             '/pausable.v1.WorkerService/Checkpoint',
             pausable_dot_v1_dot_worker__pb2.CheckpointRequest.SerializeToString,
             pausable_dot_v1_dot_worker__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportSteps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.WorkerService/ReportSteps',
+            pausable_dot_v1_dot_worker__pb2.ReportStepsRequest.SerializeToString,
+            pausable_dot_v1_dot_worker__pb2.ReportStepsResponse.FromString,
             options,
             channel_credentials,
             insecure,
