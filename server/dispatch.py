@@ -44,10 +44,6 @@ class Dispatcher:
             steps.append({"task": entry["task"], "args": args, "kwargs": entry.get("kwargs") or {}, "options": options, "subtask_type": None, "immutable": False})
         return steps
 
-    def send(self, operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> None:
-        """Send the remaining steps now, from the calling thread."""
-        self._send(self.messages(operation_id, plan, start, argument))
-
     def _send(self, steps: list[dict[str, Any]]) -> None:
         """Send the first step with the rest as its `chain` (the protocol-2 message a Celery chain makes).
 

@@ -196,10 +196,7 @@ class Store:
         self.replica = replica or secrets.token_hex(4)
         self._step_names: dict[str, tuple[str, ...]] = {}
         self._workflows: dict[str, tuple[WorkflowRow, float]] = {}
-        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self._published)
-
-    def _published(self, events: list[Event]) -> None:
-        self.on_commit(events)
+        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
