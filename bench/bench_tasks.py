@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from pausable.headers import OPERATION_HEADER
 from pausable.workers import app, step, workflow
 
 STEPS = 100
@@ -36,9 +37,11 @@ def plain_done(value: Any, token: str) -> Any:
     return value
 
 
-@step(name="bench.sleep50")
-def sleep50(value: Any) -> Any:
+@step(name="bench.sleep50", bind=True)
+def sleep50(self: Any, value: Any) -> Any:
+    """Sleeps 50 ms, then records when it ended (so the pause-latency bench knows the time left in the step)."""
     time.sleep(0.05)
+    redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"]).rpush(f"bench:ended:{getattr(self.request, OPERATION_HEADER)}", time.time())
     return value
 
 

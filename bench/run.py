@@ -226,35 +226,31 @@ def measure_throughput(rig: Rig, repeats: int, seconds: float) -> dict[str, floa
 
 
 def measure_pause_latency(rig: Rig, pauses: int) -> dict[str, float]:
-    """Pause at a random moment of a 50 ms step; latency = PAUSED arrival - Pause return - time left in the step."""
+    """Pause at a random moment of a run of 50 ms steps.
+
+    latency = PAUSED arrival - max(Pause return, end of the last step that ran),
+    where each step pushes its end time to `bench:ended:<id>` in Redis.
+    """
     import random
 
     chooser = random.Random(7)
     latencies: list[float] = []
+    client = redis.Redis.from_url(rig.redis.url)
     with grpc.insecure_channel(rig.daemon.target) as channel:
         ops = operation_pb2_grpc.OperationServiceStub(channel)
         while len(latencies) < pauses:
             op = ops.StartOperation(pb.StartOperationRequest(workflow="bench.sleep50")).operation
             stream = ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=op.last_seq))
-            step_started = None
-            for response in stream:
-                event = response.event
-                if event.type != pb.EVENT_TYPE_STEP_COMPLETED:
-                    continue
-                step_started = time.monotonic()
-                if event.operation.current_step < 2:
-                    continue
-                time.sleep(chooser.uniform(0.0, 0.04))
-                reply = ops.Pause(pb.PauseRequest(operation_id=op.id)).operation
-                returned = time.monotonic()
-                if reply.current_step != event.operation.current_step:
-                    break
-                for paused in stream:
-                    if paused.event.type == pb.EVENT_TYPE_PAUSED:
-                        left = max(step_started + 0.05 - returned, 0.0)
-                        latencies.append((time.monotonic() - returned - left) * 1000)
+            time.sleep(chooser.uniform(0.12, 0.3))
+            reply = ops.Pause(pb.PauseRequest(operation_id=op.id)).operation
+            returned = time.time()
+            if reply.state == pb.OPERATION_STATE_PAUSE_REQUESTED:
+                for response in stream:
+                    if response.event.type == pb.EVENT_TYPE_PAUSED:
+                        arrived = time.time()
+                        last_end = float(client.lrange(f"bench:ended:{op.id}", -1, -1)[0])
+                        latencies.append((arrived - max(returned, last_end)) * 1000)
                         break
-                break
             stream.cancel()
             ops.Cancel(pb.CancelRequest(operation_id=op.id))
     latencies.sort()
@@ -434,20 +430,28 @@ def measure_store_growth(rig: Rig, seconds: float, repeats: int, sizes: tuple[in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter measures (under 3 minutes)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth); all by default",
+    )
     options = parser.parse_args()
+    only = set(filter(None, options.only.split(",")))
     quick = options.quick
     repeats = 3 if quick else 5
     seconds = 2.0 if quick else 5.0
     rig = start_rig(quick)
     results: dict[str, float] = {}
     try:
-        for title, measure in (
-            ("checkpoint overhead", lambda: measure_overhead(rig, repeats)),
-            ("throughput", lambda: measure_throughput(rig, repeats, seconds)),
-            ("pause latency", lambda: measure_pause_latency(rig, 30 if quick else 100)),
-            ("fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
-            ("store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
+        for name, title, measure in (
+            ("overhead", "checkpoint overhead", lambda: measure_overhead(rig, repeats)),
+            ("throughput", "throughput", lambda: measure_throughput(rig, repeats, seconds)),
+            ("pause", "pause latency", lambda: measure_pause_latency(rig, 30 if quick else 100)),
+            ("fanout", "fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
+            ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
         ):
+            if only and name not in only:
+                continue
             started = time.monotonic()
             results.update(measure())
             print(f"[{title}: {time.monotonic() - started:.0f}s]", file=sys.stderr, flush=True)
