@@ -1,8 +1,11 @@
 """Stop flags: the daemon's hint to workers that an operation should stop at its next step boundary.
 
 When a Pause or Cancel is recorded, the daemon sets `pausable:stop:<id>` in
-Redis (the broker the workers already use); Resume and the end of the
-operation clear it. After each step a worker reads the flag (one Redis GET):
+Redis (the broker the workers already use) and publishes `+<id>` on
+`pausable:stop`; Resume and the end of the operation delete the key and
+publish `-<id>`. Each worker process mirrors the set of flagged operations
+from that channel (workers/stop_flags.py), so after each step it checks the
+flag without a round trip:
 
 - flag set: a synchronous Checkpoint, where the daemon records the result
   and decides PAUSE, CANCEL or CONTINUE in one transaction;
@@ -18,8 +21,22 @@ when the next background report finds a stop requested).
 from __future__ import annotations
 
 PREFIX = "pausable:stop:"
+CHANNEL = "pausable:stop"
 TTL_SECONDS = 7 * 24 * 3600
 
 
 def key(operation_id: str) -> str:
     return PREFIX + operation_id
+
+
+def set_message(operation_id: str) -> str:
+    return "+" + operation_id
+
+
+def clear_message(operation_id: str) -> str:
+    return "-" + operation_id
+
+
+def parse(message: str) -> tuple[bool, str]:
+    """(flagged, operation_id) of a message on CHANNEL."""
+    return message.startswith("+"), message[1:]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,13 +18,15 @@ from pausable.config import Settings
 from pausable.server import longrunning
 from pausable.server.dispatch import Dispatcher
 from pausable.server.hub import EventHub
-from pausable.server.notify import PgListener
 from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.store import Store
 from pausable.server.tracing import server_interceptors
 from pausable.server.workers_api import WorkerService
 from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+if TYPE_CHECKING:
+    from pausable.server.notify import PgListener
 
 log = logging.getLogger("pausable.server")
 
@@ -78,6 +82,8 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     store = await Store.open(settings.database_url, on_commit=observability.on_commit(hub.publish), replica=settings.replica)
     listener = None
     if store.postgres:
+        from pausable.server.notify import PgListener  # asyncpg: only for Postgres
+
         listener = PgListener(settings.database_url, store.replica, hub)
         await listener.start()
     dispatcher = Dispatcher(settings.broker_url)
@@ -104,9 +110,24 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     return daemon
 
 
+def settle_garbage_collector() -> None:
+    """Freeze what startup made and run young collections less often.
+
+    With CPython's defaults a full collection walks every object the imports
+    made (celery, sqlalchemy, grpc) and every watcher's: 45-70 ms during
+    which no event reaches any watcher (bench/run.py, 1,000 watchers, p99
+    fan-out 110 ms). Frozen, with a larger young generation, collections
+    take 3-5 ms (p99 40 ms). Cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     daemon = await start(settings)
+    settle_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,9 +21,12 @@ class StopFlags:
         """Make the flag match `state`. Best effort: the store decides, the flag only saves workers a call."""
         try:
             if state in STOP_STATES:
-                await self.redis.set(flags.key(operation_id), STOP_STATES[state], ex=flags.TTL_SECONDS)
-            else:
-                await self.redis.delete(flags.key(operation_id))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(flags.key(operation_id), STOP_STATES[state], ex=flags.TTL_SECONDS)
+                    pipe.publish(flags.CHANNEL, flags.set_message(operation_id))
+                    await pipe.execute()
+            elif await self.redis.delete(flags.key(operation_id)):
+                await self.redis.publish(flags.CHANNEL, flags.clear_message(operation_id))
         except Exception as error:  # noqa: BLE001 - the broker may be down; stops then take effect a step later
             log.warning("could not update the stop flag of %s: %s", operation_id, error)
 

@@ -134,6 +134,12 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
 
 
-def accepts_step_report(state: State, current_step: int, step: int) -> bool:
-    """Progress and failure reports count only from the step that is running now."""
+def accepts_progress(state: State, current_step: int, step: int) -> bool:
+    """Progress counts only from the step that is running now."""
     return state in ACTIVE and step == current_step
+
+
+def accepts_failure(state: State, current_step: int, step: int) -> bool:
+    """A failure counts from the running step or a later one: the reports of the steps before may still be on the way
+    (sent in the background by another worker process)."""
+    return state in ACTIVE and step >= current_step

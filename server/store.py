@@ -201,7 +201,7 @@ class Store:
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
         engine = make_engine(url)
-        await migrate.upgrade(engine)
+        await migrate.ensure_current(engine)
         return cls(engine, on_commit, replica)
 
     async def close(self) -> None:
@@ -471,7 +471,7 @@ class Store:
 
         def report(session: Session, events: list[Event]) -> State:
             with self._locked(session, operation_id) as row:
-                if states.accepts_step_report(State(row.state), row.current_step, step):
+                if states.accepts_progress(State(row.state), row.current_step, step):
                     row.progress, row.progress_message = fraction, message
                     self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
                 return State(row.state)
@@ -484,7 +484,7 @@ class Store:
 
         def mark(session: Session, events: list[Event]) -> State:
             with self._locked(session, operation_id) as row:
-                if step < 0 or states.accepts_step_report(State(row.state), row.current_step, step):
+                if step < 0 or states.accepts_failure(State(row.state), row.current_step, step):
                     row.error = error
                     transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
                     self._apply(session, events, row, transition, now)

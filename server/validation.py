@@ -8,8 +8,6 @@ import json
 import re
 from typing import Any
 
-import jsonschema
-
 from pausable.server.errors import InvalidArgument
 from pausable.server.store import decode_cursor
 
@@ -53,6 +51,8 @@ def workflow_input(workflow: str, data: Any, schema: dict[str, Any] | None) -> s
     if len(text) > MAX_INPUT_BYTES:
         raise InvalidArgument(f"input is {len(text)} bytes of JSON; the limit is {MAX_INPUT_BYTES}: pass a reference to large data instead")
     if schema:
+        import jsonschema  # only workflows with an input schema need it
+
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "(top level)"

@@ -34,3 +34,26 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_head_names_the_newest_migration() -> None:
+    """The daemon skips Alembic when the store is at migrate.HEAD, so HEAD must be Alembic's head."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(migrate.alembic_config()).get_current_head() == migrate.HEAD
+
+
+def test_a_new_store_is_migrated_in_a_child_process_and_a_current_one_is_left_alone(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
+    url = make_database(tmp_path)
+
+    async def scenario() -> None:
+        engine = make_engine(url)
+        try:
+            assert await migrate.current_revision(engine) is None
+            await migrate.ensure_current(engine)
+            assert await migrate.current_revision(engine) == migrate.HEAD
+            await migrate.ensure_current(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())

@@ -78,3 +78,11 @@ def test_a_continued_checkpoint_records_the_step_and_never_stops_the_chain() -> 
         assert outcome.transition.state is state and outcome.transition.event is EventType.STEP_COMPLETED
     assert "next step boundary" in states.checkpoint(State.PAUSE_REQUESTED, 1, 1, 5, continued=True).transition.message
     assert states.checkpoint(State.PAUSE_REQUESTED, 4, 4, 5, continued=True).transition.state is State.SUCCEEDED
+
+
+def test_a_failure_counts_from_the_running_step_or_a_later_one_but_progress_only_from_the_running_step() -> None:
+    """Reports of the steps before a failure may still be on their way from another worker process."""
+    assert states.accepts_failure(State.RUNNING, 2, 2) and states.accepts_failure(State.PAUSE_REQUESTED, 2, 4)
+    assert not states.accepts_failure(State.RUNNING, 2, 1) and not states.accepts_failure(State.PAUSED, 2, 2)
+    assert states.accepts_progress(State.RUNNING, 2, 2)
+    assert not states.accepts_progress(State.RUNNING, 2, 3) and not states.accepts_progress(State.RUNNING, 2, 1)

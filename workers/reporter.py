@@ -1,7 +1,8 @@
 """Background checkpoints: reports of steps whose chain has already moved on (see pausable/flags.py).
 
-One sender thread per worker process sends them in order, those of a few
-milliseconds together in one ReportSteps call, retrying while the daemon is
+One sender thread per worker process sends them in order, those of up to
+LINGER_SECONDS together in one ReportSteps call (fewer calls cost the
+worker less CPU per step; watchers see STEP_COMPLETED that much later), retrying while the daemon is
 unreachable (DaemonLink.call), so a daemon restart or a lost replica delays a
 report but does not drop it. The queue is drained when the worker process
 shuts down.
@@ -11,54 +12,62 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
-import time
-from typing import Any
 
-import redis
-
-from pausable import flags, tracing
+from pausable import tracing
 from pausable.config import get_settings
 from pausable.workers.link import daemon
+from pausable.workers.stop_flags import StopFlagMirror
 
 log = logging.getLogger("pausable.workers")
-LINGER_SECONDS = 0.005
+LINGER_SECONDS = 0.02
 MAX_BATCH = 100
 
 
 class Reporter:
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, int, str]] = queue.Queue()
+        self._pending: list[tuple[str, int, str]] = []
+        self._unsent = 0
+        self._urgent = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
 
     def submit(self, operation_id: str, step: int, result_json: str) -> None:
-        self._queue.put((operation_id, step, result_json))
+        with self._changed:
+            self._pending.append((operation_id, step, result_json))
+            self._unsent += 1
+            if len(self._pending) in (1, MAX_BATCH):
+                self._changed.notify_all()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every queued report was sent; False after `timeout` seconds."""
-        done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
-        return done.wait(timeout)
+        """Send every queued report now and wait until they are sent; False after `timeout` seconds.
+
+        Called before each synchronous call to the daemon, so the daemon sees a process's reports in step order.
+        """
+        with self._changed:
+            if self._unsent == 0:
+                return True
+            self._urgent = True
+            self._changed.notify_all()
+            return self._changed.wait_for(lambda: self._unsent == 0, timeout)
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + LINGER_SECONDS
-            while len(batch) < MAX_BATCH and (left := deadline - time.monotonic()) > 0:
-                try:
-                    batch.append(self._queue.get(timeout=left))
-                except queue.Empty:
-                    break
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending)
+                self._changed.wait_for(lambda: self._urgent or len(self._pending) >= MAX_BATCH, LINGER_SECONDS)
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._send(batch)
             except Exception:  # noqa: BLE001 - the next report or a stop moves the operations on
                 log.exception("could not report %d steps", len(batch))
             finally:
-                for _ in batch:
-                    self._queue.task_done()
-
+                with self._changed:
+                    self._unsent -= len(batch)
+                    if self._unsent == 0:
+                        self._urgent = False
+                    self._changed.notify_all()
 
     @staticmethod
     def _send(batch: list[tuple[str, int, str]]) -> None:
@@ -76,14 +85,14 @@ class _PerProcess:
     def __init__(self) -> None:
         self.pid = -1
         self.reporter: Reporter | None = None
-        self.redis: redis.Redis | None = None
+        self.stop_flags: StopFlagMirror | None = None
         self.lock = threading.Lock()
 
     def get(self) -> _PerProcess:
         with self.lock:
             if self.pid != os.getpid():
                 self.reporter = Reporter()
-                self.redis = redis.Redis.from_url(get_settings().broker_url, socket_timeout=2, socket_connect_timeout=2)
+                self.stop_flags = StopFlagMirror(get_settings().broker_url)
                 self.pid = os.getpid()
         return self
 
@@ -97,15 +106,13 @@ def reporter() -> Reporter:
     return found
 
 
-def stop_flagged(operation_id: str) -> bool:
-    """Whether the daemon flagged the operation to stop; True when Redis cannot tell (then the daemon decides)."""
-    client: Any = _local.get().redis
-    try:
-        return bool(client.exists(flags.key(operation_id)))
-    except redis.RedisError:
-        return True
+def stop_flags() -> StopFlagMirror:
+    found = _local.get().stop_flags
+    assert found is not None
+    return found
 
 
 def flush(timeout: float = 30.0) -> None:
+    """Send this process's queued step reports (before a synchronous call to the daemon, and at shutdown)."""
     if _local.pid == os.getpid() and _local.reporter is not None and not _local.reporter.flush(timeout):
         log.warning("some step reports were not sent within %.0fs", timeout)

@@ -1,8 +1,9 @@
 """The checkpointing task base: the pause point runs in the worker, after the body returns.
 
 `PausableTask.__call__` runs the step's body, then checks the operation's
-stop flag (one Redis read, see pausable/flags.py). With no stop flagged the
-chain goes on at once and the step is reported in the background. With one
+stop flag (a local copy kept in sync over Redis pub/sub, see
+pausable/flags.py). With no stop flagged the chain goes on at once and the
+step is reported in the background. With one
 flagged, or after the last step, it makes one Checkpoint call that records
 the result and answers CONTINUE, PAUSE, CANCEL or STOP; on anything but
 CONTINUE it clears the request's chain, so Celery does not forward the
@@ -20,7 +21,7 @@ from celery.signals import task_failure, worker_process_shutdown, worker_shutdow
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
-from pausable.workers.reporter import flush, reporter, stop_flagged
+from pausable.workers.reporter import flush, reporter, stop_flags
 
 
 def _position(request: Any) -> tuple[str, int] | None:
@@ -45,10 +46,13 @@ class PausableTask(Task):
             result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
-        if self.request.chain and not stop_flagged(operation_id):
+        if self.request.chain and not stop_flags().flagged(operation_id):
             reporter().submit(operation_id, step, result_json)
             return
-        if daemon().checkpoint(operation_id, step, result_json) != worker_pb2.DECISION_CONTINUE:
+        flush()
+        if daemon().checkpoint(operation_id, step, result_json) == worker_pb2.DECISION_CONTINUE:
+            stop_flags().forget(operation_id)
+        else:
             self.request.chain = None
 
 
@@ -57,6 +61,7 @@ def progress(fraction: float, message: str = "") -> None:
     task = current_task
     position = _position(task.request) if task is not None else None
     if position is not None:
+        flush()
         daemon().progress(*position, min(max(fraction, 0.0), 1.0), message)
 
 
@@ -66,6 +71,7 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     position = _position(sender.request) if sender is not None else None
     if position is not None:
         operation_id, step = position
+        flush()
         daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name)
 
 

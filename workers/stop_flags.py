@@ -1,0 +1,73 @@
+"""A worker process's local copy of the stop flags (see pausable/flags.py), so a step boundary costs no round trip.
+
+A thread subscribes to the daemon's flag channel, then reads every flag key
+once, then applies each published change. Until that first read is done,
+and whenever the subscription is broken, `flagged` falls back to one Redis
+read per call, and when Redis cannot answer it says "flagged" so the daemon
+decides. A stale local flag costs one synchronous checkpoint, after which
+the worker forgets it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from pausable import flags
+
+log = logging.getLogger("pausable.workers")
+RETRY_SECONDS = 1.0
+
+
+class StopFlagMirror:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._flagged: set[str] = set()
+        self._in_sync = threading.Event()
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._thread = threading.Thread(target=self._run, name="pausable-stop-flags", daemon=True)
+        self._thread.start()
+
+    def flagged(self, operation_id: str) -> bool:
+        if self._in_sync.is_set():
+            return operation_id in self._flagged
+        try:
+            return bool(self._client.exists(flags.key(operation_id)))
+        except redis.RedisError:
+            return True
+
+    def forget(self, operation_id: str) -> None:
+        """The daemon said CONTINUE: a local flag for this operation is stale."""
+        self._flagged.discard(operation_id)
+
+    def wait_in_sync(self, timeout: float) -> bool:
+        return self._in_sync.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._follow()
+            except Exception as error:  # noqa: BLE001 - Redis restarts or is unreachable: read flags directly meanwhile
+                log.debug("stop-flag subscription broken: %s", error)
+            self._in_sync.clear()
+            time.sleep(RETRY_SECONDS)
+
+    def _follow(self) -> None:
+        client = redis.Redis.from_url(self._url, socket_connect_timeout=2, health_check_interval=10, decode_responses=True)
+        with client, client.pubsub() as subscription:
+            subscription.subscribe(flags.CHANNEL)
+            while (message := subscription.get_message(timeout=RETRY_SECONDS)) is None or message["type"] != "subscribe":
+                pass
+            self._flagged = {found.removeprefix(flags.PREFIX) for found in client.scan_iter(match=flags.PREFIX + "*", count=1000)}
+            self._in_sync.set()
+            while True:
+                message = subscription.get_message(timeout=5.0)
+                if message is not None and message["type"] == "message":
+                    flagged, operation_id = flags.parse(message["data"])
+                    if flagged:
+                        self._flagged.add(operation_id)
+                    else:
+                        self._flagged.discard(operation_id)
