@@ -93,6 +93,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class StepReport:
+    """A worker's report that `step` of an operation ended with `result_json` (see states.checkpoint)."""
+
+    operation_id: str
+    step: int
+    result_json: str
+    attempt: str = ""
+    continued: bool = False
+
+
+@dataclass(frozen=True)
 class CheckpointResult:
     decision: Decision
     state: State
@@ -435,25 +446,36 @@ class Store:
 
         return await self.write(apply)
 
-    async def checkpoint(self, operation_id: str, step: int, result_json: str, attempt: str = "", continued: bool = False) -> CheckpointResult:
+    async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
+        """Record step reports in order, in one transaction; None for an operation that no longer exists."""
         now = datetime.now(UTC)
 
-        def record(session: Session, events: list[Event]) -> CheckpointResult:
-            with self._locked(session, operation_id) as row:
-                if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
-                    return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
-                outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, continued)
-                if outcome.record_result:
-                    row.result_json = result_json
-                    row.current_step = step + 1
-                    row.current_step_name = self._step_name(session, operation_id, step + 1)
-                    row.progress, row.progress_message = 0.0, ""
-                if outcome.transition.state is not None:
-                    row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
-                self._apply(session, events, row, outcome.transition, now)
-                return CheckpointResult(outcome.decision, State(row.state))
+        def record(session: Session, events: list[Event]) -> list[CheckpointResult | None]:
+            results: list[CheckpointResult | None] = []
+            for report in reports:
+                try:
+                    results.append(self._checkpoint(session, events, report, now))
+                except NotFound:
+                    results.append(None)
+            return results
 
         return await self.write(record)
+
+    def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
+        operation_id, step, attempt = report.operation_id, report.step, report.attempt
+        with self._locked(session, operation_id) as row:
+            if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
+                return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
+            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
+            if outcome.record_result:
+                row.result_json = report.result_json
+                row.current_step = step + 1
+                row.current_step_name = self._step_name(session, operation_id, step + 1)
+                row.progress, row.progress_message = 0.0, ""
+            if outcome.transition.state is not None:
+                row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
+            self._apply(session, events, row, outcome.transition, now)
+            return CheckpointResult(outcome.decision, State(row.state))
 
     async def revert_resume(self, operation_id: str, message: str) -> None:
         """Put back to PAUSED an operation whose resumed chain never reached the broker."""

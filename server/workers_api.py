@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import grpc
@@ -14,17 +13,21 @@ from pausable.server.dispatch import plan_for
 from pausable.server.errors import InvalidArgument, unary
 from pausable.server.flags import StopFlags
 from pausable.server.states import Decision, State
-from pausable.server.store import CheckpointResult, NotFound, Store, WorkflowSpec
+from pausable.server.store import CheckpointResult, NotFound, StepReport, Store, WorkflowSpec
 from pausable.v1 import worker_pb2 as pb
 from pausable.v1 import worker_pb2_grpc
 
 
-def _valid_checkpoint(request: pb.CheckpointRequest) -> str:
-    """The operation id of a well-formed checkpoint; InvalidArgument otherwise."""
+def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
+    """The report of a well-formed checkpoint; InvalidArgument otherwise."""
     validation.json_text("result_json", request.result_json)
-    validation.short_text("attempt_id", request.attempt_id)
-    _step(request.step)
-    return validation.operation_id(request.operation_id)
+    return StepReport(
+        validation.operation_id(request.operation_id),
+        _step(request.step),
+        request.result_json,
+        validation.short_text("attempt_id", request.attempt_id),
+        continued,
+    )
 
 
 def _step(value: int) -> int:
@@ -56,29 +59,28 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
     @unary
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
-        operation_id = _valid_checkpoint(request)
-        outcome = await self._record(operation_id, request)
+        report = _report(request, request.continued)
+        [outcome] = await self._record([report])
+        if outcome is None:
+            raise NotFound(report.operation_id)
         return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
 
     @unary
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
-        """Every step is checked before any is applied; then they are applied in order, as `continued`.
+        """Every step is checked before any is applied; then they are applied in order, as `continued`, in one transaction.
 
         An operation deleted meanwhile is skipped: nothing is waiting for its answer.
         """
-        checked = [(_valid_checkpoint(step), step) for step in request.steps]
-        recorded = 0
-        for operation_id, step in checked:
-            step.continued = True
-            with contextlib.suppress(NotFound):
-                recorded += (await self._record(operation_id, step)).decision is not Decision.STOP
-        return pb.ReportStepsResponse(recorded=recorded)
+        outcomes = await self._record([_report(step, continued=True) for step in request.steps])
+        return pb.ReportStepsResponse(recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP))
 
-    async def _record(self, operation_id: str, request: pb.CheckpointRequest) -> CheckpointResult:
-        outcome = await self.store.checkpoint(operation_id, request.step, request.result_json, request.attempt_id, request.continued)
-        if not (request.continued and outcome.state is State.RUNNING):
-            await self.flags.follow(operation_id, outcome.state)
-        return outcome
+    async def _record(self, reports: list[StepReport]) -> list[CheckpointResult | None]:
+        """Record the reports; then make the stop flags match, except for continued reports of running operations."""
+        outcomes = await self.store.checkpoints(reports)
+        for report, outcome in zip(reports, outcomes, strict=True):
+            if outcome is not None and not (report.continued and outcome.state is State.RUNNING):
+                await self.flags.follow(report.operation_id, outcome.state)
+        return outcomes
 
     @unary
     async def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext) -> pb.ReportProgressResponse:
