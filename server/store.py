@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ STEP_NAME_CACHE = 10_000
 OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
 LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_names", "plan", "input_json")]
+LOCKED_KEYS = tuple(column.key for column in LOCKED_COLUMNS)
+ROW_CACHE = 10_000
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
 SELECT_LOCKED_WITH_INPUT = select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
@@ -207,7 +210,9 @@ class Store:
         self.replica = replica or secrets.token_hex(4)
         self._step_names: dict[str, tuple[str, ...]] = {}
         self._workflows: dict[str, tuple[WorkflowRow, float]] = {}
-        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
+        # SQLite has one writer, this daemon: it keeps the rows of the active operations it wrote (see _locked).
+        self._rows: dict[str, dict[str, Any]] | None = None if self.postgres else {}
+        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit, self.forget_rows)
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -389,15 +394,14 @@ class Store:
                 "ended_at": None,
                 "last_seq": 0,
             }
-            connection = session.connection()
-            connection.execute(INSERT_OPERATION, values)
+            self._execute(session, INSERT_OPERATION, values)
             if labels:
-                connection.execute(INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
+                session.connection().execute(INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
             row = SimpleNamespace(**values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
-            connection.execute(UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
+            self._execute(session, UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
             return full_snapshot(row)
 
         try:
@@ -534,31 +538,58 @@ class Store:
 
     # -- helpers -------------------------------------------------------------
 
-    @staticmethod
     @contextmanager
-    def _locked(session: Session, operation_id: str, with_input: bool = False) -> Iterator[Any]:
+    def _locked(self, session: Session, operation_id: str, with_input: bool = False) -> Iterator[Any]:
         """The operation's row, locked, as a plain object; the columns changed in the block are written back.
 
         Plain Core statements: the ORM's unit of work cost more than the
-        rest of a checkpoint together.
+        rest of a checkpoint together. On SQLite the row of an active
+        operation comes from `_rows` when this daemon wrote it last.
         """
-        connection = session.connection()
-        query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
-        found = connection.execute(query, {"locked_id": operation_id}).one_or_none()
-        if found is None:
-            raise NotFound(operation_id)
-        before = dict(found._mapping)
+        before = None if with_input or self._rows is None else self._rows.get(operation_id)
+        if before is None:
+            query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
+            found = session.connection().execute(query, {"locked_id": operation_id}).one_or_none()
+            if found is None:
+                raise NotFound(operation_id)
+            before = dict(found._mapping)
         row = SimpleNamespace(**before)
         yield row
-        changed = {key: value for key, value in vars(row).items() if before[key] != value}
+        after = vars(row)
+        changed = {key: value for key, value in after.items() if before[key] != value}
         if changed:
-            connection.execute(UPDATE_OPERATION, {"updated_id": operation_id, **changed})
+            self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
+        if self._rows is not None:
+            self._remember(operation_id, after)
+
+    def _remember(self, operation_id: str, values: dict[str, Any]) -> None:
+        """Keep the row of an active operation for its next write (SQLite only); forget a finished one."""
+        rows = self._rows
+        assert rows is not None
+        rows.pop(operation_id, None)
+        if not State(values["state"]).terminal:
+            if len(rows) >= ROW_CACHE:
+                rows.pop(next(iter(rows)))
+            rows[operation_id] = {key: values[key] for key in LOCKED_KEYS}
+
+    def forget_rows(self) -> None:
+        """A write or a commit failed: what `_rows` holds may not be what the store holds."""
+        if self._rows is not None:
+            self._rows.clear()
+
+    def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> None:
+        """A one-row write statement: on the SQLite writer's own connection, else through the session."""
+        if self.writer is not None:
+            self.writer.execute(statement, params)
+        else:
+            session.connection().execute(statement, params)
 
     def _step_name(self, session: Session, operation_id: str, index: int) -> str:
         """The name of step `index`; an operation's step names never change, so they are cached."""
         names = self._step_names.get(operation_id)
         if names is None:
-            names = tuple(session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ())
+            found = session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ()
+            names = tuple(sys.intern(name) for name in found)
             if len(self._step_names) >= STEP_NAME_CACHE:
                 self._step_names.pop(next(iter(self._step_names)))
             self._step_names[operation_id] = names
@@ -572,16 +603,13 @@ class Store:
             row.ended_at = now
         self._append(session, events, row, transition.event, transition.message, now)
 
-    @staticmethod
-    def _append(session: Session, events: list[Event], row: Any, type_: EventType, message: str, now: datetime) -> None:
+    def _append(self, session: Session, events: list[Event], row: Any, type_: EventType, message: str, now: datetime) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
         snap = snapshot(row)
-        session.connection().execute(
-            INSERT_EVENT,
-            {"operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state, "snapshot": snap, "created_at": now},
-        )
+        values = {"operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state, "snapshot": snap, "created_at": now}
+        self._execute(session, INSERT_EVENT, values)
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))
 
 

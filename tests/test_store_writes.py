@@ -1,0 +1,71 @@
+"""The SQLite writer's fast path (prepared statements on the raw connection, the active-row cache) against a real store file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, insert
+
+from pausable.server.dispatch import plan_for
+from pausable.server.prepared import PreparedStatements
+from pausable.server.states import Decision
+from pausable.server.store import EVENTS, StepReport, Store, WorkflowSpec
+
+
+def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+
+    async def migrate() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{path}")
+        await store.close()
+
+    asyncio.run(migrate())
+    store_file = sqlite3.connect(path, isolation_level=None)
+    store_file.execute("PRAGMA foreign_keys=OFF")
+    values = {"operation_id": "a" * 32, "seq": 1, "type": "CREATED", "message": "é", "state": "PENDING", "snapshot": {"n": 1.5, "s": "é"}}
+    now = datetime(2026, 11, 26, 19, 0, 0, 123456, tzinfo=UTC)
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(insert(EVENTS), {**values, "created_at": now})
+    PreparedStatements(engine.dialect).execute(store_file, insert(EVENTS), {**values, "seq": 2, "created_at": now})
+    rows = store_file.execute("SELECT type, message, state, snapshot, created_at, tx FROM events ORDER BY seq").fetchall()
+    assert rows[0] == rows[1]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("fails", ["inside the write", "a later report"])
+def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_path: Path, fails: str) -> None:
+    async def scenario() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            created = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+            operation_id = created.snapshot["id"]
+            [first] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
+            assert first is not None and first.decision is Decision.CONTINUE
+
+            def broken(session, events):  # noqa: ANN001, ANN202 - a write function (see writer.py)
+                store._checkpoint(session, events, StepReport(operation_id, 1, "2", continued=True), datetime.now(UTC))
+                if fails == "inside the write":
+                    raise RuntimeError("boom")
+                with store._locked(session, "f" * 32):
+                    pass
+
+            with pytest.raises(Exception):  # noqa: B017, PT011 - RuntimeError or NotFound
+                await store.write(broken)
+            assert (await store.get_operation(operation_id))["current_step"] == 1
+            [again] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True)])
+            assert again is not None and again.decision is Decision.CONTINUE
+            snapshot = await store.get_operation(operation_id)
+            assert snapshot["current_step"] == 2 and snapshot["result"] == 2
+            assert [event.seq for event in await store.events_after(operation_id, 0)] == [1, 2, 3, 4]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
