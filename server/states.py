@@ -123,7 +123,7 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
             State.CANCEL_REQUESTED: "cancel requested too late: the last step was already running; the operation finished",
         }.get(state, "all steps finished")
         return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
-    done = f"step {step + 1}/{total_steps} done"
+    done = step_done(step, total_steps)
     if continued:
         waiting = {State.PAUSE_REQUESTED: "; the pause takes effect at the next step boundary", State.CANCEL_REQUESTED: "; the cancel takes effect at the next step boundary"}
         return CheckpointOutcome(Decision.CONTINUE, Transition(state, EventType.STEP_COMPLETED, done + waiting.get(state, "")), True)
@@ -132,6 +132,10 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
     if state is State.CANCEL_REQUESTED:
         return CheckpointOutcome(Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}"))
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
+
+
+def step_done(step: int, total_steps: int) -> str:
+    return f"step {step + 1}/{total_steps} done"
 
 
 def accepts_progress(state: State, current_step: int, step: int) -> bool:

@@ -466,12 +466,18 @@ class Store:
         return await self.write(record)
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
+        """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
+        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step."""
         operation_id, step, attempt = report.operation_id, report.step, report.attempt
         with self._locked(session, operation_id) as row:
             if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
             outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
             if outcome.record_result:
+                for skipped in range(row.current_step, step):
+                    row.current_step = skipped + 1
+                    row.current_step_name = self._step_name(session, operation_id, skipped + 1)
+                    self._append(session, events, row, EventType.STEP_COMPLETED, states.step_done(skipped, row.total_steps), now)
                 row.result_json = report.result_json
                 row.current_step = step + 1
                 row.current_step_name = self._step_name(session, operation_id, step + 1)

@@ -69,3 +69,30 @@ def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_p
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_changes_nothing(tmp_path: Path) -> None:
+    """A report may overtake the reports of earlier steps sent by another worker process."""
+
+    async def scenario() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            operation_id = (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).snapshot["id"]
+            [ahead] = await store.checkpoints([StepReport(operation_id, 2, "3", continued=True)])
+            [late] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
+            assert ahead is not None and ahead.decision is Decision.CONTINUE
+            assert late is not None and late.decision is Decision.STOP
+            events = await store.events_after(operation_id, 0)
+            assert [(event.type, event.message, event.snapshot["current_step"]) for event in events[2:]] == [
+                ("STEP_COMPLETED", "step 1/4 done", 1),
+                ("STEP_COMPLETED", "step 2/4 done", 2),
+                ("STEP_COMPLETED", "step 3/4 done", 3),
+            ]
+            assert (await store.get_operation(operation_id))["result"] == 3
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
