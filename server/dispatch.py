@@ -2,19 +2,33 @@
 
 The daemon needs no task code: each step is a signature by task name, and
 the headers tell the worker-side checkpoint which operation and step it is.
+With a Redis broker the publisher thread writes the messages send_task would
+(celery_message.py) for a whole batch of starts in one pipeline, one round
+trip instead of one per start; steps with options that module does not
+handle, and other brokers, go through Celery's send_task, which is imported
+only then.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pausable import tracing
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.server import celery_message
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.flags import StopFlags
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
@@ -22,12 +36,105 @@ def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
     return [{"task": name, "args": [], "kwargs": {}, "options": {}} for name in task_names]
 
 
+def publishes_directly(broker_url: str) -> bool:
+    """One Redis broker (not a failover list), which kombu's Redis transport and redis-py open alike."""
+    return broker_url.startswith(("redis://", "rediss://")) and ";" not in broker_url
+
+
+def split_chain(steps: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The first step and the rest as its `chain` (a stack: the next step last), the protocol-2 message a Celery chain makes.
+
+    Building a celery.chain of N signatures costs O(N) canvas work
+    (freeze, clone, deep copies) per dispatch; the message is the same.
+    """
+    first, *rest = steps
+    return first, list(reversed(rest)) or None
+
+
+class RedisPublisher:
+    """The publisher thread's own Redis client: the messages of a batch go out in one pipeline.
+
+    The client does not retry: a pipeline resent after a broken connection
+    could push a chain twice. A connection the broker closed meanwhile is
+    replaced when it is taken from the pool.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: redis.Redis | None = None
+        self._sender: celery_message.Sender | None = None
+        self._declared: set[str] = set()
+
+    def publish(self, chains: Sequence[list[dict[str, Any]]]) -> list[BaseException | None]:
+        """One error or None per chain; raises when the pipeline as a whole fails (some messages may have gone out)."""
+        client, sender = self._connect()
+        errors: list[BaseException | None] = [None] * len(chains)
+        spans: dict[int, slice] = {}  # chain -> its commands in the pipeline
+        with client.pipeline(transaction=False) as pipe:
+            for index, steps in enumerate(chains):
+                try:
+                    message = celery_message.task_message(sender, *split_chain(steps))
+                except Exception as error:  # noqa: BLE001 - this chain only
+                    errors[index] = error
+                    continue
+                first = len(pipe)
+                for key, member in self._declare(message.queue):
+                    pipe.sadd(key, member)
+                pipe.lpush(message.key, message.payload)
+                spans[index] = slice(first, len(pipe))
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except Exception:
+                self._declared.clear()
+                raise
+        for index, span in spans.items():
+            errors[index] = next((reply for reply in replies[span] if isinstance(reply, Exception)), None)
+        return errors
+
+    def _connect(self) -> tuple[redis.Redis, celery_message.Sender]:
+        if self._client is None or self._sender is None:
+            self._client = redis.Redis.from_url(
+                self.url,
+                socket_timeout=CONNECT_TIMEOUT_SECONDS,
+                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._sender = celery_message.Sender.current()
+        return self._client, self._sender
+
+    def _declare(self, queue: str) -> list[tuple[str, str]]:
+        """kombu's bindings of a queue, sent once per publisher (kombu declares once per connection)."""
+        if queue in self._declared:
+            return []
+        self._declared.add(queue)
+        return celery_message.bindings(queue)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 class Dispatcher:
     def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
         self.flags = StopFlags(broker_url)
-        self.app = Celery("pausable-daemon", broker=broker_url, set_as_current=False)
-        self.app.conf.update(task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5)
+        self._app: Celery | None = None
+        self._app_lock = threading.Lock()
+        self._redis = RedisPublisher(broker_url) if publishes_directly(broker_url) else None
         self._publisher: BatchingThread[list[dict[str, Any]]] = BatchingThread("pausable-publisher", self._publish)
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app, created (and celery imported) on first use."""
+        with self._app_lock:
+            if self._app is None:
+                from celery import Celery
+
+                self._app = Celery("pausable-daemon", broker=self.broker_url, set_as_current=False)
+                self._app.conf.update(
+                    task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5
+                )
+            return self._app
 
     @staticmethod
     def messages(operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> list[dict[str, Any]]:
@@ -37,37 +144,58 @@ class Dispatcher:
         for step in range(start, len(plan)):
             entry = plan[step]
             options = {key: value for key, value in (entry.get("options") or {}).items() if key != "task_id"}
-            options["headers"] = {**(options.get("headers") or {}), OPERATION_HEADER: operation_id, STEP_HEADER: step, **trace_headers}
+            options["headers"] = {
+                **(options.get("headers") or {}),
+                OPERATION_HEADER: operation_id,
+                STEP_HEADER: step,
+                **trace_headers,
+            }
             args = list(entry.get("args") or [])
             if step == start:
                 args = [argument, *args]
-            steps.append({"task": entry["task"], "args": args, "kwargs": entry.get("kwargs") or {}, "options": options, "subtask_type": None, "immutable": False})
+            steps.append(
+                {
+                    "task": entry["task"],
+                    "args": args,
+                    "kwargs": entry.get("kwargs") or {},
+                    "options": options,
+                    "subtask_type": None,
+                    "immutable": False,
+                }
+            )
         return steps
 
     def _send(self, steps: list[dict[str, Any]]) -> None:
-        """Send the first step with the rest as its `chain` (the protocol-2 message a Celery chain makes).
-
-        Building a celery.chain of N signatures costs O(N) canvas work
-        (freeze, clone, deep copies) per dispatch; the message is the same.
-        """
-        first, *rest = steps
-        self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=list(reversed(rest)) or None, **first["options"])
+        first, chain = split_chain(steps)
+        self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=chain, **first["options"])
 
     async def dispatch(self, operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> None:
         """The messages are built here, in the caller's context (its trace); one thread sends them."""
         await self._publisher.submit(self.messages(operation_id, plan, start, argument))
 
     def _publish(self, batch: Sequence[list[dict[str, Any]]]) -> list[Outcome]:
-        """One thread, one broker connection, the sends of a moment in a row (no thread pool, no pool contention)."""
-        outcomes: list[Outcome] = []
-        for steps in batch:
+        """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""
+        outcomes: list[Outcome] = [(None, None)] * len(batch)
+        direct = [
+            index for index, steps in enumerate(batch) if self._redis is not None and celery_message.supports(steps[0]["options"])
+        ]
+        if self._redis is not None and direct:
             try:
-                self._send(steps)
-                outcomes.append((None, None))
+                errors = self._redis.publish([batch[index] for index in direct])
+            except Exception as error:  # noqa: BLE001 - handed to every caller of the pipeline
+                errors = [error] * len(direct)
+            for index, failure in zip(direct, errors, strict=True):
+                outcomes[index] = (None, failure)
+        for index in sorted(set(range(len(batch))).difference(direct)):
+            try:
+                self._send(batch[index])
             except Exception as error:  # noqa: BLE001 - handed to the caller
-                outcomes.append((None, error))
+                outcomes[index] = (None, error)
         return outcomes
 
     def close(self) -> None:
         self._publisher.close()
-        self.app.close()
+        if self._redis is not None:
+            self._redis.close()
+        if self._app is not None:
+            self._app.close()

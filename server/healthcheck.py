@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from grpc_health.v1 import health, health_pb2
@@ -88,12 +88,15 @@ class KombuProbe:
         pass
 
 
-def broker_probe(broker_url: str, app: Any, timeout: float) -> RedisProbe | KombuProbe:
-    """The first broker of a Celery URL list ("a;b" means failover) decides the kind of probe."""
+def broker_probe(broker_url: str, app: Callable[[], Any], timeout: float) -> RedisProbe | KombuProbe:
+    """The first broker of a Celery URL list ("a;b" means failover) decides the kind of probe.
+
+    `app` gives the Celery app, asked for only by a non-Redis broker's probe (a Redis probe needs no celery import).
+    """
     first = broker_url.split(";")[0].strip()
     if first.startswith(REDIS_SCHEMES):
         return RedisProbe(first, timeout)
-    return KombuProbe(app, timeout)
+    return KombuProbe(app(), timeout)
 
 
 class HealthMonitor:

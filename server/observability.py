@@ -75,7 +75,7 @@ class Observability:
         timeout = settings.health_timeout_seconds
         probes = {
             "store": StoreProbe(daemon.store.engine.url),
-            "broker": broker_probe(settings.broker_url, daemon.dispatcher.app, timeout),
+            "broker": broker_probe(settings.broker_url, lambda: daemon.dispatcher.app, timeout),
         }
         self.monitor = HealthMonitor(
             daemon.health, (*services, ""), probes, interval=settings.health_interval_seconds, timeout=timeout

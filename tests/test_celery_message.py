@@ -1,0 +1,211 @@
+"""The daemon's hand-built Celery messages against what Celery's send_task puts in Redis (no daemon, no worker).
+
+If a Celery or kombu upgrade changes the message format, the drift tests
+here fail: update server/celery_message.py until they pass again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from pausable.launch import RedisServer
+from pausable.server import celery_message
+from pausable.server.dispatch import Dispatcher, RedisPublisher, split_chain
+
+RANDOM = {"headers": ("id", "root_id"), "properties": ("correlation_id", "reply_to", "delivery_tag")}
+LONG_ARGUMENT = {
+    "rows": list(range(400)),
+    "deep": [[[[{"it's": "a\nb"}]]]],
+    "text": "x " * 700,
+    "none": None,
+    "yes": True,
+    "pi": 3.14,
+}
+
+
+def step(task: str, args: list[Any] | None = None, **options: Any) -> dict[str, Any]:
+    return {"task": task, "args": args or [], "kwargs": {}, "options": options}
+
+
+CHAINS = {
+    "default queue": Dispatcher.messages("op1", [step("demo.one")], 0, {"quote": 'it\'s "q"\n', "unicode": "é☃"}),
+    "queue": Dispatcher.messages("op2", [step("demo.one", queue="q1")], 0, [1, 2]),
+    "priority": Dispatcher.messages("op3", [step("demo.one", priority=5)], 0, None),
+    "priority above the top step": Dispatcher.messages("op4", [step("demo.one", queue="q2", priority=200)], 0, 1),
+    "custom headers": Dispatcher.messages("op5", [step("demo.one", [7], headers={"tenant": "t1", "lang": "py2"})], 0, "x"),
+    "a 3-step chain": Dispatcher.messages(
+        "op6", [step("demo.one", queue="q3"), step("demo.two", priority=3), step("demo.three", headers={"h": 1})], 0, {"a": 1}
+    ),
+    "long and deep argument": Dispatcher.messages("op7", [step("demo.one")], 0, LONG_ARGUMENT),
+    "resumed at step 1": Dispatcher.messages("op8", [step("demo.one"), step("demo.two"), step("demo.three")], 1, {"b": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def client(broker: RedisServer) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(broker.url) as connection:
+        connection.flushdb()
+        yield connection
+
+
+def contents(client: redis.Redis) -> dict[str, Any]:
+    """Every key of the database, then emptied: lists as their normalized messages, sets as their members.
+
+    kombu declares a queue (its binding sets) once per pooled connection, and
+    its pools are shared by every Celery app of the process: compare the sets
+    only for a queue name no test used before.
+    """
+    found: dict[str, Any] = {}
+    for key in sorted(client.keys("*")):
+        if client.type(key) == b"list":
+            found[key.decode()] = [normalized(entry) for entry in client.lrange(key, 0, -1)]
+        else:
+            found[key.decode()] = sorted(client.smembers(key))
+    client.flushdb()
+    return found
+
+
+def messages(client: redis.Redis) -> dict[str, Any]:
+    return {key: value for key, value in contents(client).items() if not key.startswith("_kombu.")}
+
+
+def normalized(entry: bytes) -> str:
+    """The entry as JSON text (key order kept), the body decoded, the per-message random fields blanked."""
+    message = json.loads(entry)
+    headers, properties = message["headers"], message["properties"]
+    assert headers["id"] == headers["root_id"] == properties["correlation_id"]
+    for section, fields in RANDOM.items():
+        for field in fields:
+            assert message[section][field]
+            message[section][field] = "<random>"
+    message["body"] = base64.b64decode(message["body"]).decode()
+    return json.dumps(message)
+
+
+def send_with_celery(url: str, steps: list[dict[str, Any]]) -> None:
+    app = Celery("pausable-daemon", broker=url, set_as_current=False)
+    app.conf.update(task_ignore_result=True)
+    try:
+        first, chain = split_chain(steps)
+        app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=chain, **first["options"])
+    finally:
+        app.close()
+
+
+def send_directly(url: str, steps: list[dict[str, Any]]) -> None:
+    publisher = RedisPublisher(url)
+    try:
+        assert publisher.publish([steps]) == [None]
+    finally:
+        publisher.close()
+
+
+@pytest.mark.parametrize("case", CHAINS)
+def test_same_message_as_send_task(broker: RedisServer, client: redis.Redis, case: str) -> None:
+    steps = CHAINS[case]
+    assert celery_message.supports(steps[0]["options"])
+    send_with_celery(broker.url, steps)
+    expected = messages(client)
+    send_directly(broker.url, steps)
+    assert messages(client) == expected
+
+
+def test_declares_a_new_queue_as_kombu_does(broker: RedisServer, client: redis.Redis) -> None:
+    steps = Dispatcher.messages("op1", [step("demo.one", queue=f"new-{uuid.uuid4().hex}")], 0, 1)
+    send_with_celery(broker.url, steps)
+    expected = contents(client)
+    send_directly(broker.url, steps)
+    assert contents(client) == expected
+    assert len(expected) == 3, expected
+
+
+def test_saferepr_matches_celery() -> None:
+    from celery.utils.saferepr import saferepr
+
+    values = [(), [], {}, (1,), LONG_ARGUMENT, [LONG_ARGUMENT], {"k": [1.5, None, False, "it's"]}, [[[[[1]]]]], ["a b " * 300]]
+    for value in values:
+        for maxlen in (1, 3, 10, 50, 1024):
+            assert celery_message.saferepr(value, maxlen) == saferepr(value, maxlen, maxlevels=3), (value, maxlen)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"exchange": "x"},
+        {"routing_key": "r"},
+        {"link": {"task": "t"}},
+        {"countdown": 5},
+        {"queue": ""},
+        {"queue": None},
+        {"priority": True},
+        {"priority": "5"},
+        {"headers": ["h"]},
+    ],
+)
+def test_other_options_are_left_to_celery(options: dict[str, Any]) -> None:
+    assert not celery_message.supports(options)
+
+
+def test_a_batch_mixes_direct_and_celery_sends(broker: RedisServer, client: redis.Redis) -> None:
+    plans = {"op1": [step("demo.one", queue="direct")], "op2": [step("demo.one", queue="via-celery", expires=60)]}
+
+    async def dispatch_all() -> None:
+        dispatcher = Dispatcher(broker.url)
+        try:
+            await asyncio.gather(*(dispatcher.dispatch(op, plan, 0, op) for op, plan in plans.items()))
+        finally:
+            dispatcher.close()
+
+    asyncio.run(dispatch_all())
+    sent = {queue: json.loads(client.lindex(queue, 0))["headers"] for queue in ("direct", "via-celery")}
+    assert sent["direct"]["pausable_operation_id"] == "op1" and sent["direct"]["expires"] is None
+    assert sent["via-celery"]["pausable_operation_id"] == "op2" and sent["via-celery"]["expires"]
+
+
+def test_a_broker_failure_reaches_the_caller(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    dispatcher = Dispatcher(server.url)
+    server.stop()
+    try:
+        with pytest.raises(redis.ConnectionError):
+            asyncio.run(dispatcher.dispatch("op1", [step("demo.one")], 0, None))
+    finally:
+        dispatcher.close()
+
+
+def test_dispatch_imports_neither_celery_nor_kombu(broker: RedisServer) -> None:
+    script = f"""
+import asyncio, sys
+from pausable.server.dispatch import Dispatcher
+
+async def main():
+    dispatcher = Dispatcher({broker.url!r})
+    await dispatcher.dispatch("op1", [{{"task": "demo.one", "args": [], "kwargs": {{}}, "options": {{"queue": "q"}}}}], 0, 1)
+    dispatcher.close()
+
+asyncio.run(main())
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("celery", "kombu")))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
