@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pausable.server")
 events_log = logging.getLogger("pausable.operations")
-QUIET_EVENTS = frozenset({EventType.PROGRESS, EventType.STEP_COMPLETED})  # logged at DEBUG: one per step
+# At DEBUG: CREATED (STARTED follows in the same transaction), and the ones of every step.
+QUIET_EVENTS = frozenset({EventType.CREATED, EventType.PROGRESS, EventType.STEP_COMPLETED})
 
 
 def log_events(events: list[Event]) -> None:
-    """One INFO line per lifecycle event this daemon commits (steps and progress at DEBUG)."""
+    """One INFO line per lifecycle event this daemon commits (QUIET_EVENTS at DEBUG)."""
     for event in events:
         level = logging.DEBUG if event.type in QUIET_EVENTS else logging.INFO
         if events_log.isEnabledFor(level):

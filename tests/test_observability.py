@@ -219,7 +219,7 @@ def test_json_logs_carry_the_operation_id(observed: Observed) -> None:
     daemon_lines = json_lines(folder / "daemon.log")
     about = [line for line in daemon_lines if line.get("operation_id") == op_id]
     lifecycle = [line["message"].split(":")[0] for line in about if line["logger"] == "pausable.operations"]
-    assert lifecycle == ["CREATED", "STARTED", "PAUSE_REQUESTED", "PAUSED", "RESUMED", "SUCCEEDED"], lifecycle
+    assert lifecycle == ["STARTED", "PAUSE_REQUESTED", "PAUSED", "RESUMED", "SUCCEEDED"], lifecycle
     commands = [line["message"].split()[0:2] for line in about if line["logger"] == "pausable.server.rpc"]
     assert commands == [["StartOperation", "OK"], ["Pause", "OK"], ["Resume", "OK"]], commands
     for line in daemon_lines:
