@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from pausable.server.collector import settle_garbage_collector
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
@@ -62,6 +63,7 @@ async def main(port: int) -> None:
     operation_pb2_grpc.add_OperationServiceServicer_to_server(Baseline(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    settle_garbage_collector()  # as the daemon does, so the fan-out ratio compares the code paths, not GC settings
     await server.wait_for_termination()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pausable.config import Settings
 from pausable.server import longrunning
+from pausable.server.collector import settle_garbage_collector
 from pausable.server.dispatch import Dispatcher
 from pausable.server.hub import EventHub
 from pausable.server.observability import Observability
@@ -108,20 +108,6 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     if settings.retention_seconds > 0:
         daemon.background.append(asyncio.create_task(purge_forever(store, settings), name="pausable-purge"))
     return daemon
-
-
-def settle_garbage_collector() -> None:
-    """Freeze what startup made and run young collections less often.
-
-    With CPython's defaults a full collection walks every object the imports
-    made (celery, sqlalchemy, grpc) and every watcher's: 45-70 ms during
-    which no event reaches any watcher (bench/run.py, 1,000 watchers, p99
-    fan-out 110 ms). Frozen, with a larger young generation, collections
-    take 3-5 ms (p99 40 ms). Cycles are still collected.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:

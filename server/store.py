@@ -394,14 +394,14 @@ class Store:
                 "ended_at": None,
                 "last_seq": 0,
             }
-            self._execute(session, INSERT_OPERATION, values)
+            # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
+            self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": 2})
             if labels:
                 session.connection().execute(INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
             row = SimpleNamespace(**values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
-            self._execute(session, UPDATE_OPERATION, {"updated_id": row.id, "state": row.state, "last_seq": row.last_seq})
             return full_snapshot(row)
 
         try:
