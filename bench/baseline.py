@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from pausable.server.collector import settle_garbage_collector
+from pausable.collector import settle_garbage_collector
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 

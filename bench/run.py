@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -72,6 +73,8 @@ def start_rig(quick: bool) -> Rig:
             time.sleep(0.1)
     with grpc.insecure_channel(rig.baseline_target) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
+    register_void_workflow(rig, "bench.void", 400)
+    register_void_workflow(rig, "bench.void5", 5)
     return rig
 
 
@@ -122,6 +125,11 @@ def noop_rate(rig: Rig, concurrency: int, seconds: float) -> float:
             return await rate(lambda _i: stub.GetOperation(pb.GetOperationRequest()), concurrency, seconds)
 
     return asyncio.run(run())
+
+
+def p99(values: list[float]) -> float:
+    """The nearest-rank 99th percentile: the value at rank ceil(0.99 n) (of 100 values, the 2nd largest)."""
+    return sorted(values)[math.ceil(0.99 * len(values)) - 1]
 
 
 # -- 1. per-step overhead of the in-worker checkpoint ---------------------------------
@@ -206,8 +214,6 @@ def start_rate(rig: Rig, seconds: float) -> float:
 
 
 def measure_throughput(rig: Rig, repeats: int, seconds: float) -> dict[str, float]:
-    register_void_workflow(rig, "bench.void", 400)
-    register_void_workflow(rig, "bench.void5", 5)
     noop, checkpoints, starts = [], [], []
     for _ in range(repeats):
         noop.append(noop_rate(rig, 64, seconds))
@@ -253,10 +259,10 @@ def measure_pause_latency(rig: Rig, pauses: int) -> dict[str, float]:
                         break
             stream.cancel()
             ops.Cancel(pb.CancelRequest(operation_id=op.id))
-    latencies.sort()
     return {
         "pause_latency_p50_ms": statistics.median(latencies),
-        "pause_latency_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "pause_latency_p99_ms": p99(latencies),
+        "pause_latency_max_ms": max(latencies),
     }
 
 
@@ -347,13 +353,9 @@ def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
 
     pausable = fanout_delays(rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=2))
 
-    def p99(values: list[float]) -> float:
-        values = sorted(values)
-        return values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
-
     return {
-        "fanout_p99_ms": p99(pausable),
-        "fanout_baseline_p99_ms": p99(baseline),
+        "fanout_p99_ms": p99(pausable) * 1000,
+        "fanout_baseline_p99_ms": p99(baseline) * 1000,
         "fanout_p99_ratio": p99(pausable) / p99(baseline),
         "fanout_rss_mb": rss.get("mb", 0.0),
     }

@@ -13,9 +13,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
 from pausable.server import longrunning
-from pausable.server.collector import settle_garbage_collector
 from pausable.server.dispatch import Dispatcher
 from pausable.server.hub import EventHub
 from pausable.server.observability import Observability

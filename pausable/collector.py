@@ -1,4 +1,4 @@
-"""Garbage-collector settings for long-running servers (the daemon; the fan-out baseline in bench/ uses them too)."""
+"""Garbage-collector settings for long-running processes: the daemon, Celery worker processes, and the fan-out baseline in bench/."""
 
 from __future__ import annotations
 
