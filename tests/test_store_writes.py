@@ -37,16 +37,20 @@ def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) 
     engine.dispose()
 
 
+async def start_four_steps(store: Store) -> str:
+    """An operation of a 4-step workflow, RUNNING at step 0; its id."""
+    await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
+    workflow = await store.get_workflow("w")
+    assert workflow is not None
+    return (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).snapshot["id"]
+
+
 @pytest.mark.parametrize("fails", ["inside the write", "a later report"])
 def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_path: Path, fails: str) -> None:
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
-            workflow = await store.get_workflow("w")
-            assert workflow is not None
-            created = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
-            operation_id = created.snapshot["id"]
+            operation_id = await start_four_steps(store)
             [first] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
             assert first is not None and first.decision is Decision.CONTINUE
 
@@ -77,10 +81,7 @@ def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_ch
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
-            workflow = await store.get_workflow("w")
-            assert workflow is not None
-            operation_id = (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).snapshot["id"]
+            operation_id = await start_four_steps(store)
             [ahead] = await store.checkpoints([StepReport(operation_id, 2, "3", continued=True)])
             [late] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
             assert ahead is not None and ahead.decision is Decision.CONTINUE
