@@ -7,8 +7,9 @@ row, changes it and appends events. How it runs depends on the store:
   write connection and runs every queued write of a moment in one
   transaction (group commit), each inside a SAVEPOINT so one failing write
   does not undo the others. The one-row statements of hot writes run on
-  its sqlite3 connection directly (prepared.py). The event loop hands over a batch and gets the
-  results back in one hop each way, instead of a thread hop per statement.
+  its sqlite3 connection directly (prepared.py). The event loop hands over
+  a batch and gets the results back in one hop each way, instead of a
+  thread hop per statement.
 - Postgres takes concurrent writers: each write runs in its own
   transaction on the async engine (`AsyncSession.run_sync`), rows locked
   with SELECT ... FOR UPDATE.

@@ -2,10 +2,11 @@
 
 One sender thread per worker process sends them in order, those of up to
 LINGER_SECONDS together in one ReportSteps call (fewer calls cost the
-worker less CPU per step; watchers see STEP_COMPLETED that much later), retrying while the daemon is
-unreachable (DaemonLink.call), so a daemon restart or a lost replica delays a
-report but does not drop it. The queue is drained when the worker process
-shuts down.
+worker and the daemon less CPU per step; watchers see STEP_COMPLETED that
+much later). It retries while the daemon is unreachable (DaemonLink.call),
+so a daemon restart or a lost replica delays a report but does not drop
+it. The queue is sent at once before any synchronous call of the process
+(flush), and drained when the worker process shuts down.
 """
 
 from __future__ import annotations
