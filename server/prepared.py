@@ -23,13 +23,13 @@ Converter = Callable[[Any], Any] | None
 class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
+        self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> None:
         keys = tuple(params)
-        compiled = self._compiled.get((id(statement), keys))
+        compiled = self._compiled.get((statement, keys))
         if compiled is None:
-            compiled = self._compiled[(id(statement), keys)] = self._compile(statement, keys)
+            compiled = self._compiled[(statement, keys)] = self._compile(statement, keys)
         sql, binds = compiled
         connection.execute(sql, [params[name] if convert is None else convert(params[name]) for name, convert in binds])
 

@@ -18,7 +18,9 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -150,22 +152,28 @@ class RpcObserver(grpc.aio.ServerInterceptor):
             return handler if behavior is None else grpc.stream_stream_rpc_method_handler(behavior, **serializers)
         return handler
 
+    @contextmanager
+    def _observing(self, method: str, request: Any, context: grpc.aio.ServicerContext, unary_request: bool) -> Iterator[SimpleNamespace]:
+        """One call: operation_id in the log context while it runs, then `_finish` with how it ended (and its `reply`)."""
+        started = time.perf_counter()
+        operation_id = operation_of(method, request) if unary_request else None
+        OPERATION_ID.set(operation_id)
+        call = SimpleNamespace(reply=None)
+        error: BaseException | None = None
+        try:
+            yield call
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            self._finish(method, context, started, error, operation_id, call.reply)
+            OPERATION_ID.set(None)
+
     def _unary(self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]], unary_request: bool) -> Callable[[Any, Any], Awaitable[Any]]:
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            operation_id = operation_of(method, request) if unary_request else None
-            token = OPERATION_ID.set(operation_id)
-            error: BaseException | None = None
-            reply = None
-            try:
-                reply = await behavior(request, context)
-                return reply
-            except BaseException as caught:
-                error = caught
-                raise
-            finally:
-                self._finish(method, context, started, error, operation_id, reply)
-                OPERATION_ID.reset(token)
+            with self._observing(method, request, context, unary_request) as call:
+                call.reply = await behavior(request, context)
+                return call.reply
 
         return observed
 
@@ -173,19 +181,9 @@ class RpcObserver(grpc.aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
 
             async def observed_generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                operation_id = operation_of(method, request) if unary_request else None
-                OPERATION_ID.set(operation_id)
-                error: BaseException | None = None
-                try:
+                with self._observing(method, request, context, unary_request):
                     async for item in behavior(request, context):
                         yield item
-                except BaseException as caught:
-                    error = caught
-                    raise
-                finally:
-                    self._finish(method, context, started, error, operation_id, None)
-                    OPERATION_ID.set(None)
 
             return observed_generator
         if inspect.iscoroutinefunction(behavior):  # writes with context.write()

@@ -47,7 +47,6 @@ STEP_NAME_CACHE = 10_000
 OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
 LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_names", "plan", "input_json")]
-LOCKED_KEYS = tuple(column.key for column in LOCKED_COLUMNS)
 ROW_CACHE = 10_000
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
@@ -566,17 +565,19 @@ class Store:
         if changed:
             self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
         if self._rows is not None:
-            self._remember(operation_id, after)
+            kept = dict(after)  # not the row's own dict: the caller may still hold the row
+            kept.pop("input_json", None)
+            self._remember(operation_id, kept)
 
     def _remember(self, operation_id: str, values: dict[str, Any]) -> None:
-        """Keep the row of an active operation for its next write (SQLite only); forget a finished one."""
+        """Keep the row (the LOCKED_COLUMNS) of an active operation for its next write (SQLite only); forget a finished one."""
         rows = self._rows
         assert rows is not None
         rows.pop(operation_id, None)
         if not State(values["state"]).terminal:
             if len(rows) >= ROW_CACHE:
                 rows.pop(next(iter(rows)))
-            rows[operation_id] = {key: values[key] for key in LOCKED_KEYS}
+            rows[operation_id] = values
 
     def forget_rows(self) -> None:
         """A write or a commit failed: what `_rows` holds may not be what the store holds."""
