@@ -46,14 +46,18 @@ class Baseline(operation_pb2_grpc.OperationServiceServicer):
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
         self.seq += 1
         last = request.request_id.startswith("last")
-        event = pb.OperationEvent(seq=self.seq, type=pb.EVENT_TYPE_SUCCEEDED if last else pb.EVENT_TYPE_PROGRESS, message=request.request_id)
+        event = pb.OperationEvent(
+            seq=self.seq, type=pb.EVENT_TYPE_SUCCEEDED if last else pb.EVENT_TYPE_PROGRESS, message=request.request_id
+        )
         event.time.FromNanoseconds(time.time_ns())
         message = pb.WatchResponse(event=event)
         for queue in self.queues:
             queue.put_nowait(message)
         return pb.CancelResponse()
 
-    async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkflowsResponse:
         """How many streams are open, as the count of workflows (so the bench knows when all are subscribed)."""
         return pb.ListWorkflowsResponse(workflows=[pb.Workflow() for _ in self.queues])
 

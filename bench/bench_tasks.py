@@ -41,7 +41,9 @@ def plain_done(value: Any, token: str) -> Any:
 def sleep50(self: Any, value: Any) -> Any:
     """Sleeps 50 ms, then records when it ended (so the pause-latency bench knows the time left in the step)."""
     time.sleep(0.05)
-    redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"]).rpush(f"bench:ended:{getattr(self.request, OPERATION_HEADER)}", time.time())
+    redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"]).rpush(
+        f"bench:ended:{getattr(self.request, OPERATION_HEADER)}", time.time()
+    )
     return value
 
 

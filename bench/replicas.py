@@ -39,7 +39,9 @@ def setup(target: str) -> list[str]:
     with grpc.insecure_channel(channel_target(target), options=channel_options()) as channel:
         workers = worker_pb2_grpc.WorkerServiceStub(channel)
         ops = operation_pb2_grpc.OperationServiceStub(channel)
-        workers.RegisterWorkflows(worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="bench.long", plan_json=json.dumps(plan))]))
+        workers.RegisterWorkflows(
+            worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="bench.long", plan_json=json.dumps(plan))])
+        )
         return [ops.StartOperation(pb.StartOperationRequest(workflow="bench.long")).operation.id for _ in range(OPERATIONS)]
 
 
@@ -54,7 +56,9 @@ def load(target: str, operation_ids: list[str], seconds: float, counts: multipro
                 nonlocal done
                 step = 0
                 while time.monotonic() < deadline and step < STEPS - 1:
-                    await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=str(step), continued=True))
+                    await stub.Checkpoint(
+                        worker_pb2.CheckpointRequest(operation_id=operation_id, step=step, result_json=str(step), continued=True)
+                    )
                     step += 1
                     done += 1
 
@@ -66,7 +70,10 @@ def load(target: str, operation_ids: list[str], seconds: float, counts: multipro
 
 def measure(postgres: PostgresServer, redis: RedisServer, replicas: int, seconds: float, folder: Path, run: int) -> float:
     url = postgres.create_database(f"bench_{replicas}_{run}")
-    daemons = [DaemonProcess(url, redis.url, folder / f"daemon{replicas}-{run}-{i}.log", replica=f"b{i}", retention_seconds="0").start() for i in range(replicas)]
+    daemons = [
+        DaemonProcess(url, redis.url, folder / f"daemon{replicas}-{run}-{i}.log", replica=f"b{i}", retention_seconds="0").start()
+        for i in range(replicas)
+    ]
     try:
         target = ",".join(d.target for d in daemons)
         ids = setup(target)
@@ -104,7 +111,15 @@ def main() -> int:
     print(f"{'1 daemon, Postgres':<28}{one:>24.0f}")
     print(f"{'3 replicas, Postgres':<28}{three:>24.0f}")
     print(f"{'ratio 3 / 1':<28}{three / one:>24.2f}")
-    print(json.dumps({"checkpoints_per_s_1_replica": round(one), "checkpoints_per_s_3_replicas": round(three), "replica_scaling_ratio": round(three / one, 2)}))
+    print(
+        json.dumps(
+            {
+                "checkpoints_per_s_1_replica": round(one),
+                "checkpoints_per_s_3_replicas": round(three),
+                "replica_scaling_ratio": round(three / one, 2),
+            }
+        )
+    )
     return 0
 
 

@@ -34,9 +34,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
 
-from pausable.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process  # noqa: E402
-from pausable.v1 import operation_pb2 as pb  # noqa: E402
-from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc  # noqa: E402
+from pausable.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process
+from pausable.v1 import operation_pb2 as pb
+from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 VOID_QUEUE = "bench-void"
 
@@ -59,8 +59,12 @@ def start_rig(quick: bool) -> Rig:
     folder = Path(tempfile.mkdtemp(prefix="pausable-bench-"))
     server = RedisServer(folder / "redis").start()
     os.environ["PAUSABLE_BROKER_URL"] = server.url
-    daemon = DaemonProcess(f"sqlite+aiosqlite:///{folder / 'bench.db'}", server.url, folder / "daemon.log", retention_seconds="0").start()
-    worker = WorkerProcess(daemon.target, server.url, folder / "worker.log", modules=["bench_tasks"], concurrency=1, pool="solo").start()
+    daemon = DaemonProcess(
+        f"sqlite+aiosqlite:///{folder / 'bench.db'}", server.url, folder / "daemon.log", retention_seconds="0"
+    ).start()
+    worker = WorkerProcess(
+        daemon.target, server.url, folder / "worker.log", modules=["bench_tasks"], concurrency=1, pool="solo"
+    ).start()
     port = free_port()
     baseline = subprocess.Popen([sys.executable, str(BENCH / "baseline.py"), str(port)])
     rig = Rig(server, daemon, worker, baseline, f"127.0.0.1:{port}", folder, quick)
@@ -168,8 +172,8 @@ def measure_overhead(rig: Rig, repeats: int) -> dict[str, float]:
     chain_seconds(rig, "plain")
     chain_seconds(rig, "pausable")
     for _ in range(repeats):
-        for variant in times:
-            times[variant].append(chain_seconds(rig, variant))
+        for variant, values in times.items():
+            values.append(chain_seconds(rig, variant))
     per_step = {variant: statistics.median(values) / 100 * 1000 for variant, values in times.items()}
     return {
         "plain_ms_per_step": per_step["plain"],
@@ -194,7 +198,9 @@ def checkpoint_rate(rig: Rig, seconds: float) -> float:
 
             async def checkpoint(index: int) -> None:
                 step = steps[index]
-                await stub.Checkpoint(worker_pb2.CheckpointRequest(operation_id=ids[index], step=step, result_json="0", continued=True))
+                await stub.Checkpoint(
+                    worker_pb2.CheckpointRequest(operation_id=ids[index], step=step, result_json="0", continued=True)
+                )
                 steps[index] = step + 1
 
             return await rate(checkpoint, len(ids), seconds)
@@ -310,7 +316,9 @@ def fanout_delays(
         await emit(stub, events)
         await asyncio.wait_for(asyncio.gather(*tasks), 120)
         await channel.close()
-        return [max(times) - stamps[seq] for seq, times in sorted(arrivals.items()) if seq not in before and len(times) == watchers]
+        return [
+            max(times) - stamps[seq] for seq, times in sorted(arrivals.items()) if seq not in before and len(times) == watchers
+        ]
 
     return asyncio.run(run())
 
@@ -323,7 +331,9 @@ def daemon_rss_mb(rig: Rig) -> float:
 def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
     op_id = void_operations(rig, "bench.void", 1)[0]
     with grpc.insecure_channel(rig.daemon.target) as channel:
-        worker_pb2_grpc.WorkerServiceStub(channel).ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=0.0))
+        worker_pb2_grpc.WorkerServiceStub(channel).ReportProgress(
+            worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=0.0)
+        )
         ops = operation_pb2_grpc.OperationServiceStub(channel)
         sample = next(iter(ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2))))
     padding = "x" * max(sample.ByteSize() - 40, 0)
@@ -346,12 +356,16 @@ def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
                 await stub.Cancel(pb.CancelRequest(operation_id=op_id))
                 await workers.Checkpoint(worker_pb2.CheckpointRequest(operation_id=op_id, step=0, result_json="0"))
             else:
-                await workers.ReportProgress(worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=(index + 1) / (events + 1)))
+                await workers.ReportProgress(
+                    worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=(index + 1) / (events + 1))
+                )
 
     async def pausable_subscribed(_stub: operation_pb2_grpc.OperationServiceStub, first_seen: int) -> bool:
         return first_seen >= watchers
 
-    pausable = fanout_delays(rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=2))
+    pausable = fanout_delays(
+        rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=2)
+    )
 
     return {
         "fanout_p99_ms": p99(pausable) * 1000,
@@ -415,9 +429,7 @@ def measure_store_growth(rig: Rig, seconds: float, repeats: int, sizes: tuple[in
         ops = operation_pb2_grpc.OperationServiceStub(channel)
         for _ in range(repeats):
             started = time.monotonic()
-            count = 0
-            for _response in ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2)):
-                count += 1
+            for count, _response in enumerate(ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2)), start=1):
                 if count == 10_000:
                     break
             replays.append(time.monotonic() - started)

@@ -39,10 +39,15 @@ class Settings(BaseSettings):
         default=0, description="serve Prometheus metrics over HTTP on this port (on the host of `listen`); 0 serves none"
     )
     log_format: Literal["text", "json"] = Field(
-        default="text", description="`pausable serve` and `pausable worker` logs: text, or json (one object per line, with operation_id)"
+        default="text",
+        description="`pausable serve` and `pausable worker` logs: text, or json (one object per line, with operation_id)",
     )
-    health_interval_seconds: float = Field(default=1.0, description="how often the daemon probes the store and the broker for its health service")
-    health_timeout_seconds: float = Field(default=1.0, description="how long one store or broker probe may take before it counts as failed")
+    health_interval_seconds: float = Field(
+        default=1.0, description="how often the daemon probes the store and the broker for its health service"
+    )
+    health_timeout_seconds: float = Field(
+        default=1.0, description="how long one store or broker probe may take before it counts as failed"
+    )
     worker_modules: list[str] = Field(
         default_factory=lambda: ["pausable.workers.examples.demo"],
         description="modules that register workflows, imported by `pausable worker`",

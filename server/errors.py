@@ -59,7 +59,7 @@ def unary(
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Response:
         try:
             return await method(self, request, context)
-        except Exception as error:  # noqa: BLE001 - every error becomes a status
+        except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
             code, message = status_of(error) or _unexpected(method.__name__, error)

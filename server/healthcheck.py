@@ -158,12 +158,12 @@ class HealthMonitor:
             while True:
                 try:
                     await self.check()
-                except Exception:  # noqa: BLE001 - keep monitoring
+                except Exception:
                     log.exception("health check failed")
                 await asyncio.sleep(self.interval)
         finally:
             for probe in self.probes.values():
                 try:
                     await probe.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                except Exception:
+                    log.debug("closing a probe failed", exc_info=True)

@@ -150,9 +150,11 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         return to_lro(await self._get(operation_id(request.name), context))
 
     @unary
-    async def ListOperations(self, request: lro.ListOperationsRequest, context: grpc.aio.ServicerContext) -> lro.ListOperationsResponse:
+    async def ListOperations(
+        self, request: lro.ListOperationsRequest, context: grpc.aio.ServicerContext
+    ) -> lro.ListOperationsResponse:
         if request.name not in COLLECTIONS:
-            raise InvalidArgument(f"name {request.name[:80]!r} is not a collection here: send \"operations\" or leave it empty")
+            raise InvalidArgument(f'name {request.name[:80]!r} is not a collection here: send "operations" or leave it empty')
         query = parse_filter(request.filter)
         query.page_size = request.page_size
         query.page_token = request.page_token

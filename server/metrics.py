@@ -98,9 +98,13 @@ class LoopCollector(Collector):
             except Exception:  # noqa: BLE001 - timeout (a busy loop) or a closing loop: serve the last one
                 future.cancel()
                 return last
-            if fresh.operations is None and last is not None and last.operations is not None:
-                if fresh.taken - last.taken < STALE_AFTER:
-                    fresh.operations = last.operations
+            if (
+                fresh.operations is None
+                and last is not None
+                and last.operations is not None
+                and fresh.taken - last.taken < STALE_AFTER
+            ):
+                fresh.operations = last.operations
             self._last = fresh
             return fresh
 
@@ -117,7 +121,9 @@ class LoopCollector(Collector):
         )
         watchers = GaugeMetricFamily("pausable_watchers", "Watch and WatchEvents streams open on this daemon")
         dependencies = GaugeMetricFamily(
-            "pausable_dependency_up", "1 while the health monitor reaches the dependency (store, broker), else 0", labels=["dependency"]
+            "pausable_dependency_up",
+            "1 while the health monitor reaches the dependency (store, broker), else 0",
+            labels=["dependency"],
         )
         if sample is not None:
             if sample.operations is not None:
@@ -143,9 +149,14 @@ class DaemonMetrics:
             registry=self.registry,
         )
         self.checkpoints = Counter(
-            "pausable_checkpoints", "Checkpoints recorded or answered, by decision (background ReportSteps count as CONTINUE; rate() is checkpoints per second)", ["decision"], registry=self.registry
+            "pausable_checkpoints",
+            "Checkpoints recorded or answered, by decision (background ReportSteps count as CONTINUE; rate() is checkpoints per second)",
+            ["decision"],
+            registry=self.registry,
         )
-        self.events = Counter("pausable_events", "Operation events committed by this daemon, by type", ["type"], registry=self.registry)
+        self.events = Counter(
+            "pausable_events", "Operation events committed by this daemon, by type", ["type"], registry=self.registry
+        )
         self.pause_latency = Histogram(
             "pausable_pause_latency_seconds",
             "From a pause request being recorded (PAUSE_REQUESTED) to the operation pausing (PAUSED), both on this daemon",

@@ -65,7 +65,7 @@ class Observability:
                 if metrics is not None:
                     metrics.observe_events(events)
                 log_events(events)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("observing committed events failed")
 
         return committed

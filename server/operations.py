@@ -51,7 +51,9 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         self.global_recheck_seconds = 1.0 if store.postgres else None
 
     @unary
-    async def StartOperation(self, request: pb.StartOperationRequest, context: grpc.aio.ServicerContext) -> pb.StartOperationResponse:
+    async def StartOperation(
+        self, request: pb.StartOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartOperationResponse:
         if not request.workflow:
             raise InvalidArgument("workflow is required: name a registered workflow (see ListWorkflows / `pausable workflows`)")
         workflow = await self.store.get_workflow(request.workflow)
@@ -79,13 +81,19 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         steps, start, argument = plan or await self.store.plan_of(operation_id)
         try:
             await self.dispatcher.dispatch(operation_id, steps, start, argument)
-        except Exception as error:  # noqa: BLE001 - any broker failure
+        except Exception as error:
             log.warning("dispatch of %s failed: %s", operation_id, error)
             if on_failure == "fail":
-                await self.store.fail(operation_id, -1, {"code": "BROKER_UNAVAILABLE", "message": str(error), "step": -1, "step_name": ""})
-                raise Unavailable(f"the broker refused the chain ({error}); operation {operation_id} is FAILED, start it again") from error
+                await self.store.fail(
+                    operation_id, -1, {"code": "BROKER_UNAVAILABLE", "message": str(error), "step": -1, "step_name": ""}
+                )
+                raise Unavailable(
+                    f"the broker refused the chain ({error}); operation {operation_id} is FAILED, start it again"
+                ) from error
             await self.store.revert_resume(operation_id, f"resume failed, the broker refused the chain: {error}")
-            raise Unavailable(f"the broker refused the chain ({error}); operation {operation_id} is still PAUSED, retry Resume") from error
+            raise Unavailable(
+                f"the broker refused the chain ({error}); operation {operation_id} is still PAUSED, retry Resume"
+            ) from error
 
     @unary
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
@@ -93,14 +101,18 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         return pb.GetOperationResponse(operation=operation_to_pb(snap))
 
     @unary
-    async def ListOperations(self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext) -> pb.ListOperationsResponse:
+    async def ListOperations(
+        self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOperationsResponse:
         limit = validation.page_size(request.page_size)
         where = operation_filter(request)
         if request.HasField("created_after"):
             where = replace(where, created_after=request.created_after.ToDatetime(tzinfo=UTC))
         if request.HasField("created_before"):
             where = replace(where, created_before=request.created_before.ToDatetime(tzinfo=UTC))
-        rows = await self.store.list_operations(where, limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
+        rows = await self.store.list_operations(
+            where, limit=limit + 1, before_id=validation.decode_page_token(request.page_token)
+        )
         page = rows[:limit]
         token = validation.encode_page_token(page[-1]["id"]) if len(rows) > limit else ""
         return pb.ListOperationsResponse(operations=[operation_to_pb(s) for s in page], next_page_token=token)
@@ -172,7 +184,9 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         finally:
             self.hub.unsubscribe(subscription)
 
-    async def follow_all(self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEventsResponse]:
+    async def follow_all(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
         """The events of every matching operation after request.after_cursor; never ends."""
         where = operation_filter(request)
         cursor = validation.event_cursor(request.after_cursor)
@@ -200,7 +214,9 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"the daemon is shutting down; reconnect and {resume}")
 
     @unary
-    async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkflowsResponse:
         workflows = []
         for row in await self.store.list_workflows():
             message = pb.Workflow(name=row.name, description=row.description, steps=row.steps, plan_json=dumps(row.plan))

@@ -109,7 +109,15 @@ class RpcObserver(grpc.aio.ServerInterceptor):
 
     # -- bookkeeping at the end of a call ---------------------------------------
 
-    def _finish(self, method: str, context: grpc.aio.ServicerContext, started: float, error: BaseException | None, operation_id: str | None, reply: Any) -> None:
+    def _finish(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        error: BaseException | None,
+        operation_id: str | None,
+        reply: Any,
+    ) -> None:
         try:
             code = status_code(context, error)
             seconds = time.perf_counter() - started
@@ -133,7 +141,7 @@ class RpcObserver(grpc.aio.ServerInterceptor):
                     f": {details}" if details else "",
                     extra={"operation_id": operation_id, "rpc": method, "code": code.name},
                 )
-        except Exception:  # noqa: BLE001 - observing must never break a call
+        except Exception:
             log.exception("observing %s failed", method)
 
     # -- wrapping the four kinds of handlers ------------------------------------
@@ -153,7 +161,9 @@ class RpcObserver(grpc.aio.ServerInterceptor):
         return handler
 
     @contextmanager
-    def _observing(self, method: str, request: Any, context: grpc.aio.ServicerContext, unary_request: bool) -> Iterator[SimpleNamespace]:
+    def _observing(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, unary_request: bool
+    ) -> Iterator[SimpleNamespace]:
         """One call: operation_id in the log context while it runs, then `_finish` with how it ended (and its `reply`)."""
         started = time.perf_counter()
         operation_id = operation_of(method, request) if unary_request else None
@@ -169,7 +179,9 @@ class RpcObserver(grpc.aio.ServerInterceptor):
             self._finish(method, context, started, error, operation_id, call.reply)
             OPERATION_ID.set(None)
 
-    def _unary(self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]], unary_request: bool) -> Callable[[Any, Any], Awaitable[Any]]:
+    def _unary(
+        self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]], unary_request: bool
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with self._observing(method, request, context, unary_request) as call:
                 call.reply = await behavior(request, context)

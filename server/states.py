@@ -125,12 +125,21 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
         return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
     done = step_done(step, total_steps)
     if continued:
-        waiting = {State.PAUSE_REQUESTED: "; the pause takes effect at the next step boundary", State.CANCEL_REQUESTED: "; the cancel takes effect at the next step boundary"}
-        return CheckpointOutcome(Decision.CONTINUE, Transition(state, EventType.STEP_COMPLETED, done + waiting.get(state, "")), True)
+        waiting = {
+            State.PAUSE_REQUESTED: "; the pause takes effect at the next step boundary",
+            State.CANCEL_REQUESTED: "; the cancel takes effect at the next step boundary",
+        }
+        return CheckpointOutcome(
+            Decision.CONTINUE, Transition(state, EventType.STEP_COMPLETED, done + waiting.get(state, "")), True
+        )
     if state is State.PAUSE_REQUESTED:
-        return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {step + 1}/{total_steps}"), True)
+        return CheckpointOutcome(
+            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {step + 1}/{total_steps}"), True
+        )
     if state is State.CANCEL_REQUESTED:
-        return CheckpointOutcome(Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}"))
+        return CheckpointOutcome(
+            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}")
+        )
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
 
 

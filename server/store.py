@@ -50,7 +50,9 @@ LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_
 ROW_CACHE = 10_000
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
-SELECT_LOCKED_WITH_INPUT = select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
+SELECT_LOCKED_WITH_INPUT = (
+    select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
+)
 UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
 INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
@@ -211,7 +213,11 @@ class Store:
         self._workflows: dict[str, tuple[WorkflowRow, float]] = {}
         # SQLite has one writer, this daemon: it keeps the rows of the active operations it wrote (see _locked).
         self._rows: dict[str, dict[str, Any]] | None = None if self.postgres else {}
-        self.writer = None if self.postgres else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit, self.forget_rows)
+        self.writer = (
+            None
+            if self.postgres
+            else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit, self.forget_rows)
+        )
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -252,7 +258,11 @@ class Store:
 
     async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[dict[str, Any]]:
         """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""
-        query = where.apply(select(OperationRow).options(undefer(OperationRow.input_json))).order_by(OperationRow.id.desc()).limit(limit)
+        query = (
+            where.apply(select(OperationRow).options(undefer(OperationRow.input_json)))
+            .order_by(OperationRow.id.desc())
+            .limit(limit)
+        )
         if before_id:
             query = query.where(OperationRow.id < before_id)
         async with self.sessions() as session:
@@ -396,7 +406,9 @@ class Store:
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
             self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": 2})
             if labels:
-                session.connection().execute(INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()])
+                session.connection().execute(
+                    INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
+                )
             row = SimpleNamespace(**values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
@@ -434,7 +446,9 @@ class Store:
         def apply(session: Session, events: list[Event]) -> Change:
             with self._locked(session, operation_id, with_input=True) as row:
                 if request_id:
-                    seen = session.execute(select(requests.c.operation_id, requests.c.kind).where(requests.c.request_id == request_id)).first()
+                    seen = session.execute(
+                        select(requests.c.operation_id, requests.c.kind).where(requests.c.request_id == request_id)
+                    ).first()
                     if seen is not None:
                         if seen.operation_id != operation_id or seen.kind != kind:
                             raise AlreadyExists(
@@ -442,7 +456,9 @@ class Store:
                                 f"{seen.operation_id}; use a new request_id"
                             )
                         return Change(full_snapshot(row), created=False)
-                    session.execute(requests.insert().values(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now))
+                    session.execute(
+                        requests.insert().values(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now)
+                    )
                 transition = decide(State(row.state))
                 self._apply(session, events, row, transition, now)
                 return Change(full_snapshot(row), dispatch=transition.dispatch)
@@ -517,7 +533,9 @@ class Store:
             with self._locked(session, operation_id) as row:
                 if step < 0 or states.accepts_failure(State(row.state), row.current_step, step):
                     row.error = error
-                    transition = states.Transition(State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}")
+                    transition = states.Transition(
+                        State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}"
+                    )
                     self._apply(session, events, row, transition, now)
                 return State(row.state)
 
@@ -530,7 +548,9 @@ class Store:
         def purge_batch(session: Session, _events: list[Event]) -> int:
             ids = list(
                 session.scalars(
-                    select(OperationRow.id).where(OperationRow.ended_at < ended_before, OperationRow.state.in_(terminal)).limit(batch)
+                    select(OperationRow.id)
+                    .where(OperationRow.ended_at < ended_before, OperationRow.state.in_(terminal))
+                    .limit(batch)
                 ).all()
             )
             delete_operations(session, ids)
@@ -615,7 +635,15 @@ class Store:
         row.last_seq += 1
         row.updated_at = now
         snap = snapshot(row)
-        values = {"operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state, "snapshot": snap, "created_at": now}
+        values = {
+            "operation_id": row.id,
+            "seq": row.last_seq,
+            "type": type_,
+            "message": message,
+            "state": row.state,
+            "snapshot": snap,
+            "created_at": now,
+        }
         self._execute(session, INSERT_EVENT, values)
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))
 

@@ -25,7 +25,9 @@ def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]], handler_call_details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
@@ -39,7 +41,9 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def _traced(method: str, carrier: dict[str, Any], behavior: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+def _traced(
+    method: str, carrier: dict[str, Any], behavior: Callable[[Any, Any], Awaitable[Any]]
+) -> Callable[[Any, Any], Awaitable[Any]]:
     service, _, name = method.lstrip("/").partition("/")
 
     async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -22,7 +22,9 @@ def operation_id(value: str) -> str:
     if not value:
         raise InvalidArgument("operation_id is required: pass the id returned by StartOperation")
     if not OPERATION_ID.match(value):
-        raise InvalidArgument(f"operation_id {value[:80]!r} is malformed: ids are 32 lowercase hex digits, as StartOperation returns")
+        raise InvalidArgument(
+            f"operation_id {value[:80]!r} is malformed: ids are 32 lowercase hex digits, as StartOperation returns"
+        )
     return value
 
 
@@ -49,7 +51,9 @@ def workflow_input(workflow: str, data: Any, schema: dict[str, Any] | None) -> s
     """The input as JSON text, after checking its size and the workflow's JSON Schema."""
     text = json.dumps(data, separators=(",", ":"))
     if len(text) > MAX_INPUT_BYTES:
-        raise InvalidArgument(f"input is {len(text)} bytes of JSON; the limit is {MAX_INPUT_BYTES}: pass a reference to large data instead")
+        raise InvalidArgument(
+            f"input is {len(text)} bytes of JSON; the limit is {MAX_INPUT_BYTES}: pass a reference to large data instead"
+        )
     if schema:
         import jsonschema  # only workflows with an input schema need it
 
@@ -88,7 +92,9 @@ def decode_page_token(token: str) -> str | None:
     except (binascii.Error, ValueError, KeyError, TypeError):
         before = None
     if not isinstance(before, str) or not OPERATION_ID.match(before):
-        raise InvalidArgument("page_token is not one this server issued: pass next_page_token from the previous response unchanged")
+        raise InvalidArgument(
+            "page_token is not one this server issued: pass next_page_token from the previous response unchanged"
+        )
     return before
 
 
@@ -96,5 +102,7 @@ def event_cursor(value: str) -> str:
     try:
         decode_cursor(value)
     except ValueError:
-        raise InvalidArgument("after_cursor is not one this server issued: pass a cursor from WatchEvents unchanged, or empty") from None
+        raise InvalidArgument(
+            "after_cursor is not one this server issued: pass a cursor from WatchEvents unchanged, or empty"
+        ) from None
     return value

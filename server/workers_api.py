@@ -42,14 +42,22 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         self.flags = flags
 
     @unary
-    async def RegisterWorkflows(self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.RegisterWorkflowsResponse:
+    async def RegisterWorkflows(
+        self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterWorkflowsResponse:
         specs = []
         for workflow in request.workflows:
             if not workflow.name:
                 raise InvalidArgument("every workflow needs a name")
             plan = validation.json_text("plan_json", workflow.plan_json) if workflow.plan_json else plan_for(list(workflow.steps))
-            if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
-                raise InvalidArgument(f"workflow {workflow.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps")
+            if (
+                not plan
+                or not isinstance(plan, list)
+                or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan)
+            ):
+                raise InvalidArgument(
+                    f"workflow {workflow.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps"
+                )
             schema = from_value(workflow.input_schema) if workflow.HasField("input_schema") else None
             if schema is not None and not isinstance(schema, dict):
                 raise InvalidArgument(f"input_schema of {workflow.name!r} must be a JSON Schema object")
@@ -72,7 +80,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         An operation deleted meanwhile is skipped: nothing is waiting for its answer.
         """
         outcomes = await self._record([_report(step, continued=True) for step in request.steps])
-        return pb.ReportStepsResponse(recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP))
+        return pb.ReportStepsResponse(
+            recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP)
+        )
 
     async def _record(self, reports: list[StepReport]) -> list[CheckpointResult | None]:
         """Record the reports; then make the stop flags match, except for continued reports of running operations."""
@@ -83,7 +93,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         return outcomes
 
     @unary
-    async def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext) -> pb.ReportProgressResponse:
+    async def ReportProgress(
+        self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReportProgressResponse:
         if not (math.isfinite(request.fraction) and 0.0 <= request.fraction <= 1.0):
             raise InvalidArgument(f"fraction {request.fraction} is out of range: report progress from 0.0 to 1.0")
         state = await self.store.report_progress(
@@ -92,13 +104,20 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         return pb.ReportProgressResponse(state=state_to_pb(state))
 
     @unary
-    async def FailOperation(self, request: pb.FailOperationRequest, context: grpc.aio.ServicerContext) -> pb.FailOperationResponse:
+    async def FailOperation(
+        self, request: pb.FailOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.FailOperationResponse:
         error = request.error
         operation_id = validation.operation_id(request.operation_id)
         state = await self.store.fail(
             operation_id,
             _step(request.step),
-            {"code": error.code[:200] or "Error", "message": error.message[:4000], "step": request.step, "step_name": error.step_name[:200]},
+            {
+                "code": error.code[:200] or "Error",
+                "message": error.message[:4000],
+                "step": request.step,
+                "step_name": error.step_name[:200],
+            },
         )
         await self.flags.follow(operation_id, state)
         return pb.FailOperationResponse(state=state_to_pb(state))

@@ -45,7 +45,9 @@ class SqliteWriter:
         self.publish = publish
         self.rolled_back = rolled_back
         self._connection: sqlite3.Connection | None = None
-        self._thread: BatchingThread[WriteFn[Any]] = BatchingThread("pausable-sqlite-writer", self._apply, delivered=self._published)
+        self._thread: BatchingThread[WriteFn[Any]] = BatchingThread(
+            "pausable-sqlite-writer", self._apply, delivered=self._published
+        )
 
     async def submit(self, fn: WriteFn[Result]) -> Result:
         result: tuple[Result, list[Any]] = await self._thread.submit(fn)

@@ -100,7 +100,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, make_database: Callable[[Path], str]) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, make_database: Callable[[Path], str]
+) -> Iterator[Stack]:
     """Shared by the tests that do not restart anything; one per backend."""
     folder = tmp_path_factory.mktemp("stack")
     stack = start_stack(folder, redis_server, make_database(folder))

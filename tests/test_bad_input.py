@@ -42,7 +42,10 @@ def by_id_calls(ops: Any, workers: Any, operation_id: str) -> dict[str, tuple[Ca
         "Cancel": (ops.Cancel, pb.CancelRequest(operation_id=operation_id)),
         "Watch": (ops.Watch, pb.WatchRequest(operation_id=operation_id)),
         "Checkpoint": (workers.Checkpoint, worker_pb2.CheckpointRequest(operation_id=operation_id, step=0, result_json="1")),
-        "ReportProgress": (workers.ReportProgress, worker_pb2.ReportProgressRequest(operation_id=operation_id, step=0, fraction=0.5)),
+        "ReportProgress": (
+            workers.ReportProgress,
+            worker_pb2.ReportProgressRequest(operation_id=operation_id, step=0, fraction=0.5),
+        ),
         "FailOperation": (workers.FailOperation, worker_pb2.FailOperationRequest(operation_id=operation_id, step=0)),
     }
 
@@ -142,7 +145,11 @@ def test_worker_calls_validate_their_fields(stack: Stack, finished_id: str) -> N
         (workers.Checkpoint, worker_pb2.CheckpointRequest(operation_id=finished_id, step=-2, result_json="1"), "negative"),
         (workers.ReportProgress, worker_pb2.ReportProgressRequest(operation_id=finished_id, step=0, fraction=1.5), "0.0 to 1.0"),
         (workers.RegisterWorkflows, worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="x")]), "steps"),
-        (workers.RegisterWorkflows, worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="x", plan_json="[{]")]), "JSON"),
+        (
+            workers.RegisterWorkflows,
+            worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="x", plan_json="[{]")]),
+            "JSON",
+        ),
     )
     for method, request, fragment in cases:
         error = call(method, request)

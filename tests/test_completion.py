@@ -18,7 +18,9 @@ MARKERS = {
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], check=False, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.mark.parametrize("shell", sorted(MARKERS))
@@ -49,6 +51,8 @@ def test_the_script_completes_commands_and_choices() -> None:
 def test_bash_accepts_the_script(tmp_path) -> None:
     script = tmp_path / "pausable.bash"
     script.write_text(run("completion", "bash").stdout)
-    loaded = subprocess.run(["bash", "-c", f"source {script} && complete -p pausable"], capture_output=True, text=True, timeout=30)
+    loaded = subprocess.run(
+        ["bash", "-c", f"source {script} && complete -p pausable"], check=False, capture_output=True, text=True, timeout=30
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert "_pausable_completion" in loaded.stdout

@@ -19,7 +19,10 @@ def test_health_reports_serving_for_each_service(stack: Stack) -> None:
     with grpc.insecure_channel(stack.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "pausable.v1.OperationService", "pausable.v1.WorkerService"):
-            assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
 
 
 def test_reflection_lists_the_services(stack: Stack) -> None:

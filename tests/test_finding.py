@@ -100,7 +100,9 @@ def test_retention_purges_old_finished_operations_in_batches(tmp_path: Path, mak
             workflow = await store.get_workflow("w")
             ids = []
             for n in range(7):
-                change = await store.create_operation(workflow, input_json=str(n), request_id="", requester="", labels={"n": str(n)})
+                change = await store.create_operation(
+                    workflow, input_json=str(n), request_id="", requester="", labels={"n": str(n)}
+                )
                 ids.append(change.snapshot["id"])
             for op_id in ids[:5]:
                 await store.fail(op_id, -1, {"code": "Test", "message": "ended", "step": -1, "step_name": ""})

@@ -94,7 +94,10 @@ def test_get_shows_step_and_progress_then_the_result(client: Client, lro_stub: o
     # The running view was the operation exactly as it stood after one of its events.
     as_of = {e.seq: e.operation for e in history(client, op.id)}[seen.last_seq]
     assert (seen.state, seen.current_step, seen.progress, seen.progress_message) == (
-        as_of.state, as_of.current_step, as_of.progress, as_of.progress_message
+        as_of.state,
+        as_of.current_step,
+        as_of.progress,
+        as_of.progress_message,
     )
     assert any(e.type == pb.EVENT_TYPE_PROGRESS and e.operation.progress > 0 for e in history(client, op.id))
 
@@ -122,7 +125,9 @@ def test_cancel_a_paused_operation_then_delete_it(client: Client, lro_stub: oper
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_wait_returns_at_the_timeout_or_the_deadline_when_not_done(client: Client, lro_stub: operations_pb2_grpc.OperationsStub) -> None:
+def test_wait_returns_at_the_timeout_or_the_deadline_when_not_done(
+    client: Client, lro_stub: operations_pb2_grpc.OperationsStub
+) -> None:
     operation_id = paused_operation(client)
     started = time.monotonic()
     waited = lro_stub.WaitOperation(lro.WaitOperationRequest(name=name(operation_id), timeout=seconds(0.3)), timeout=10)
@@ -170,7 +175,9 @@ def test_list_filters_and_pages_like_operation_service(client: Client, lro_stub:
     assert names == [name(i) for i in expected]
     assert names[:3] == [name(i) for i in reversed(started)]
 
-    done = lro_stub.ListOperations(lro.ListOperationsRequest(filter="done=true AND workflow=demo.etl", page_size=1000), timeout=10)
+    done = lro_stub.ListOperations(
+        lro.ListOperationsRequest(filter="done=true AND workflow=demo.etl", page_size=1000), timeout=10
+    )
     assert name(finished.id) in {o.name for o in done.operations} and all(o.done for o in done.operations)
     succeeded = lro_stub.ListOperations(lro.ListOperationsRequest(filter="state=SUCCEEDED,FAILED", page_size=1000), timeout=10)
     assert name(finished.id) in {o.name for o in succeeded.operations}
@@ -190,7 +197,12 @@ def test_list_filters_and_pages_like_operation_service(client: Client, lro_stub:
         ("CancelOperation", lro.CancelOperationRequest(name=UNKNOWN), grpc.StatusCode.NOT_FOUND, "ListOperations"),
         ("WaitOperation", lro.WaitOperationRequest(name=UNKNOWN), grpc.StatusCode.NOT_FOUND, "ListOperations"),
         ("DeleteOperation", lro.DeleteOperationRequest(name="operations/"), grpc.StatusCode.INVALID_ARGUMENT, "operations/<id>"),
-        ("WaitOperation", lro.WaitOperationRequest(name=UNKNOWN, timeout=duration_pb2.Duration(seconds=-1)), grpc.StatusCode.INVALID_ARGUMENT, "negative"),
+        (
+            "WaitOperation",
+            lro.WaitOperationRequest(name=UNKNOWN, timeout=duration_pb2.Duration(seconds=-1)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "negative",
+        ),
         ("ListOperations", lro.ListOperationsRequest(name="projects/x"), grpc.StatusCode.INVALID_ARGUMENT, '"operations"'),
         ("ListOperations", lro.ListOperationsRequest(filter="color=red"), grpc.StatusCode.INVALID_ARGUMENT, "state=RUNNING"),
         ("ListOperations", lro.ListOperationsRequest(filter="state=BOGUS"), grpc.StatusCode.INVALID_ARGUMENT, "PAUSED"),
@@ -206,7 +218,9 @@ def test_bad_input_says_what_to_send(
     assert hint in err.details()
 
 
-def test_cancel_of_a_finished_operation_is_failed_precondition(client: Client, lro_stub: operations_pb2_grpc.OperationsStub) -> None:
+def test_cancel_of_a_finished_operation_is_failed_precondition(
+    client: Client, lro_stub: operations_pb2_grpc.OperationsStub
+) -> None:
     op = client.start("demo.etl", {"rows": 2, "step_seconds": 0.0})
     op.wait(timeout=30)
     err = rpc_error(lro_stub.CancelOperation, lro.CancelOperationRequest(name=name(op.id)))
@@ -219,7 +233,9 @@ def test_reflection_and_health_know_the_service(stack: Stack) -> None:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
         assert "google.longrunning.Operations" in {s.name for s in next(iter(responses)).list_services_response.service}
-        check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="google.longrunning.Operations"), timeout=5)
+        check = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="google.longrunning.Operations"), timeout=5
+        )
         assert check.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -230,7 +246,11 @@ def test_filter_grammar() -> None:
     assert list(parse_filter("").states) == [] and parse_filter("").workflow == ""
     query = parse_filter("state=running,PAUSED workflow=demo.etl")
     assert set(query.states) == {pb.OPERATION_STATE_RUNNING, pb.OPERATION_STATE_PAUSED} and query.workflow == "demo.etl"
-    assert set(parse_filter("done=true").states) == {pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED}
+    assert set(parse_filter("done=true").states) == {
+        pb.OPERATION_STATE_SUCCEEDED,
+        pb.OPERATION_STATE_FAILED,
+        pb.OPERATION_STATE_CANCELLED,
+    }
     assert list(parse_filter("done=true AND state=SUCCEEDED,RUNNING").states) == [pb.OPERATION_STATE_SUCCEEDED]
     assert pb.OPERATION_STATE_PAUSED in parse_filter("done=false").states
     for bad in ("state", "state=", "done=maybe", "owner=me", "done=true state=RUNNING", "workflow=a workflow=b"):
@@ -244,6 +264,10 @@ def test_mapping_of_each_ending() -> None:
     assert metadata(running).progress == 0.5 and metadata(running).current_step == 2
     assert response(to_lro(pb.Operation(id="b" * 32, state=pb.OPERATION_STATE_SUCCEEDED))) is None
     broker = to_lro(
-        pb.Operation(id="c" * 32, state=pb.OPERATION_STATE_FAILED, error=pb.OperationError(code="BROKER_UNAVAILABLE", message="down", step=-1))
+        pb.Operation(
+            id="c" * 32,
+            state=pb.OPERATION_STATE_FAILED,
+            error=pb.OperationError(code="BROKER_UNAVAILABLE", message="down", step=-1),
+        )
     )
     assert broker.error.code == code_pb2.UNAVAILABLE and broker.error.message == "BROKER_UNAVAILABLE: down"

@@ -43,7 +43,9 @@ def test_head_names_the_newest_migration() -> None:
     assert ScriptDirectory.from_config(migrate.alembic_config()).get_current_head() == migrate.HEAD
 
 
-def test_a_new_store_is_migrated_in_a_child_process_and_a_current_one_is_left_alone(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
+def test_a_new_store_is_migrated_in_a_child_process_and_a_current_one_is_left_alone(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
     url = make_database(tmp_path)
 
     async def scenario() -> None:

@@ -68,7 +68,9 @@ def health_status(target: str, service: str = "") -> int | None:
             return None
 
 
-def wait_health(target: str, want: int, timeout: float = 30.0, services: tuple[str, ...] = ("", "pausable.v1.OperationService")) -> None:
+def wait_health(
+    target: str, want: int, timeout: float = 30.0, services: tuple[str, ...] = ("", "pausable.v1.OperationService")
+) -> None:
     """Poll Check (every 50 ms at most) until every one of `services` reports `want`."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
@@ -153,16 +155,17 @@ def observed(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[
 
 def test_metrics_after_a_pause_resume_run(observed: Observed) -> None:
     url, op_id = observed.metrics_url, observed.operation_id
-    with observed.stack.client() as client:
-        with pytest.raises(NotFound):
-            client.get("0" * 32)
+    with observed.stack.client() as client, pytest.raises(NotFound):
+        client.get("0" * 32)
     ops, workers = "pausable.v1.OperationService", "pausable.v1.WorkerService"
 
     def count(s: Samples, service: str, method: str, code: str = "OK") -> float:
         return value(s, "pausable_rpc_duration_seconds_count", service=service, method=method, code=code)
 
     # wait_event() leaves its stream early: the server sees those Watch calls end CANCELLED
-    samples = wait_metrics(url, lambda s: count(s, ops, "GetOperation", "NOT_FOUND") == 1 and count(s, ops, "Watch", "CANCELLED") == 2)
+    samples = wait_metrics(
+        url, lambda s: count(s, ops, "GetOperation", "NOT_FOUND") == 1 and count(s, ops, "Watch", "CANCELLED") == 2
+    )
 
     checkpoints = {d: value(samples, "pausable_checkpoints_total", decision=d) for d in ("CONTINUE", "PAUSE", "CANCEL", "STOP")}
     assert checkpoints["PAUSE"] >= 1, checkpoints
@@ -209,7 +212,12 @@ def test_watchers_gauge_follows_open_streams(observed: Observed) -> None:
         client.cancel(op.id)
     wait_metrics(
         url,
-        lambda s: value(s, "pausable_rpc_duration_seconds_count", service="pausable.v1.OperationService", method="Watch", code="CANCELLED") >= 1,
+        lambda s: (
+            value(
+                s, "pausable_rpc_duration_seconds_count", service="pausable.v1.OperationService", method="Watch", code="CANCELLED"
+            )
+            >= 1
+        ),
     )
 
 
@@ -275,7 +283,9 @@ def test_health_is_not_serving_while_the_store_is_down(tmp_path: Path, postgres:
     del postgres  # only to skip/fail like the other Postgres tests when PostgreSQL is missing
     redis = RedisServer(tmp_path / "redis").start()
     cluster = PostgresServer().start()
-    daemon = DaemonProcess(cluster.create_database("health"), redis.url, tmp_path / "daemon.log", log_format="json", **FAST_HEALTH)
+    daemon = DaemonProcess(
+        cluster.create_database("health"), redis.url, tmp_path / "daemon.log", log_format="json", **FAST_HEALTH
+    )
     try:
         daemon.start()
         wait_health(daemon.target, SERVING)
@@ -358,7 +368,7 @@ def test_kombu_probe_for_non_redis_transports(tmp_path: Path) -> None:
     try:
         asyncio.run(probe())
         redis.stop()
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - whatever kombu raises for a refused connection
             asyncio.run(asyncio.wait_for(probe(), 5.0))
     finally:
         redis.stop()

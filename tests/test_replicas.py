@@ -17,7 +17,11 @@ from pausable.launch import DaemonProcess, PostgresServer, RedisServer, WorkerPr
 from pausable.v1 import operation_pb2 as pb
 
 E, S = pb.EventType, pb.OperationState
-ACTIVE = {S.Value("OPERATION_STATE_RUNNING"), S.Value("OPERATION_STATE_PAUSE_REQUESTED"), S.Value("OPERATION_STATE_CANCEL_REQUESTED")}
+ACTIVE = {
+    S.Value("OPERATION_STATE_RUNNING"),
+    S.Value("OPERATION_STATE_PAUSE_REQUESTED"),
+    S.Value("OPERATION_STATE_CANCEL_REQUESTED"),
+}
 RUNNING, PAUSE_REQ, PAUSED = pb.OPERATION_STATE_RUNNING, pb.OPERATION_STATE_PAUSE_REQUESTED, pb.OPERATION_STATE_PAUSED
 CANCEL_REQ, PENDING = pb.OPERATION_STATE_CANCEL_REQUESTED, pb.OPERATION_STATE_PENDING
 ALLOWED = {
@@ -98,7 +102,9 @@ def traced_steps(path: Path) -> list[tuple[str, str]]:
 pytestmark = pytest.mark.usefixtures("postgres")
 
 
-def test_a_watch_on_one_replica_streams_checkpoints_sent_to_another(tmp_path: Path, postgres: PostgresServer, redis: RedisServer) -> None:
+def test_a_watch_on_one_replica_streams_checkpoints_sent_to_another(
+    tmp_path: Path, postgres: PostgresServer, redis: RedisServer
+) -> None:
     redis_server = redis
     url = postgres.create_database("fanout_across")
     daemons = [DaemonProcess(url, redis_server.url, tmp_path / f"d{i}.log", replica=f"f{i}").start() for i in range(3)]
@@ -163,7 +169,12 @@ def test_two_hundred_concurrent_commands_over_three_replicas(replicas: Replicas,
         if op.state in ("PAUSED", "PAUSE_REQUESTED"):
             clients[1].resume(op_id)
     for op_id in ids:
-        final = wait_event(clients[2], op_id, lambda e: e.operation.state in (pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_CANCELLED), timeout=120)
+        final = wait_event(
+            clients[2],
+            op_id,
+            lambda e: e.operation.state in (pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_CANCELLED),
+            timeout=120,
+        )
         assert final.operation.state in (pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_CANCELLED)
         check_history(history(clients[0], op_id))
     ran = traced_steps(trace)

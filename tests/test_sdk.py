@@ -134,7 +134,9 @@ def test_unavailable_and_resource_exhausted_are_retried_with_the_same_request() 
 def test_deadline_exceeded_is_retried_on_reads_only() -> None:
     async def main() -> None:
         got = pb.GetOperationResponse(operation=operation())
-        client, channel = fake_client({"GetOperation": [grpc.StatusCode.DEADLINE_EXCEEDED, got], "Cancel": [grpc.StatusCode.DEADLINE_EXCEEDED]})
+        client, channel = fake_client(
+            {"GetOperation": [grpc.StatusCode.DEADLINE_EXCEEDED, got], "Cancel": [grpc.StatusCode.DEADLINE_EXCEEDED]}
+        )
         assert (await client.get(ID)).id == ID
         assert len(channel.attempts["GetOperation"]) == 2
         with pytest.raises(DeadlineExceeded):
@@ -225,7 +227,9 @@ def test_async_client_start_pause_resume_wait(stack: Stack) -> None:
                 if e.operation.state == pb.OPERATION_STATE_PAUSED:
                     break
             assert op.state == "PAUSED"
-            assert (await op.refresh()).state == "PAUSED" and op.result["log"] == [f"T{n}" for n in range(1, op.proto.current_step + 1)]
+            assert (await op.refresh()).state == "PAUSED" and op.result["log"] == [
+                f"T{n}" for n in range(1, op.proto.current_step + 1)
+            ]
             assert (await client.list(states=[pb.OPERATION_STATE_PAUSED], page_size=1000)).operations
             await op.resume()
             assert op.state == "RUNNING"

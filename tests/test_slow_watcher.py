@@ -31,7 +31,9 @@ def small_buffer_stack(tmp_path: Path, make_database) -> Iterator[Stack]:
 def test_a_stalled_watcher_catches_up_from_the_store(small_buffer_stack: Stack) -> None:
     ops, workers = small_buffer_stack.stubs()
     plan = [{"task": "nobody.runs.this", "args": [], "kwargs": {}, "options": {"queue": "no-worker-reads-this"}}] * 2
-    workers.RegisterWorkflows(worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="test.idle", plan_json=json.dumps(plan))]))
+    workers.RegisterWorkflows(
+        worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name="test.idle", plan_json=json.dumps(plan))])
+    )
     op = ops.StartOperation(pb.StartOperationRequest(workflow="test.idle")).operation
 
     # No BDP probing: the slow reader's HTTP/2 window stays small, so the daemon's stream really backs up.

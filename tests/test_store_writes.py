@@ -26,7 +26,14 @@ def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) 
     asyncio.run(migrate())
     store_file = sqlite3.connect(path, isolation_level=None)
     store_file.execute("PRAGMA foreign_keys=OFF")
-    values = {"operation_id": "a" * 32, "seq": 1, "type": "CREATED", "message": "é", "state": "PENDING", "snapshot": {"n": 1.5, "s": "é"}}
+    values = {
+        "operation_id": "a" * 32,
+        "seq": 1,
+        "type": "CREATED",
+        "message": "é",
+        "state": "PENDING",
+        "snapshot": {"n": 1.5, "s": "é"},
+    }
     now = datetime(2026, 11, 26, 19, 0, 0, 123456, tzinfo=UTC)
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as connection:
@@ -54,14 +61,14 @@ def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_p
             [first] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
             assert first is not None and first.decision is Decision.CONTINUE
 
-            def broken(session, events):  # noqa: ANN001, ANN202 - a write function (see writer.py)
+            def broken(session, events):
                 store._checkpoint(session, events, StepReport(operation_id, 1, "2", continued=True), datetime.now(UTC))
                 if fails == "inside the write":
                     raise RuntimeError("boom")
                 with store._locked(session, "f" * 32):
                     pass
 
-            with pytest.raises(Exception):  # noqa: B017, PT011 - RuntimeError or NotFound
+            with pytest.raises(Exception):  # noqa: B017 - RuntimeError or NotFound
                 await store.write(broken)
             assert (await store.get_operation(operation_id))["current_step"] == 1
             [again] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True)])

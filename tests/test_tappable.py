@@ -22,7 +22,10 @@ def remember(value: int, remaining: list[dict]) -> None:
 
 def test_pause_points_go_after_every_nth_step_but_not_after_the_last() -> None:
     names = [s.task for s in tappable(chain(*(add.s(n) for n in range(5))), nth=2).tasks]
-    assert names == ["demo.tapped.add"] * 2 + ["pausable.pause_or_continue"] + ["demo.tapped.add"] * 2 + ["pausable.pause_or_continue", "demo.tapped.add"]
+    assert names == ["demo.tapped.add"] * 2 + ["pausable.pause_or_continue"] + ["demo.tapped.add"] * 2 + [
+        "pausable.pause_or_continue",
+        "demo.tapped.add",
+    ]
     assert [s.task for s in tappable(chain(add.s(1), add.s(2)), nth=1).tasks].count("pausable.pause_or_continue") == 1
 
 

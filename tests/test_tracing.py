@@ -45,8 +45,12 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pa
     folder = tmp_path_factory.mktemp("traced")
     spans = folder / "spans.jsonl"
     redis = RedisServer(folder / "redis").start()
-    daemon = DaemonProcess(f"sqlite+aiosqlite:///{folder / 'pausable.db'}", redis.url, folder / "daemon.log", otel="1", otel_file=str(spans))
-    worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log", env={"PAUSABLE_OTEL": "1", "PAUSABLE_OTEL_FILE": str(spans)})
+    daemon = DaemonProcess(
+        f"sqlite+aiosqlite:///{folder / 'pausable.db'}", redis.url, folder / "daemon.log", otel="1", otel_file=str(spans)
+    )
+    worker = WorkerProcess(
+        daemon.target, redis.url, folder / "worker.log", env={"PAUSABLE_OTEL": "1", "PAUSABLE_OTEL_FILE": str(spans)}
+    )
     stack = Stack(redis, daemon.start(), worker.start(), folder)
     try:
         stack.wait_for_workflows({"demo.etl"})
@@ -94,7 +98,9 @@ def step_spans(records: list[dict[str, Any]], operation_id: str) -> list[dict[st
     )
 
 
-def test_client_daemon_steps_and_checkpoints_share_one_trace(traced: tuple[Stack, Path], local_tracer: tuple[Any, InMemorySpanExporter]) -> None:
+def test_client_daemon_steps_and_checkpoints_share_one_trace(
+    traced: tuple[Stack, Path], local_tracer: tuple[Any, InMemorySpanExporter]
+) -> None:
     stack, path = traced
     provider, exporter = local_tracer
     tracer = provider.get_tracer("test")
@@ -177,7 +183,9 @@ def test_sdk_client_spans_sync_and_async(traced: tuple[Stack, Path], local_trace
     assert (missing["attributes"]["rpc.grpc.status_code"], missing["status"]) == (5, "UNSET")
 
 
-def test_resumed_steps_join_the_resume_calls_trace(traced: tuple[Stack, Path], local_tracer: tuple[Any, InMemorySpanExporter]) -> None:
+def test_resumed_steps_join_the_resume_calls_trace(
+    traced: tuple[Stack, Path], local_tracer: tuple[Any, InMemorySpanExporter]
+) -> None:
     stack, path = traced
     provider, _ = local_tracer
     tracer = provider.get_tracer("test")
@@ -212,6 +220,7 @@ def test_cli_commands_start_a_trace_with_pausable_otel_file(traced: tuple[Stack,
     stack, path = traced
     run = subprocess.run(
         [*CLI, "--daemon", stack.target, "-o", "json", "start", "demo.etl", "-i", '{"rows": 2, "step_seconds": 0}'],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
@@ -227,5 +236,10 @@ def test_cli_commands_start_a_trace_with_pausable_otel_file(traced: tuple[Stack,
     steps = step_spans(records, operation_id)
     (server,) = [r for r in records if r["name"] == START and r["span_id"] == steps[0]["parent_span_id"]]
     (client,) = [r for r in records if r["span_id"] == server["parent_span_id"]]
-    assert (client["name"], client["kind"], client["service"], client["parent_span_id"]) == (START, "CLIENT", "pausable-cli", None)
+    assert (client["name"], client["kind"], client["service"], client["parent_span_id"]) == (
+        START,
+        "CLIENT",
+        "pausable-cli",
+        None,
+    )
     assert {r["trace_id"] for r in (client, server, *steps)} == {client["trace_id"]}

@@ -77,7 +77,9 @@ class DaemonLink:
         """Background reports of steps whose chain went on (operation, step, result JSON), in order, in one call."""
         request = worker_pb2.ReportStepsRequest(
             steps=[
-                worker_pb2.CheckpointRequest(operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True)
+                worker_pb2.CheckpointRequest(
+                    operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True
+                )
                 for op, step, result in steps
             ]
         )

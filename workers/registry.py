@@ -1,11 +1,11 @@
 """Workflows: a name and an ordered list of Celery tasks, registered with the daemon when a worker starts.
 
-    from pausable.workers import step, workflow
+from pausable.workers import step, workflow
 
-    @step
-    def extract(source): ...
+@step
+def extract(source): ...
 
-    workflow("etl", [extract, transform, load], input_schema={"type": "object"})
+workflow("etl", [extract, transform, load], input_schema={"type": "object"})
 """
 
 from __future__ import annotations
@@ -86,7 +86,12 @@ def workflow(
     if not _checkpoints(signatures[-1]):
         signatures.append(finish.s())
     plan = [
-        {"task": s.task, "args": list(s.args), "kwargs": dict(s.kwargs), "options": {k: v for k, v in s.options.items() if k != "task_id"}}
+        {
+            "task": s.task,
+            "args": list(s.args),
+            "kwargs": dict(s.kwargs),
+            "options": {k: v for k, v in s.options.items() if k != "task_id"},
+        }
         for s in signatures
     ]
     flow = Workflow(name, plan, description or "", input_schema)
@@ -112,7 +117,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         try:
             register_all(link, getattr(sender, "hostname", ""))
             log.info("registered workflows %s with the daemon", ", ".join(_workflows))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not register workflows with the daemon")
         finally:
             link.close()

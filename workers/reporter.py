@@ -61,7 +61,7 @@ class Reporter:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._send(batch)
-            except Exception:  # noqa: BLE001 - the next report or a stop moves the operations on
+            except Exception:
                 log.exception("could not report %d steps", len(batch))
             finally:
                 with self._changed:

@@ -25,7 +25,9 @@ from pausable.workers.task import PausableTask
 
 
 @app.task(bind=True, base=PausableTask, name="pausable.pause_or_continue")
-def pause_or_continue(self: Task, retval: Any, clause: dict[str, Any] | None = None, callback: dict[str, Any] | None = None) -> Any:
+def pause_or_continue(
+    self: Task, retval: Any, clause: dict[str, Any] | None = None, callback: dict[str, Any] | None = None
+) -> Any:
     """Pass `retval` on, or stop the chain here when `clause(retval)` says so.
 
     Without a clause, PausableTask's checkpoint after this body asks the daemon.
@@ -47,5 +49,7 @@ def tappable(ch: Signature, clause: Signature | None = None, callback: Signature
     for index, step in enumerate(steps, start=1):
         tapped.append(step)
         if index % nth == 0 and index < len(steps):
-            tapped.append(pause_or_continue.s(clause=dict(clause) if clause else None, callback=dict(callback) if callback else None))
+            tapped.append(
+                pause_or_continue.s(clause=dict(clause) if clause else None, callback=dict(callback) if callback else None)
+            )
     return chain(*tapped)

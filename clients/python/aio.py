@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 
@@ -77,7 +77,7 @@ class AsyncClient:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -213,7 +213,9 @@ class AsyncOperation(OperationView):
         return outcome(self.proto)
 
 
-def connect(target: str, *, token: str | None = None, tls: grpc.ChannelCredentials | bool | None = None, **options: Any) -> AsyncClient:
+def connect(
+    target: str, *, token: str | None = None, tls: grpc.ChannelCredentials | bool | None = None, **options: Any
+) -> AsyncClient:
     """An AsyncClient; `token` is sent as a bearer token on every call, `tls` is True or channel credentials."""
     return AsyncClient(target, token=token, tls=tls, **options)
 

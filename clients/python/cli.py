@@ -54,8 +54,12 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--daemon", "-d", envvar="PAUSABLE_DAEMON", default="127.0.0.1:50151", show_default=True, help="host:port of the daemon")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: machine-readable output")
+@click.option(
+    "--daemon", "-d", envvar="PAUSABLE_DAEMON", default="127.0.0.1:50151", show_default=True, help="host:port of the daemon"
+)
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: machine-readable output"
+)
 @click.pass_context
 def main(ctx: click.Context, daemon: str, output: str) -> None:
     """Pause, resume, cancel and watch long multi-step Celery jobs.
@@ -76,10 +80,23 @@ def main(ctx: click.Context, daemon: str, output: str) -> None:
 
 
 @main.command()
-@click.option("--listen", envvar="PAUSABLE_LISTEN", default="127.0.0.1:50151", show_default=True, help="host:port to listen on (port 0: any)")
+@click.option(
+    "--listen",
+    envvar="PAUSABLE_LISTEN",
+    default="127.0.0.1:50151",
+    show_default=True,
+    help="host:port to listen on (port 0: any)",
+)
 @click.option("--database-url", envvar="PAUSABLE_DATABASE_URL", default="sqlite+aiosqlite:///pausable.db", show_default=True)
 @click.option("--broker-url", envvar="PAUSABLE_BROKER_URL", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--log-format", envvar="PAUSABLE_LOG_FORMAT", default="text", show_default=True, type=click.Choice(["text", "json"]), help="json: one object per line, with operation_id")
+@click.option(
+    "--log-format",
+    envvar="PAUSABLE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one object per line, with operation_id",
+)
 def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> None:
     """Run the daemon (gRPC) until SIGTERM or Ctrl-C.
 
@@ -106,9 +123,24 @@ def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> N
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
 @click.option("--broker-url", envvar="PAUSABLE_BROKER_URL", default=None, help="Celery broker URL [env PAUSABLE_BROKER_URL]")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option("--log-format", envvar="PAUSABLE_LOG_FORMAT", default="text", show_default=True, type=click.Choice(["text", "json"]), help="json: one object per line, with operation_id")
+@click.option(
+    "--log-format",
+    envvar="PAUSABLE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one object per line, with operation_id",
+)
 @click.pass_context
-def worker(ctx: click.Context, modules: tuple[str, ...], concurrency: int, pool: str, broker_url: str | None, loglevel: str, log_format: str) -> None:
+def worker(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    concurrency: int,
+    pool: str,
+    broker_url: str | None,
+    loglevel: str,
+    log_format: str,
+) -> None:
     """Run a Celery worker for the workflows in MODULEs; it registers them with the daemon.
 
     \b
@@ -125,11 +157,23 @@ def worker(ctx: click.Context, modules: tuple[str, ...], concurrency: int, pool:
 
     configure_worker(app, log_format)  # type: ignore[arg-type]
     quiet = ["--quiet"] if log_format == "json" else []  # no banner: every line is JSON
-    app.worker_main([*quiet, "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}", "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            *quiet,
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @main.command()
-@click.option("--data-dir", default=".pausable", show_default=True, type=click.Path(path_type=Path), help="where the broker keeps its data")
+@click.option(
+    "--data-dir", default=".pausable", show_default=True, type=click.Path(path_type=Path), help="where the broker keeps its data"
+)
 @click.option("--database-url", default="sqlite+aiosqlite:///pausable.db", show_default=True)
 @click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
 @click.option("--metrics-port", default=0, show_default=True, help="serve the daemon's Prometheus metrics on this port (0: none)")
@@ -159,7 +203,12 @@ def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int,
             f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
             f"logs in {data_dir}/. Ctrl-C stops it all.\nIn another terminal: [bold]pausable start demo.etl --watch[/]"
         )
-        while daemon.process is not None and daemon.process.poll() is None and worker.process is not None and worker.process.poll() is None:
+        while (
+            daemon.process is not None
+            and daemon.process.poll() is None
+            and worker.process is not None
+            and worker.process.poll() is None
+        ):
             time.sleep(0.5)
         console.print("[red]a child process exited[/]; see the logs in " + str(data_dir))
     except KeyboardInterrupt:
@@ -204,7 +253,9 @@ def _parse_labels(labels: tuple[str, ...]) -> dict[str, str]:
 @click.option("--watch", "-w", is_flag=True, help="follow it until it ends; exit 0 SUCCEEDED, 2 FAILED, 3 CANCELLED")
 @click.pass_context
 @_handle_errors
-def start(ctx: click.Context, workflow: str, input_json: str | None, labels: tuple[str, ...], request_id: str | None, watch: bool) -> None:
+def start(
+    ctx: click.Context, workflow: str, input_json: str | None, labels: tuple[str, ...], request_id: str | None, watch: bool
+) -> None:
     """Start WORKFLOW with an input; print the operation (or follow it with --watch).
 
     \b
@@ -242,7 +293,13 @@ def get(ctx: click.Context, operation_id: str) -> None:
 
 
 @main.command(name="ls")
-@click.option("--state", "-s", "states", multiple=True, type=click.Choice([state_name(v) for v in pb.OperationState.values()][1:], case_sensitive=False))
+@click.option(
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    type=click.Choice([state_name(v) for v in pb.OperationState.values()][1:], case_sensitive=False),
+)
 @click.option("--workflow", "-w", default="")
 @click.option("--limit", "-n", default=20, show_default=True)
 @click.pass_context
@@ -259,7 +316,11 @@ def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, 
     values = [pb.OperationState.Value(f"OPERATION_STATE_{s.upper()}") for s in states]
     response = _client(ctx).list(states=values, workflow=workflow, page_size=limit)
     if ctx.obj["output"] == "json":
-        click.echo(json.dumps({"operations": [operation_dict(op) for op in response.operations], "next_page_token": response.next_page_token}))
+        click.echo(
+            json.dumps(
+                {"operations": [operation_dict(op) for op in response.operations], "next_page_token": response.next_page_token}
+            )
+        )
     else:
         print_table(console, response.operations)
 

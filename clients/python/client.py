@@ -1,20 +1,20 @@
 """The synchronous Python client of OperationService.
 
-    from pausable.clients import connect
+from pausable.clients import connect
 
-    client = connect("127.0.0.1:50151")            # or connect(target, token=..., tls=True)
-    op = client.start("demo.etl", {"rows": 10})
-    op.pause(); op.resume()
-    for event in op.watch():
-        print(event.seq, event.type)
-    print(op.wait(timeout=60))
+client = connect("127.0.0.1:50151")            # or connect(target, token=..., tls=True)
+op = client.start("demo.etl", {"rows": 10})
+op.pause(); op.resume()
+for event in op.watch():
+    print(event.seq, event.type)
+print(op.wait(timeout=60))
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 
@@ -68,7 +68,7 @@ class Client:
     def close(self) -> None:
         self.channel.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,7 +138,9 @@ class Client:
         backoff = Backoff(reconnect_seconds)
         while True:
             try:
-                for response in self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata):
+                for response in self.stub.Watch(
+                    pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata
+                ):
                     event = response.event
                     if event.seq <= last:
                         continue

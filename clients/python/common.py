@@ -47,7 +47,9 @@ class Backoff:
     waiting would overrun it.
     """
 
-    def __init__(self, budget: float, *, first: float = 0.05, cap: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, budget: float, *, first: float = 0.05, cap: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.budget, self.first, self.cap, self.clock = budget, first, cap, clock
         self.reset()
 
@@ -84,7 +86,7 @@ def list_request(states: list[int] | None, workflow: str, page_size: int, page_t
     return pb.ListOperationsRequest(states=states or [], workflow=workflow, page_size=page_size, page_token=page_token)
 
 
-COMMANDS: dict[str, type[pb.PauseRequest] | type[pb.ResumeRequest] | type[pb.CancelRequest]] = {
+COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest]] = {
     "Pause": pb.PauseRequest,
     "Resume": pb.ResumeRequest,
     "Cancel": pb.CancelRequest,

@@ -81,7 +81,12 @@ def t3_filter(state: dict[str, Any]) -> dict[str, Any]:
 def t4_aggregate(state: dict[str, Any]) -> dict[str, Any]:
     _work(4, "aggregate", state)
     rows = state.pop("rows")
-    state["summary"] = {"count": len(rows), "total": sum(rows), "max": max(rows, default=0), "mean": sum(rows) / len(rows) if rows else 0.0}
+    state["summary"] = {
+        "count": len(rows),
+        "total": sum(rows),
+        "max": max(rows, default=0),
+        "mean": sum(rows) / len(rows) if rows else 0.0,
+    }
     return state
 
 
