@@ -17,9 +17,11 @@ from sqlalchemy.dialects import postgresql
 
 from pausable.launch import PostgresServer
 from pausable.server import migrate
+from pausable.server.domain import OperationFilter
 from pausable.server.models import OperationRow
+from pausable.server.reads import filtered
 from pausable.server.states import State
-from pausable.server.store import OperationFilter, make_engine
+from pausable.server.store import make_engine
 
 FILL = """
 INSERT INTO operations (id, workflow, state, current_step, step_names, progress, progress_message, input_json,
@@ -53,7 +55,7 @@ async def explain(url: str) -> None:
                 await conn.execute(text(statement))
     async with engine.connect() as conn:
         for title, where in CASES.items():
-            query = where.apply(select(OperationRow)).order_by(OperationRow.id.desc()).limit(51)
+            query = filtered(where, select(OperationRow)).order_by(OperationRow.id.desc()).limit(51)
             sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
             plan = (await conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + sql))).scalars().all()
             print(f"\n== {title}")

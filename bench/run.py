@@ -382,7 +382,7 @@ def measure_store_growth(rig: Rig, seconds: float, repeats: int, sizes: tuple[in
     """Checkpoint cost with sizes[0] and sizes[1] finished operations in the store, and replay of 10,000 events."""
     import sqlite3
 
-    from pausable.server.store import new_operation_id
+    from pausable.server.domain import new_operation_id
 
     def fill(count: int) -> None:
         rig.daemon.stop()

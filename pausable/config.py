@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     health_timeout_seconds: float = Field(
         default=1.0, description="how long one store or broker probe may take before it counts as failed"
     )
+    step_lease_seconds: float = Field(
+        default=60.0,
+        description="a step no live worker holds (and no queue holds its message) for this long runs again; workers renew every third of it",
+    )
+    outbox_grace_seconds: float = Field(
+        default=10.0, description="a chain committed as dispatched and not known sent after this long is published again"
+    )
     worker_modules: list[str] = Field(
         default_factory=lambda: ["pausable.workers.examples.demo"],
         description="modules that register workflows, imported by `pausable worker`",

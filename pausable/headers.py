@@ -2,3 +2,4 @@
 
 OPERATION_HEADER = "pausable_operation_id"
 STEP_HEADER = "pausable_step"
+ATTEMPT_HEADER = "pausable_attempt"

@@ -17,11 +17,15 @@ from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
 from pausable.server import longrunning
 from pausable.server.dispatch import Dispatcher
+from pausable.server.engine import Engine, Timing
+from pausable.server.flags import StopFlags
 from pausable.server.hub import EventHub
 from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
+from pausable.server.queued import BrokerProbe
 from pausable.server.store import Store
 from pausable.server.tracing import server_interceptors
+from pausable.server.watching import Watching
 from pausable.server.workers_api import WorkerService
 from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
@@ -42,7 +46,7 @@ class Daemon:
     server: grpc.aio.Server
     store: Store
     hub: EventHub
-    dispatcher: Dispatcher
+    engine: Engine
     health: health.aio.HealthServicer
     port: int
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -59,8 +63,10 @@ class Daemon:
             task.cancel()
         if self.listener is not None:
             await self.listener.stop()
+        await self.engine.close()
+        await self.engine.flags.close()
         await self.store.close()
-        self.dispatcher.close()
+        self.engine.dispatcher.close()
 
 
 async def purge_forever(store: Store, settings: Settings) -> None:
@@ -86,12 +92,15 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
 
         listener = PgListener(settings.database_url, store.replica, hub)
         await listener.start()
-    dispatcher = Dispatcher(settings.broker_url)
+    timing = Timing(settings.step_lease_seconds, settings.outbox_grace_seconds)
+    engine = Engine(
+        store, Dispatcher(settings.broker_url), StopFlags(settings.broker_url), BrokerProbe(settings.broker_url), timing
+    )
+    watching = Watching(store, hub)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[*server_interceptors(), observability.interceptor])
-    operations = OperationService(store, hub, dispatcher, dispatcher.flags)
-    operation_pb2_grpc.add_OperationServiceServicer_to_server(operations, server)
-    longrunning.add_to_server(operations, server)
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(store, dispatcher.flags), server)
+    operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
+    longrunning.add_to_server(engine, watching, server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -103,8 +112,9 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
-    daemon = Daemon(server, store, hub, dispatcher, health_servicer, port, listener=listener, observability=observability)
+    daemon = Daemon(server, store, hub, engine, health_servicer, port, listener=listener, observability=observability)
     daemon.background.extend(observability.start(daemon, SERVICE_NAMES))
+    daemon.background.append(asyncio.create_task(engine.run_sweeps(), name="pausable-sweeps"))
     if settings.retention_seconds > 0:
         daemon.background.append(asyncio.create_task(purge_forever(store, settings), name="pausable-purge"))
     return daemon

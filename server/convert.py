@@ -8,8 +8,8 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from pausable.jsonvalue import to_value
+from pausable.server.domain import Event, Operation
 from pausable.server.states import EventType, State
-from pausable.server.store import Event
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -29,29 +29,31 @@ def state_from_pb(value: int) -> State:
     return State(pb.OperationState.Name(value).removeprefix("OPERATION_STATE_"))
 
 
-def operation_to_pb(snap: dict[str, Any]) -> pb.Operation:
+def operation_to_pb(operation: Operation) -> pb.Operation:
     message = pb.Operation(
-        id=snap["id"],
-        workflow=snap["workflow"],
-        state=state_to_pb(snap["state"]),
-        current_step=snap["current_step"],
-        total_steps=snap["total_steps"],
-        current_step_name=snap["current_step_name"],
-        progress=snap["progress"],
-        progress_message=snap["progress_message"],
-        requester=snap["requester"],
-        labels=snap["labels"],
-        create_time=_timestamp(snap["create_time"]),
-        update_time=_timestamp(snap["update_time"]),
-        end_time=_timestamp(snap["end_time"]),
-        last_seq=snap["last_seq"],
+        id=operation.id,
+        workflow=operation.workflow,
+        state=state_to_pb(operation.state),
+        current_step=operation.current_step,
+        total_steps=operation.total_steps,
+        current_step_name=operation.current_step_name,
+        progress=operation.progress,
+        progress_message=operation.progress_message,
+        requester=operation.requester,
+        labels=operation.labels,
+        create_time=_timestamp(operation.create_time),
+        update_time=_timestamp(operation.update_time),
+        end_time=_timestamp(operation.end_time),
+        last_seq=operation.last_seq,
+        attempt=operation.attempt,
+        lease_expire_time=_timestamp(operation.lease_expire_time),
     )
-    if "input" in snap:
-        message.input.CopyFrom(to_value(snap["input"]))
-    if snap["result"] is not None:
-        message.result.CopyFrom(to_value(snap["result"]))
-    if snap["error"]:
-        message.error.CopyFrom(pb.OperationError(**snap["error"]))
+    if operation.input_json is not None:
+        message.input.CopyFrom(to_value(json.loads(operation.input_json)))
+    if operation.result is not None:
+        message.result.CopyFrom(to_value(operation.result))
+    if operation.error:
+        message.error.CopyFrom(pb.OperationError(**operation.error))
     return message
 
 
@@ -63,7 +65,7 @@ def event_to_pb(event: Event) -> pb.WatchResponse:
             type=pb.EventType.Value(f"EVENT_TYPE_{event.type}"),
             time=_timestamp(event.time),
             message=event.message,
-            operation=operation_to_pb(event.snapshot),
+            operation=operation_to_pb(event.operation),
         )
     )
 

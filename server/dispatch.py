@@ -19,11 +19,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pausable import tracing
-from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
 from pausable.server import celery_message
 from pausable.server.batching import BatchingThread, Outcome
-from pausable.server.flags import StopFlags
+from pausable.server.domain import Dispatch
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -34,6 +33,39 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
     """A workflow's plan: one signature dict per step, each fed the previous result."""
     return [{"task": name, "args": [], "kwargs": {}, "options": {}} for name in task_names]
+
+
+def messages(dispatch: Dispatch) -> list[dict[str, Any]]:
+    """The remaining steps as signature dicts, each with the headers naming its operation, step and attempt.
+
+    `dispatch.headers` (the trace context of the command that dispatched)
+    were taken in the caller's context: this may run on the writer thread.
+    """
+    steps = []
+    for step in range(dispatch.start, len(dispatch.plan)):
+        entry = dispatch.plan[step]
+        options = {key: value for key, value in (entry.get("options") or {}).items() if key != "task_id"}
+        options["headers"] = {
+            **(options.get("headers") or {}),
+            OPERATION_HEADER: dispatch.operation_id,
+            STEP_HEADER: step,
+            ATTEMPT_HEADER: dispatch.attempt,
+            **dispatch.headers,
+        }
+        args = list(entry.get("args") or [])
+        if step == dispatch.start:
+            args = [dispatch.argument, *args]
+        steps.append(
+            {
+                "task": entry["task"],
+                "args": args,
+                "kwargs": entry.get("kwargs") or {},
+                "options": options,
+                "subtask_type": None,
+                "immutable": False,
+            }
+        )
+    return steps
 
 
 def publishes_directly(broker_url: str) -> bool:
@@ -117,7 +149,6 @@ class RedisPublisher:
 class Dispatcher:
     def __init__(self, broker_url: str) -> None:
         self.broker_url = broker_url
-        self.flags = StopFlags(broker_url)
         self._app: Celery | None = None
         self._app_lock = threading.Lock()
         self._redis = RedisPublisher(broker_url) if publishes_directly(broker_url) else None
@@ -136,42 +167,13 @@ class Dispatcher:
                 )
             return self._app
 
-    @staticmethod
-    def messages(operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> list[dict[str, Any]]:
-        """The remaining steps as signature dicts, each with the headers naming its operation and step."""
-        steps = []
-        trace_headers = tracing.headers()  # traceparent of the calling RPC's span; {} when tracing is off
-        for step in range(start, len(plan)):
-            entry = plan[step]
-            options = {key: value for key, value in (entry.get("options") or {}).items() if key != "task_id"}
-            options["headers"] = {
-                **(options.get("headers") or {}),
-                OPERATION_HEADER: operation_id,
-                STEP_HEADER: step,
-                **trace_headers,
-            }
-            args = list(entry.get("args") or [])
-            if step == start:
-                args = [argument, *args]
-            steps.append(
-                {
-                    "task": entry["task"],
-                    "args": args,
-                    "kwargs": entry.get("kwargs") or {},
-                    "options": options,
-                    "subtask_type": None,
-                    "immutable": False,
-                }
-            )
-        return steps
-
     def _send(self, steps: list[dict[str, Any]]) -> None:
         first, chain = split_chain(steps)
         self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=chain, **first["options"])
 
-    async def dispatch(self, operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> None:
-        """The messages are built here, in the caller's context (its trace); one thread sends them."""
-        await self._publisher.submit(self.messages(operation_id, plan, start, argument))
+    async def publish(self, steps: list[dict[str, Any]]) -> None:
+        """Send one chain (as `messages` made it); one thread sends the chains of a moment together."""
+        await self._publisher.submit(steps)
 
     def _publish(self, batch: Sequence[list[dict[str, Any]]]) -> list[Outcome]:
         """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""

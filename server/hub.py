@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from pausable.server.convert import event_to_pb
-from pausable.server.store import Event
+from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
 
 

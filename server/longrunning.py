@@ -2,8 +2,8 @@
 
 Generic LRO tooling (gapic clients, `google.api_core.operation`) can follow a
 pausable run without knowing pausable.v1. Every call goes through the
-daemon's OperationService, so validation, state machine and errors stay in
-one place. The mapping:
+engine and the same validation as OperationService, so the state machine
+and the errors stay in one place. The mapping:
 
 - `name` is `operations/<id>`, the id StartOperation returned.
 - `metadata` packs the `pausable.v1.Operation` (state, step i of n, progress).
@@ -38,16 +38,20 @@ from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import any_pb2, empty_pb2, struct_pb2
 from google.rpc import code_pb2, status_pb2
 
-from pausable.server.deletion import delete_finished
-from pausable.server.errors import InvalidArgument, unary
-from pausable.server.operations import OperationService
+from pausable.server import states
+from pausable.server.convert import operation_to_pb, state_to_pb
+from pausable.server.engine import Engine
+from pausable.server.errors import InvalidArgument, rpc
+from pausable.server.operations import list_page
+from pausable.server.states import Command
 from pausable.server.validation import OPERATION_ID
+from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
 
 SERVICE_NAME = lro.DESCRIPTOR.services_by_name["Operations"].full_name
 PREFIX = "operations/"
 COLLECTIONS = ("", "operations")
-TERMINAL = frozenset({pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED})
+TERMINAL = frozenset(state_to_pb(state) for state in states.TERMINAL)
 BROKER_FAILURE = "BROKER_UNAVAILABLE"
 # How long before the caller's deadline WaitOperation answers, so the caller
 # gets the operation rather than DEADLINE_EXCEEDED.
@@ -139,17 +143,18 @@ def filter_help() -> str:
 
 
 class LongRunningService(operations_pb2_grpc.OperationsServicer):
-    def __init__(self, operations: OperationService) -> None:
-        self.operations = operations
+    def __init__(self, engine: Engine, watching: Watching) -> None:
+        self.engine = engine
+        self.watching = watching
 
     async def _get(self, id_: str, context: grpc.aio.ServicerContext) -> pb.Operation:
-        return (await self.operations.GetOperation(pb.GetOperationRequest(operation_id=id_), context)).operation
+        return operation_to_pb(await self.engine.get(id_))
 
-    @unary
+    @rpc
     async def GetOperation(self, request: lro.GetOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:
         return to_lro(await self._get(operation_id(request.name), context))
 
-    @unary
+    @rpc
     async def ListOperations(
         self, request: lro.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> lro.ListOperationsResponse:
@@ -158,20 +163,20 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         query = parse_filter(request.filter)
         query.page_size = request.page_size
         query.page_token = request.page_token
-        page = await self.operations.ListOperations(query, context)
+        page = await list_page(self.engine, query)
         return lro.ListOperationsResponse(operations=[to_lro(op) for op in page.operations], next_page_token=page.next_page_token)
 
-    @unary
+    @rpc
     async def CancelOperation(self, request: lro.CancelOperationRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
-        await self.operations.Cancel(pb.CancelRequest(operation_id=operation_id(request.name)), context)
+        await self.engine.command(Command.CANCEL, operation_id(request.name))
         return empty_pb2.Empty()
 
-    @unary
+    @rpc
     async def DeleteOperation(self, request: lro.DeleteOperationRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
-        await delete_finished(self.operations.store, operation_id(request.name))
+        await self.engine.delete(operation_id(request.name))
         return empty_pb2.Empty()
 
-    @unary
+    @rpc
     async def WaitOperation(self, request: lro.WaitOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:
         id_ = operation_id(request.name)
         limit = self._wait_limit(request, context)
@@ -181,7 +186,7 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         # Watch replays from the store after last_seq, then follows the hub, and
         # ends after the terminal event: nothing can slip between the read above
         # and the wait, and no polling is needed.
-        watch = self.operations.follow(pb.WatchRequest(operation_id=id_, after_seq=current.last_seq), context)
+        watch = self.watching.follow(id_, current.last_seq)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(limit), contextlib.aclosing(watch):
                 async for _ in watch:
@@ -202,5 +207,5 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         return limit
 
 
-def add_to_server(operations: OperationService, server: grpc.aio.Server) -> None:
-    operations_pb2_grpc.add_OperationsServicer_to_server(LongRunningService(operations), server)
+def add_to_server(engine: Engine, watching: Watching, server: grpc.aio.Server) -> None:
+    operations_pb2_grpc.add_OperationsServicer_to_server(LongRunningService(engine, watching), server)

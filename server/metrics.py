@@ -33,10 +33,11 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from pausable.server.domain import Event
 from pausable.server.hub import EventHub
 from pausable.server.models import OperationRow
 from pausable.server.states import EventType, State
-from pausable.server.store import Event, Store
+from pausable.server.store import Store
 
 log = logging.getLogger("pausable.server.metrics")
 
@@ -203,7 +204,7 @@ class DaemonMetrics:
             elif event.operation_id in pending:
                 if event.type == EventType.PAUSED:
                     self.pause_latency.observe(max(0.0, event.time - pending.pop(event.operation_id)))
-                elif event.snapshot.get("state") != State.PAUSE_REQUESTED:
+                elif event.operation.state is not State.PAUSE_REQUESTED:
                     pending.pop(event.operation_id)  # resumed or cancelled before the pause took effect
 
     # -- serving ----------------------------------------------------------------

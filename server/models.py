@@ -47,6 +47,11 @@ class OperationRow(Base):
     checkpoint_attempt: Mapped[str] = mapped_column(String(64), server_default="")
     checkpoint_step: Mapped[int] = mapped_column(Integer, server_default="-1")
     checkpoint_decision: Mapped[str] = mapped_column(String(16), server_default="")
+    # The current step's attempt (1, 2, ...): reports of an older attempt change nothing.
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
+    # Until when the current step is known to be held by a worker or queued on the broker.
+    lease_expires_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
@@ -54,6 +59,7 @@ class OperationRow(Base):
         Index("ix_operations_requester_id", "requester", "id"),
         Index("ix_operations_workflow_state_id", "workflow", "state", "id"),
         Index("ix_operations_ended_at", "ended_at"),
+        Index("ix_operations_lease_expires_at", "lease_expires_at"),
     )
 
 
@@ -111,3 +117,16 @@ class WorkflowRow(Base):
     plan: Mapped[list[Any]]
     worker: Mapped[str] = mapped_column(String(200), default="")
     registered_at: Mapped[datetime]
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
+
+
+class OutboxRow(Base):
+    """Chains committed as dispatched and not yet known to be on the broker (see engine.py)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[list[Any]]
+    created_at: Mapped[datetime]

@@ -17,7 +17,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from pausable.server.hub import EventHub
-from pausable.server.store import NOTIFY_CHANNEL
+from pausable.server.postgres import NOTIFY_CHANNEL
 
 log = logging.getLogger("pausable.server")
 

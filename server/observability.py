@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pausable.config import Settings
+from pausable.server.domain import Event
 from pausable.server.healthcheck import HealthMonitor, StoreProbe, broker_probe
 from pausable.server.metrics import DaemonMetrics
 from pausable.server.rpcobserver import RpcObserver
 from pausable.server.states import EventType
-from pausable.server.store import Event
 
 if TYPE_CHECKING:
     from pausable.server.app import Daemon
@@ -43,7 +43,7 @@ def log_events(events: list[Event]) -> None:
                 "%s: %s",
                 event.type,
                 event.message,
-                extra={"operation_id": event.operation_id, "seq": event.seq, "state": event.snapshot.get("state")},
+                extra={"operation_id": event.operation_id, "seq": event.seq, "state": str(event.operation.state)},
             )
 
 
@@ -76,7 +76,7 @@ class Observability:
         timeout = settings.health_timeout_seconds
         probes = {
             "store": StoreProbe(daemon.store.engine.url),
-            "broker": broker_probe(settings.broker_url, lambda: daemon.dispatcher.app, timeout),
+            "broker": broker_probe(settings.broker_url, lambda: daemon.engine.dispatcher.app, timeout),
         }
         self.monitor = HealthMonitor(
             daemon.health, (*services, ""), probes, interval=settings.health_interval_seconds, timeout=timeout

@@ -29,6 +29,7 @@ class EventType(enum.StrEnum):
     CREATED = "CREATED"
     STARTED = "STARTED"
     STEP_COMPLETED = "STEP_COMPLETED"
+    STEP_RETRIED = "STEP_RETRIED"
     PROGRESS = "PROGRESS"
     PAUSE_REQUESTED = "PAUSE_REQUESTED"
     PAUSED = "PAUSED"
@@ -37,6 +38,14 @@ class EventType(enum.StrEnum):
     CANCELLED = "CANCELLED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+
+
+class Command(enum.StrEnum):
+    """What a client asks of an operation (Pause, Resume, Cancel)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
 
 
 class Decision(enum.StrEnum):
@@ -102,6 +111,10 @@ class CheckpointOutcome:
     record_result: bool = False
 
 
+def command(kind: Command, state: State) -> Transition:
+    return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel}[kind](state)
+
+
 def checkpoint(state: State, current_step: int, step: int, total_steps: int, continued: bool = False) -> CheckpointOutcome:
     """Decide what the end of `step` means for an operation at `current_step`.
 
@@ -154,5 +167,68 @@ def accepts_progress(state: State, current_step: int, step: int) -> bool:
 
 def accepts_failure(state: State, current_step: int, step: int) -> bool:
     """A failure counts from the running step or a later one: the reports of the steps before may still be on the way
-    (sent in the background by another worker process)."""
-    return state in ACTIVE and step >= current_step
+    (sent in the background by another worker process). `step` -1 is a failure outside any step."""
+    return state in ACTIVE and (step < 0 or step >= current_step)
+
+
+def progress(state: State, current_step: int, step: int, message: str) -> Transition:
+    if not accepts_progress(state, current_step, step):
+        return NOTHING
+    return Transition(state, EventType.PROGRESS, message)
+
+
+def fail(state: State, current_step: int, step: int, code: str, message: str) -> Transition:
+    if not accepts_failure(state, current_step, step):
+        return NOTHING
+    return Transition(State.FAILED, EventType.FAILED, f"{code}: {message}")
+
+
+def check_deletable(operation_id: str, state: State) -> None:
+    """Only finished operations may be deleted: nothing can report on them any more."""
+    if not state.terminal:
+        raise InvalidTransition(
+            f"operation {operation_id} is {state}; only finished operations (SUCCEEDED, FAILED, CANCELLED) "
+            "can be deleted: cancel it first and wait until it is CANCELLED"
+        )
+
+
+class LeaseVerdict(enum.Enum):
+    """What a lapsed step lease means (see lapsed_lease)."""
+
+    RETRY = "retry"
+    GIVE_UP = "give up"
+    SETTLE = "settle"
+
+
+def lapsed_lease(state: State, attempt: int, max_attempts: int) -> LeaseVerdict | None:
+    """The current step's lease lapsed: no live worker holds it and no message for it waits on the broker.
+
+    A requested stop is settled at once (PAUSED, the step to run again on
+    Resume; or CANCELLED), since nothing is left to reach a boundary;
+    otherwise the step runs again with a new attempt until `max_attempts`.
+    """
+    if state not in ACTIVE:
+        return None
+    if state is not State.RUNNING:
+        return LeaseVerdict.SETTLE
+    return LeaseVerdict.RETRY if attempt < max_attempts else LeaseVerdict.GIVE_UP
+
+
+def settle_lost(state: State, step: int, total_steps: int, reason: str) -> Transition:
+    """A stop requested of an operation whose running step was lost takes effect now."""
+    if state is State.PAUSE_REQUESTED:
+        return Transition(
+            State.PAUSED, EventType.PAUSED, f"paused at step {step + 1}/{total_steps}: {reason}; Resume runs it again"
+        )
+    if state is State.CANCEL_REQUESTED:
+        return Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled at step {step + 1}/{total_steps}: {reason}")
+    return NOTHING
+
+
+def retried(step: int, total_steps: int, attempt: int, reason: str) -> Transition:
+    return Transition(
+        State.RUNNING,
+        EventType.STEP_RETRIED,
+        f"step {step + 1}/{total_steps} runs again (attempt {attempt}): {reason}",
+        dispatch=True,
+    )

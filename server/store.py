@@ -1,10 +1,12 @@
-"""The store: every read and write of operation state.
+"""Writing the store: every transition of operation state, each one transaction.
 
-Each change locks the operation's row (SELECT ... FOR UPDATE on Postgres;
+Each write locks the operation's row (SELECT ... FOR UPDATE on Postgres;
 SQLite has a single writer, see writer.py), asks `pausable.server.states`
 what the change means, and appends the resulting events with the next `seq`
 values in the same transaction. After the commit the events go to
-`on_commit` (the live fan-out); the store stays the source of truth.
+`on_commit` (the live fan-out); the store stays the source of truth. Chains
+to dispatch are written to the outbox in the same transaction (engine.py
+publishes them). Reads are in reads.py.
 """
 
 from __future__ import annotations
@@ -13,41 +15,46 @@ import asyncio
 import json
 import secrets
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import SimpleNamespace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, event, exists, select, text, tuple_
+from sqlalchemy import bindparam, delete, event, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
-from pausable.server.models import Base, EventRow, LabelRow, OperationRow, RequestRow, WorkflowRow
-from pausable.server.states import Decision, EventType, State
+from pausable.server.dispatch import messages as chain_messages
+from pausable.server.domain import (
+    AlreadyExists,
+    CheckpointResult,
+    Dispatch,
+    Event,
+    NotFound,
+    Operation,
+    StepReport,
+    Workflow,
+    new_operation_id,
+)
+from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
+from pausable.server.postgres import PostgresWriter
+from pausable.server.reads import Reads, operation_of
+from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
 Result = TypeVar("Result")
+Messages = Callable[[Dispatch], list[dict[str, Any]]]
+OutboxEntry = tuple[int, list[dict[str, Any]]]  # (outbox id, the chain's messages)
 
-
-class NotFound(Exception):
-    pass
-
-
-class AlreadyExists(Exception):
-    pass
-
-
-NOTIFY_CHANNEL = "pausable_events"
 STEP_NAME_CACHE = 10_000
 OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
+OUTBOX = OutboxRow.__table__
+REQUESTS = RequestRow.__table__
 LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_names", "plan", "input_json")]
-ROW_CACHE = 10_000
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
 SELECT_LOCKED_WITH_INPUT = (
@@ -56,141 +63,58 @@ SELECT_LOCKED_WITH_INPUT = (
 UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
 INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
+INSERT_OUTBOX = OUTBOX.insert()
 INSERT_LABEL = LabelRow.__table__.insert()
-WORKFLOW_CACHE_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class Event:
-    operation_id: str
-    seq: int
-    type: EventType
-    message: str
-    time: float
-    snapshot: dict[str, Any]
-    cursor: str = ""
+class WorkingRow:
+    """An operation's row while a write changes it: its columns as attributes (see Store._locked)."""
 
-    @property
-    def terminal(self) -> bool:
-        return State(self.snapshot["state"]).terminal
+    id: str
+    workflow: str
+    state: str
+    current_step: int
+    total_steps: int
+    current_step_name: str
+    progress: float
+    progress_message: str
+    result_json: str | None
+    error: dict[str, Any] | None
+    last_seq: int
+    attempt: int
+    max_attempts: int
+    lease_expires_at: datetime | None
+    updated_at: datetime
+    ended_at: datetime | None
+    checkpoint_attempt: str
+    checkpoint_step: int
+    checkpoint_decision: str
 
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
-@dataclass(frozen=True)
-class WorkflowSpec:
-    name: str
-    plan: list[dict[str, Any]]
-    description: str = ""
-    input_schema: dict[str, Any] | None = None
-
-    @property
-    def steps(self) -> list[str]:
-        return [entry["task"] for entry in self.plan]
+    def values(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
 class Change:
-    """The outcome of a command: the operation afterwards, and whether it must be dispatched."""
+    """The outcome of a command: the operation afterwards, what was queued for dispatch, and whether it was new."""
 
-    snapshot: dict[str, Any]
-    dispatch: bool = False
+    operation: Operation
+    dispatch: Dispatch | None = None
     created: bool = True
+    outbox: OutboxEntry | None = None
 
 
 @dataclass(frozen=True)
-class StepReport:
-    """A worker's report that `step` of an operation ended with `result_json` (see states.checkpoint)."""
+class LeaseOutcome:
+    """What the lease sweep did to one operation."""
 
-    operation_id: str
-    step: int
-    result_json: str
-    attempt: str = ""
-    continued: bool = False
-
-
-@dataclass(frozen=True)
-class CheckpointResult:
-    decision: Decision
-    state: State
-
-
-@dataclass(frozen=True)
-class OperationFilter:
-    """Which operations a list or a global event stream covers; empty fields match everything."""
-
-    states: Sequence[State] = ()
-    workflow: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    requester: str = ""
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        if self.states:
-            query = query.where(OperationRow.state.in_([str(s) for s in self.states]))
-        if self.workflow:
-            query = query.where(OperationRow.workflow == self.workflow)
-        if self.requester:
-            query = query.where(OperationRow.requester == self.requester)
-        if self.created_after is not None:
-            query = query.where(OperationRow.created_at >= self.created_after)
-        if self.created_before is not None:
-            query = query.where(OperationRow.created_at < self.created_before)
-        for key, value in self.labels.items():
-            query = query.where(
-                exists().where(LabelRow.operation_id == OperationRow.id, LabelRow.key == key, LabelRow.value == value)
-            )
-        return query
-
-
-def encode_cursor(tx: int, event_id: int) -> str:
-    return f"{tx}.{event_id}"
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    """Raises ValueError for anything encode_cursor did not make."""
-    if not cursor:
-        return (-1, 0)
-    tx, _, event_id = cursor.partition(".")
-    return int(tx), int(event_id)
-
-
-def new_operation_id() -> str:
-    """32 hex digits that sort by creation time (milliseconds, then 80 random bits)."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
-
-
-def _epoch(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
-def snapshot(row: Any) -> dict[str, Any]:
-    """The operation as clients see it (without its input, which never changes)."""
-    return {
-        "id": row.id,
-        "workflow": row.workflow,
-        "state": row.state,
-        "current_step": row.current_step,
-        "total_steps": row.total_steps,
-        "current_step_name": row.current_step_name,
-        "progress": row.progress,
-        "progress_message": row.progress_message,
-        "result": json.loads(row.result_json) if row.result_json is not None else None,
-        "error": row.error,
-        "requester": row.requester,
-        "labels": row.labels,
-        "create_time": _epoch(row.created_at),
-        "update_time": _epoch(row.updated_at),
-        "end_time": _epoch(row.ended_at),
-        "last_seq": row.last_seq,
-    }
-
-
-def full_snapshot(row: Any) -> dict[str, Any]:
-    return {**snapshot(row), "input": json.loads(row.input_json)}
+    operation: Operation
+    verdict: LeaseVerdict
+    dispatch: Dispatch | None = None
+    outbox: OutboxEntry | None = None
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -199,25 +123,22 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
 
 
-class Store:
+class Store(Reads):
     def __init__(self, engine: AsyncEngine, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> None:
-        self.engine = engine
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        super().__init__(engine)
         self.on_commit = on_commit or (lambda events: None)
-        self.postgres = engine.dialect.name == "postgresql"
         self.replica = replica or secrets.token_hex(4)
+        self.lease = timedelta(seconds=60)
         self._step_names: dict[str, tuple[str, ...]] = {}
-        self._workflows: dict[str, tuple[WorkflowRow, float]] = {}
-        # SQLite has one writer, this daemon: it keeps the rows of the active operations it wrote (see _locked).
-        self._rows: dict[str, dict[str, Any]] | None = None if self.postgres else {}
-        self.writer = (
-            None
-            if self.postgres
-            else SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit, self.forget_rows)
-        )
+        self.sqlite: SqliteWriter | None = None
+        self.writer: SqliteWriter | PostgresWriter
+        if self.postgres:
+            self.writer = PostgresWriter(self.sessions, self.replica, self.on_commit)
+        else:
+            self.writer = self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -226,161 +147,66 @@ class Store:
         return cls(engine, on_commit, replica)
 
     async def close(self) -> None:
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
+        if self.sqlite is not None:
+            await asyncio.to_thread(self.sqlite.close)
         await self.engine.dispose()
+
+    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
+        return await self.writer.submit(fn)
 
     # -- workflows ---------------------------------------------------------
 
-    async def list_workflows(self) -> list[WorkflowRow]:
-        async with self.sessions() as session:
-            return list((await session.scalars(select(WorkflowRow).order_by(WorkflowRow.name))).all())
-
-    async def get_workflow(self, name: str) -> WorkflowRow | None:
-        """Cached for WORKFLOW_CACHE_SECONDS: StartOperation reads it on every call, and it rarely changes."""
-        cached = self._workflows.get(name)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        async with self.sessions() as session:
-            row = await session.get(WorkflowRow, name)
-        if row is not None:
-            self._workflows[name] = (row, time.monotonic() + WORKFLOW_CACHE_SECONDS)
-        return row
-
-    # -- reads ---------------------------------------------------------------
-
-    async def get_operation(self, operation_id: str) -> dict[str, Any]:
-        async with self.sessions() as session:
-            row = await session.get(OperationRow, operation_id, options=[undefer(OperationRow.input_json)])
-            if row is None:
-                raise NotFound(operation_id)
-            return full_snapshot(row)
-
-    async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[dict[str, Any]]:
-        """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""
-        query = (
-            where.apply(select(OperationRow).options(undefer(OperationRow.input_json)))
-            .order_by(OperationRow.id.desc())
-            .limit(limit)
-        )
-        if before_id:
-            query = query.where(OperationRow.id < before_id)
-        async with self.sessions() as session:
-            return [full_snapshot(row) for row in (await session.scalars(query)).all()]
-
-    async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> list[Event]:
-        """Events of every operation matching `where`, after the global cursor `after`, in a stable order.
-
-        On Postgres, ids are handed out before commit, so an event is shown
-        only once every transaction older than its own has ended
-        (`pg_snapshot_xmin`): nothing can later appear before a cursor.
-        """
-        tx, event_id = decode_cursor(after)
-        query = (
-            where.apply(select(EventRow).join(OperationRow, OperationRow.id == EventRow.operation_id))
-            .where(tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id))
-            .order_by(EventRow.tx, EventRow.id)
-            .limit(limit)
-        )
-        if self.postgres:
-            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-        async with self.sessions() as session:
-            rows = (await session.scalars(query)).all()
-        return [self._event(row) for row in rows]
-
-    @staticmethod
-    def _event(row: EventRow) -> Event:
-        return Event(
-            row.operation_id, row.seq, EventType(row.type), row.message, _epoch(row.created_at) or 0.0, row.snapshot,
-            encode_cursor(row.tx, row.id),
-        )  # fmt: skip
-
-    async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> list[Event]:
-        query = (
-            select(EventRow)
-            .where(EventRow.operation_id == operation_id, EventRow.seq > after_seq)
-            .order_by(EventRow.seq)
-            .limit(limit)
-        )
-        async with self.sessions() as session:
-            rows = (await session.scalars(query)).all()
-        return [self._event(row) for row in rows]
-
-    async def plan_of(self, operation_id: str) -> tuple[list[dict[str, Any]], int, Any]:
-        """The stored plan, the step to start from and the argument to feed it."""
-        query = select(OperationRow.plan, OperationRow.current_step, OperationRow.result_json, OperationRow.input_json)
-        async with self.sessions() as session:
-            found = (await session.execute(query.where(OperationRow.id == operation_id))).one_or_none()
-        if found is None:
-            raise NotFound(operation_id)
-        plan, current_step, result_json, input_json = found
-        return plan, current_step, json.loads(result_json if current_step > 0 and result_json is not None else input_json)
-
-    # -- writes --------------------------------------------------------------
-    #
-    # Each write is a synchronous function over a Session (see writer.py):
-    # it locks the operation's row, asks pausable.server.states what the
-    # change means and appends the resulting events.
-
-    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
-        """Run `fn` in a write transaction; publish its events once committed."""
-        if self.writer is not None:
-            return await self.writer.submit(fn)
-        events: list[Event] = []
-
-        def run(session: Session) -> Result:
-            result = fn(session, events)
-            if events:
-                payload = f"{self.replica} {events[-1].operation_id} {events[-1].seq}"
-                session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": NOTIFY_CHANNEL, "payload": payload})
-            return result
-
-        async with self.sessions.begin() as session:
-            result = await session.run_sync(run)
-        if events:
-            self.on_commit(events)
-        return result
-
-    async def register_workflows(self, specs: Sequence[WorkflowSpec], worker: str) -> None:
+    async def register_workflows(self, workflows: Sequence[Workflow], worker: str) -> None:
         now = datetime.now(UTC)
 
         def register(session: Session, _events: list[Event]) -> None:
-            for spec in specs:
-                row = session.get(WorkflowRow, spec.name, with_for_update=True)
+            for workflow in workflows:
+                row = session.get(WorkflowRow, workflow.name, with_for_update=True)
                 if row is None:
-                    row = WorkflowRow(name=spec.name)
+                    row = WorkflowRow(name=workflow.name)
                     session.add(row)
-                row.description = spec.description
-                row.steps = spec.steps
-                row.plan = spec.plan
-                row.input_schema = spec.input_schema
+                row.description = workflow.description
+                row.steps = workflow.steps
+                row.plan = workflow.plan
+                row.input_schema = workflow.input_schema
+                row.max_attempts = workflow.max_attempts
                 row.worker = worker
                 row.registered_at = now
 
         await self.write(register)
-        self._workflows.clear()
+        self.forget_workflows()
+
+    # -- operations ----------------------------------------------------------
 
     async def create_operation(
         self,
-        workflow: WorkflowRow,
+        workflow: Workflow,
         *,
         input_json: str,
         request_id: str,
         requester: str,
         labels: dict[str, str],
+        messages: Messages = chain_messages,
+        headers: dict[str, str] | None = None,
     ) -> Change:
-        """Insert the operation, PENDING then RUNNING in one transaction, before anything is dispatched.
+        """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
         Marking it RUNNING before the chain is sent means a fast chain can never
         report on an operation that still looks PENDING (a defect of the seed recipe).
+        A request_id already used returns that operation (created=False), also
+        when concurrent calls race: the loser's insert fails on the unique key
+        and it reads the winner's row.
         """
         if request_id:
-            existing = await self._by_request_id(request_id)
+            existing = await self.by_request_id(request_id)
             if existing is not None:
-                return self._same_request(existing, workflow.name)
+                return self._same_request(existing, request_id, workflow.name)
         now = datetime.now(UTC)
 
-        def create(session: Session, events: list[Event]) -> dict[str, Any]:
+        def create(session: Session, events: list[Event]) -> Change:
+            if request_id and session.scalar(select(OPERATIONS.c.id).where(OPERATIONS.c.request_id == request_id)) is not None:
+                raise _RequestSeen()
             values = {
                 "id": new_operation_id(),
                 "workflow": workflow.name,
@@ -402,6 +228,12 @@ class Store:
                 "updated_at": now,
                 "ended_at": None,
                 "last_seq": 0,
+                "attempt": 1,
+                "max_attempts": workflow.max_attempts,
+                "lease_expires_at": now + self.lease,
+                "checkpoint_attempt": "",
+                "checkpoint_step": -1,
+                "checkpoint_decision": "",
             }
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
             self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": 2})
@@ -409,45 +241,47 @@ class Store:
                 session.connection().execute(
                     INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
                 )
-            row = SimpleNamespace(**values)
+            row = WorkingRow(values)
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
-            return full_snapshot(row)
+            dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {})
+            outbox = self._enqueue(session, dispatch, messages, now)
+            return Change(replace(operation_of(row), input_json=input_json), dispatch, outbox=outbox)
 
         try:
-            return Change(await self.write(create), dispatch=True)
-        except IntegrityError:
-            existing = await self._by_request_id(request_id) if request_id else None
+            return await self.write(create)
+        except (IntegrityError, _RequestSeen):
+            existing = await self.by_request_id(request_id) if request_id else None
             if existing is None:
                 raise
-            return self._same_request(existing, workflow.name)
-
-    async def _by_request_id(self, request_id: str) -> OperationRow | None:
-        async with self.sessions() as session:
-            query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.request_id == request_id)
-            return await session.scalar(query)
+            return self._same_request(existing, request_id, workflow.name)
 
     @staticmethod
-    def _same_request(row: OperationRow, workflow: str) -> Change:
-        if row.workflow != workflow:
+    def _same_request(operation: Operation, request_id: str, workflow: str) -> Change:
+        if operation.workflow != workflow:
             raise AlreadyExists(
-                f"request_id {row.request_id!r} was already used to start operation {row.id} of workflow "
-                f"{row.workflow!r}; use a new request_id for a different request"
+                f"request_id {request_id!r} was already used to start operation {operation.id} of workflow "
+                f"{operation.workflow!r}; use a new request_id for a different request"
             )
-        return Change(full_snapshot(row), created=False)
+        return Change(operation, created=False)
 
-    async def command(self, operation_id: str, kind: str, request_id: str = "") -> Change:
-        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set."""
-        decide = {"pause": states.pause, "resume": states.resume, "cancel": states.cancel}[kind]
+    async def command(
+        self,
+        operation_id: str,
+        kind: Command,
+        request_id: str = "",
+        messages: Messages = chain_messages,
+        headers: dict[str, str] | None = None,
+    ) -> Change:
+        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set; a resume queues the rest of the plan."""
         now = datetime.now(UTC)
-        requests = RequestRow.__table__
 
         def apply(session: Session, events: list[Event]) -> Change:
             with self._locked(session, operation_id, with_input=True) as row:
                 if request_id:
                     seen = session.execute(
-                        select(requests.c.operation_id, requests.c.kind).where(requests.c.request_id == request_id)
+                        select(REQUESTS.c.operation_id, REQUESTS.c.kind).where(REQUESTS.c.request_id == request_id)
                     ).first()
                     if seen is not None:
                         if seen.operation_id != operation_id or seen.kind != kind:
@@ -455,13 +289,20 @@ class Store:
                                 f"request_id {request_id!r} was already used for {seen.kind} of operation "
                                 f"{seen.operation_id}; use a new request_id"
                             )
-                        return Change(full_snapshot(row), created=False)
+                        return Change(self._operation(row), created=False)
                     session.execute(
-                        requests.insert().values(request_id=request_id, operation_id=operation_id, kind=kind, created_at=now)
+                        REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )
-                transition = decide(State(row.state))
+                transition = states.command(kind, State(row.state))
                 self._apply(session, events, row, transition, now)
-                return Change(full_snapshot(row), dispatch=transition.dispatch)
+                dispatch = outbox = None
+                if transition.dispatch:
+                    row.lease_expires_at = now + self.lease
+                    dispatch = self._dispatch_of(session, row, headers)
+                    outbox = self._enqueue(session, dispatch, messages, now)
+                elif State(row.state) is State.PAUSED or State(row.state).terminal:
+                    row.lease_expires_at = None
+                return Change(self._operation(row), dispatch, outbox=outbox)
 
         return await self.write(apply)
 
@@ -482,11 +323,14 @@ class Store:
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
-        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step."""
-        operation_id, step, attempt = report.operation_id, report.step, report.attempt
+        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step.
+        A report of an older attempt than the operation's changes nothing and stops its chain."""
+        operation_id, step = report.operation_id, report.step
         with self._locked(session, operation_id) as row:
-            if attempt and attempt == row.checkpoint_attempt and step == row.checkpoint_step:
+            if report.attempt_id and report.attempt_id == row.checkpoint_attempt and step == row.checkpoint_step:
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
+            if report.attempt and report.attempt != row.attempt:
+                return CheckpointResult(Decision.STOP, State(row.state))
             outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
             if outcome.record_result:
                 for skipped in range(row.current_step, step):
@@ -497,49 +341,169 @@ class Store:
                 row.current_step = step + 1
                 row.current_step_name = self._step_name(session, operation_id, step + 1)
                 row.progress, row.progress_message = 0.0, ""
+                row.lease_expires_at = now + self.lease
             if outcome.transition.state is not None:
-                row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = attempt, step, outcome.decision
+                row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = report.attempt_id, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
             return CheckpointResult(outcome.decision, State(row.state))
 
-    async def revert_resume(self, operation_id: str, message: str) -> None:
-        """Put back to PAUSED an operation whose resumed chain never reached the broker."""
-        now = datetime.now(UTC)
-
-        def revert(session: Session, events: list[Event]) -> None:
-            with self._locked(session, operation_id) as row:
-                if row.state == State.RUNNING:
-                    self._apply(session, events, row, states.Transition(State.PAUSED, EventType.PAUSED, message), now)
-
-        await self.write(revert)
-
-    async def report_progress(self, operation_id: str, step: int, fraction: float, message: str) -> State:
+    async def report_progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
         now = datetime.now(UTC)
 
         def report(session: Session, events: list[Event]) -> State:
             with self._locked(session, operation_id) as row:
-                if states.accepts_progress(State(row.state), row.current_step, step):
+                transition = states.progress(State(row.state), row.current_step, step, message)
+                if transition.state is not None and (not attempt or attempt == row.attempt):
                     row.progress, row.progress_message = fraction, message
-                    self._apply(session, events, row, states.Transition(State(row.state), EventType.PROGRESS, message), now)
+                    row.lease_expires_at = now + self.lease
+                    self._apply(session, events, row, transition, now)
                 return State(row.state)
 
         return await self.write(report)
 
-    async def fail(self, operation_id: str, step: int, error: dict[str, Any]) -> State:
+    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0) -> State:
         """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain)."""
         now = datetime.now(UTC)
 
         def mark(session: Session, events: list[Event]) -> State:
             with self._locked(session, operation_id) as row:
-                if step < 0 or states.accepts_failure(State(row.state), row.current_step, step):
+                if attempt and attempt != row.attempt:
+                    return State(row.state)
+                transition = states.fail(
+                    State(row.state), row.current_step, step, error.get("code", ""), error.get("message", "")
+                )
+                if transition.state is not None:
                     row.error = error
-                    transition = states.Transition(
-                        State.FAILED, EventType.FAILED, f"{error.get('code', '')}: {error.get('message', '')}"
-                    )
                     self._apply(session, events, row, transition, now)
                 return State(row.state)
 
         return await self.write(mark)
+
+    # -- leases and the outbox ------------------------------------------------
+
+    async def renew_leases(self, held: Sequence[tuple[str, int, int]]) -> int:
+        """Steps (operation, step, attempt) a live worker holds: their leases run on from now. Returns how many matched."""
+        if not held:
+            return 0
+        until = datetime.now(UTC) + self.lease
+        statement = (
+            update(OPERATIONS)
+            .where(
+                OPERATIONS.c.id == bindparam("held_id"),
+                OPERATIONS.c.current_step == bindparam("held_step"),
+                OPERATIONS.c.attempt == bindparam("held_attempt"),
+                OPERATIONS.c.state.in_([str(s) for s in ACTIVE]),
+            )
+            .values(lease_expires_at=until)
+        )
+
+        def renew(session: Session, _events: list[Event]) -> int:
+            params = [{"held_id": op, "held_step": step, "held_attempt": attempt} for op, step, attempt in held]
+            result = session.connection().execute(statement, params)
+            if self.sqlite is not None:
+                for op, _step, _attempt in held:
+                    cached = self.sqlite.rows.get(op)
+                    if cached is not None and cached["attempt"] == _attempt and cached["current_step"] == _step:
+                        cached["lease_expires_at"] = until
+            return int(result.rowcount or 0)
+
+        return await self.write(renew)
+
+    async def lapsed(self, limit: int = 100) -> list[str]:
+        """Active operations whose lease has lapsed, oldest lapse first."""
+        query = (
+            select(OPERATIONS.c.id)
+            .where(OPERATIONS.c.state.in_([str(s) for s in ACTIVE]), OPERATIONS.c.lease_expires_at < datetime.now(UTC))
+            .order_by(OPERATIONS.c.lease_expires_at)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def extend_lease(self, operation_ids: Sequence[str]) -> None:
+        """The steps of these operations wait on the broker: not lost, their leases run on."""
+        now = datetime.now(UTC)
+
+        def extend(session: Session, _events: list[Event]) -> None:
+            for operation_id in operation_ids:
+                with self._locked(session, operation_id) as row:
+                    if State(row.state) in ACTIVE and row.lease_expires_at is not None and _aware(row.lease_expires_at) < now:
+                        row.lease_expires_at = now + self.lease
+
+        await self.write(extend)
+
+    async def lease_lapsed(self, operation_id: str, reason: str, messages: Messages = chain_messages) -> LeaseOutcome | None:
+        """Settle one operation whose lease lapsed (see states.lapsed_lease): retry its step, fail it, or end its stop."""
+        now = datetime.now(UTC)
+
+        def settle(session: Session, events: list[Event]) -> LeaseOutcome | None:
+            with self._locked(session, operation_id) as row:
+                state = State(row.state)
+                if row.lease_expires_at is None or _aware(row.lease_expires_at) >= now:
+                    return None
+                verdict = states.lapsed_lease(state, row.attempt, row.max_attempts)
+                if verdict is None:
+                    return None
+                dispatch = outbox = None
+                if verdict is LeaseVerdict.SETTLE:
+                    row.lease_expires_at = None
+                    self._apply(session, events, row, states.settle_lost(state, row.current_step, row.total_steps, reason), now)
+                elif verdict is LeaseVerdict.GIVE_UP:
+                    row.lease_expires_at = None
+                    row.error = {
+                        "code": "WORKER_LOST",
+                        "message": f"{reason}; step {row.current_step + 1}/{row.total_steps} was tried {row.attempt} times",
+                        "step": row.current_step,
+                        "step_name": row.current_step_name,
+                    }
+                    self._apply(
+                        session, events, row, states.Transition(State.FAILED, EventType.FAILED, f"WORKER_LOST: {reason}"), now
+                    )
+                else:
+                    row.attempt += 1
+                    row.lease_expires_at = now + self.lease
+                    row.progress, row.progress_message = 0.0, ""
+                    self._apply(session, events, row, states.retried(row.current_step, row.total_steps, row.attempt, reason), now)
+                    dispatch = self._dispatch_of(session, row, None)
+                    outbox = self._enqueue(session, dispatch, messages, now)
+                return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
+
+        return await self.write(settle)
+
+    async def sent(self, outbox_ids: Sequence[int]) -> None:
+        """These outbox entries reached the broker."""
+        if not outbox_ids:
+            return
+
+        def forget(session: Session, _events: list[Event]) -> None:
+            session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(list(outbox_ids))))
+
+        await self.write(forget)
+
+    async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[int, str, list[dict[str, Any]]]]:
+        """Outbox entries written before `older_than` and still there: their publisher died (or is very slow).
+
+        They are claimed by moving their time forward, so another replica's
+        sweep does not take them too (a chain sent twice would still be
+        harmless: its second copy's reports change nothing).
+        """
+        now = datetime.now(UTC)
+
+        def claim(session: Session, _events: list[Event]) -> list[tuple[int, str, list[dict[str, Any]]]]:
+            query = (
+                select(OUTBOX.c.id, OUTBOX.c.operation_id, OUTBOX.c.steps)
+                .where(OUTBOX.c.created_at < older_than)
+                .order_by(OUTBOX.c.id)
+                .limit(limit)
+            )
+            if self.postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).all()
+            if rows:
+                session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([row.id for row in rows])).values(created_at=now))
+            return [(row.id, row.operation_id, row.steps) for row in rows]
+
+        return await self.write(claim)
 
     async def purge(self, ended_before: datetime, batch: int = 500) -> int:
         """Delete finished operations that ended before `ended_before`, with their events, one small batch per transaction."""
@@ -561,53 +525,71 @@ class Store:
             purged += count
         return purged + count
 
+    async def delete_finished(self, operation_id: str) -> None:
+        """Delete a SUCCEEDED, FAILED or CANCELLED operation with its history (states.check_deletable)."""
+
+        def remove(session: Session, _events: list[Event]) -> None:
+            row = session.get(OperationRow, operation_id, with_for_update=True)
+            if row is None:
+                raise NotFound(operation_id)
+            states.check_deletable(operation_id, State(row.state))
+            delete_operations(session, [operation_id])
+
+        await self.write(remove)
+
     # -- helpers -------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, session: Session, operation_id: str, with_input: bool = False) -> Iterator[Any]:
-        """The operation's row, locked, as a plain object; the columns changed in the block are written back.
+    def _locked(self, session: Session, operation_id: str, with_input: bool = False) -> Iterator[WorkingRow]:
+        """The operation's row, locked; the columns changed in the block are written back.
 
         Plain Core statements: the ORM's unit of work cost more than the
         rest of a checkpoint together. On SQLite the row of an active
-        operation comes from `_rows` when this daemon wrote it last.
+        operation comes from the writer's row cache when this daemon wrote it last.
         """
-        before = None if with_input or self._rows is None else self._rows.get(operation_id)
+        rows = self.sqlite.rows if self.sqlite is not None else None
+        before = None if with_input or rows is None else rows.get(operation_id)
         if before is None:
             query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
             found = session.connection().execute(query, {"locked_id": operation_id}).one_or_none()
             if found is None:
                 raise NotFound(operation_id)
             before = dict(found._mapping)
-        row = SimpleNamespace(**before)
+        row = WorkingRow(before)
         yield row
-        after = vars(row)
+        after = row.values()
         changed = {key: value for key, value in after.items() if before[key] != value}
         if changed:
             self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
-        if self._rows is not None:
-            kept = dict(after)  # not the row's own dict: the caller may still hold the row
-            kept.pop("input_json", None)
-            self._remember(operation_id, kept)
+        if rows is not None:
+            after.pop("input_json", None)
+            rows.remember(operation_id, after, not State(after["state"]).terminal)
 
-    def _remember(self, operation_id: str, values: dict[str, Any]) -> None:
-        """Keep the row (the LOCKED_COLUMNS) of an active operation for its next write (SQLite only); forget a finished one."""
-        rows = self._rows
-        assert rows is not None
-        rows.pop(operation_id, None)
-        if not State(values["state"]).terminal:
-            if len(rows) >= ROW_CACHE:
-                rows.pop(next(iter(rows)))
-            rows[operation_id] = values
+    def _operation(self, row: WorkingRow) -> Operation:
+        operation = operation_of(row)
+        input_json = getattr(row, "input_json", None)
+        return replace(operation, input_json=input_json) if input_json is not None else operation
 
-    def forget_rows(self) -> None:
-        """A write or a commit failed: what `_rows` holds may not be what the store holds."""
-        if self._rows is not None:
-            self._rows.clear()
+    def _dispatch_of(self, session: Session, row: WorkingRow, headers: dict[str, str] | None) -> Dispatch:
+        """The rest of the plan from the row's current step, fed its last result (the input before the first step)."""
+        plan, input_json = session.execute(
+            select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
+        ).one()
+        argument = json.loads(row.result_json if row.current_step > 0 and row.result_json is not None else input_json)
+        return Dispatch(row.id, plan, row.current_step, argument, row.attempt, headers or {})
+
+    def _enqueue(self, session: Session, dispatch: Dispatch, messages: Messages, now: datetime) -> OutboxEntry:
+        """Write the chain to the outbox in the caller's transaction."""
+        steps = messages(dispatch)
+        result = session.connection().execute(
+            INSERT_OUTBOX, {"operation_id": dispatch.operation_id, "attempt": dispatch.attempt, "steps": steps, "created_at": now}
+        )
+        return int(result.inserted_primary_key[0]), steps
 
     def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> None:
         """A one-row write statement: on the SQLite writer's own connection, else through the session."""
-        if self.writer is not None:
-            self.writer.execute(statement, params)
+        if self.sqlite is not None:
+            self.sqlite.execute(statement, params)
         else:
             session.connection().execute(statement, params)
 
@@ -622,34 +604,42 @@ class Store:
             self._step_names[operation_id] = names
         return names[index] if index < len(names) else ""
 
-    def _apply(self, session: Session, events: list[Event], row: Any, transition: states.Transition, now: datetime) -> None:
+    def _apply(
+        self, session: Session, events: list[Event], row: WorkingRow, transition: states.Transition, now: datetime
+    ) -> None:
         if transition.state is None or transition.event is None:
             return
         row.state = transition.state
         if transition.state.terminal:
             row.ended_at = now
+            row.lease_expires_at = None
         self._append(session, events, row, transition.event, transition.message, now)
 
-    def _append(self, session: Session, events: list[Event], row: Any, type_: EventType, message: str, now: datetime) -> None:
+    def _append(
+        self, session: Session, events: list[Event], row: WorkingRow, type_: EventType, message: str, now: datetime
+    ) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
-        snap = snapshot(row)
+        operation = operation_of(row)
         values = {
-            "operation_id": row.id,
-            "seq": row.last_seq,
-            "type": type_,
-            "message": message,
-            "state": row.state,
-            "snapshot": snap,
-            "created_at": now,
-        }
+            "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
+            "snapshot": operation.to_dict(), "created_at": now,
+        }  # fmt: skip
         self._execute(session, INSERT_EVENT, values)
-        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snap))
+        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), operation))
+
+
+class _RequestSeen(Exception):
+    """Another call with this request_id committed first (found inside the write transaction)."""
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def delete_operations(session: Session, ids: Sequence[str]) -> None:
-    """Delete operations and every row that refers to them (events, labels, idempotency keys, ...)."""
+    """Delete operations and every row that refers to them (events, labels, idempotency keys, the outbox, ...)."""
     if not ids:
         return
     operations = OperationRow.__table__

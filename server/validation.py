@@ -8,8 +8,8 @@ import json
 import re
 from typing import Any
 
+from pausable.server.domain import decode_cursor
 from pausable.server.errors import InvalidArgument
-from pausable.server.store import decode_cursor
 
 OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$")

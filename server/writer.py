@@ -1,22 +1,25 @@
-"""Where write transactions run: synchronous functions over a Session, one code path for both stores.
+"""The SQLite write path: one writer thread, group commit, prepared statements, a row cache, a file lock.
 
 A write is a plain function `fn(session, events) -> result` that locks a
-row, changes it and appends events. How it runs depends on the store:
+row, changes it and appends events (store.py; postgres.py runs the same
+functions on Postgres). SQLite has one writer at a time anyway. A dedicated
+thread owns the write connection and runs every queued write of a moment
+in one transaction (group commit), each inside a SAVEPOINT so one failing
+write does not undo the others. The one-row statements of hot writes run on
+its sqlite3 connection directly (prepared.py). The event loop hands over a
+batch and gets the results back in one hop each way, instead of a thread
+hop per statement.
 
-- SQLite has one writer at a time anyway. A dedicated thread owns the
-  write connection and runs every queued write of a moment in one
-  transaction (group commit), each inside a SAVEPOINT so one failing write
-  does not undo the others. The one-row statements of hot writes run on
-  its sqlite3 connection directly (prepared.py). The event loop hands over
-  a batch and gets the results back in one hop each way, instead of a
-  thread hop per statement.
-- Postgres takes concurrent writers: each write runs in its own
-  transaction on the async engine (`AsyncSession.run_sync`), rows locked
-  with SELECT ... FOR UPDATE.
+Being the only writer, the daemon keeps the rows of the active operations
+it wrote last (RowCache) and skips their SELECT. That holds only while no
+other process writes the file, so the writer takes an exclusive lock on
+`<database>.lock` and a second daemon on the same file is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -31,19 +34,64 @@ from pausable.server.prepared import PreparedStatements
 
 Result = TypeVar("Result")
 WriteFn = Callable[[Session, list[Any]], Result]
+ROW_CACHE = 10_000
+
+
+class StoreLocked(Exception):
+    """Another daemon already writes this SQLite file."""
+
+
+class RowCache:
+    """The rows (a dict of column values) of active operations as this daemon last wrote them; at most `limit`."""
+
+    def __init__(self, limit: int = ROW_CACHE) -> None:
+        self.limit = limit
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def get(self, operation_id: str) -> dict[str, Any] | None:
+        return self._rows.get(operation_id)
+
+    def remember(self, operation_id: str, values: dict[str, Any], active: bool) -> None:
+        """Keep the row of an active operation for its next write; forget a finished one."""
+        rows = self._rows
+        rows.pop(operation_id, None)
+        if active:
+            if len(rows) >= self.limit:
+                rows.pop(next(iter(rows)))
+            rows[operation_id] = values
+
+    def clear(self) -> None:
+        """A write or a commit failed: what the cache holds may not be what the store holds."""
+        self._rows.clear()
+
+
+def lock_file(database: str) -> int:
+    """Hold an exclusive lock on `<database>.lock` for the life of the process; StoreLocked if another holds it."""
+    path = f"{database}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreLocked(
+            f"another pausable daemon already uses the SQLite store {database} ({path} is locked); "
+            "stop it, or run several daemons on Postgres (PAUSABLE_DATABASE_URL=postgresql+asyncpg://...)"
+        ) from None
+    return descriptor
 
 
 class SqliteWriter:
-    def __init__(self, async_url: str, publish: Callable[[list[Any]], None], rolled_back: Callable[[], None]) -> None:
-        """`publish` gets the events of each committed batch; `rolled_back` is told when a write or a commit failed."""
+    def __init__(self, async_url: str, publish: Callable[[list[Any]], None]) -> None:
+        """`publish` gets the events of each committed batch."""
         url = make_url(async_url).set(drivername="sqlite")
+        self._lock = lock_file(url.database) if url.database and url.database != ":memory:" else None
+        self.rows = RowCache()
         self.engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(self.engine, "connect", _autocommit_driver)
         event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.prepared = PreparedStatements(self.engine.dialect)
         self.publish = publish
-        self.rolled_back = rolled_back
         self._connection: sqlite3.Connection | None = None
         self._thread: BatchingThread[WriteFn[Any]] = BatchingThread(
             "pausable-sqlite-writer", self._apply, delivered=self._published
@@ -61,6 +109,9 @@ class SqliteWriter:
     def close(self) -> None:
         self._thread.close()
         self.engine.dispose()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _apply(self, batch: Sequence[WriteFn[Any]]) -> list[Outcome]:
         """All writes in one transaction, each in a SAVEPOINT; a failed commit fails them all.
@@ -82,13 +133,13 @@ class SqliteWriter:
                     except Exception as error:  # noqa: BLE001 - handed to the caller
                         connection.execute("ROLLBACK TO write")
                         session.expunge_all()
-                        self.rolled_back()
+                        self.rows.clear()
                         outcomes.append((None, error))
                     else:
                         outcomes.append(((result, events), None))
                     connection.execute("RELEASE write")
         except Exception:
-            self.rolled_back()
+            self.rows.clear()
             raise
         finally:
             self._connection = None

@@ -15,8 +15,9 @@ from google.protobuf import timestamp_pb2
 from pausable.clients import Client
 from pausable.jsonvalue import to_value
 from pausable.server.dispatch import plan_for
+from pausable.server.domain import OperationFilter, Workflow
 from pausable.server.states import State
-from pausable.server.store import OperationFilter, Store, WorkflowSpec
+from pausable.server.store import Store
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -96,21 +97,21 @@ def test_retention_purges_old_finished_operations_in_batches(tmp_path: Path, mak
     async def scenario() -> None:
         store = await Store.open(url)
         try:
-            await store.register_workflows([WorkflowSpec("w", plan_for(["t1", "t2"]))], "test")
+            await store.register_workflows([Workflow("w", plan_for(["t1", "t2"]))], "test")
             workflow = await store.get_workflow("w")
             ids = []
             for n in range(7):
                 change = await store.create_operation(
                     workflow, input_json=str(n), request_id="", requester="", labels={"n": str(n)}
                 )
-                ids.append(change.snapshot["id"])
+                ids.append(change.operation.id)
             for op_id in ids[:5]:
                 await store.fail(op_id, -1, {"code": "Test", "message": "ended", "step": -1, "step_name": ""})
             assert await store.purge(datetime.now(UTC) - timedelta(hours=1), batch=2) == 0, "too young"
             assert await store.purge(datetime.now(UTC) + timedelta(seconds=1), batch=2) == 5
             left = await store.list_operations(OperationFilter(), limit=100, before_id=None)
-            assert {s["id"] for s in left} == set(ids[5:])
-            assert all(State(s["state"]) is State.RUNNING for s in left), "running operations are kept"
+            assert {s.id for s in left} == set(ids[5:])
+            assert all(s.state is State.RUNNING for s in left), "running operations are kept"
             assert await store.events_after(ids[0], 0) == []
         finally:
             await store.close()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from pausable.server.domain import Event, Operation
 from pausable.server.hub import EventHub
 from pausable.server.states import EventType
-from pausable.server.store import Event
 
 
 def event(seq: int, state: str = "RUNNING") -> Event:
@@ -15,7 +15,7 @@ def event(seq: int, state: str = "RUNNING") -> Event:
         "progress": 0.0, "progress_message": "", "result": None, "error": None, "requester": "", "labels": {},
         "create_time": 0.0, "update_time": 0.0, "end_time": None, "last_seq": seq,
     }  # fmt: skip
-    return Event("a" * 32, seq, EventType.PROGRESS, "", 0.0, snapshot)
+    return Event("a" * 32, seq, EventType.PROGRESS, "", 0.0, Operation.from_dict(snapshot))
 
 
 def test_events_reach_every_subscriber_in_order() -> None:

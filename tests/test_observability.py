@@ -307,12 +307,13 @@ def test_health_is_not_serving_while_the_store_is_down(tmp_path: Path, postgres:
 
 
 def test_pause_latency_pairs_each_pause_request_with_its_paused_event() -> None:
+    from pausable.server.domain import Event, Operation
     from pausable.server.metrics import DaemonMetrics
-    from pausable.server.states import EventType
-    from pausable.server.store import Event
+    from pausable.server.states import EventType, State
 
     def event(op: str, seq: int, type_: EventType, state: str, at: float) -> Event:
-        return Event(op, seq, type_, "", at, {"state": state})
+        operation = Operation(op, "w", State(state), 0, 1, "", 0.0, "", None, None, "", {}, at, at, None, seq)
+        return Event(op, seq, type_, "", at, operation)
 
     metrics = DaemonMetrics()
     metrics.observe_events([event("a", 1, EventType.PAUSE_REQUESTED, "PAUSE_REQUESTED", 10.0)])

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import create_engine, insert
 
 from pausable.server.dispatch import plan_for
+from pausable.server.domain import StepReport, Workflow
 from pausable.server.prepared import PreparedStatements
 from pausable.server.states import Decision
-from pausable.server.store import EVENTS, StepReport, Store, WorkflowSpec
+from pausable.server.store import EVENTS, Store
 
 
 def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) -> None:
@@ -46,10 +47,10 @@ def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) 
 
 async def start_four_steps(store: Store) -> str:
     """An operation of a 4-step workflow, RUNNING at step 0; its id."""
-    await store.register_workflows([WorkflowSpec("w", plan_for(["a", "b", "c", "d"]))], "test")
+    await store.register_workflows([Workflow("w", plan_for(["a", "b", "c", "d"]))], "test")
     workflow = await store.get_workflow("w")
     assert workflow is not None
-    return (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).snapshot["id"]
+    return (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).operation.id
 
 
 @pytest.mark.parametrize("fails", ["inside the write", "a later report"])
@@ -70,11 +71,11 @@ def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_p
 
             with pytest.raises(Exception):  # noqa: B017 - RuntimeError or NotFound
                 await store.write(broken)
-            assert (await store.get_operation(operation_id))["current_step"] == 1
+            assert (await store.get_operation(operation_id)).current_step == 1
             [again] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True)])
             assert again is not None and again.decision is Decision.CONTINUE
-            snapshot = await store.get_operation(operation_id)
-            assert snapshot["current_step"] == 2 and snapshot["result"] == 2
+            operation = await store.get_operation(operation_id)
+            assert operation.current_step == 2 and operation.result == 2
             assert [event.seq for event in await store.events_after(operation_id, 0)] == [1, 2, 3, 4]
         finally:
             await store.close()
@@ -94,12 +95,12 @@ def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_ch
             assert ahead is not None and ahead.decision is Decision.CONTINUE
             assert late is not None and late.decision is Decision.STOP
             events = await store.events_after(operation_id, 0)
-            assert [(event.type, event.message, event.snapshot["current_step"]) for event in events[2:]] == [
+            assert [(event.type, event.message, event.operation.current_step) for event in events[2:]] == [
                 ("STEP_COMPLETED", "step 1/4 done", 1),
                 ("STEP_COMPLETED", "step 2/4 done", 2),
                 ("STEP_COMPLETED", "step 3/4 done", 3),
             ]
-            assert (await store.get_operation(operation_id))["result"] == 3
+            assert (await store.get_operation(operation_id)).result == 3
         finally:
             await store.close()
 

@@ -1,5 +1,6 @@
 """What runs inside Celery workers: steps, workflows, progress, and the seed-compatible `tappable`."""
 
+from pausable.workers import heartbeat  # noqa: F401 - connects the step-lease heartbeat to the worker's signals
 from pausable.workers.app import app
 from pausable.workers.registry import Workflow, registered, workflow
 from pausable.workers.steps import step

@@ -65,35 +65,46 @@ class DaemonLink:
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 2.0)
 
-    def checkpoint(self, operation_id: str, step: int, result_json: str, *, continued: bool = False) -> int:
+    def checkpoint(self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer."""
         request = worker_pb2.CheckpointRequest(
-            operation_id=operation_id, step=step, result_json=result_json, attempt_id=uuid.uuid4().hex, continued=continued
+            operation_id=operation_id,
+            step=step,
+            result_json=result_json,
+            attempt_id=uuid.uuid4().hex,
+            continued=continued,
+            attempt=attempt,
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
 
-    def report_steps(self, steps: list[tuple[str, int, str]]) -> None:
-        """Background reports of steps whose chain went on (operation, step, result JSON), in order, in one call."""
+    def report_steps(self, steps: list[tuple[str, int, int, str]]) -> None:
+        """Background reports of steps whose chain went on (operation, step, attempt, result JSON), in order, in one call."""
         request = worker_pb2.ReportStepsRequest(
             steps=[
                 worker_pb2.CheckpointRequest(
-                    operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True
+                    operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True, attempt=attempt
                 )
-                for op, step, result in steps
+                for op, step, attempt, result in steps
             ]
         )
         self.call(lambda s: s.ReportSteps, request)
 
-    def progress(self, operation_id: str, step: int, fraction: float, message: str) -> None:
-        self.call(
-            lambda s: s.ReportProgress,
-            worker_pb2.ReportProgressRequest(operation_id=operation_id, step=step, fraction=fraction, message=message),
+    def progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> None:
+        request = worker_pb2.ReportProgressRequest(
+            operation_id=operation_id, step=step, fraction=fraction, message=message, attempt=attempt
         )
+        self.call(lambda s: s.ReportProgress, request)
 
-    def fail(self, operation_id: str, step: int, code: str, message: str, step_name: str) -> None:
+    def fail(self, operation_id: str, step: int, code: str, message: str, step_name: str, attempt: int = 0) -> None:
         error = operation_pb2.OperationError(code=code, message=message, step=step, step_name=step_name)
-        self.call(lambda s: s.FailOperation, worker_pb2.FailOperationRequest(operation_id=operation_id, step=step, error=error))
+        request = worker_pb2.FailOperationRequest(operation_id=operation_id, step=step, error=error, attempt=attempt)
+        self.call(lambda s: s.FailOperation, request)
+
+    def renew_leases(self, worker: str, held: list[tuple[str, int, int]]) -> int:
+        """The steps (operation, step, attempt) this worker holds: their leases run on."""
+        steps = [worker_pb2.HeldStep(operation_id=op, step=step, attempt=attempt) for op, step, attempt in held]
+        return int(self.call(lambda s: s.RenewLeases, worker_pb2.RenewLeasesRequest(worker=worker, steps=steps)).renewed)
 
     def register(self, workflows: list[operation_pb2.Workflow], worker: str) -> None:
         self.call(lambda s: s.RegisterWorkflows, worker_pb2.RegisterWorkflowsRequest(workflows=workflows, worker=worker))

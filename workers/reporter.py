@@ -27,16 +27,16 @@ MAX_BATCH = 100
 
 class Reporter:
     def __init__(self) -> None:
-        self._pending: list[tuple[str, int, str]] = []
+        self._pending: list[tuple[str, int, int, str]] = []
         self._unsent = 0
         self._urgent = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
 
-    def submit(self, operation_id: str, step: int, result_json: str) -> None:
+    def submit(self, operation_id: str, step: int, attempt: int, result_json: str) -> None:
         with self._changed:
-            self._pending.append((operation_id, step, result_json))
+            self._pending.append((operation_id, step, attempt, result_json))
             self._unsent += 1
             if len(self._pending) in (1, MAX_BATCH):
                 self._changed.notify_all()
@@ -71,11 +71,11 @@ class Reporter:
                     self._changed.notify_all()
 
     @staticmethod
-    def _send(batch: list[tuple[str, int, str]]) -> None:
+    def _send(batch: list[tuple[str, int, int, str]]) -> None:
         """One ReportSteps call; with tracing on, one call per step, so each joins its own step's trace."""
         if tracing.active():
-            for operation_id, step, result_json in batch:
-                daemon().checkpoint(operation_id, step, result_json, continued=True)
+            for operation_id, step, attempt, result_json in batch:
+                daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True)
         else:
             daemon().report_steps(batch)
 

@@ -18,17 +18,18 @@ from typing import Any
 from celery import Task, current_task
 from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
 
-from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
 from pausable.workers.reporter import flush, reporter, stop_flags
 
 
-def _position(request: Any) -> tuple[str, int] | None:
+def _position(request: Any) -> tuple[str, int, int] | None:
+    """(operation, step, attempt) of the task running under `request`, from its pausable headers; None outside an operation."""
     operation_id = getattr(request, OPERATION_HEADER, None)
     if operation_id is None:
         return None
-    return operation_id, int(getattr(request, STEP_HEADER))
+    return operation_id, int(getattr(request, STEP_HEADER)), int(getattr(request, ATTEMPT_HEADER, 0) or 0)
 
 
 class PausableTask(Task):
@@ -41,16 +42,16 @@ class PausableTask(Task):
             self.checkpoint(*position, result)
         return result
 
-    def checkpoint(self, operation_id: str, step: int, result: Any) -> None:
+    def checkpoint(self, operation_id: str, step: int, attempt: int, result: Any) -> None:
         try:
             result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
         if self.request.chain and not stop_flags().flagged(operation_id):
-            reporter().submit(operation_id, step, result_json)
+            reporter().submit(operation_id, step, attempt, result_json)
             return
         flush()
-        if daemon().checkpoint(operation_id, step, result_json) == worker_pb2.DECISION_CONTINUE:
+        if daemon().checkpoint(operation_id, step, result_json, attempt=attempt) == worker_pb2.DECISION_CONTINUE:
             stop_flags().forget(operation_id)
         else:
             self.request.chain = None
@@ -62,7 +63,8 @@ def progress(fraction: float, message: str = "") -> None:
     position = _position(task.request) if task is not None else None
     if position is not None:
         flush()
-        daemon().progress(*position, min(max(fraction, 0.0), 1.0), message)
+        operation_id, step, attempt = position
+        daemon().progress(operation_id, step, min(max(fraction, 0.0), 1.0), message, attempt)
 
 
 @task_failure.connect
@@ -70,9 +72,9 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     """Any task of an operation that fails for good (after Celery's retries) fails the operation."""
     position = _position(sender.request) if sender is not None else None
     if position is not None:
-        operation_id, step = position
+        operation_id, step, attempt = position
         flush()
-        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name)
+        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt)
 
 
 @worker_process_shutdown.connect

@@ -34,18 +34,20 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     CONTINUED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
     attempt_id: str
     continued: bool
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ...) -> None: ...
+    attempt: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")
@@ -68,16 +70,18 @@ class ReportStepsResponse(_message.Message):
     def __init__(self, recorded: _Optional[int] = ...) -> None: ...
 
 class ReportProgressRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "fraction", "message")
+    __slots__ = ("operation_id", "step", "fraction", "message", "attempt")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     FRACTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     fraction: float
     message: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class ReportProgressResponse(_message.Message):
     __slots__ = ("state",)
@@ -86,17 +90,43 @@ class ReportProgressResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
 class FailOperationRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "error")
+    __slots__ = ("operation_id", "step", "error", "attempt")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     error: _operation_pb2.OperationError
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ...) -> None: ...
+    attempt: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class FailOperationResponse(_message.Message):
     __slots__ = ("state",)
     STATE_FIELD_NUMBER: _ClassVar[int]
     state: _operation_pb2.OperationState
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
+
+class HeldStep(_message.Message):
+    __slots__ = ("operation_id", "step", "attempt")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    attempt: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class RenewLeasesRequest(_message.Message):
+    __slots__ = ("worker", "steps")
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    worker: str
+    steps: _containers.RepeatedCompositeFieldContainer[HeldStep]
+    def __init__(self, worker: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[HeldStep, _Mapping]]] = ...) -> None: ...
+
+class RenewLeasesResponse(_message.Message):
+    __slots__ = ("renewed",)
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
+    renewed: int
+    def __init__(self, renewed: _Optional[int] = ...) -> None: ...

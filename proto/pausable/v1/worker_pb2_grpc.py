@@ -60,6 +60,11 @@ class WorkerServiceStub:
                 request_serializer=pausable_dot_v1_dot_worker__pb2.FailOperationRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_worker__pb2.FailOperationResponse.FromString,
                 _registered_method=True)
+        self.RenewLeases = channel.unary_unary(
+                '/pausable.v1.WorkerService/RenewLeases',
+                request_serializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -103,6 +108,14 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewLeases(self, request, context):
+        """Sent in the background by each worker for the steps it holds (reserved or
+        running), every third of the step lease: their leases run on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +143,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.FailOperation,
                     request_deserializer=pausable_dot_v1_dot_worker__pb2.FailOperationRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_worker__pb2.FailOperationResponse.SerializeToString,
+            ),
+            'RenewLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLeases,
+                    request_deserializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +286,33 @@ class WorkerService:
             '/pausable.v1.WorkerService/FailOperation',
             pausable_dot_v1_dot_worker__pb2.FailOperationRequest.SerializeToString,
             pausable_dot_v1_dot_worker__pb2.FailOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.WorkerService/RenewLeases',
+            pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
+            pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

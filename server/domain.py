@@ -1,0 +1,221 @@
+"""The daemon's domain types: what the store returns and the engine, the hub and the servicers pass around.
+
+Plain frozen dataclasses with no SQL and no protobuf: `store.py` makes them
+from rows, `convert.py` turns them into pausable.v1 messages.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pausable.server.states import Decision, EventType, State
+
+
+class NotFound(Exception):
+    """No operation with this id (NOT_FOUND)."""
+
+
+class AlreadyExists(Exception):
+    """A request_id already used for something else (ALREADY_EXISTS)."""
+
+
+class UnknownWorkflow(Exception):
+    """A workflow no worker registered (NOT_FOUND); the message lists the registered ones."""
+
+
+class ShuttingDown(Exception):
+    """The daemon is stopping (UNAVAILABLE); the message says where to resume, e.g. "Watch with after_seq=7"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """An operation as clients see it; `input_json` is None where the input was not read."""
+
+    id: str
+    workflow: str
+    state: State
+    current_step: int
+    total_steps: int
+    current_step_name: str
+    progress: float
+    progress_message: str
+    result: Any
+    error: dict[str, Any] | None
+    requester: str
+    labels: dict[str, str]
+    create_time: float | None
+    update_time: float | None
+    end_time: float | None
+    last_seq: int
+    attempt: int = 1
+    lease_expire_time: float | None = None
+    input_json: str | None = None
+
+    @property
+    def input(self) -> Any:
+        return json.loads(self.input_json) if self.input_json is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON kept with each event (without the input, which never changes)."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "state": str(self.state),
+            "current_step": self.current_step,
+            "total_steps": self.total_steps,
+            "current_step_name": self.current_step_name,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "result": self.result,
+            "error": self.error,
+            "requester": self.requester,
+            "labels": self.labels,
+            "create_time": self.create_time,
+            "update_time": self.update_time,
+            "end_time": self.end_time,
+            "last_seq": self.last_seq,
+            "attempt": self.attempt,
+            "lease_expire_time": self.lease_expire_time,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Operation:
+        """From `to_dict`'s JSON, including that of events stored before a field existed."""
+        return cls(
+            id=data["id"],
+            workflow=data["workflow"],
+            state=State(data["state"]),
+            current_step=data["current_step"],
+            total_steps=data["total_steps"],
+            current_step_name=data["current_step_name"],
+            progress=data["progress"],
+            progress_message=data["progress_message"],
+            result=data["result"],
+            error=data["error"],
+            requester=data["requester"],
+            labels=data["labels"],
+            create_time=data["create_time"],
+            update_time=data["update_time"],
+            end_time=data["end_time"],
+            last_seq=data["last_seq"],
+            attempt=data.get("attempt", 1),
+            lease_expire_time=data.get("lease_expire_time"),
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    operation_id: str
+    seq: int
+    type: EventType
+    message: str
+    time: float
+    operation: Operation
+    cursor: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.operation.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One step of a workflow's plan: a Celery signature by task name."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanStep:
+        return cls(data["task"], tuple(data.get("args") or ()), dict(data.get("kwargs") or {}), dict(data.get("options") or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "args": list(self.args), "kwargs": self.kwargs, "options": self.options}
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A registered workflow; `plan` holds one signature dict per step (see PlanStep)."""
+
+    name: str
+    plan: list[dict[str, Any]]
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    max_attempts: int = 3
+    registered_at: datetime | None = None
+
+    @property
+    def steps(self) -> list[str]:
+        return [entry["task"] for entry in self.plan]
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """A worker's report that `step` of an operation ended with `result_json` (see states.checkpoint)."""
+
+    operation_id: str
+    step: int
+    result_json: str
+    attempt_id: str = ""
+    continued: bool = False
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    decision: Decision
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """The rest of an operation's plan to send to the broker: steps `start`.. of `plan`, the first fed `argument`."""
+
+    operation_id: str
+    plan: Sequence[dict[str, Any]]
+    start: int
+    argument: Any
+    attempt: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OperationFilter:
+    """Which operations a list or a global event stream covers; empty fields match everything."""
+
+    states: Sequence[State] = ()
+    workflow: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    requester: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    stuck: bool = False
+
+
+def encode_cursor(tx: int, event_id: int) -> str:
+    return f"{tx}.{event_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Raises ValueError for anything encode_cursor did not make."""
+    if not cursor:
+        return (-1, 0)
+    tx, _, event_id = cursor.partition(".")
+    return int(tx), int(event_id)
+
+
+def new_operation_id() -> str:
+    """32 hex digits that sort by creation time (milliseconds, then 80 random bits)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"

@@ -1,0 +1,237 @@
+"""The engine: every command on operations, sequenced in one place.
+
+The gRPC servicers, the LRO service and any other front end convert and
+validate, then call one method here. Each command is the same sequence:
+
+1. one store transaction decides (states.py) and records the change, its
+   events and, when steps must run, their chain in the outbox;
+2. the chain is published to the broker; the outbox entry is then marked
+   sent (in batches). A publish that fails, or a daemon that dies before
+   it, leaves the entry: any replica's outbox sweep publishes it again;
+3. the stop flags are made to match the new state (a hint for workers;
+   the store decides);
+4. the committed events reach watchers through the hub (the store's
+   on_commit).
+
+Two background loops keep the guarantees: the outbox sweep (above), and
+the lease sweep: a RUNNING operation's current step is leased to the
+workers, renewed by their heartbeats and by every report; when a lease
+lapses and the broker does not hold the step's message, the step runs
+again with the next attempt, or the operation fails with WORKER_LOST after
+its workflow's max_attempts; a requested pause or cancel then takes effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pausable import tracing
+from pausable.server.dispatch import Dispatcher, messages
+from pausable.server.domain import CheckpointResult, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
+from pausable.server.flags import StopFlags
+from pausable.server.queued import BrokerProbe, Whereabouts
+from pausable.server.states import Command, LeaseVerdict, State
+from pausable.server.store import Change, Store
+
+log = logging.getLogger("pausable.server")
+SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The durability clocks (settings: step_lease_seconds, outbox_grace_seconds)."""
+
+    lease_seconds: float = 60.0
+    outbox_grace_seconds: float = 10.0
+
+    @property
+    def sweep_seconds(self) -> float:
+        return max(0.2, min(self.lease_seconds, self.outbox_grace_seconds) / 4)
+
+
+class Engine:
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, flags: StopFlags, probe: BrokerProbe, timing: Timing | None = None
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.flags = flags
+        self.probe = probe
+        self.timing = timing or Timing()
+        store.lease = timedelta(seconds=self.timing.lease_seconds)
+        self._sent: list[int] = []
+        self._marking: asyncio.Task[None] | None = None
+        self.retried: dict[str, int] = {}
+
+    # -- client commands -----------------------------------------------------
+
+    async def start(
+        self,
+        workflow_name: str,
+        input_json: str,
+        *,
+        request_id: str,
+        requester: str,
+        labels: dict[str, str],
+        workflow: Workflow | None = None,
+    ) -> tuple[Operation, bool]:
+        """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one."""
+        workflow = workflow or await self.workflow(workflow_name)
+        change = await self.store.create_operation(
+            workflow,
+            input_json=input_json,
+            request_id=request_id,
+            requester=requester,
+            labels=labels,
+            messages=messages,
+            headers=tracing.headers(),
+        )
+        await self._publish(change)
+        return change.operation, change.created
+
+    async def workflow(self, name: str) -> Workflow:
+        found = await self.store.get_workflow(name)
+        if found is None:
+            known = ", ".join(w.name for w in await self.store.list_workflows()) or "none yet"
+            raise UnknownWorkflow(
+                f"unknown workflow {name!r}; registered workflows: {known}. "
+                "A workflow is registered when a worker that defines it starts (`pausable worker`)."
+            )
+        return found
+
+    async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
+        """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
+        change = await self.store.command(operation_id, kind, request_id, messages, tracing.headers())
+        await self.flags.follow(operation_id, change.operation.state)
+        await self._publish(change)
+        return change.operation
+
+    async def get(self, operation_id: str) -> Operation:
+        return await self.store.get_operation(operation_id)
+
+    async def list(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[Operation]:
+        return await self.store.list_operations(where, limit=limit, before_id=before_id)
+
+    async def workflows(self) -> list[Workflow]:
+        return await self.store.list_workflows()
+
+    async def delete(self, operation_id: str) -> None:
+        await self.store.delete_finished(operation_id)
+
+    # -- worker reports ------------------------------------------------------
+
+    async def register(self, workflows: Sequence[Workflow], worker: str) -> None:
+        await self.store.register_workflows(workflows, worker)
+
+    async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
+        """Record the reports; then make the stop flags match, except for continued reports of running operations."""
+        outcomes = await self.store.checkpoints(reports)
+        for report, outcome in zip(reports, outcomes, strict=True):
+            if outcome is not None and not (report.continued and outcome.state is State.RUNNING):
+                await self.flags.follow(report.operation_id, outcome.state)
+        return outcomes
+
+    async def progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
+        return await self.store.report_progress(operation_id, step, fraction, message, attempt)
+
+    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0) -> State:
+        state = await self.store.fail(operation_id, step, error, attempt)
+        await self.flags.follow(operation_id, state)
+        return state
+
+    async def renew_leases(self, held: Sequence[tuple[str, int, int]]) -> int:
+        return await self.store.renew_leases(held)
+
+    # -- dispatch --------------------------------------------------------------
+
+    async def _publish(self, change: Change) -> None:
+        """Send a committed chain; on failure it stays in the outbox for the sweep."""
+        if change.outbox is None:
+            return
+        outbox_id, steps = change.outbox
+        try:
+            await self.dispatcher.publish(steps)
+        except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
+            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", change.operation.id, error)
+            return
+        self._mark_sent(outbox_id)
+
+    def _mark_sent(self, outbox_id: int) -> None:
+        """Forget sent outbox entries in batches: one write for every chain published meanwhile."""
+        self._sent.append(outbox_id)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._forget_sent(), name="pausable-outbox-sent")
+
+    async def _forget_sent(self) -> None:
+        while self._sent:
+            batch, self._sent = self._sent, []
+            try:
+                await self.store.sent(batch)
+            except Exception as error:  # noqa: BLE001 - the sweep would send them again: harmless, their reports dedupe
+                log.warning("could not mark %d outbox entries sent: %s", len(batch), error)
+
+    # -- background sweeps -----------------------------------------------------
+
+    async def run_sweeps(self) -> None:
+        """The outbox and lease sweeps, every `timing.sweep_seconds`, until cancelled."""
+        while True:
+            for sweep in (self.sweep_outbox, self.sweep_leases):
+                try:
+                    await sweep()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - the store or the broker is away: try again next round
+                    log.warning("%s failed: %s", sweep.__name__, error)
+            await asyncio.sleep(self.timing.sweep_seconds)
+
+    async def sweep_outbox(self) -> int:
+        """Publish outbox entries older than the grace period: their first publish failed or never happened."""
+        older_than = datetime.now(UTC) - timedelta(seconds=self.timing.outbox_grace_seconds)
+        entries = await self.store.unsent(older_than, SWEEP_BATCH)
+        for outbox_id, operation_id, steps in entries:
+            await self.dispatcher.publish(steps)
+            self._mark_sent(outbox_id)
+            log.info("re-published the chain of %s from the outbox", operation_id)
+        return len(entries)
+
+    async def sweep_leases(self) -> int:
+        """Settle the operations whose step lease lapsed and whose step's message the broker does not hold."""
+        lapsed = await self.store.lapsed(SWEEP_BATCH)
+        if not lapsed:
+            return 0
+        queues = {
+            step.get("options", {}).get("queue", "") for workflow in await self.store.list_workflows() for step in workflow.plan
+        }
+        whereabouts = await self.probe.whereabouts(queue for queue in queues if queue)
+        waiting = {operation_id for (operation_id, _step, _attempt), where in whereabouts.items() if where is Whereabouts.QUEUED}
+        queued = [operation_id for operation_id in lapsed if operation_id in waiting]
+        if queued:
+            await self.store.extend_lease(queued)
+        settled = 0
+        for operation_id in lapsed:
+            if operation_id in waiting:
+                continue
+            delivered = any(op == operation_id and where is Whereabouts.DELIVERED for (op, _s, _a), where in whereabouts.items())
+            reason = (Whereabouts.DELIVERED if delivered else Whereabouts.MISSING).value
+            outcome = await self.store.lease_lapsed(operation_id, reason, messages)
+            if outcome is None:
+                continue
+            settled += 1
+            self.retried[reason] = self.retried.get(reason, 0) + 1
+            log.warning("lease of %s lapsed (%s): %s", operation_id, reason, outcome.verdict.value)
+            await self.flags.follow(operation_id, outcome.operation.state)
+            if outcome.verdict is LeaseVerdict.RETRY:
+                await self._publish(Change(outcome.operation, outcome.dispatch, outbox=outcome.outbox))
+        return settled
+
+    async def close(self) -> None:
+        if self._marking is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._marking, 5)
+        await self.probe.close()
