@@ -7,11 +7,12 @@ turns its flags into the same fields. The defaults are the embedded ones that
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -55,15 +56,28 @@ class Settings(BaseSettings):
     outbox_grace_seconds: float = Field(
         default=10.0, description="a chain committed as dispatched and not known sent after this long is published again"
     )
-    worker_modules: list[str] = Field(
+    worker_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["pausable.workers.examples.demo"],
-        description="modules that register workflows, imported by `pausable worker`",
+        description="modules that register workflows, imported by `pausable worker`: a,b or a JSON list",
     )
     otel: str = Field(
         default="",
         description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",
     )
     otel_file: str = Field(default="", description="append finished spans as JSON lines to this file (see pausable.tracing)")
+
+    @field_validator("worker_modules", mode="before")
+    @classmethod
+    def _module_list(cls, value: Any) -> Any:
+        return parse_module_list(value) if isinstance(value, str) else value
+
+
+def parse_module_list(text: str) -> list[str]:
+    """`a.b,c.d` or a JSON list: a comma-separated list is what people type, JSON is what `pausable worker` has always set."""
+    text = text.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ from pausable.jsonvalue import to_value
 from pausable.v1 import operation_pb2
 from pausable.workers.app import app
 from pausable.workers.link import DaemonLink, daemon
+from pausable.workers.queues import step_queue
 from pausable.workers.task import PausableTask
 
 log = logging.getLogger("pausable.workers")
@@ -67,6 +68,13 @@ def _checkpoints(signature: Signature) -> bool:
     return isinstance(task, PausableTask) or signature.task == "pausable.pause_or_continue"
 
 
+def _plan_entry(workflow_name: str, signature: Signature) -> dict[str, Any]:
+    """A signature dict; its `queue` is what routes the step, by the daemon and by every hop of the chain."""
+    options = {k: v for k, v in signature.options.items() if k != "task_id"}
+    options["queue"] = step_queue(workflow_name, signature.task, options)
+    return {"task": signature.task, "args": list(signature.args), "kwargs": dict(signature.kwargs), "options": options}
+
+
 def workflow(
     name: str,
     steps: list[Task | Signature] | Signature,
@@ -78,22 +86,16 @@ def workflow(
 
     `steps` is a list of tasks or signatures, or a chain (e.g. one made by
     `tappable`). Steps made with `@step` are pause points; plain tasks run
-    through to the next pause point.
+    through to the next pause point. Every step goes to the queue
+    `pausable.<name>` (unless it names its own), which only workers that
+    registered the workflow consume.
     """
     signatures = list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in steps]
     if not signatures:
         raise ValueError(f"workflow {name!r} has no steps")
     if not _checkpoints(signatures[-1]):
         signatures.append(finish.s())
-    plan = [
-        {
-            "task": s.task,
-            "args": list(s.args),
-            "kwargs": dict(s.kwargs),
-            "options": {k: v for k, v in s.options.items() if k != "task_id"},
-        }
-        for s in signatures
-    ]
+    plan = [_plan_entry(name, s) for s in signatures]
     flow = Workflow(name, plan, description or "", input_schema)
     _workflows[name] = flow
     return flow
