@@ -11,11 +11,17 @@ prints EXPLAIN ANALYZE of the queries the store sends, to show they use indexes.
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql
 
-from pausable.launch import PostgresServer
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))  # the PostgreSQL cluster is test support (tests/support/servers.py), not in the wheel
+
+from support.servers import PostgresServer
+
 from pausable.server import migrate
 from pausable.server.domain import OperationFilter
 from pausable.server.models import OperationRow

@@ -24,7 +24,12 @@ from pathlib import Path
 
 import grpc
 
-from pausable.launch import DaemonProcess, PostgresServer, RedisServer
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))  # the PostgreSQL cluster is test support (tests/support/servers.py), not in the wheel
+
+from support.servers import PostgresServer
+
+from pausable.cli.launch import DaemonProcess, RedisServer
 from pausable.targets import channel_options, channel_target
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc

@@ -34,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
 
-from pausable.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process
+from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 

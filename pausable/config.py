@@ -1,7 +1,8 @@
 """One settings object for the daemon, the workers and the CLI.
 
 Every field can be set by a `PAUSABLE_<FIELD>` environment variable; the CLI
-turns its flags into the same fields. The defaults are the embedded ones that
+turns its flags into the same fields and takes their defaults and help from
+here (pausable.cli.options). The defaults are the embedded ones that
 `pausable dev` uses: SQLite in the current folder, the daemon on loopback.
 """
 

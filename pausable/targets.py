@@ -5,7 +5,8 @@
     "dns:///pausable.internal:50151"      every address a DNS name resolves to
 
 gRPC balances calls over the reachable addresses and skips one that went
-away; callers retry UNAVAILABLE, which lands on another replica.
+away; callers retry UNAVAILABLE (pausable.retry), which lands on another
+replica. No service-config retry policy is set: pausable.retry says why.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-ROUND_ROBIN: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin"), ("grpc.enable_retries", 1)]
+ROUND_ROBIN: list[tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
 
 
 def channel_target(spec: str) -> str:

@@ -16,10 +16,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from pausable.retry import RetryPolicy
 from pausable.server.hub import EventHub
 from pausable.server.postgres import NOTIFY_CHANNEL
 
 log = logging.getLogger("pausable.server")
+# The shared backoff (pausable.retry) without a deadline: a replica keeps
+# trying to get its LISTEN connection back for as long as Postgres is away.
+RECONNECT = RetryPolicy(frozenset(), patience=None, first=0.1, cap=5.0)
 
 
 class PgListener:
@@ -52,15 +56,13 @@ class PgListener:
         """Reconnect when the connection drops; then every watcher re-reads the store, since wake-ups may have been missed."""
         while True:
             await self._lost.wait()
-            delay = 0.1
-            while True:
+            for delay in RECONNECT.backoff().delays():
                 try:
                     await self._connect()
                     break
                 except (OSError, asyncpg.PostgresError) as error:
                     log.warning("LISTEN connection lost, retrying in %.1fs: %s", delay, error)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
             self.hub.poke_all()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.servers import PostgresServer
 
+from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
-from pausable.launch import DaemonProcess, PostgresServer, RedisServer, WorkerProcess
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2_grpc
 

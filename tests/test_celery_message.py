@@ -20,7 +20,7 @@ import pytest
 import redis
 from celery import Celery
 
-from pausable.launch import RedisServer
+from pausable.cli.launch import RedisServer
 from pausable.server import celery_message
 from pausable.server.dispatch import Dispatcher, RedisPublisher, split_chain
 

@@ -11,7 +11,7 @@ from conftest import Stack
 
 def pausable(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pausable.clients.cli", "--daemon", stack.target, *args],
+        [sys.executable, "-m", "pausable.cli", "--daemon", stack.target, *args],
         check=False,
         capture_output=True,
         text=True,

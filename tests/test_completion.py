@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from pausable.launch import CLI
+from pausable.cli.launch import CLI
 
 MARKERS = {
     "bash": "complete -o nosort -F _pausable_completion pausable",

@@ -19,10 +19,11 @@ import pytest
 from conftest import Stack, history, state_is, step_completed, wait_event
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
+from support.servers import PostgresServer
 
+from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, free_port
 from pausable.clients import Client
 from pausable.clients.errors import NotFound
-from pausable.launch import DaemonProcess, PostgresServer, RedisServer, WorkerProcess, free_port
 from pausable.v1 import operation_pb2 as pb
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

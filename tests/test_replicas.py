@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import history, state_is, step_completed, wait_event
+from support.servers import PostgresServer
 
+from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client, PausableError
-from pausable.launch import DaemonProcess, PostgresServer, RedisServer, WorkerProcess
 from pausable.v1 import operation_pb2 as pb
 
 E, S = pb.EventType, pb.OperationState

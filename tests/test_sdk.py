@@ -12,8 +12,9 @@ import pytest
 from conftest import Stack, step_completed
 
 from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument, NotFound, PausableError, Unavailable, connect
-from pausable.clients.common import Backoff, channel_credentials
+from pausable.clients.common import channel_credentials
 from pausable.clients.errors import DeadlineExceeded
+from pausable.retry import Backoff, RetryPolicy
 from pausable.v1 import operation_pb2 as pb
 
 ID = "a" * 32
@@ -196,6 +197,15 @@ def test_backoff_is_jittered_capped_and_bounded() -> None:
     assert 0.025 <= delays[0] <= 0.05 and max(delays) <= 1.0 and sum(delays) <= 3.0
     backoff.reset()
     assert backoff.next_delay() is not None
+
+
+def test_a_policy_without_patience_never_gives_up() -> None:
+    now = [0.0]
+    backoff = RetryPolicy(patience=None, cap=2.0).backoff(clock=lambda: now[0])
+    for _ in range(1000):
+        delay = backoff.next_delay()
+        assert delay is not None and delay <= 2.0
+        now[0] += 3600
 
 
 def test_tls_options() -> None:

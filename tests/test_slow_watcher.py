@@ -11,7 +11,7 @@ import grpc
 import pytest
 from conftest import Stack, start_stack
 
-from pausable.launch import RedisServer
+from pausable.cli.launch import RedisServer
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2
 

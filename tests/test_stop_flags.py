@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pausable.launch import RedisServer
+from pausable.cli.launch import RedisServer
 from pausable.server.flags import StopFlags
 from pausable.server.states import State
 from pausable.workers.stop_flags import StopFlagMirror

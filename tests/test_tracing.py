@@ -27,8 +27,8 @@ except ImportError:
     pytest.skip("the otel extra is not installed: pip install -e '.[otel]' (or '.[dev]')", allow_module_level=True)
 
 from pausable import tracing
+from pausable.cli.launch import CLI, DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import AsyncClient, Client
-from pausable.launch import CLI, DaemonProcess, RedisServer, WorkerProcess
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 

@@ -3,17 +3,16 @@
 Celery's prefork pool forks children; a gRPC channel must not cross a fork,
 so the channel is created lazily and re-created when the pid changes.
 Calls are retried while the daemon is UNAVAILABLE (restarting, or briefly
-unreachable) for up to `patience` seconds, so no checkpoint is dropped on
-the floor by a daemon restart. With several replicas (see
+unreachable) or RESOURCE_EXHAUSTED for up to `patience` seconds (None: until
+it answers), so no checkpoint is dropped on the floor by a daemon restart;
+the policy is the shared one of `pausable.retry`. With several replicas (see
 pausable.targets) a retry lands on another one.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,18 +20,19 @@ from typing import Any, TypeVar
 import grpc
 
 from pausable.config import get_settings
+from pausable.retry import TRANSIENT, RetryPolicy
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import traced_channel
 from pausable.v1 import operation_pb2, worker_pb2, worker_pb2_grpc
 
 Reply = TypeVar("Reply")
-TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 class DaemonLink:
-    def __init__(self, target: str, patience: float = 120.0, timeout: float = 10.0) -> None:
+    def __init__(self, target: str, patience: float | None = 120.0, timeout: float = 10.0) -> None:
+        """`patience`: how long a call keeps retrying UNAVAILABLE and RESOURCE_EXHAUSTED; None: forever."""
         self.target = target
-        self.patience = patience
+        self.retry = RetryPolicy(TRANSIENT, patience=patience, cap=2.0)
         self.timeout = timeout
         self._pid = -1
         self._lock = threading.Lock()
@@ -54,16 +54,8 @@ class DaemonLink:
             self._channel = self._stub = None
 
     def call(self, rpc: Callable[[worker_pb2_grpc.WorkerServiceStub], Callable[..., Reply]], request: Any) -> Reply:
-        deadline = time.monotonic() + self.patience
-        delay = 0.05
-        while True:
-            try:
-                return rpc(self.stub())(request, timeout=self.timeout)
-            except grpc.RpcError as error:
-                if error.code() not in TRANSIENT or time.monotonic() + delay > deadline:
-                    raise
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 2.0)
+        """One call under `self.retry`; each attempt takes the current process's stub (a retry may follow a fork)."""
+        return self.retry.call(lambda: rpc(self.stub())(request, timeout=self.timeout))
 
     def checkpoint(self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer."""

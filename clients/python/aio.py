@@ -9,10 +9,10 @@
             print(event.seq, event.type)
         print(await op.wait(timeout=60))
 
-Retries, request building and names come from `pausable.clients.common`, so
-both clients behave alike: UNAVAILABLE and RESOURCE_EXHAUSTED are retried with
-jittered backoff (DEADLINE_EXCEEDED too, on reads), every other status is
-raised at once as a typed `PausableError`.
+Retry policies (`pausable.retry`, via `pausable.clients.common`), request
+building and names are shared, so both clients behave alike: UNAVAILABLE and
+RESOURCE_EXHAUSTED are retried with jittered backoff (DEADLINE_EXCEEDED too,
+on reads), every other status is raised at once as a typed `PausableError`.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    Backoff,
     OperationView,
     call_metadata,
     channel_credentials,
     command_request,
     list_request,
     outcome,
-    retryable,
+    retry_policies,
     start_request,
 )
 from pausable.clients.errors import from_rpc_error
@@ -61,6 +60,7 @@ class AsyncClient:
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
+        self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
         self.metadata = call_metadata(token)
         if channel is None:
@@ -88,15 +88,11 @@ class AsyncClient:
 
         Mutations are safe to retry because their requests carry a request_id.
         """
-        backoff = Backoff(self.retry_seconds)
-        while True:
-            try:
-                return await method(request, timeout=self.timeout, metadata=self.metadata)
-            except grpc.RpcError as error:
-                delay = backoff.next_delay() if retryable(error.code(), read=read) else None
-                if delay is None:
-                    raise from_rpc_error(error) from None
-            await asyncio.sleep(delay)
+        policy = self.read_retry if read else self.retry
+        try:
+            return await policy.acall(lambda: method(request, timeout=self.timeout, metadata=self.metadata))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
 
     # -- calls ------------------------------------------------------------------
 
@@ -147,7 +143,7 @@ class AsyncClient:
         `reconnect_seconds` without a new event.
         """
         last = after_seq
-        backoff = Backoff(reconnect_seconds)
+        backoff = self.retry.within(reconnect_seconds).backoff()
         while True:
             call = self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata)
             try:
@@ -160,7 +156,7 @@ class AsyncClient:
                     yield event
                 return
             except grpc.RpcError as error:
-                delay = backoff.next_delay() if retryable(error.code(), read=False) else None
+                delay = backoff.next_delay() if self.retry.retryable(error) else None
                 if delay is None:
                     raise from_rpc_error(error) from None
             finally:

@@ -19,7 +19,6 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    Backoff,
     OperationView,
     call_metadata,
     channel_credentials,
@@ -27,7 +26,7 @@ from pausable.clients.common import (
     event_name,
     list_request,
     outcome,
-    retryable,
+    retry_policies,
     start_request,
     state_name,
 )
@@ -55,6 +54,7 @@ class Client:
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
+        self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
         self.metadata = call_metadata(token)
         credentials = channel_credentials(tls)
@@ -81,15 +81,11 @@ class Client:
         Every call retried here is safe to repeat: reads, and mutations that
         carry a request_id.
         """
-        backoff = Backoff(self.retry_seconds)
-        while True:
-            try:
-                return method(request, timeout=self.timeout, metadata=self.metadata)
-            except grpc.RpcError as error:
-                delay = backoff.next_delay() if retryable(error.code(), read=read) else None
-                if delay is None:
-                    raise from_rpc_error(error) from None
-            time.sleep(delay)
+        policy = self.read_retry if read else self.retry
+        try:
+            return policy.call(lambda: method(request, timeout=self.timeout, metadata=self.metadata))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
 
     # -- calls ------------------------------------------------------------------
 
@@ -135,7 +131,7 @@ class Client:
         seq seen; reconnecting gives up after `reconnect_seconds` without progress.
         """
         last = after_seq
-        backoff = Backoff(reconnect_seconds)
+        backoff = self.retry.within(reconnect_seconds).backoff()
         while True:
             try:
                 for response in self.stub.Watch(
@@ -149,7 +145,7 @@ class Client:
                     yield event
                 return
             except grpc.RpcError as error:
-                delay = backoff.next_delay() if retryable(error.code(), read=False) else None
+                delay = backoff.next_delay() if self.retry.retryable(error) else None
                 if delay is None:
                     raise from_rpc_error(error) from None
             time.sleep(delay)
@@ -195,7 +191,7 @@ class Operation(OperationView):
                 ):
                     self.proto = event.event.operation
             except grpc.RpcError as error:
-                if not retryable(error.code(), read=True):
+                if not self.client.read_retry.retryable(error):
                     raise from_rpc_error(error) from None
             self.refresh()
         return outcome(self.proto)

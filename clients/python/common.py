@@ -1,4 +1,4 @@
-"""What the sync `Client` and the `AsyncClient` share: retry policy, names, requests, credentials.
+"""What the sync `Client` and the `AsyncClient` share: retry policies, names, requests, credentials.
 
 Only pure pieces live here (no I/O), so both clients behave the same and a
 change to the retry policy or to a request is made once.
@@ -6,28 +6,28 @@ change to the retry policy or to a request is made once.
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from pausable.clients.errors import OperationFailed
 from pausable.jsonvalue import from_value, to_value
+from pausable.retry import TRANSIENT, RetryPolicy
 from pausable.v1 import operation_pb2 as pb
 
-# Safe to retry on every call: the call never reached the daemon, or the
-# daemon shed it. Mutations are only retried because they carry a request_id.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-# A read that ran out of time may simply be retried; a mutation may have been applied.
-RETRYABLE_READS = RETRYABLE | {grpc.StatusCode.DEADLINE_EXCEEDED}
 TERMINAL = frozenset({pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED})
 
 
-def retryable(code: grpc.StatusCode | None, *, read: bool) -> bool:
-    return code in (RETRYABLE_READS if read else RETRYABLE)
+def retry_policies(retry_seconds: float) -> tuple[RetryPolicy, RetryPolicy]:
+    """(every call, reads) for an SDK client: UNAVAILABLE and RESOURCE_EXHAUSTED, plus
+    DEADLINE_EXCEEDED on reads, with jittered backoff for `retry_seconds`.
+
+    Every call retried is safe to repeat: reads, and mutations that carry a request_id.
+    """
+    calls = RetryPolicy(TRANSIENT, patience=retry_seconds)
+    return calls, calls.also(grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 def state_name(state: int) -> str:
@@ -36,35 +36,6 @@ def state_name(state: int) -> str:
 
 def event_name(event_type: int) -> str:
     return pb.EventType.Name(event_type).removeprefix("EVENT_TYPE_")
-
-
-class Backoff:
-    """Jittered exponential delays (50 ms doubling to 1 s) within a time budget.
-
-    The budget starts at the first failure, so a long quiet Watch still
-    gets its full budget when the daemon restarts. `reset()` after progress
-    (e.g. a Watch event) gives a fresh one; `next_delay()` is None once
-    waiting would overrun it.
-    """
-
-    def __init__(
-        self, budget: float, *, first: float = 0.05, cap: float = 1.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.budget, self.first, self.cap, self.clock = budget, first, cap, clock
-        self.reset()
-
-    def reset(self) -> None:
-        self.deadline: float | None = None
-        self.delay = self.first
-
-    def next_delay(self) -> float | None:
-        if self.deadline is None:
-            self.deadline = self.clock() + self.budget
-        if self.clock() + self.delay > self.deadline:
-            return None
-        wait = self.delay * random.uniform(0.5, 1.0)
-        self.delay = min(self.delay * 2, self.cap)
-        return wait
 
 
 # -- requests -------------------------------------------------------------------

