@@ -21,8 +21,8 @@ from pausable.server.hub import EventHub
 from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.store import Store
-from pausable.server.tracing import server_interceptors
 from pausable.server.workers_api import WorkerService
+from pausable.tracing import server_interceptors
 from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 if TYPE_CHECKING:
