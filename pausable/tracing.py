@@ -1,21 +1,27 @@
 """OpenTelemetry tracing, carried client → daemon → Celery step → Checkpoint (the optional `otel` extra).
 
-Everything here is a no-op unless OpenTelemetry is installed (`pip install
-'pausable[otel]'`). The daemon and the workers then record spans only when
-tracing is switched on: `PAUSABLE_OTEL=1`, or an exporter setting
-(`PAUSABLE_OTEL_FILE=spans.jsonl`, or OpenTelemetry's own
-`OTEL_EXPORTER_OTLP_ENDPOINT` with `opentelemetry-exporter-otlp` installed);
-`PAUSABLE_OTEL=0` keeps it off whatever else is set.
+The spans and their propagation are OpenTelemetry's own instrumentations:
+opentelemetry-instrumentation-grpc makes the CLIENT spans of the SDK and the
+workers and the daemon's SERVER spans, opentelemetry-instrumentation-celery
+a CONSUMER span per step (`run/<task name>`). This module decides when they
+are on and adds only what is pausable's own:
 
-The Python SDK needs no switch: when the application has tracing set up, its
-calls carry the current trace (W3C `traceparent` in the gRPC metadata) and
-make CLIENT spans; without an active span nothing is added.
+- the switch: the daemon and the workers record spans when `PAUSABLE_OTEL=1`
+  or an exporter is set (`PAUSABLE_OTEL_FILE=spans.jsonl`, or
+  `OTEL_EXPORTER_OTLP_ENDPOINT` with `opentelemetry-exporter-otlp`);
+  `PAUSABLE_OTEL=0` keeps it off whatever else is set. The Python SDK needs
+  no switch: it traces when the application installed a tracer provider.
+- the JSON-lines file exporter (`PAUSABLE_OTEL_FILE`);
+- `headers()`: the daemon publishes the chains itself (straight to Redis, see
+  pausable.server.dispatch), not through an instrumented `apply_async`, so it
+  puts the calling RPC's span in each step's Celery headers: that span is
+  the parent of every step it dispatched;
+- the step attributes (`pausable.operation_id`, `pausable.step`) and the
+  link from a step to its Checkpoint call, also when the worker reports it
+  later from its background thread (`step_context`).
 
-The context travels as:
-  SDK metadata → daemon server span (pausable.server.tracing) → `traceparent`
-  in each step's Celery headers (`headers()`, used by the dispatcher) → the
-  worker's step span (pausable.workers.tracing) → the Checkpoint call's
-  metadata (`traced_channel`) → the daemon's Checkpoint span.
+Everything here is a no-op unless OpenTelemetry is installed; the
+instrumentation packages are imported only once tracing is on.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
+
+from pausable.headers import OPERATION_HEADER, STEP_HEADER
 
 try:
     from opentelemetry import context as otel_context
@@ -38,9 +47,9 @@ except ImportError:  # the otel extra is not installed: every hook below does no
 
 log = logging.getLogger("pausable.tracing")
 
-TRACER_NAME = "pausable"
 OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 OFF = frozenset({"0", "false", "no", "off"})
+UNTRACED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
 
 _lock = threading.Lock()
 _provider: Any = None  # the SDK TracerProvider this process records with, once configured
@@ -68,11 +77,6 @@ def enabled() -> bool:
 
 def active() -> bool:
     return _active
-
-
-def tracer() -> Any:
-    """pausable's tracer from the global provider (a no-op tracer when none is set)."""
-    return trace.get_tracer(TRACER_NAME)
 
 
 def configure(service: str) -> bool:
@@ -205,204 +209,72 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, (tuple, set)) else str(value)
 
 
-# -- propagation ------------------------------------------------------------------------
+# -- gRPC: OpenTelemetry's interceptors, switched on here --------------------------------
 
 
-def headers() -> dict[str, str]:
-    """The current trace context as Celery message headers ({} when tracing is off)."""
-    if not _active:
-        return {}
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
+def _unary(call_details: Any) -> bool:
+    """Trace unary calls only, health and reflection aside (the filter of every interceptor below).
 
-
-# Step contexts by (operation_id, step), for calls about a step made from another thread
-# (a worker reports checkpoints in the background once the chain has moved on).
-_steps: OrderedDict[tuple[str, int], Any] = OrderedDict()
-_steps_lock = threading.Lock()
-REMEMBERED_STEPS = 4096
-
-
-def remember_step(operation_id: str, step: int) -> None:
-    """Keep the current context (the running step's span) for later calls naming this step."""
-    with _steps_lock:
-        _steps[(operation_id, step)] = otel_context.get_current()
-        _steps.move_to_end((operation_id, step))
-        while len(_steps) > REMEMBERED_STEPS:
-            _steps.popitem(last=False)
-
-
-def _step_context(request: Any) -> Any:
-    """The remembered context of the step a worker request names (CheckpointRequest, ReportProgressRequest…), or None."""
-    operation_id, step = getattr(request, "operation_id", None), getattr(request, "step", None)
-    if not isinstance(operation_id, str) or not isinstance(step, int):
-        return None
-    with _steps_lock:
-        return _steps.get((operation_id, step))
-
-
-def extract(carrier: dict[str, Any]) -> Any:
-    """The context whose parent is the span named in `carrier` (W3C traceparent/tracestate)."""
-    return propagate.extract(carrier)
-
-
-def _outgoing(method: str, spans: bool, provider: Any = None, request: Any = None) -> tuple[Any, list[tuple[str, str]]]:
-    """(span to end when the call is done or None, metadata to add) for one outgoing call.
-
-    With `spans`, a CLIENT span child of the current one (from `provider`, or
-    the global one); a no-op tracer just hands back the current span, so the
-    caller's trace still travels. Without `spans` and with no span current
-    (a worker's background sender thread), the step that `request` names
-    gives the context.
+    A Watch lasts as long as its watcher and would hold one span open for
+    hours; the sync interceptor would also leave the stream's span current
+    in the caller's thread between two events. Streaming is read from the
+    method's descriptor; a method this process has no descriptor for is not traced.
     """
-    span = None
-    context = None
-    if not spans and not trace.get_current_span().get_span_context().is_valid:
-        context = _step_context(request)
-    if spans:
-        source = provider.get_tracer(TRACER_NAME) if provider is not None else tracer()
-        span = source.start_span(method.lstrip("/"), kind=trace.SpanKind.CLIENT, attributes=_rpc_attributes(method))
-        if span.is_recording():
-            context = trace.set_span_in_context(span)
-        else:
-            span = None
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
-    return span, list(carrier.items())
+    method = getattr(call_details, "method", None) or call_details.full_method
+    service, _, name = (method.decode() if isinstance(method, bytes) else method).lstrip("/").partition("/")
+    if service.startswith(UNTRACED_SERVICES):
+        return False
+    from google.protobuf import descriptor_pool
 
-
-def _rpc_attributes(method: str) -> dict[str, str]:
-    service, _, name = method.lstrip("/").partition("/")
-    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
-
-
-def end_rpc_span(span: Any, code: grpc.StatusCode | None, *, server: bool = False) -> None:
-    """Record the status code and end the span; client spans count every non-OK code as an error,
-    server spans only the codes that mean the server failed (semantic conventions)."""
-    if code is not None:
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code is not grpc.StatusCode.OK and (not server or code in SERVER_ERRORS):
-            span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
-    span.end()
-
-
-SERVER_ERRORS = frozenset(
-    {
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
-    }
-)
-
-
-# -- client interceptors ----------------------------------------------------------------
-
-
-def _method_name(method: str | bytes) -> str:
-    return method.decode() if isinstance(method, bytes) else method
-
-
-class _CallDetails(
-    namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
-    grpc.ClientCallDetails,
-):
-    pass
-
-
-class ClientTracing(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Sync channels: add the current trace to every call's metadata; with `spans`, make a CLIENT span.
-
-    `tracer_provider`: where CLIENT spans are recorded (default: the global provider).
-    """
-
-    def __init__(self, *, spans: bool = True, tracer_provider: Any = None) -> None:
-        self.spans = spans
-        self.provider = tracer_provider
-
-    def _intercept(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
-        method = _method_name(details.method)
-        span, extra = _outgoing(method, self.spans, self.provider, request)
-        if not extra:
-            return continuation(details, request)
-        metadata = [*(details.metadata or ()), *extra]
-        details = _CallDetails(
-            details.method,
-            details.timeout,
-            metadata,
-            details.credentials,
-            details.wait_for_ready,
-            getattr(details, "compression", None),
-        )
-        call = continuation(details, request)
-        if span is not None:
-            call.add_done_callback(lambda done: end_rpc_span(span, _code(done)))
-        return call
-
-    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return self._intercept(continuation, client_call_details, request)
-
-    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return self._intercept(continuation, client_call_details, request)
-
-
-def _code(call: Any) -> grpc.StatusCode | None:
     try:
-        return call.code()
-    except Exception:  # noqa: BLE001 - a call that never started has no code
-        return None
+        found = descriptor_pool.Default().FindMethodByName(f"{service}.{name}")
+    except KeyError:
+        return False
+    return not (found.client_streaming or found.server_streaming)
 
 
-class AioClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """The grpc.aio twin of ClientTracing (it runs in a task that copied the caller's context)."""
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The daemon's: a SERVER span per unary call, child of the caller's `traceparent`; [] when tracing is off.
 
-    def __init__(self, *, spans: bool = True, tracer_provider: Any = None) -> None:
-        self.spans = spans
-        self.provider = tracer_provider
+    The span is current while the servicer runs, so `headers()` puts it in
+    every step the call dispatches (StartOperation, Resume…).
+    """
+    if not configure("pausable-daemon"):
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        span, extra = _outgoing(_method_name(client_call_details.method), self.spans, self.provider)
-        if not extra:
-            return await continuation(client_call_details, request)
-        call = await continuation(_with_metadata(client_call_details, extra), request)
-        if span is None:
-            return call
-        try:
-            await call  # the caller awaits the same call and gets the same reply or error
-        except grpc.RpcError as error:
-            end_rpc_span(span, error.code())
-        except BaseException:
-            span.end()
-            raise
-        else:
-            end_rpc_span(span, grpc.StatusCode.OK)
-        return call
-
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        span, extra = _outgoing(_method_name(client_call_details.method), self.spans, self.provider)
-        if not extra:
-            return await continuation(client_call_details, request)
-        call = await continuation(_with_metadata(client_call_details, extra), request)
-        if span is not None:
-            call.add_done_callback(lambda done: span.end())  # aio codes are awaitables: not readable here
-        return call
+    return [aio_server_interceptor(filter_=_unary)]
 
 
-def _with_metadata(details: Any, extra: Iterable[tuple[str, str]]) -> Any:
-    return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *extra))
+def client_channel(channel: grpc.Channel, *, tracer_provider: Any = None) -> grpc.Channel:
+    """The sync SDK's channel: a CLIENT span per unary call, carried in `traceparent`; `channel` itself when not tracing.
+
+    `tracer_provider`: where the CLIENT spans are recorded (default: the global provider).
+    """
+    if not _sdk_tracing():
+        return channel
+    return _intercepted(channel, tracer_provider)
 
 
-def client_interceptors() -> list[ClientTracing]:
-    """For the sync SDK: [] without OpenTelemetry or with PAUSABLE_OTEL=0."""
-    return [ClientTracing()] if _sdk_tracing() else []
+def aio_client_interceptors() -> list[Any]:
+    """The AsyncClient's interceptors: [] without OpenTelemetry or with PAUSABLE_OTEL=0."""
+    if not _sdk_tracing():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors as interceptors
+
+    return list(interceptors(filter_=_unary))
 
 
-def aio_client_interceptors() -> list[AioClientTracing]:
-    """For the AsyncClient: [] without OpenTelemetry or with PAUSABLE_OTEL=0."""
-    return [AioClientTracing()] if _sdk_tracing() else []
+def traced_channel(channel: grpc.Channel) -> grpc.Channel:
+    """A worker's channel to the daemon: each call (Checkpoint, FailOperation…) is a CLIENT span, child of the step's span."""
+    return _intercepted(channel, None) if enabled() else channel
+
+
+def _intercepted(channel: grpc.Channel, tracer_provider: Any) -> grpc.Channel:
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    return intercept_channel(channel, client_interceptor(tracer_provider, filter_=_unary))
 
 
 def _sdk_tracing() -> bool:
@@ -419,9 +291,79 @@ def _sdk_tracing() -> bool:
     return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
-def traced_channel(channel: grpc.Channel) -> grpc.Channel:
-    """A worker's channel to the daemon: carries the running step's trace when tracing is on.
+# -- Celery: the daemon's side (headers) and the worker's (OpenTelemetry's CeleryInstrumentor) --
 
-    Only metadata, no CLIENT span: the daemon's span is the child of the step span.
+
+def headers() -> dict[str, str]:
+    """The current trace context as Celery message headers ({} when tracing is off)."""
+    if not _active:
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def instrument_worker() -> bool:
+    """A CONSUMER span per task (`run/<task name>`), child of the span in its headers; False when tracing is off.
+
+    The span covers the whole task call: the step body, its Checkpoint call
+    and the failure report. The instrumentor's publishing hooks are removed:
+    the daemon names each step's parent in its headers (the RPC that
+    dispatched it), and Celery forwarding the chain from the worker would
+    otherwise overwrite that with an `apply_async` span under the previous step.
     """
-    return grpc.intercept_channel(channel, ClientTracing(spans=False)) if enabled() else channel
+    if not enabled():
+        return False
+    from celery import signals
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    signals.task_prerun.connect(_configure_worker, weak=False)  # before the instrumentor's: the provider is made in the child
+    instrumentor = CeleryInstrumentor()
+    instrumentor.instrument()
+    signals.before_task_publish.disconnect(instrumentor._trace_before_publish)
+    signals.after_task_publish.disconnect(instrumentor._trace_after_publish)
+    signals.task_prerun.connect(_label_step, weak=False)  # after it: its span is current
+    signals.worker_process_shutdown.connect(_flush, weak=False)
+    return True
+
+
+def _configure_worker(**_: Any) -> None:
+    configure("pausable-worker")
+
+
+def _label_step(task: Any = None, **_: Any) -> None:
+    """Name the step the task runs on its span, and remember it for a checkpoint reported in the background."""
+    operation_id = getattr(task.request, OPERATION_HEADER, None) if task is not None else None
+    if operation_id is None:
+        return
+    step = int(getattr(task.request, STEP_HEADER))
+    trace.get_current_span().set_attributes({"pausable.operation_id": operation_id, "pausable.step": step})
+    with _steps_lock:
+        _steps[(operation_id, step)] = otel_context.get_current()
+        _steps.move_to_end((operation_id, step))
+        while len(_steps) > REMEMBERED_STEPS:
+            _steps.popitem(last=False)
+
+
+def _flush(**_: Any) -> None:
+    flush()
+
+
+# Step contexts by (operation_id, step), for calls about a step made from another thread
+# (a worker reports checkpoints in the background once the chain has moved on).
+_steps: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_steps_lock = threading.Lock()
+REMEMBERED_STEPS = 4096
+
+
+@contextmanager
+def step_context(operation_id: str, step: int) -> Iterator[None]:
+    """Make the step's span current in this thread (the reporter's), so its Checkpoint call is that span's child."""
+    with _steps_lock:
+        found = _steps.get((operation_id, step))
+    token = otel_context.attach(found) if found is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)

@@ -24,9 +24,9 @@ from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.queued import BrokerProbe
 from pausable.server.store import Store
-from pausable.server.tracing import server_interceptors
 from pausable.server.watching import Watching
 from pausable.server.workers_api import WorkerService
+from pausable.tracing import server_interceptors
 from pausable.v1 import operation_pb2, operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 if TYPE_CHECKING:

@@ -32,10 +32,11 @@ from pausable.clients import AsyncClient, Client
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
-START = "pausable.v1.OperationService/StartOperation"
-RESUME = "pausable.v1.OperationService/Resume"
-GET = "pausable.v1.OperationService/GetOperation"
-CHECKPOINT = "pausable.v1.WorkerService/Checkpoint"
+# span names as OpenTelemetry's gRPC instrumentation makes them (the full method), CLIENT and SERVER alike
+START = "/pausable.v1.OperationService/StartOperation"
+RESUME = "/pausable.v1.OperationService/Resume"
+GET = "/pausable.v1.OperationService/GetOperation"
+CHECKPOINT = "/pausable.v1.WorkerService/Checkpoint"
 STEPS = 5
 
 
@@ -112,13 +113,14 @@ def test_client_daemon_steps_and_checkpoints_share_one_trace(
 
     def complete(records: list[dict[str, Any]]) -> bool:
         mine = [r for r in records if r["trace_id"] == trace_id]
-        return len(step_spans(mine, op.id)) == STEPS and sum(r["name"] == CHECKPOINT for r in mine) == STEPS
+        calls = [r["kind"] for r in mine if r["name"] == CHECKPOINT]
+        return len(step_spans(mine, op.id)) == STEPS and calls.count("SERVER") == calls.count("CLIENT") == STEPS
 
     records = read_spans(path, complete)
     mine = [r for r in records if r["trace_id"] == trace_id]
 
     # client span → the daemon's StartOperation span
-    (start,) = [r for r in mine if r["name"] == START]
+    (start,) = [r for r in mine if r["name"] == START and r["kind"] == "SERVER"]
     assert start["parent_span_id"] == root_id
     assert (start["kind"], start["service"], start["status"]) == ("SERVER", "pausable-daemon", "UNSET")
 
@@ -128,14 +130,19 @@ def test_client_daemon_steps_and_checkpoints_share_one_trace(
     assert all(s["parent_span_id"] == start["span_id"] and s["service"] == "pausable-worker" for s in steps)
     assert all(s["kind"] == "CONSUMER" and s["attributes"]["celery.state"] == "SUCCESS" for s in steps)
 
-    # each step's Checkpoint call lands in the daemon as a span whose parent is that step's span
-    checkpoints = [r for r in mine if r["name"] == CHECKPOINT]
-    assert sorted(c["parent_span_id"] for c in checkpoints) == sorted(s["span_id"] for s in steps)
-    assert all(c["service"] == "pausable-daemon" and c["kind"] == "SERVER" for c in checkpoints)
+    # each step's Checkpoint call is a CLIENT span in the worker whose parent is that step's span,
+    # and lands in the daemon as a SERVER span whose parent is that CLIENT span
+    calls = {r["span_id"]: r for r in mine if r["name"] == CHECKPOINT and r["kind"] == "CLIENT"}
+    checkpoints = [r for r in mine if r["name"] == CHECKPOINT and r["kind"] == "SERVER"]
+    assert sorted(c["parent_span_id"] for c in checkpoints) == sorted(calls)
+    assert sorted(c["parent_span_id"] for c in calls.values()) == sorted(s["span_id"] for s in steps)
+    assert all(c["service"] == "pausable-worker" for c in calls.values())
+    assert all(c["service"] == "pausable-daemon" for c in checkpoints)
     # (a checkpoint may be reported in the background after its step span ended: parent, not containment)
     for checkpoint in checkpoints:
-        parent = next(s for s in steps if s["span_id"] == checkpoint["parent_span_id"])
-        assert parent["start_unix_nano"] <= checkpoint["start_unix_nano"]
+        call = calls[checkpoint["parent_span_id"]]
+        parent = next(s for s in steps if s["span_id"] == call["parent_span_id"])
+        assert parent["start_unix_nano"] <= call["start_unix_nano"] <= checkpoint["start_unix_nano"]
 
     # nothing of this operation went to another trace
     assert all(r["trace_id"] == trace_id for r in records if r["attributes"].get("pausable.operation_id") == op.id)
@@ -150,7 +157,7 @@ def test_sdk_client_spans_sync_and_async(traced: tuple[Stack, Path], local_trace
     tracer = provider.get_tracer("test")
     with Client(stack.target) as client:
         operation_id = client.start("demo.etl", {"rows": 2, "step_seconds": 0}).id
-    channel = grpc.intercept_channel(grpc.insecure_channel(stack.target), tracing.ClientTracing(tracer_provider=provider))
+    channel = tracing.client_channel(grpc.insecure_channel(stack.target), tracer_provider=provider)
     with channel, tracer.start_as_current_span("sync-caller") as sync_root:
         stub = operation_pb2_grpc.OperationServiceStub(channel)
         stub.GetOperation(pb.GetOperationRequest(operation_id=operation_id), timeout=10)
@@ -172,10 +179,10 @@ def test_sdk_client_spans_sync_and_async(traced: tuple[Stack, Path], local_trace
     client_ids = {hex_ids(found)[1], hex_ids(not_found)[1], hex_ids(async_root)[1]}
 
     def all_three(records: list[dict[str, Any]]) -> bool:
-        return client_ids <= {r["parent_span_id"] for r in records if r["name"] == GET}
+        return client_ids <= {r["parent_span_id"] for r in records if r["name"] == GET and r["kind"] == "SERVER"}
 
     # each daemon span is the child of its caller's span (the CLIENT spans, or the async caller's own span)
-    gets = {r["parent_span_id"]: r for r in read_spans(path, all_three) if r["name"] == GET}
+    gets = {r["parent_span_id"]: r for r in read_spans(path, all_three) if r["name"] == GET and r["kind"] == "SERVER"}
     assert all(gets[parent]["trace_id"] == hex_ids(found)[0] for parent in (hex_ids(found)[1], hex_ids(not_found)[1]))
     assert gets[hex_ids(async_root)[1]]["trace_id"] == hex_ids(async_root)[0]
     # NOT_FOUND is the caller's error: the daemon's span keeps the code but is not marked failed
@@ -205,7 +212,7 @@ def test_resumed_steps_join_the_resume_calls_trace(
         return len(step_spans(records, op.id)) == STEPS
 
     records = read_spans(path, done)
-    (resume,) = [r for r in records if r["name"] == RESUME and r["trace_id"] == resume_trace]
+    (resume,) = [r for r in records if r["name"] == RESUME and r["kind"] == "SERVER" and r["trace_id"] == resume_trace]
     assert resume["parent_span_id"] == resumer_id
     steps = step_spans(records, op.id)
     before = [s for s in steps if s["trace_id"] == start_trace]

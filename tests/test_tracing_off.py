@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -10,8 +13,6 @@ import pytest
 from pausable import tracing
 from pausable.clients import AsyncClient, Client
 from pausable.config import get_settings
-from pausable.server import tracing as server_tracing
-from pausable.workers import tracing as worker_tracing
 
 
 @pytest.fixture
@@ -27,9 +28,17 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch):
 def hooks_are_off() -> None:
     assert not tracing.enabled()
     assert tracing.headers() == {}
-    assert server_tracing.server_interceptors() == []
+    assert tracing.server_interceptors() == []
     channel = grpc.insecure_channel("127.0.0.1:1")
     assert tracing.traced_channel(channel) is channel
+    assert not tracing.instrument_worker()
+    channel.close()
+
+
+def sdk_is_off() -> None:
+    channel = grpc.insecure_channel("127.0.0.1:1")
+    assert tracing.client_channel(channel) is channel
+    assert tracing.aio_client_interceptors() == []
     channel.close()
 
 
@@ -41,7 +50,7 @@ def test_explicitly_off_wins_over_an_exporter_setting(fresh_settings: pytest.Mon
     fresh_settings.setenv("PAUSABLE_OTEL", "0")
     fresh_settings.setenv("PAUSABLE_OTEL_FILE", "/nonexistent/spans.jsonl")
     hooks_are_off()
-    assert tracing.client_interceptors() == [] and tracing.aio_client_interceptors() == []
+    sdk_is_off()
 
 
 def test_without_opentelemetry_everything_still_works(fresh_settings: pytest.MonkeyPatch) -> None:
@@ -51,8 +60,7 @@ def test_without_opentelemetry_everything_still_works(fresh_settings: pytest.Mon
     fresh_settings.setenv("PAUSABLE_OTEL", "1")
     fresh_settings.setenv("PAUSABLE_OTEL_FILE", "spans.jsonl")
     hooks_are_off()
-    assert not worker_tracing.instrument()
-    assert tracing.client_interceptors() == [] and tracing.aio_client_interceptors() == []
+    sdk_is_off()
     with Client("127.0.0.1:1") as client:
         assert client.stub is not None
 
@@ -66,7 +74,21 @@ def test_without_opentelemetry_everything_still_works(fresh_settings: pytest.Mon
 def test_sdk_follows_the_application_unless_told(fresh_settings: pytest.MonkeyPatch) -> None:
     """No tracer provider installed by the application: the SDK adds no interceptor; PAUSABLE_OTEL=1 forces one."""
     pytest.importorskip("opentelemetry.trace")
-    assert tracing.client_interceptors() == []
+    sdk_is_off()
     fresh_settings.setenv("PAUSABLE_OTEL", "1")
-    assert [type(i) for i in tracing.client_interceptors()] == [tracing.ClientTracing]
-    assert [type(i) for i in tracing.aio_client_interceptors()] == [tracing.AioClientTracing]
+    channel = grpc.insecure_channel("127.0.0.1:1")
+    assert tracing.client_channel(channel) is not channel
+    assert {type(i).__module__ for i in tracing.aio_client_interceptors()} == {"opentelemetry.instrumentation.grpc._aio_client"}
+    channel.close()
+
+
+def test_the_daemon_does_not_load_the_instrumentations_when_off() -> None:
+    """Tracing off costs the daemon nothing: no interceptor, and OpenTelemetry's instrumentations are never imported."""
+    code = (
+        "import sys; from pausable.server import app; from pausable import tracing;"
+        "assert tracing.server_interceptors() == [] and tracing.headers() == {};"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.instrumentation')))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAUSABLE_OTEL", "OTEL_"))}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert (run.returncode, run.stdout.strip()) == (0, "[]"), run.stderr

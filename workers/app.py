@@ -11,9 +11,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
+from pausable import tracing
 from pausable.collector import settle_garbage_collector
 from pausable.config import get_settings
-from pausable.workers import tracing
 
 
 def make_app() -> Celery:
@@ -31,7 +31,7 @@ def make_app() -> Celery:
 
 
 app = make_app()
-tracing.instrument()  # a span per task when PAUSABLE_OTEL is on; connects nothing otherwise
+tracing.instrument_worker()  # a span per task when PAUSABLE_OTEL is on; connects nothing otherwise
 
 
 @worker_process_init.connect  # each prefork child, after the fork

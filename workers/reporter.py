@@ -75,7 +75,8 @@ class Reporter:
         """One ReportSteps call; with tracing on, one call per step, so each joins its own step's trace."""
         if tracing.active():
             for operation_id, step, attempt, result_json in batch:
-                daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True)
+                with tracing.step_context(operation_id, step):
+                    daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True)
         else:
             daemon().report_steps(batch)
 

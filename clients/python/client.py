@@ -32,7 +32,7 @@ from pausable.clients.common import (
 )
 from pausable.clients.errors import PausableError, from_rpc_error
 from pausable.targets import channel_options, channel_target
-from pausable.tracing import client_interceptors
+from pausable.tracing import client_channel
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
@@ -62,7 +62,7 @@ class Client:
         self.channel = (
             grpc.secure_channel(address, credentials, options) if credentials else grpc.insecure_channel(address, options)
         )
-        self.channel = grpc.intercept_channel(self.channel, *client_interceptors())  # trace context, when OpenTelemetry is on
+        self.channel = client_channel(self.channel)  # trace context, when OpenTelemetry is on
         self.stub = operation_pb2_grpc.OperationServiceStub(self.channel)
 
     def close(self) -> None:
