@@ -1,220 +1,147 @@
-"""The Redis list entry that Celery's send_task makes for a task, built without Celery or kombu.
+"""The Redis commands Celery's send_task sends for a task, built by Celery and kombu without touching the broker.
 
-send_task costs the daemon a trip through Celery's router, kombu's producer
-and one LPUSH round trip per message; the daemon only ever sends one narrow
-kind of message (a protocol-2 task by name, the rest of its plan as `chain`,
-json serializer, kombu's Redis transport, Celery's default configuration), so
-it builds the same bytes itself and can publish a batch in one pipeline.
-`supports` says which steps are that kind; the others still go through Celery.
-tests/test_celery_message.py compares these messages with send_task's, so an
-upgrade of Celery or kombu that changes the format fails there.
+send_task costs the daemon a trip through Celery's router and kombu's
+producer and one LPUSH round trip per message; the daemon publishes a whole
+batch of starts in one pipeline instead (dispatch.RedisPublisher). The
+message still comes from the libraries: Celery's AMQP.as_task_v2 makes the
+protocol-2 headers, properties and body, kombu's serializer encodes the body,
+and kombu's own Redis channel (EnvelopeChannel: unconnected) wraps it in the
+transport's envelope and names the priority list, exactly as Channel._put
+does. What is written here is only the glue that send_task_message and
+Producer.publish run between those calls for the options `supports` accepts.
+
+pyproject.toml pins the Celery and kombu range that
+tests/test_celery_message.py has compared with send_task field by field; a
+release outside it may change private pieces used here (_put's
+`_publish_batch`, Channel attributes).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import socket
-import threading
-import uuid
-from bisect import bisect
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_QUEUE = "celery"  # task_default_queue
-PRIORITY_STEPS = (0, 3, 6, 9)  # kombu.transport.redis.PRIORITY_STEPS
-MIN_PRIORITY, MAX_PRIORITY = 0, 9
-SEP = "\x06\x16"  # kombu's Redis key separator
-DELIVERY_MODE_PERSISTENT = 2
-REPR_MAXSIZE = 1024  # argsrepr_maxsize, kwargsrepr_maxsize
-REPR_MAXLEVELS = 3  # task_repr_maxlevels
+from kombu.entity import maybe_delivery_mode
+from kombu.serialization import dumps
+from kombu.transport.redis import Channel as RedisChannel
+from kombu.utils.uuid import uuid
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+Command = tuple[str, tuple[Any, ...]]  # a redis-py client method and its arguments
 
 
-@dataclass(frozen=True)
-class Sender:
-    """What a message takes from the sending process: `origin` (gen<pid>@<host>) and `reply_to` (Celery's thread oid)."""
+class EnvelopeChannel(RedisChannel):
+    """kombu's Redis channel without a connection: only the methods that build and route a message.
 
-    origin: str
-    reply_to: str
+    Channel.__init__ opens a client, pings the broker and joins the
+    connection's poller, none of which building a message needs.
+    prepare_message and basic_publish (-> _inplace_augment_message -> _put)
+    read only class attributes (body encoding, priority steps, key separator)
+    and `_expires` (queue expiries: the daemon declares none), so they run as
+    kombu wrote them. Transport options are not read: the daemon's Celery app
+    sets none.
+    """
 
-    @classmethod
-    def current(cls) -> Sender:
-        node = f"{uuid.uuid4().int:x}-{os.getpid():x}-{threading.get_ident():x}-{id(cls):x}"
-        return cls(origin=f"gen{os.getpid()}@{socket.gethostname()}", reply_to=str(uuid.uuid3(uuid.NAMESPACE_OID, node)))
+    def __init__(self) -> None:  # deliberately not RedisChannel.__init__: no connection
+        self._expires: dict[str, int] = {}
+
+
+CHANNEL = EnvelopeChannel()
+
+
+@dataclass
+class Commands:
+    """What kombu's _put sends for one message, collected instead of sent.
+
+    _put takes a `_publish_batch` (kombu's PublishBatch) and hands it its
+    commands through `add`; this one only keeps them for the caller's pipeline.
+    """
+
+    commands: list[Command] = field(default_factory=list)
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, args))
 
 
 @dataclass(frozen=True)
 class TaskMessage:
-    key: str  # the Redis list it is pushed to
-    payload: str
+    commands: list[Command]  # kombu's LPUSH of the envelope onto the queue's priority list
     queue: str
 
 
 def supports(options: dict[str, Any]) -> bool:
-    """Whether `task_message` makes what send_task would for a step with these options."""
-    queue = options.get("queue", DEFAULT_QUEUE)
+    """Whether `Messages.task` makes what send_task would for a step with these options.
+
+    Other options (routing, expiry, countdown, links...) take Celery's router
+    and producer paths not reproduced here; those steps still go through send_task.
+    """
     priority = options.get("priority", 0)
     return (
         options.keys() <= {"queue", "priority", "headers"}
-        and isinstance(queue, str)
-        and bool(queue)
+        and ("queue" not in options or (isinstance(options["queue"], str) and bool(options["queue"])))
         and isinstance(priority, int)
         and not isinstance(priority, bool)
         and isinstance(options.get("headers") or {}, dict)
     )
 
 
-def task_message(sender: Sender, step: dict[str, Any], chain: list[dict[str, Any]] | None) -> TaskMessage:
-    """`step` as a signature dict with supported options; `chain` the steps after it, the next one last (Celery's order)."""
-    options = step["options"]
-    queue = options.get("queue", DEFAULT_QUEUE)
-    priority = options.get("priority", 0)
-    task_id = str(uuid.uuid4())
-    args, kwargs = step["args"] or (), step["kwargs"] or {}
-    body = json.dumps([args, kwargs, {"callbacks": None, "errbacks": None, "chain": chain or None, "chord": None}])
-    envelope = {
-        "body": base64.b64encode(body.encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {**task_headers(sender, step["task"], task_id, args, kwargs), **(options.get("headers") or {})},
-        "properties": {
-            "correlation_id": task_id,
-            "reply_to": sender.reply_to,
-            "delivery_mode": DELIVERY_MODE_PERSISTENT,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": priority,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return TaskMessage(key=priority_key(queue, priority), payload=json.dumps(envelope), queue=queue)
+class Messages:
+    """Builds one Celery app's task messages and queue bindings.
 
-
-def task_headers(sender: Sender, name: str, task_id: str, args: Any, kwargs: Any) -> dict[str, Any]:
-    """Celery's protocol-2 headers (celery.app.amqp.AMQP.as_task_v2) for a task sent outside any task."""
-    return {
-        "lang": "py",
-        "task": name,
-        "id": task_id,
-        "shadow": None,
-        "eta": None,
-        "expires": None,
-        "group": None,
-        "group_index": None,
-        "retries": 0,
-        "timelimit": [None, None],
-        "root_id": task_id,
-        "parent_id": None,
-        "argsrepr": saferepr(args),
-        "kwargsrepr": saferepr(kwargs),
-        "origin": sender.origin,
-        "ignore_result": None,
-        "replaced_task_nesting": 0,
-        "stamped_headers": None,
-        "stamps": {},
-    }
-
-
-def priority_key(queue: str, priority: int) -> str:
-    """kombu's Redis transport keeps one list per priority step; step 0 is the queue's own name."""
-    step = PRIORITY_STEPS[bisect(PRIORITY_STEPS, max(min(priority, MAX_PRIORITY), MIN_PRIORITY)) - 1]
-    return f"{queue}{SEP}{step}" if step else queue
-
-
-def bindings(queue: str) -> list[tuple[str, str]]:
-    """The (set, member) pairs kombu adds when it first declares a queue: its direct exchange of the same name."""
-    member = SEP.join([queue, "", queue])
-    return [(f"_kombu.binding.{queue}", member), (f"_kombu.binding_permanent.{queue}", member)]
-
-
-class Open(NamedTuple):
-    text: str
-    closer: str
-
-
-class Fixed(NamedTuple):
-    text: str  # a separator or an elided container: never truncated
-
-
-class Key(NamedTuple):
-    value: Any
-
-
-class Quoted(NamedTuple):
-    text: str
-
-
-class Close:
-    """Closes the innermost open container."""
-
-
-CLOSE = Close()
-Token = Open | Close | Fixed | Key | Quoted | str
-SEPARATOR, KEY_SEPARATOR = Fixed(", "), Fixed(": ")
-
-
-def saferepr(value: Any, maxlen: int = REPR_MAXSIZE, maxlevels: int = REPR_MAXLEVELS) -> str:
-    """celery.utils.saferepr.saferepr for JSON-like values (Celery's argsrepr and kwargsrepr).
-
-    Past `maxlen` characters it writes ", ..." and closes the containers it opened.
+    The app's settings are read once: a Celery setting lookup walks its
+    layered configuration (several microseconds, a few per message), and the
+    daemon never changes them after creating the app.
     """
-    parts: list[str] = []
-    closers: list[str] = []
-    for token in _tokens(value, 0, maxlevels):
-        if isinstance(token, Close):
-            parts.append(closers.pop())
-            maxlen -= len(parts[-1])
-            continue
-        if maxlen <= 0:
-            parts.append(", ...")
-            parts.extend(reversed(closers))
-            break
-        text = _render(token, maxlen, maxlevels)
-        if isinstance(token, Open):
-            closers.append(token.closer)
-        parts.append(text)
-        maxlen -= len(text)
-    return "".join(parts)
 
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.default_queue: str = app.conf.task_default_queue
+        self.serializer: str = app.conf.task_serializer
+        self.default_delivery_mode: str | int = app.conf.task_default_delivery_mode
 
-def _tokens(value: Any, level: int, maxlevels: int) -> Iterator[Token]:
-    if isinstance(value, str):
-        yield Quoted(value)
-        return
-    if not isinstance(value, list | tuple | dict):
-        yield str(value)
-        return
-    opening, closer = "[]" if isinstance(value, list) else "{}" if isinstance(value, dict) else "()"
-    if isinstance(value, tuple) and len(value) == 1:
-        closer = ",)"
-    if maxlevels and level >= maxlevels:
-        yield Fixed(f"{opening}...{closer}")
-        return
-    yield Open(opening, closer)
-    for index, item in enumerate(value.items() if isinstance(value, dict) else value):
-        if index:
-            yield SEPARATOR
-        if isinstance(value, dict):
-            key, item = item
-            yield Key(key)
-            yield KEY_SEPARATOR
-        yield from _tokens(item, level + 1, maxlevels)
-    yield CLOSE
+    def task(self, step: dict[str, Any], chain: list[dict[str, Any]] | None) -> TaskMessage:
+        """`step` as a signature dict with supported options; `chain` the steps after it, the next one last (Celery's order).
 
+        Called in the thread that publishes: `reply_to` is that thread's oid, as send_task would set it.
+        """
+        options = step["options"]
+        queue = options.get("queue", self.default_queue)
+        headers, properties, body, _ = self.app.amqp.as_task_v2(
+            uuid(),
+            step["task"],
+            args=step["args"],
+            kwargs=step["kwargs"],
+            chain=chain,
+            reply_to=self.app.thread_oid,
+            ignore_result=None,  # send_task passes the option's value: none here
+        )
+        headers.update(options.get("headers") or {})
+        properties["delivery_mode"] = self.delivery_mode(queue)
+        content_type, content_encoding, data = dumps(body, serializer=self.serializer)
+        message = CHANNEL.prepare_message(data, options.get("priority", 0), content_type, content_encoding, headers, properties)
+        commands = Commands()
+        # send_task_message routes a direct exchange's queue through the anonymous exchange.
+        CHANNEL.basic_publish(message, exchange="", routing_key=queue, _publish_batch=commands)
+        return TaskMessage(commands=commands.commands, queue=queue)
 
-def _render(token: Open | Fixed | Key | Quoted | str, maxlen: int, maxlevels: int) -> str:
-    if isinstance(token, Open | Fixed):
-        return token.text
-    if isinstance(token, Key):
-        return saferepr(token.value, maxlen, maxlevels)
-    if isinstance(token, Quoted):
-        return "'{}'".format(_truncate(token.text, maxlen).replace("'", "\\'"))
-    return _truncate(token, maxlen)
+    def delivery_mode(self, queue: str) -> int:
+        """The queue exchange's delivery mode, else the app's default (send_task_message), as kombu's Producer writes it."""
+        return maybe_delivery_mode(self.app.amqp.queues[queue].exchange.delivery_mode or self.default_delivery_mode)
 
+    def bindings(self, queue: str) -> list[Command]:
+        """The SADDs kombu's Redis channel makes when a queue is first declared (Channel._queue_bind), as pipeline commands.
 
-def _truncate(text: str, maxlen: int) -> str:
-    if len(text) >= maxlen:
-        return text[:maxlen].rsplit(" ", 1)[0] + "..."
-    return text
+        Written out because kombu binds through its own client, one round
+        trip per queue outside any batch; here they go in the message's
+        pipeline. The pattern is empty: Celery's queues are bound to direct
+        exchanges.
+        """
+        entity = self.app.amqp.queues[queue]
+        exchange = entity.exchange.name
+        member = CHANNEL.sep.join([entity.routing_key or "", "", entity.name])
+        return [
+            ("sadd", (CHANNEL.keyprefix_queue % (exchange,), member)),
+            ("sadd", (CHANNEL.keyprefix_binding_permanent % (exchange,), member)),
+        ]

@@ -2,20 +2,20 @@
 
 The daemon needs no task code: each step is a signature by task name, and
 the headers tell the worker-side checkpoint which operation and step it is.
-With a Redis broker the publisher thread writes the messages send_task would
-(celery_message.py) for a whole batch of starts in one pipeline, one round
-trip instead of one per start; steps with options that module does not
-handle, and other brokers, go through Celery's send_task, which is imported
-only then.
+With a Redis broker the publisher thread has Celery and kombu build the
+messages send_task would (celery_message.py) and sends a whole batch of
+starts in one pipeline, one round trip instead of one per start; steps with
+options that module does not handle, and other brokers, go through Celery's
+send_task. One Celery app serves both.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
+from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -23,9 +23,6 @@ from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
 from pausable.server import celery_message
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
-
-if TYPE_CHECKING:
-    from celery import Celery
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -73,6 +70,13 @@ def publishes_directly(broker_url: str) -> bool:
     return broker_url.startswith(("redis://", "rediss://")) and ";" not in broker_url
 
 
+def celery_app(broker_url: str) -> Celery:
+    """The daemon's Celery app: it builds the messages and sends what the pipeline cannot; no result backend."""
+    app = Celery("pausable-daemon", broker=broker_url, set_as_current=False)
+    app.conf.update(task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5)
+    return app
+
+
 def split_chain(steps: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """The first step and the rest as its `chain` (a stack: the next step last), the protocol-2 message a Celery chain makes.
 
@@ -91,28 +95,27 @@ class RedisPublisher:
     replaced when it is taken from the pool.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, app: Celery) -> None:
         self.url = url
+        self.builder = celery_message.Messages(app)
         self._client: redis.Redis | None = None
-        self._sender: celery_message.Sender | None = None
         self._declared: set[str] = set()
 
     def publish(self, chains: Sequence[list[dict[str, Any]]]) -> list[BaseException | None]:
         """One error or None per chain; raises when the pipeline as a whole fails (some messages may have gone out)."""
-        client, sender = self._connect()
+        client = self._connect()
         errors: list[BaseException | None] = [None] * len(chains)
         spans: dict[int, slice] = {}  # chain -> its commands in the pipeline
         with client.pipeline(transaction=False) as pipe:
             for index, steps in enumerate(chains):
                 try:
-                    message = celery_message.task_message(sender, *split_chain(steps))
+                    message = self.builder.task(*split_chain(steps))
                 except Exception as error:  # noqa: BLE001 - this chain only
                     errors[index] = error
                     continue
                 first = len(pipe)
-                for key, member in self._declare(message.queue):
-                    pipe.sadd(key, member)
-                pipe.lpush(message.key, message.payload)
+                for name, args in [*self._declare(message.queue), *message.commands]:
+                    getattr(pipe, name)(*args)
                 spans[index] = slice(first, len(pipe))
             try:
                 replies = pipe.execute(raise_on_error=False)
@@ -123,23 +126,22 @@ class RedisPublisher:
             errors[index] = next((reply for reply in replies[span] if isinstance(reply, Exception)), None)
         return errors
 
-    def _connect(self) -> tuple[redis.Redis, celery_message.Sender]:
-        if self._client is None or self._sender is None:
+    def _connect(self) -> redis.Redis:
+        if self._client is None:
             self._client = redis.Redis.from_url(
                 self.url,
                 socket_timeout=CONNECT_TIMEOUT_SECONDS,
                 socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),
             )
-            self._sender = celery_message.Sender.current()
-        return self._client, self._sender
+        return self._client
 
-    def _declare(self, queue: str) -> list[tuple[str, str]]:
+    def _declare(self, queue: str) -> list[celery_message.Command]:
         """kombu's bindings of a queue, sent once per publisher (kombu declares once per connection)."""
         if queue in self._declared:
             return []
         self._declared.add(queue)
-        return celery_message.bindings(queue)
+        return self.builder.bindings(queue)
 
     def close(self) -> None:
         if self._client is not None:
@@ -149,23 +151,9 @@ class RedisPublisher:
 class Dispatcher:
     def __init__(self, broker_url: str) -> None:
         self.broker_url = broker_url
-        self._app: Celery | None = None
-        self._app_lock = threading.Lock()
-        self._redis = RedisPublisher(broker_url) if publishes_directly(broker_url) else None
+        self.app = celery_app(broker_url)
+        self._redis = RedisPublisher(broker_url, self.app) if publishes_directly(broker_url) else None
         self._publisher: BatchingThread[list[dict[str, Any]]] = BatchingThread("pausable-publisher", self._publish)
-
-    @property
-    def app(self) -> Celery:
-        """The Celery app, created (and celery imported) on first use."""
-        with self._app_lock:
-            if self._app is None:
-                from celery import Celery
-
-                self._app = Celery("pausable-daemon", broker=self.broker_url, set_as_current=False)
-                self._app.conf.update(
-                    task_ignore_result=True, broker_connection_retry_on_startup=True, broker_connection_timeout=5
-                )
-            return self._app
 
     def _send(self, steps: list[dict[str, Any]]) -> None:
         first, chain = split_chain(steps)
@@ -199,5 +187,4 @@ class Dispatcher:
         self._publisher.close()
         if self._redis is not None:
             self._redis.close()
-        if self._app is not None:
-            self._app.close()
+        self.app.close()
