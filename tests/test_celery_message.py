@@ -24,6 +24,8 @@ from celery import Celery
 from pausable.cli.launch import RedisServer
 from pausable.server import celery_message
 from pausable.server.dispatch import Dispatcher, RedisPublisher, celery_app, split_chain
+from pausable.server.dispatch import messages as chain_messages
+from pausable.server.domain import Dispatch
 
 RANDOM = {"headers": ("id", "root_id"), "properties": ("correlation_id", "reply_to", "delivery_tag")}
 LONG_ARGUMENT = {
@@ -40,17 +42,21 @@ def step(task: str, args: list[Any] | None = None, **options: Any) -> dict[str, 
     return {"task": task, "args": args or [], "kwargs": {}, "options": options}
 
 
+def chain(operation_id: str, plan: list[dict[str, Any]], start: int, argument: Any) -> list[dict[str, Any]]:
+    return chain_messages(Dispatch(operation_id, plan, start, argument))
+
+
 CHAINS = {
-    "default queue": Dispatcher.messages("op1", [step("demo.one")], 0, {"quote": 'it\'s "q"\n', "unicode": "é☃"}),
-    "queue": Dispatcher.messages("op2", [step("demo.one", queue="q1")], 0, [1, 2]),
-    "priority": Dispatcher.messages("op3", [step("demo.one", priority=5)], 0, None),
-    "priority above the top step": Dispatcher.messages("op4", [step("demo.one", queue="q2", priority=200)], 0, 1),
-    "custom headers": Dispatcher.messages("op5", [step("demo.one", [7], headers={"tenant": "t1", "lang": "py2"})], 0, "x"),
-    "a 3-step chain": Dispatcher.messages(
+    "default queue": chain("op1", [step("demo.one")], 0, {"quote": 'it\'s "q"\n', "unicode": "é☃"}),
+    "queue": chain("op2", [step("demo.one", queue="q1")], 0, [1, 2]),
+    "priority": chain("op3", [step("demo.one", priority=5)], 0, None),
+    "priority above the top step": chain("op4", [step("demo.one", queue="q2", priority=200)], 0, 1),
+    "custom headers": chain("op5", [step("demo.one", [7], headers={"tenant": "t1", "lang": "py2"})], 0, "x"),
+    "a 3-step chain": chain(
         "op6", [step("demo.one", queue="q3"), step("demo.two", priority=3), step("demo.three", headers={"h": 1})], 0, {"a": 1}
     ),
-    "long and deep argument": Dispatcher.messages("op7", [step("demo.one")], 0, LONG_ARGUMENT),
-    "resumed at step 1": Dispatcher.messages("op8", [step("demo.one"), step("demo.two"), step("demo.three")], 1, {"b": 2}),
+    "long and deep argument": chain("op7", [step("demo.one")], 0, LONG_ARGUMENT),
+    "resumed at step 1": chain("op8", [step("demo.one"), step("demo.two"), step("demo.three")], 1, {"b": 2}),
 }
 
 
@@ -135,7 +141,7 @@ def test_same_message_as_send_task(broker: RedisServer, client: redis.Redis, cas
 
 
 def test_declares_a_new_queue_as_kombu_does(broker: RedisServer, client: redis.Redis) -> None:
-    steps = Dispatcher.messages("op1", [step("demo.one", queue=f"new-{uuid.uuid4().hex}")], 0, 1)
+    steps = chain("op1", [step("demo.one", queue=f"new-{uuid.uuid4().hex}")], 0, 1)
     send_with_celery(broker.url, steps)
     expected = contents(client)
     send_directly(broker.url, steps)
@@ -167,7 +173,7 @@ def test_a_batch_mixes_direct_and_celery_sends(broker: RedisServer, client: redi
     async def dispatch_all() -> None:
         dispatcher = Dispatcher(broker.url)
         try:
-            await asyncio.gather(*(dispatcher.dispatch(op, plan, 0, op) for op, plan in plans.items()))
+            await asyncio.gather(*(dispatcher.publish(chain(op, plan, 0, op)) for op, plan in plans.items()))
         finally:
             dispatcher.close()
 
@@ -183,7 +189,7 @@ def test_a_broker_failure_reaches_the_caller(tmp_path: Path) -> None:
     server.stop()
     try:
         with pytest.raises(redis.ConnectionError):
-            asyncio.run(dispatcher.dispatch("op1", [step("demo.one")], 0, None))
+            asyncio.run(dispatcher.publish(chain("op1", [step("demo.one")], 0, None)))
     finally:
         dispatcher.close()
 
@@ -205,7 +211,7 @@ def test_direct_dispatch_opens_no_kombu_connection(
     async def dispatch() -> None:
         dispatcher = Dispatcher(broker.url)
         try:
-            await dispatcher.dispatch("op1", [step("demo.one", queue="q")], 0, 1)
+            await dispatcher.publish(chain("op1", [step("demo.one", queue="q")], 0, 1))
             # Celery opens its producer pool (and a kombu connection) on its first send.
             assert dispatcher.app._pool is None
         finally:
