@@ -92,8 +92,9 @@ class RedisServer:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM saves nothing (no persistence); SIGKILL is the crash the fault tests cause."""
+        stop_process(self.process, sig)
         self.process = None
 
     def __enter__(self) -> Self:
@@ -190,8 +191,16 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        """In a process group of its own, so the worker with its pool children can be signalled as one (see signal_group)."""
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
+
+    def signal_group(self, sig: int) -> None:
+        """Send `sig` to the worker and its pool children (SIGKILL: the whole worker dies at once, as in an OOM kill)."""
+        if self.process is not None:
+            os.killpg(self.process.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         code = stop_process(self.process, sig, timeout=20.0)

@@ -132,19 +132,21 @@ def get(ctx: click.Context, operation_id: str) -> None:
 )
 @click.option("--workflow", "-w", default="")
 @click.option("--limit", "-n", default=20, show_default=True)
+@click.option("--stuck", is_flag=True, help="only active operations whose step lease lapsed (about to run their step again)")
 @click.pass_context
 @_handle_errors
-def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, limit: int) -> None:
+def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, limit: int, stuck: bool) -> None:
     """List operations, newest first.
 
     \b
-    Example:
+    Examples:
       pausable ls -s RUNNING -s PAUSED -w demo.etl
+      pausable ls --stuck
     """
     from pausable.cli.render import operation_dict, print_table
 
     values = [pb.OperationState.Value(f"OPERATION_STATE_{s.upper()}") for s in states]
-    response = _client(ctx).list(states=values, workflow=workflow, page_size=limit)
+    response = _client(ctx).list(states=values, workflow=workflow, page_size=limit, stuck=stuck)
     if ctx.obj["output"] == "json":
         click.echo(
             json.dumps(

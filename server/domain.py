@@ -177,6 +177,7 @@ class StepReport:
 class CheckpointResult:
     decision: Decision
     state: State
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,7 @@ from pausable.server.store import Change, Store
 
 log = logging.getLogger("pausable.server")
 SWEEP_BATCH = 100
+FAULT_VARIABLE = "PAUSABLE_TEST_FAULT"
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ class Engine:
         self.timing = timing or Timing()
         store.lease = timedelta(seconds=self.timing.lease_seconds)
         self._sent: list[int] = []
+        # Fault injection for tests/faults only: die in the window between the commit and the publish.
+        self.crash_before_publish = os.environ.get(FAULT_VARIABLE) == "crash-before-publish"
         self._marking: asyncio.Task[None] | None = None
-        self.retried: dict[str, int] = {}
 
     # -- client commands -----------------------------------------------------
 
@@ -108,7 +111,7 @@ class Engine:
     async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
         """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
         change = await self.store.command(operation_id, kind, request_id, messages, tracing.headers())
-        await self.flags.follow(operation_id, change.operation.state)
+        await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)
         return change.operation
 
@@ -133,8 +136,8 @@ class Engine:
         """Record the reports; then make the stop flags match, except for continued reports of running operations."""
         outcomes = await self.store.checkpoints(reports)
         for report, outcome in zip(reports, outcomes, strict=True):
-            if outcome is not None and not (report.continued and outcome.state is State.RUNNING):
-                await self.flags.follow(report.operation_id, outcome.state)
+            if outcome is not None and not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
+                await self.flags.follow(report.operation_id, outcome.state, outcome.attempt)
         return outcomes
 
     async def progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
@@ -155,6 +158,9 @@ class Engine:
         if change.outbox is None:
             return
         outbox_id, steps = change.outbox
+        if self.crash_before_publish:
+            log.critical("fault injection: exiting between the commit and the publish of %s", change.operation.id)
+            os._exit(70)
         try:
             await self.dispatcher.publish(steps)
         except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
@@ -223,9 +229,8 @@ class Engine:
             if outcome is None:
                 continue
             settled += 1
-            self.retried[reason] = self.retried.get(reason, 0) + 1
             log.warning("lease of %s lapsed (%s): %s", operation_id, reason, outcome.verdict.value)
-            await self.flags.follow(operation_id, outcome.operation.state)
+            await self.flags.follow(operation_id, outcome.operation.state, outcome.operation.attempt)
             if outcome.verdict is LeaseVerdict.RETRY:
                 await self._publish(Change(outcome.operation, outcome.dispatch, outbox=outcome.outbox))
         return settled

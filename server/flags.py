@@ -7,7 +7,7 @@ import logging
 import redis.asyncio as aioredis
 
 from pausable import flags
-from pausable.server.states import State
+from pausable.server.states import ACTIVE, State
 
 log = logging.getLogger("pausable.server")
 STOP_STATES = {State.PAUSE_REQUESTED: "pause", State.CANCEL_REQUESTED: "cancel"}
@@ -17,12 +17,18 @@ class StopFlags:
     def __init__(self, broker_url: str) -> None:
         self.redis = aioredis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
 
-    async def follow(self, operation_id: str, state: State) -> None:
-        """Make the flag match `state`. Best effort: the store decides, the flag only saves workers a call."""
+    async def follow(self, operation_id: str, state: State, attempt: int = 1) -> None:
+        """Make the flag match `state`. Best effort: the store decides, the flag only saves workers a call.
+
+        An active operation whose step was dispatched again (attempt > 1) stays
+        flagged too: a slow earlier attempt then checkpoints synchronously, is
+        told STOP, and its chain ends at that step instead of running on.
+        """
+        reason = STOP_STATES.get(state) or ("retry" if attempt > 1 and state in ACTIVE else None)
         try:
-            if state in STOP_STATES:
+            if reason is not None:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(flags.key(operation_id), STOP_STATES[state], ex=flags.TTL_SECONDS)
+                    pipe.set(flags.key(operation_id), reason, ex=flags.TTL_SECONDS)
                     pipe.publish(flags.CHANNEL, flags.set_message(operation_id))
                     await pipe.execute()
             elif await self.redis.delete(flags.key(operation_id)):

@@ -158,6 +158,12 @@ class DaemonMetrics:
         self.events = Counter(
             "pausable_events", "Operation events committed by this daemon, by type", ["type"], registry=self.registry
         )
+        self.steps_retried = Counter(
+            "pausable_steps_retried",
+            "Steps dispatched again after their lease lapsed, by reason (worker lost, message lost), on this daemon",
+            ["reason"],
+            registry=self.registry,
+        )
         self.pause_latency = Histogram(
             "pausable_pause_latency_seconds",
             "From a pause request being recorded (PAUSE_REQUESTED) to the operation pausing (PAUSED), both on this daemon",
@@ -197,6 +203,8 @@ class DaemonMetrics:
             if child is None:
                 child = self._event_children[event.type] = self.events.labels(str(event.type))
             child.inc()
+            if event.type == EventType.STEP_RETRIED:
+                self.steps_retried.labels(event.message.rpartition(": ")[2]).inc()
             if event.type == EventType.PAUSE_REQUESTED:
                 if len(pending) >= PENDING_PAUSES:
                     pending.pop(next(iter(pending)))

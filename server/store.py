@@ -328,9 +328,9 @@ class Store(Reads):
         operation_id, step = report.operation_id, report.step
         with self._locked(session, operation_id) as row:
             if report.attempt_id and report.attempt_id == row.checkpoint_attempt and step == row.checkpoint_step:
-                return CheckpointResult(Decision(row.checkpoint_decision), State(row.state))
+                return CheckpointResult(Decision(row.checkpoint_decision), State(row.state), row.attempt)
             if report.attempt and report.attempt != row.attempt:
-                return CheckpointResult(Decision.STOP, State(row.state))
+                return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
             outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
             if outcome.record_result:
                 for skipped in range(row.current_step, step):
@@ -345,7 +345,7 @@ class Store(Reads):
             if outcome.transition.state is not None:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = report.attempt_id, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
-            return CheckpointResult(outcome.decision, State(row.state))
+            return CheckpointResult(outcome.decision, State(row.state), row.attempt)
 
     async def report_progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
         now = datetime.now(UTC)

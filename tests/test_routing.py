@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import history
 
-from pausable.clients import Client
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
 from pausable.workers import app, workflow
 from pausable.workers.queues import NOT_REGISTERED, plan_queues, workflow_queue

@@ -116,9 +116,16 @@ class AsyncClient:
         return reply.operation
 
     async def list(
-        self, *, states: list[int] | None = None, workflow: str = "", page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        states: list[int] | None = None,
+        workflow: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        stuck: bool = False,
     ) -> pb.ListOperationsResponse:
-        return await self._call(self.stub.ListOperations, list_request(states, workflow, page_size, page_token), read=True)
+        """Newest first; `stuck`: only active operations whose step lease lapsed."""
+        return await self._call(self.stub.ListOperations, list_request(states, workflow, page_size, page_token, stuck), read=True)
 
     async def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
         return (await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id))).operation

@@ -53,8 +53,12 @@ def start_request(
     return request
 
 
-def list_request(states: list[int] | None, workflow: str, page_size: int, page_token: str) -> pb.ListOperationsRequest:
-    return pb.ListOperationsRequest(states=states or [], workflow=workflow, page_size=page_size, page_token=page_token)
+def list_request(
+    states: list[int] | None, workflow: str, page_size: int, page_token: str, stuck: bool = False
+) -> pb.ListOperationsRequest:
+    return pb.ListOperationsRequest(
+        states=states or [], workflow=workflow, page_size=page_size, page_token=page_token, stuck=stuck
+    )
 
 
 COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest]] = {
