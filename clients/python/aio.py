@@ -18,6 +18,7 @@ on reads), every other status is raised at once as a typed `PausableError`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
@@ -129,7 +130,7 @@ class AsyncClient:
     async def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
         return (await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))).operation
 
-    async def workflows(self) -> list[pb.Workflow]:
+    async def workflows(self) -> builtins.list[pb.Workflow]:
         return list((await self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True)).workflows)
 
     async def watch(

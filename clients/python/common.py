@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -54,7 +54,10 @@ def start_request(
 
 
 def list_request(states: list[int] | None, workflow: str, page_size: int, page_token: str) -> pb.ListOperationsRequest:
-    return pb.ListOperationsRequest(states=states or [], workflow=workflow, page_size=page_size, page_token=page_token)
+    # The numbers of pb.OperationState; protoc's .pyi types the field as the enum's class.
+    return pb.ListOperationsRequest(
+        states=cast("list[pb.OperationState]", states or []), workflow=workflow, page_size=page_size, page_token=page_token
+    )
 
 
 COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest]] = {
