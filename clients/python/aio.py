@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
 import grpc
@@ -76,7 +76,7 @@ class AsyncClient:
         self.stub = operation_pb2_grpc.OperationServiceStub(channel)
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)  # grace=None: cancel the calls in flight
 
     async def __aenter__(self) -> Self:
         return self
@@ -135,7 +135,7 @@ class AsyncClient:
 
     async def watch(
         self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0
-    ) -> AsyncIterator[pb.OperationEvent]:
+    ) -> AsyncGenerator[pb.OperationEvent, None]:
         """Every event after `after_seq`, each once, in order, until the terminal one.
 
         A broken stream (daemon restart, network) is reopened with the last
