@@ -135,7 +135,7 @@ def configure(log_format: LogFormat = "text", level: int | str = logging.INFO, *
     root.setLevel(level)
     logging.captureWarnings(True)
     if (capture_stdout if capture_stdout is not None else log_format == "json") and not isinstance(sys.stdout, LoggerWriter):
-        sys.stdout = LoggerWriter(logging.getLogger("stdout"), logging.INFO, sys.__stdout__)  # type: ignore[assignment]
+        sys.stdout = LoggerWriter(logging.getLogger("stdout"), logging.INFO, sys.__stdout__)  # type: ignore[arg-type]  # None only without a console
 
 
 def configure_worker(app: Any, log_format: LogFormat) -> None:

@@ -111,7 +111,8 @@ def configure(service: str) -> bool:
             trace.set_tracer_provider(provider)
         path = get_settings().otel_file
         if path:
-            provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(path)))
+            # JsonLinesExporter is a SpanExporter by duck typing (the SDK is imported only when tracing is on).
+            provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(path)))  # type: ignore[arg-type]
         otlp = _otlp_exporter()
         if otlp is not None:
             provider.add_span_processor(BatchSpanProcessor(otlp))

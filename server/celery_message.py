@@ -115,7 +115,7 @@ class Messages:
             kwargs=step["kwargs"],
             chain=chain,
             reply_to=self.app.thread_oid,
-            ignore_result=None,  # send_task passes the option's value: none here
+            ignore_result=None,  # type: ignore[arg-type]  # send_task passes the option's value: none here
         )
         headers.update(options.get("headers") or {})
         properties["delivery_mode"] = self.delivery_mode(queue)
@@ -126,7 +126,7 @@ class Messages:
         CHANNEL.basic_publish(message, exchange="", routing_key=queue, _publish_batch=commands)
         return TaskMessage(commands=commands.commands, queue=queue)
 
-    def delivery_mode(self, queue: str) -> int:
+    def delivery_mode(self, queue: str) -> int | None:
         """The queue exchange's delivery mode, else the app's default (send_task_message), as kombu's Producer writes it."""
         return maybe_delivery_mode(self.app.amqp.queues[queue].exchange.delivery_mode or self.default_delivery_mode)
 
@@ -143,5 +143,5 @@ class Messages:
         member = CHANNEL.sep.join([entity.routing_key or "", "", entity.name])
         return [
             ("sadd", (CHANNEL.keyprefix_queue % (exchange,), member)),
-            ("sadd", (CHANNEL.keyprefix_binding_permanent % (exchange,), member)),
+            ("sadd", (CHANNEL.keyprefix_binding_permanent % (exchange,), member)),  # type: ignore[attr-defined]  # not in kombu-stubs
         ]

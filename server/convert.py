@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import timestamp_pb2
 
@@ -21,8 +21,12 @@ def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def state_to_pb(state: str) -> int:
-    return pb.OperationState.Value(f"OPERATION_STATE_{state}")
+# protoc's .pyi types enum fields as the enum's class but `Value()` as int; at run
+# time both are the same int, so the casts below only tell mypy so.
+
+
+def state_to_pb(state: str) -> pb.OperationState:
+    return cast(pb.OperationState, pb.OperationState.Value(f"OPERATION_STATE_{state}"))
 
 
 def state_from_pb(value: int) -> State:
@@ -62,7 +66,7 @@ def event_to_pb(event: Event) -> pb.WatchResponse:
         event=pb.OperationEvent(
             operation_id=event.operation_id,
             seq=event.seq,
-            type=pb.EventType.Value(f"EVENT_TYPE_{event.type}"),
+            type=cast(pb.EventType, pb.EventType.Value(f"EVENT_TYPE_{event.type}")),
             time=_timestamp(event.time),
             message=event.message,
             operation=operation_to_pb(event.operation),

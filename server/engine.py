@@ -24,6 +24,7 @@ its workflow's max_attempts; a requested pause or cancel then takes effect.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -121,7 +122,7 @@ class Engine:
     async def list(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[Operation]:
         return await self.store.list_operations(where, limit=limit, before_id=before_id)
 
-    async def workflows(self) -> list[Workflow]:
+    async def workflows(self) -> builtins.list[Workflow]:
         return await self.store.list_workflows()
 
     async def delete(self, operation_id: str) -> None:
@@ -132,7 +133,7 @@ class Engine:
     async def register(self, workflows: Sequence[Workflow], worker: str) -> None:
         await self.store.register_workflows(workflows, worker)
 
-    async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
+    async def checkpoints(self, reports: Sequence[StepReport]) -> builtins.list[CheckpointResult | None]:
         """Record the reports; then make the stop flags match, except for continued reports of running operations."""
         outcomes = await self.store.checkpoints(reports)
         for report, outcome in zip(reports, outcomes, strict=True):

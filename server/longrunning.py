@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
 import grpc
 from google.longrunning import operations_pb2_grpc
@@ -118,7 +119,7 @@ def parse_filter(text: str) -> pb.ListOperationsRequest:
     if states is not None:
         if not states:
             raise InvalidArgument(f"filter {text[:120]!r} can match no state: {filter_help()}")
-        request.states.extend(sorted(states))
+        request.states.extend(cast("list[pb.OperationState]", sorted(states)))
     return request
 
 

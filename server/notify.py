@@ -65,7 +65,7 @@ class PgListener:
                     await asyncio.sleep(delay)
             self.hub.poke_all()
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        replica, _, rest = payload.partition(" ")
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        replica, _, rest = str(payload).partition(" ")  # a NOTIFY's payload is text
         if replica != self.replica:
             self.hub.poke(rest.partition(" ")[0])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pausable.config import Settings
 from pausable.server.domain import Event
-from pausable.server.healthcheck import HealthMonitor, StoreProbe, broker_probe
+from pausable.server.healthcheck import HealthMonitor, Probe, StoreProbe, broker_probe
 from pausable.server.metrics import DaemonMetrics
 from pausable.server.rpcobserver import RpcObserver
 from pausable.server.states import EventType
@@ -74,7 +74,7 @@ class Observability:
         """Start the health monitor (for "" and `services`) and the metrics endpoint; returns their tasks (cancelled on stop)."""
         settings = self.settings
         timeout = settings.health_timeout_seconds
-        probes = {
+        probes: dict[str, Probe] = {
             "store": StoreProbe(daemon.store.engine.url),
             "broker": broker_probe(settings.broker_url, lambda: daemon.engine.dispatcher.app, timeout),
         }

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Converter = Callable[[Any], Any] | None
 
@@ -34,8 +35,9 @@ class PreparedStatements:
         connection.execute(sql, [params[name] if convert is None else convert(params[name]) for name, convert in binds])
 
     def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
-        compiled = statement.compile(dialect=self.dialect, column_keys=list(keys))
-        binds = []
+        # A statement's compiler for a SQL dialect: compile() is typed as returning the base Compiled.
+        compiled = cast(SQLCompiler, statement.compile(dialect=self.dialect, column_keys=list(keys)))
+        binds: list[tuple[str, Converter]] = []
         for name in compiled.positiontup or ():
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
             binds.append((name, kind.bind_processor(self.dialect)))

@@ -584,7 +584,7 @@ class Store(Reads):
         result = session.connection().execute(
             INSERT_OUTBOX, {"operation_id": dispatch.operation_id, "attempt": dispatch.attempt, "steps": steps, "created_at": now}
         )
-        return int(result.inserted_primary_key[0]), steps
+        return int(result.inserted_primary_key[0]), steps  # type: ignore[index]  # None only when no row was inserted
 
     def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> None:
         """A one-row write statement: on the SQLite writer's own connection, else through the session."""

@@ -8,7 +8,7 @@ another replica) goes back to the store, so nothing is skipped or repeated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pausable.server.convert import event_to_pb
 from pausable.server.domain import OperationFilter, ShuttingDown
@@ -27,7 +27,7 @@ class Watching:
         # no notification (see Reads.events_matching); re-read after this long.
         self.global_recheck_seconds = 1.0 if store.postgres else None
 
-    async def follow(self, operation_id: str, after_seq: int) -> AsyncIterator[pb.WatchResponse]:
+    async def follow(self, operation_id: str, after_seq: int) -> AsyncGenerator[pb.WatchResponse, None]:
         """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one."""
         subscription = self.hub.subscribe(operation_id)
         try:
@@ -59,7 +59,7 @@ class Watching:
         finally:
             self.hub.unsubscribe(subscription)
 
-    async def follow_all(self, where: OperationFilter, cursor: str) -> AsyncIterator[pb.WatchEventsResponse]:
+    async def follow_all(self, where: OperationFilter, cursor: str) -> AsyncGenerator[pb.WatchEventsResponse, None]:
         """The events of every matching operation after the global `cursor`; never ends."""
         subscription = self.hub.subscribe(ALL)
         try:

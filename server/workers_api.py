@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import grpc
 
@@ -75,7 +76,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         [outcome] = await self.engine.checkpoints([report])
         if outcome is None:
             raise NotFound(report.operation_id)
-        return pb.CheckpointResponse(decision=pb.Decision.Value(f"DECISION_{outcome.decision}"), state=state_to_pb(outcome.state))
+        return pb.CheckpointResponse(
+            decision=cast(pb.Decision, pb.Decision.Value(f"DECISION_{outcome.decision}")), state=state_to_pb(outcome.state)
+        )
 
     @rpc
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:

@@ -22,7 +22,7 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
@@ -123,7 +123,8 @@ class SqliteWriter:
         outcomes: list[Outcome] = []
         try:
             with self.sessions.begin() as session:
-                self._connection = connection = session.connection().connection.driver_connection
+                driver = session.connection().connection.driver_connection  # the engine's sqlite3 connection
+                self._connection = connection = cast(sqlite3.Connection, driver)
                 for fn in batch:
                     events: list[Any] = []
                     connection.execute("SAVEPOINT write")

@@ -15,7 +15,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
 from celery.canvas import Signature
@@ -64,14 +64,14 @@ def _as_signature(step: Task | Signature) -> Signature:
 
 
 def _checkpoints(signature: Signature) -> bool:
-    task = app.tasks.get(signature.task)
+    task = app.tasks.get(signature.task or "")  # celery-types: a signature's task name may be None
     return isinstance(task, PausableTask) or signature.task == "pausable.pause_or_continue"
 
 
 def _plan_entry(workflow_name: str, signature: Signature) -> dict[str, Any]:
     """A signature dict; its `queue` is what routes the step, by the daemon and by every hop of the chain."""
     options = {k: v for k, v in signature.options.items() if k != "task_id"}
-    options["queue"] = step_queue(workflow_name, signature.task, options)
+    options["queue"] = step_queue(workflow_name, signature.task or "", options)
     return {"task": signature.task, "args": list(signature.args), "kwargs": dict(signature.kwargs), "options": options}
 
 
@@ -90,7 +90,10 @@ def workflow(
     `pausable.<name>` (unless it names its own), which only workers that
     registered the workflow consume.
     """
-    signatures = list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in steps]
+    # A chain has .tasks; else steps is a list.
+    signatures = (
+        list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in cast("list[Task | Signature]", steps)]
+    )
     if not signatures:
         raise ValueError(f"workflow {name!r} has no steps")
     if not _checkpoints(signatures[-1]):

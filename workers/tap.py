@@ -15,7 +15,7 @@ Register the tapped chain as a workflow to run it under the daemon:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from celery import Task, chain
 from celery.canvas import Signature, signature
@@ -33,7 +33,8 @@ def pause_or_continue(
     Without a clause, PausableTask's checkpoint after this body asks the daemon.
     """
     if clause is not None and signature(clause, app=app)(retval):
-        remaining = [dict(s) for s in reversed(self.request.chain or [])]
+        rest = cast("list[dict[str, Any]] | None", self.request.chain)  # celery-types says str: it is the signatures
+        remaining = [dict(s) for s in reversed(rest or [])]
         if callback is not None:
             signature(callback, app=app)(retval, remaining)
         self.request.chain = None

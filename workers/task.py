@@ -74,7 +74,7 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     if position is not None:
         operation_id, step, attempt = position
         flush()
-        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt)
+        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt)  # type: ignore[union-attr]  # position is None without a sender
 
 
 @worker_process_shutdown.connect

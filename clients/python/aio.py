@@ -18,8 +18,9 @@ on reads), every other status is raised at once as a typed `PausableError`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
 import grpc
@@ -75,7 +76,7 @@ class AsyncClient:
         self.stub = operation_pb2_grpc.OperationServiceStub(channel)
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)  # grace=None: cancel the calls in flight
 
     async def __aenter__(self) -> Self:
         return self
@@ -136,12 +137,12 @@ class AsyncClient:
     async def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
         return (await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))).operation
 
-    async def workflows(self) -> list[pb.Workflow]:
+    async def workflows(self) -> builtins.list[pb.Workflow]:
         return list((await self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True)).workflows)
 
     async def watch(
         self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0
-    ) -> AsyncIterator[pb.OperationEvent]:
+    ) -> AsyncGenerator[pb.OperationEvent, None]:
         """Every event after `after_seq`, each once, in order, until the terminal one.
 
         A broken stream (daemon restart, network) is reopened with the last

@@ -12,6 +12,7 @@ print(op.wait(timeout=60))
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self, TypeVar
@@ -128,7 +129,7 @@ class Client:
     def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
         return self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id)).operation
 
-    def workflows(self) -> list[pb.Workflow]:
+    def workflows(self) -> builtins.list[pb.Workflow]:
         return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True).workflows)
 
     def watch(self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0) -> Iterator[pb.OperationEvent]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -56,8 +56,9 @@ def start_request(
 def list_request(
     states: list[int] | None, workflow: str, page_size: int, page_token: str, stuck: bool = False
 ) -> pb.ListOperationsRequest:
+    # The numbers of pb.OperationState; protoc's .pyi types the field as the enum's class.
     return pb.ListOperationsRequest(
-        states=states or [], workflow=workflow, page_size=page_size, page_token=page_token, stuck=stuck
+        states=cast("list[pb.OperationState]", states or []), workflow=workflow, page_size=page_size, page_token=page_token, stuck=stuck
     )
 
 
