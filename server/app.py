@@ -7,7 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
-from pausable.server import longrunning
+from pausable.server import healthcheck, longrunning
 from pausable.server.dispatch import Dispatcher
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
@@ -47,7 +47,7 @@ class Daemon:
     store: Store
     hub: EventHub
     engine: Engine
-    health: health.aio.HealthServicer
+    health: Any  # grpc_health's aio HealthServicer (see healthcheck.HealthServicer)
     port: int
     background: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PgListener | None = None
@@ -101,7 +101,7 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
     longrunning.add_to_server(engine, watching, server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = healthcheck.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = listen or settings.listen

@@ -24,6 +24,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+# grpc-stubs types grpc_health.v1.health without its aio module, the one the daemon serves with.
+HealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
+
 log = logging.getLogger("pausable.server.health")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -102,7 +105,7 @@ def broker_probe(broker_url: str, app: Callable[[], Any], timeout: float) -> Red
 class HealthMonitor:
     def __init__(
         self,
-        servicer: health.aio.HealthServicer,
+        servicer: Any,
         services: Iterable[str],
         probes: dict[str, Probe],
         *,

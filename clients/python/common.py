@@ -58,7 +58,11 @@ def list_request(
 ) -> pb.ListOperationsRequest:
     # The numbers of pb.OperationState; protoc's .pyi types the field as the enum's class.
     return pb.ListOperationsRequest(
-        states=cast("list[pb.OperationState]", states or []), workflow=workflow, page_size=page_size, page_token=page_token, stuck=stuck
+        states=cast("list[pb.OperationState]", states or []),
+        workflow=workflow,
+        page_size=page_size,
+        page_token=page_token,
+        stuck=stuck,
     )
 
 
