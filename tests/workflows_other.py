@@ -1,4 +1,4 @@
-"""Workflows that only the second worker of tests/test_routing.py loads (from PYTHONPATH=tests).
+"""Workflows that only the second worker of tests/integration/test_routing.py loads (from PYTHONPATH=tests).
 
 `other.double` doubles a number three times; each step appends the label of
 the worker that ran it (ROUTING_TEST_WORKER), so the test can tell where

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Stack
+from support.stack import Stack
 
 from pausable.clients import Client
 from pausable.jsonvalue import to_value

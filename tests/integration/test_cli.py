@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import Stack
+from support.stack import Stack
 
 
 def pausable(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ worker that ran it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -15,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import history
+from support.stack import history
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
-from pausable.workers import app, workflow
-from pausable.workers.queues import NOT_REGISTERED, plan_queues, workflow_queue
+from pausable.workers.queues import NOT_REGISTERED
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parent.parent  # tests/: workflows_alpha.py and workflows_other.py
 TIMEOUT = 90.0
 
 
@@ -103,20 +101,3 @@ def test_a_step_reaching_a_worker_without_its_task_fails_the_operation(two_worke
     assert ended.error.step == 0 and ended.error.step_name == "other.not_here"
     assert "'other.not_here'" in ended.error.message and "workflows_other" in ended.error.message
     assert "pausable worker -m" in ended.error.message
-
-
-@pytest.mark.filterwarnings("ignore::celery.exceptions.CDeprecationWarning")  # a task's own `queue` attribute
-def test_plan_steps_carry_their_workflow_queue_unless_they_name_one() -> None:
-    @app.task(name="tests.routing.plain")
-    def plain(value: int) -> int:
-        return value
-
-    @app.task(name="tests.routing.own_queue", queue="own")
-    def own_queue(value: int) -> int:
-        return value
-
-    flow = workflow("tests.routing", [plain.s(), plain.s().set(queue="explicit"), own_queue.s()])
-    queues = [entry["options"]["queue"] for entry in flow.plan]
-    assert queues == [workflow_queue("tests.routing"), "explicit", "own", workflow_queue("tests.routing")]
-    assert plan_queues([flow.plan]) == sorted({"pausable.tests.routing", "explicit", "own"})
-    assert json.loads(flow.to_pb().plan_json) == flow.plan

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from pausable.cli.launch import CLI
+CLI = [sys.executable, "-m", "pausable.cli"]
 
 MARKERS = {
     "bash": "complete -o nosort -F _pausable_completion pausable",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Stack, start_stack
+from support.stack import Stack, start_stack
 
 from pausable.cli.launch import RedisServer
 from pausable.v1 import operation_pb2 as pb

@@ -149,24 +149,6 @@ def test_declares_a_new_queue_as_kombu_does(broker: RedisServer, client: redis.R
     assert len(expected) == 3, expected
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"exchange": "x"},
-        {"routing_key": "r"},
-        {"link": {"task": "t"}},
-        {"countdown": 5},
-        {"queue": ""},
-        {"queue": None},
-        {"priority": True},
-        {"priority": "5"},
-        {"headers": ["h"]},
-    ],
-)
-def test_other_options_are_left_to_celery(options: dict[str, Any]) -> None:
-    assert not celery_message.supports(options)
-
-
 def test_a_batch_mixes_direct_and_celery_sends(broker: RedisServer, client: redis.Redis) -> None:
     plans = {"op1": [step("demo.one", queue="direct")], "op2": [step("demo.one", queue="via-celery", expires=60)]}
 

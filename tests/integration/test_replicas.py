@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import history, state_is, step_completed, wait_event
 from support.servers import PostgresServer
+from support.stack import history, state_is, step_completed, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client, PausableError

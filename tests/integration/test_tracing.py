@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Stack, step_completed, wait_event
+from support.stack import Stack, step_completed, wait_event
 
 try:
     from opentelemetry.sdk.trace import TracerProvider

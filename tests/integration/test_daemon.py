@@ -7,9 +7,9 @@ import time
 
 import grpc
 import pytest
-from conftest import Stack, step_completed, wait_event
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.stack import Stack, step_completed, wait_event
 
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
@@ -80,13 +80,3 @@ def test_sigterm_ends_watch_streams_cleanly_and_exits(private_stack: Stack) -> N
         events = [r.event for r in client.stub.Watch(pb.WatchRequest(operation_id=op.id), timeout=30)]
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert step_completed(0)(next(e for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED))
-
-
-def test_the_daemon_keeps_migration_and_postgres_only_libraries_out_of_its_memory() -> None:
-    """Alembic (with Mako and Pygments) runs in a child process, asyncpg loads only for Postgres, jsonschema only for a schema."""
-    import subprocess
-    import sys
-
-    code = "import sys, pausable.server.app; print(sorted(m for m in ('alembic', 'mako', 'pygments', 'asyncpg', 'jsonschema') if m in sys.modules))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert loaded == "[]"

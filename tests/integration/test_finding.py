@@ -9,11 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Stack
 from google.protobuf import timestamp_pb2
+from support.stack import Stack
 
 from pausable.clients import Client
-from pausable.jsonvalue import to_value
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import OperationFilter, Workflow
 from pausable.server.states import State
@@ -117,10 +116,3 @@ def test_retention_purges_old_finished_operations_in_batches(tmp_path: Path, mak
             await store.close()
 
     asyncio.run(scenario())
-
-
-def test_value_round_trip_keeps_integers() -> None:
-    from pausable.jsonvalue import from_value
-
-    assert from_value(to_value({"a": 3, "b": [1.5, 2], "c": None})) == {"a": 3, "b": [1.5, 2], "c": None}
-    assert type(from_value(to_value(3))) is int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from conftest import Stack, history, state_is, step_completed, wait_event
+from support.stack import Stack, history, state_is, step_completed, wait_event
 
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb

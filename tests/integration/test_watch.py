@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import history, step_completed, wait_event
+from support.stack import history, step_completed, wait_event
 
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb

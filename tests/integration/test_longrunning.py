@@ -7,18 +7,16 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from conftest import Stack, history, state_is, step_completed, wait_event
 from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.stack import Stack, history, state_is, step_completed, wait_event
 
 from pausable.clients import Client
 from pausable.jsonvalue import from_value
-from pausable.server.errors import InvalidArgument
-from pausable.server.longrunning import parse_filter, to_lro
 from pausable.v1 import operation_pb2 as pb
 
 UNKNOWN = "operations/" + "0" * 32
@@ -237,37 +235,3 @@ def test_reflection_and_health_know_the_service(stack: Stack) -> None:
             health_pb2.HealthCheckRequest(service="google.longrunning.Operations"), timeout=5
         )
         assert check.status == health_pb2.HealthCheckResponse.SERVING
-
-
-# -- pure mapping -------------------------------------------------------------------
-
-
-def test_filter_grammar() -> None:
-    assert list(parse_filter("").states) == [] and parse_filter("").workflow == ""
-    query = parse_filter("state=running,PAUSED workflow=demo.etl")
-    assert set(query.states) == {pb.OPERATION_STATE_RUNNING, pb.OPERATION_STATE_PAUSED} and query.workflow == "demo.etl"
-    assert set(parse_filter("done=true").states) == {
-        pb.OPERATION_STATE_SUCCEEDED,
-        pb.OPERATION_STATE_FAILED,
-        pb.OPERATION_STATE_CANCELLED,
-    }
-    assert list(parse_filter("done=true AND state=SUCCEEDED,RUNNING").states) == [pb.OPERATION_STATE_SUCCEEDED]
-    assert pb.OPERATION_STATE_PAUSED in parse_filter("done=false").states
-    for bad in ("state", "state=", "done=maybe", "owner=me", "done=true state=RUNNING", "workflow=a workflow=b"):
-        with pytest.raises(InvalidArgument):
-            parse_filter(bad)
-
-
-def test_mapping_of_each_ending() -> None:
-    running = to_lro(pb.Operation(id="a" * 32, state=pb.OPERATION_STATE_RUNNING, current_step=2, total_steps=5, progress=0.5))
-    assert running.name == "operations/" + "a" * 32 and not running.done and running.WhichOneof("result") is None
-    assert metadata(running).progress == 0.5 and metadata(running).current_step == 2
-    assert response(to_lro(pb.Operation(id="b" * 32, state=pb.OPERATION_STATE_SUCCEEDED))) is None
-    broker = to_lro(
-        pb.Operation(
-            id="c" * 32,
-            state=pb.OPERATION_STATE_FAILED,
-            error=pb.OperationError(code="BROKER_UNAVAILABLE", message="down", step=-1),
-        )
-    )
-    assert broker.error.code == code_pb2.UNAVAILABLE and broker.error.message == "BROKER_UNAVAILABLE: down"

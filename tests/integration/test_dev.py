@@ -1,0 +1,83 @@
+"""`pausable dev -m mymod`: the user's workflow module from the current folder runs next to the examples; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pausable.cli.launch import free_port
+
+MODULE = """
+from pausable.workers import step, workflow
+
+
+@step(name="mymod.greet")
+def greet(params):
+    return {"greeting": "hello " + (params or {}).get("name", "world")}
+
+
+workflow("mymod.hello", [greet])
+"""
+
+
+def wait_for(condition, what: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"pausable dev exited with {process.returncode} before {what}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout}s:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_path: Path) -> None:
+    (tmp_path / "mymod.py").write_text(MODULE)
+    target = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAUSABLE_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pausable.cli", "--daemon", target, *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    log = tmp_path / "dev.out"
+    with log.open("wb") as out:
+        # A session of its own: Ctrl-C reaches dev and its children as a terminal would send it, and nothing else.
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "pausable.cli", "--daemon", target, "dev", "-m", "mymod", "-c", "1"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "Ctrl-C stops it all" in log.read_text(), "banner", dev, log)
+
+        def registered() -> bool:
+            listed = cli("-o", "json", "workflows")
+            return listed.returncode == 0 and {"mymod.hello", "demo.etl"} <= {w["name"] for w in json.loads(listed.stdout)}
+
+        wait_for(registered, "mymod.hello and demo.etl registered", dev, log)
+
+        started = cli("-o", "json", "start", "mymod.hello", "--input", '{"name": "dev"}')
+        assert started.returncode == 0, started.stderr
+        operation_id = json.loads(started.stdout)["id"]
+        watched = cli("watch", operation_id)
+        assert watched.returncode == 0, watched.stdout + watched.stderr  # 0: SUCCEEDED
+        got = json.loads(cli("-o", "json", "get", operation_id).stdout)
+        assert got["state"] == "OPERATION_STATE_SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGINT)
+        try:
+            code = dev.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            raise
+    assert code == 0, log.read_text()
+    assert "pausable dev: stopped" in log.read_text()

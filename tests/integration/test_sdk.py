@@ -1,0 +1,112 @@
+"""The asyncio SDK against the real daemon: start, pause, resume, wait, and watch() across a cut connection.
+
+The retry policy against a fake channel is in tests/unit/test_sdk_retries.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from support.stack import Stack, step_completed
+
+from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument, NotFound
+from pausable.v1 import operation_pb2 as pb
+
+
+def test_async_client_start_pause_resume_wait(stack: Stack) -> None:
+    async def main() -> None:
+        async with AsyncClient(stack.target, token="ignored-by-the-daemon") as client:
+            assert {"demo.etl", "demo.tapped"} <= {w.name for w in await client.workflows()}
+            expected = await (await client.start("demo.etl", {"rows": 12, "step_seconds": 0.0})).wait(timeout=60)
+
+            op = await client.start("demo.etl", {"rows": 12, "step_seconds": 0.3})
+            async for e in op.watch():
+                if step_completed(0)(e):
+                    break
+            await op.pause()
+            assert op.state == "PAUSE_REQUESTED"
+            async for e in op.watch(after_seq=op.proto.last_seq):
+                if e.operation.state == pb.OPERATION_STATE_PAUSED:
+                    break
+            assert op.state == "PAUSED"
+            assert (await op.refresh()).state == "PAUSED" and op.result["log"] == [
+                f"T{n}" for n in range(1, op.proto.current_step + 1)
+            ]
+            assert (await client.list(states=[pb.OPERATION_STATE_PAUSED], page_size=1000)).operations
+            await op.resume()
+            assert op.state == "RUNNING"
+            assert await op.wait(timeout=60) == expected
+            assert op.done and op.state == "SUCCEEDED"
+
+            with pytest.raises(NotFound):
+                await client.get("0" * 32)
+            with pytest.raises(InvalidArgument):
+                await client.get("not-an-id")
+            with pytest.raises(FailedPrecondition):
+                await op.resume()
+
+    asyncio.run(main())
+
+
+class CuttableProxy:
+    """A TCP proxy in front of the daemon whose connections the test cuts, as a network failure would."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self.upstream = (host, int(port))
+        self.connections = 0
+        self.live: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.connections += 1
+        self.live |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        self.live -= {writer, up_writer}
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def cut(self) -> None:
+        for writer in list(self.live):
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_async_watch_survives_a_cut_connection_without_repeat_or_gap(stack: Stack) -> None:
+    async def main() -> None:
+        proxy = CuttableProxy(stack.target)
+        target = await proxy.start()
+        try:
+            async with AsyncClient(target) as client:
+                op = await client.start("demo.etl", {"rows": 5, "step_seconds": 0.3})
+                seqs: list[int] = []
+                cut = False
+                async for e in client.watch(op.id):
+                    seqs.append(e.seq)
+                    if not cut and step_completed(0)(e):
+                        proxy.cut()
+                        cut = True
+                final = (await op.refresh()).proto
+        finally:
+            await proxy.close()
+        assert cut and proxy.connections >= 2, "the stream was cut and reopened"
+        assert seqs == list(range(1, final.last_seq + 1))
+        assert final.state == pb.OPERATION_STATE_SUCCEEDED
+
+    asyncio.run(main())
