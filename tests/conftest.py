@@ -96,3 +96,14 @@ def private_stack(tmp_path: Path, make_database: Callable[[Path], str]) -> Itera
 def client(stack: Stack) -> Iterator[Client]:
     with stack.client() as client:
         yield client
+
+
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything outside tests/unit (integration/, faults/) starts real processes: mark it `integration`,
+    so `pytest -m "not integration"` (or `pytest tests/unit`) runs only the quick unit tests."""
+    for item in items:
+        if not item.path.is_relative_to(UNIT_TESTS):
+            item.add_marker(pytest.mark.integration)
