@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from pausable.headers import OPERATION_HEADER
-from pausable.workers import app, step, workflow
+from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.workers import app, progress, step, workflow
 
 STEPS = 100
 
@@ -49,3 +49,17 @@ def sleep50(self: Any, value: Any) -> Any:
 
 workflow("bench.noop100", [noop] * STEPS, description="100 no-op steps")
 workflow("bench.sleep50", [sleep50] * 40, description="40 steps of 50 ms, to pause")
+
+
+@step(name="bench.hold", bind=True)
+def hold(self: Any, value: Any) -> Any:
+    """Records which worker process holds it (bench:holder:<operation>:<step>), then runs for 2 s, reporting progress."""
+    broker = redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"])
+    broker.set(f"bench:holder:{getattr(self.request, OPERATION_HEADER)}:{getattr(self.request, STEP_HEADER)}", os.getpid())
+    for tick in range(1, 5):
+        time.sleep(0.5)
+        progress(tick / 4)
+    return value
+
+
+workflow("bench.recover", [hold, hold, hold])

@@ -272,6 +272,70 @@ def measure_pause_latency(rig: Rig, pauses: int) -> dict[str, float]:
     }
 
 
+def measure_lease_recovery(rig: Rig, repeats: int) -> dict[str, float]:
+    """From a worker's SIGKILL (its whole process group) to its step running again on another worker, with a 5 s lease.
+
+    A daemon of its own (lease 5 s) and two prefork workers, on Redis database 1
+    so the rig's worker never sees these steps. Each repetition runs
+    bench.recover (2 s steps), kills the worker holding step 2 once the step
+    reports progress, and times the first progress of its next attempt (on
+    the other worker, already running). The killed worker is replaced before
+    the next repetition.
+    """
+    import signal
+
+    from pausable.clients import Client
+
+    folder = rig.folder / "lease"
+    folder.mkdir(exist_ok=True)
+    broker = rig.redis.url.rsplit("/", 1)[0] + "/1"
+    holders = redis.Redis.from_url(broker)
+    daemon = DaemonProcess(
+        f"sqlite+aiosqlite:///{folder / 'lease.db'}", broker, folder / "daemon.log", step_lease_seconds="5"
+    ).start()
+    names = iter(range(1000))
+
+    def worker() -> WorkerProcess:
+        env = {"PAUSABLE_STEP_LEASE_SECONDS": "5"}
+        return WorkerProcess(daemon.target, broker, folder / f"worker{next(names)}.log", modules=["bench_tasks"], env=env).start()
+
+    workers = [worker(), worker()]
+    recoveries: list[float] = []
+    try:
+        with Client(daemon.target) as client:
+            deadline = time.monotonic() + 60
+            while "bench.recover" not in {w.name for w in client.workflows()} and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for _ in range(repeats):
+                operation = client.start("bench.recover", 0)
+                killed_at = 0.0
+                for event in client.watch(operation.id):
+                    if event.type != pb.EVENT_TYPE_PROGRESS or event.operation.current_step != 1:
+                        continue
+                    if not killed_at:
+                        group = os.getpgid(int(holders.get(f"bench:holder:{operation.id}:1") or 0))
+                        os.killpg(group, signal.SIGKILL)
+                        killed_at = time.monotonic()
+                        killed = next(w for w in workers if w.process is not None and w.process.pid == group)
+                        killed.stop()
+                        workers.remove(killed)
+                    elif event.operation.attempt == 2:
+                        recoveries.append(time.monotonic() - killed_at)
+                        break
+                client.cancel(operation.id)
+                spawned = time.time()
+                workers.append(worker())
+                while not any(
+                    w.name == "bench.recover" and w.register_time.ToNanoseconds() / 1e9 > spawned for w in client.workflows()
+                ):
+                    time.sleep(0.1)  # the replacement registers its workflows when it is ready
+    finally:
+        for survivor in workers:
+            survivor.stop()
+        daemon.stop()
+    return {"lease_recovery_s": statistics.median(recoveries), "lease_recovery_max_s": max(recoveries)}
+
+
 # -- 4. fan-out to 1,000 watchers ------------------------------------------------------
 
 
@@ -447,7 +511,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth); all by default",
+        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth, lease); all by default",
     )
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
@@ -463,6 +527,7 @@ def main() -> int:
             ("pause", "pause latency", lambda: measure_pause_latency(rig, 30 if quick else 100)),
             ("fanout", "fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
+            ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
         ):
             if only and name not in only:
                 continue

@@ -16,6 +16,8 @@ from typing import Any
 
 from pausable.server.states import Decision, EventType, State
 
+DEFAULT_MAX_ATTEMPTS = 3
+
 
 class NotFound(Exception):
     """No operation with this id (NOT_FOUND)."""
@@ -153,7 +155,7 @@ class Workflow:
     plan: list[dict[str, Any]]
     description: str = ""
     input_schema: dict[str, Any] | None = None
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     registered_at: datetime | None = None
 
     @property

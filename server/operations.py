@@ -126,7 +126,11 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         workflows = []
         for workflow in await self.engine.workflows():
             message = pb.Workflow(
-                name=workflow.name, description=workflow.description, steps=workflow.steps, plan_json=dumps(workflow.plan)
+                name=workflow.name,
+                description=workflow.description,
+                steps=workflow.steps,
+                plan_json=dumps(workflow.plan),
+                max_attempts=workflow.max_attempts,
             )
             if workflow.registered_at is not None:
                 message.register_time.FromDatetime(workflow.registered_at)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, event, select, update
+from sqlalchemy import bindparam, delete, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
@@ -300,8 +300,6 @@ class Store(Reads):
                     row.lease_expires_at = now + self.lease
                     dispatch = self._dispatch_of(session, row, headers)
                     outbox = self._enqueue(session, dispatch, messages, now)
-                elif State(row.state) is State.PAUSED or State(row.state).terminal:
-                    row.lease_expires_at = None
                 return Change(self._operation(row), dispatch, outbox=outbox)
 
         return await self.write(apply)
@@ -391,8 +389,9 @@ class Store(Reads):
             .where(
                 OPERATIONS.c.id == bindparam("held_id"),
                 OPERATIONS.c.current_step == bindparam("held_step"),
-                OPERATIONS.c.attempt == bindparam("held_attempt"),
-                OPERATIONS.c.state.in_([str(s) for s in ACTIVE]),
+                # 0: a message dispatched before attempts existed (counts as the current attempt, as in reports)
+                or_(OPERATIONS.c.attempt == bindparam("held_attempt"), bindparam("held_attempt") == 0),
+                OPERATIONS.c.lease_expires_at.is_not(None),  # only active operations hold a lease
             )
             .values(lease_expires_at=until)
         )
@@ -403,7 +402,7 @@ class Store(Reads):
             if self.sqlite is not None:
                 for op, _step, _attempt in held:
                     cached = self.sqlite.rows.get(op)
-                    if cached is not None and cached["attempt"] == _attempt and cached["current_step"] == _step:
+                    if cached is not None and _attempt in (0, cached["attempt"]) and cached["current_step"] == _step:
                         cached["lease_expires_at"] = until
             return int(result.rowcount or 0)
 
@@ -485,23 +484,37 @@ class Store(Reads):
 
         They are claimed by moving their time forward, so another replica's
         sweep does not take them too (a chain sent twice would still be
-        harmless: its second copy's reports change nothing).
+        harmless: its second copy's reports change nothing). The entries of
+        an operation that has meanwhile stopped or moved on to a later
+        attempt are dropped: nothing is to run for them.
         """
         now = datetime.now(UTC)
+        query = (
+            select(
+                OUTBOX.c.id,
+                OUTBOX.c.operation_id,
+                OUTBOX.c.steps,
+                OUTBOX.c.attempt,
+                OPERATIONS.c.state,
+                OPERATIONS.c.attempt.label("current"),
+            )
+            .join(OPERATIONS, OPERATIONS.c.id == OUTBOX.c.operation_id)
+            .where(OUTBOX.c.created_at < older_than)
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            query = query.with_for_update(of=OUTBOX, skip_locked=True)
 
         def claim(session: Session, _events: list[Event]) -> list[tuple[int, str, list[dict[str, Any]]]]:
-            query = (
-                select(OUTBOX.c.id, OUTBOX.c.operation_id, OUTBOX.c.steps)
-                .where(OUTBOX.c.created_at < older_than)
-                .order_by(OUTBOX.c.id)
-                .limit(limit)
-            )
-            if self.postgres:
-                query = query.with_for_update(skip_locked=True)
             rows = session.execute(query).all()
-            if rows:
-                session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([row.id for row in rows])).values(created_at=now))
-            return [(row.id, row.operation_id, row.steps) for row in rows]
+            live = [row for row in rows if State(row.state) in ACTIVE and row.attempt == row.current]
+            stale = [row.id for row in rows if row not in live]
+            if stale:
+                session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(stale)))
+            if live:
+                session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([row.id for row in live])).values(created_at=now))
+            return [(row.id, row.operation_id, row.steps) for row in live]
 
         return await self.write(claim)
 
@@ -610,9 +623,10 @@ class Store(Reads):
         if transition.state is None or transition.event is None:
             return
         row.state = transition.state
+        if transition.state not in ACTIVE:
+            row.lease_expires_at = None
         if transition.state.terminal:
             row.ended_at = now
-            row.lease_expires_at = None
         self._append(session, events, row, transition.event, transition.message, now)
 
     def _append(

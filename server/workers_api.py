@@ -11,7 +11,7 @@ from pausable.jsonvalue import from_value
 from pausable.server import validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import NotFound, StepReport, Workflow
+from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotFound, StepReport, Workflow
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Decision
@@ -55,7 +55,11 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
     schema = from_value(message.input_schema) if message.HasField("input_schema") else None
     if schema is not None and not isinstance(schema, dict):
         raise InvalidArgument(f"input_schema of {message.name!r} must be a JSON Schema object")
-    return Workflow(message.name, plan, message.description, schema)
+    if message.max_attempts < 0:
+        raise InvalidArgument(
+            f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
+        )
+    return Workflow(message.name, plan, message.description, schema, message.max_attempts or DEFAULT_MAX_ATTEMPTS)
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):

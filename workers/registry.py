@@ -43,6 +43,7 @@ class Workflow:
     plan: list[dict[str, Any]]
     description: str = ""
     input_schema: dict[str, Any] | None = None
+    max_attempts: int = 0
 
     def to_pb(self) -> operation_pb2.Workflow:
         message = operation_pb2.Workflow(
@@ -50,6 +51,7 @@ class Workflow:
             description=self.description,
             steps=[entry["task"] for entry in self.plan],
             plan_json=json.dumps(self.plan),
+            max_attempts=self.max_attempts,
         )
         if self.input_schema is not None:
             message.input_schema.CopyFrom(to_value(self.input_schema))
@@ -81,6 +83,7 @@ def workflow(
     *,
     description: str = "",
     input_schema: dict[str, Any] | None = None,
+    max_attempts: int = 0,
 ) -> Workflow:
     """Register a workflow: its steps run as one chain, each fed the previous result.
 
@@ -88,8 +91,12 @@ def workflow(
     `tappable`). Steps made with `@step` are pause points; plain tasks run
     through to the next pause point. Every step goes to the queue
     `pausable.<name>` (unless it names its own), which only workers that
-    registered the workflow consume.
+    registered the workflow consume. A step whose worker or message is
+    lost runs again, up to `max_attempts` times in all (0: the daemon's
+    default, 3), before the operation fails with WORKER_LOST.
     """
+    if max_attempts < 0:
+        raise ValueError(f"max_attempts of {name!r} must be 1 or more (0 for the default)")
     # A chain has .tasks; else steps is a list.
     signatures = (
         list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in cast("list[Task | Signature]", steps)]
@@ -99,7 +106,7 @@ def workflow(
     if not _checkpoints(signatures[-1]):
         signatures.append(finish.s())
     plan = [_plan_entry(name, s) for s in signatures]
-    flow = Workflow(name, plan, description or "", input_schema)
+    flow = Workflow(name, plan, description or "", input_schema, max_attempts)
     _workflows[name] = flow
     return flow
 

@@ -56,7 +56,8 @@ class Rig:
         self.daemon.start()
 
     def client(self) -> Client:
-        return Client(self.daemon.target)
+        """Retrying for up to a minute: long enough to ride out a daemon restart."""
+        return Client(self.daemon.target, retry_seconds=60.0)
 
     def wait_for_workflows(self, names: set[str], timeout: float = 60.0) -> None:
         with self.client() as client:

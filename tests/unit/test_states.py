@@ -86,3 +86,26 @@ def test_a_failure_counts_from_the_running_step_or_a_later_one_but_progress_only
     assert not states.accepts_failure(State.RUNNING, 2, 1) and not states.accepts_failure(State.PAUSED, 2, 2)
     assert states.accepts_progress(State.RUNNING, 2, 2)
     assert not states.accepts_progress(State.RUNNING, 2, 3) and not states.accepts_progress(State.RUNNING, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("state", "attempt", "expected"),
+    [
+        (State.RUNNING, 1, states.LeaseVerdict.RETRY),
+        (State.RUNNING, 3, states.LeaseVerdict.GIVE_UP),
+        (State.PAUSE_REQUESTED, 1, states.LeaseVerdict.SETTLE),
+        (State.CANCEL_REQUESTED, 3, states.LeaseVerdict.SETTLE),
+        (State.PAUSED, 1, None),
+        (State.SUCCEEDED, 1, None),
+    ],
+)
+def test_a_lapsed_lease(state: State, attempt: int, expected: states.LeaseVerdict | None) -> None:
+    assert states.lapsed_lease(state, attempt, max_attempts=3) is expected
+
+
+def test_a_lost_step_settles_a_requested_stop_and_is_retried_otherwise() -> None:
+    assert states.settle_lost(State.PAUSE_REQUESTED, 1, 5, "worker lost").state is State.PAUSED
+    assert states.settle_lost(State.CANCEL_REQUESTED, 1, 5, "worker lost").state is State.CANCELLED
+    retried = states.retried(1, 5, 2, "message lost")
+    assert retried.state is State.RUNNING and retried.event is EventType.STEP_RETRIED and retried.dispatch
+    assert retried.message == "step 2/5 runs again (attempt 2): message lost"

@@ -1,0 +1,103 @@
+"""Attempts, leases and the outbox in the store (a SQLite file; no server process)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pausable.server.dispatch import plan_for
+from pausable.server.domain import StepReport, Workflow
+from pausable.server.states import Command, Decision, EventType, LeaseVerdict, State
+from pausable.server.store import Store
+
+
+def run(tmp_path: Path, scenario: Callable[[Store, str], Awaitable[None]], max_attempts: int = 3) -> None:
+    async def main() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]), max_attempts=max_attempts)], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            store.lease = timedelta(0)  # every lease has already lapsed when it is written
+            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+            assert change.outbox is not None and change.outbox[1][0]["options"]["headers"]["pausable_attempt"] == 1
+            await store.sent([change.outbox[0]])
+            await scenario(store, change.operation.id)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_lapsed_step_runs_again_with_the_next_attempt_and_the_old_one_is_refused(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str) -> None:
+        [moved] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True, attempt=1)])
+        assert moved is not None and moved.decision is Decision.CONTINUE
+        assert await store.lapsed() == [operation_id]
+        outcome = await store.lease_lapsed(operation_id, "worker lost")
+        assert outcome is not None and outcome.verdict is LeaseVerdict.RETRY and outcome.operation.attempt == 2
+        assert outcome.outbox is not None and outcome.outbox[1][0]["args"] == [1], "step b again, fed step a's result"
+        [zombie] = await store.checkpoints([StepReport(operation_id, 1, "99", continued=True, attempt=1)])
+        assert zombie is not None and zombie.decision is Decision.STOP
+        [fresh] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True, attempt=2)])
+        assert fresh is not None and fresh.decision is Decision.CONTINUE
+        events = await store.events_after(operation_id, 0)
+        assert [e.type for e in events] == [
+            EventType.CREATED,
+            EventType.STARTED,
+            EventType.STEP_COMPLETED,
+            EventType.STEP_RETRIED,
+            EventType.STEP_COMPLETED,
+        ]
+        assert (await store.get_operation(operation_id)).result == 2
+
+    run(tmp_path, scenario)
+
+
+def test_after_max_attempts_the_operation_fails_with_worker_lost(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str) -> None:
+        verdicts = [(await store.lease_lapsed(operation_id, "message lost")) for _ in range(2)]
+        assert [v.verdict for v in verdicts if v is not None] == [LeaseVerdict.RETRY, LeaseVerdict.GIVE_UP]
+        failed = await store.get_operation(operation_id)
+        assert failed.state is State.FAILED and failed.error is not None and failed.error["code"] == "WORKER_LOST"
+        assert failed.lease_expire_time is None and await store.lapsed() == []
+
+    run(tmp_path, scenario, max_attempts=2)
+
+
+def test_a_requested_pause_of_a_lost_step_takes_effect_and_resume_runs_the_step_again(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str) -> None:
+        await store.command(operation_id, Command.PAUSE)
+        outcome = await store.lease_lapsed(operation_id, "worker lost")
+        assert outcome is not None and outcome.operation.state is State.PAUSED and outcome.operation.current_step == 0
+        resumed = await store.command(operation_id, Command.RESUME)
+        assert resumed.outbox is not None and resumed.outbox[1][0]["task"] == "a"
+
+    run(tmp_path, scenario)
+
+
+def test_heartbeats_renew_only_the_current_attempt_of_the_current_step(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str) -> None:
+        store.lease = timedelta(seconds=60)
+        assert await store.renew_leases([(operation_id, 0, 2), (operation_id, 1, 1)]) == 0
+        assert await store.renew_leases([(operation_id, 0, 1)]) == 1
+        assert await store.lapsed() == []
+
+    run(tmp_path, scenario)
+
+
+def test_the_outbox_sweep_claims_unsent_chains_once_and_drops_those_of_stopped_operations(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str) -> None:
+        outcome = await store.lease_lapsed(operation_id, "message lost")
+        assert outcome is not None and outcome.outbox is not None
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        [(claimed, claimed_operation, steps)] = await store.unsent(later)
+        assert claimed == outcome.outbox[0] and claimed_operation == operation_id and steps[0]["task"] == "a"
+        assert await store.unsent(datetime.now(UTC) - timedelta(seconds=1)) == [], "claimed: not again before the grace"
+        await store.command(operation_id, Command.CANCEL)
+        await store.lease_lapsed(operation_id, "message lost")  # CANCEL_REQUESTED with its step lost: CANCELLED
+        assert await store.unsent(later + timedelta(seconds=1)) == []
+
+    run(tmp_path, scenario)
