@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,11 +32,25 @@ STORE_DOWN = (
 )
 
 
+# SQLSTATEs of a Postgres that is down, restarting, overloaded or busy (the same write may succeed later):
+# connection exceptions (08), insufficient resources (53: too many connections, disk full), operator
+# intervention (57: admin/crash shutdown, cannot connect now, statement timeout), lock not available
+# (55P03), serialization failure and deadlock (40001, 40P01).
+TRANSIENT_SQLSTATES = ("08", "53", "57", "55P03", "40001", "40P01")
+
+
 def store_unavailable(error: BaseException) -> bool:
-    """Connection refused or lost, a pool or lock timeout, a locked SQLite file: the store may answer again soon."""
-    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, OSError)):
+    """Connection refused or lost, a pool or lock timeout, a locked SQLite file: the store may answer again soon.
+
+    Also the raw driver errors that reach us unwrapped: sqlite3's (the SQLite writer runs some statements
+    on the sqlite3 connection itself) and asyncpg's (told apart by their SQLSTATE, without importing asyncpg).
+    """
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, OSError, sqlite3.OperationalError)):
         return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig if isinstance(error, DBAPIError) else error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(TRANSIENT_SQLSTATES)
 
 
 def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:

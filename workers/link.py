@@ -2,17 +2,31 @@
 
 Celery's prefork pool forks children; a gRPC channel must not cross a fork,
 so the channel is created lazily and re-created when the pid changes.
-Calls are retried while the daemon is UNAVAILABLE (restarting, or briefly
-unreachable) or RESOURCE_EXHAUSTED for up to `patience` seconds (None: until
-it answers), so no checkpoint is dropped on the floor by a daemon restart;
-the policy is the shared one of `pausable.retry`. With several replicas (see
-pausable.targets) a retry lands on another one.
+
+The control plane being down never fails a step: every call is retried,
+with no time cap by default, while the daemon answers UNAVAILABLE (it is
+restarting, or its store is down, locked or timing out) or
+RESOURCE_EXHAUSTED, cannot be reached, or lets a call run past its
+per-call `timeout` (DEADLINE_EXCEEDED: a hung call is sent again). Every
+WorkerService call is safe to repeat: Checkpoint and ReportSteps carry an
+attempt_id (a repeat gets the first call's answer), failing an operation
+that already failed changes nothing, leases and registrations are
+idempotent, and a repeated ReportProgress at worst records the same
+progress twice. The caller's own mistakes (INVALID_ARGUMENT, NOT_FOUND,
+FAILED_PRECONDITION, ...) are raised at once. A retried call blocks the
+thread that made it (a step's worker process waits, and so does its
+chain), and the link logs one warning when an outage starts and one line
+when the daemon answers again, not one per retry. The policy is the shared
+one of `pausable.retry`; with several replicas (see pausable.targets) a
+retry lands on another one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,14 +40,22 @@ from pausable.tracing import traced_channel
 from pausable.v1 import operation_pb2, worker_pb2, worker_pb2_grpc
 
 Reply = TypeVar("Reply")
+log = logging.getLogger("pausable.workers")
+# Every WorkerService call may be sent again (see above), so a call that ran out of time is retried too.
+RETRIED = TRANSIENT | {grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 class DaemonLink:
-    def __init__(self, target: str, patience: float | None = 120.0, timeout: float = 10.0) -> None:
-        """`patience`: how long a call keeps retrying UNAVAILABLE and RESOURCE_EXHAUSTED; None: forever."""
+    def __init__(self, target: str, patience: float | None = None, timeout: float = 10.0) -> None:
+        """`patience`: how long a call keeps retrying (see the module's doc); None (the default): until the daemon answers.
+
+        `timeout`: the deadline of each attempt; a call still unanswered then is sent again.
+        """
         self.target = target
-        self.retry = RetryPolicy(TRANSIENT, patience=patience, cap=2.0)
+        # A short cap: once the daemon is back, every waiting report and step gets through within half a second.
+        self.retry = RetryPolicy(RETRIED, patience=patience, cap=0.5)
         self.timeout = timeout
+        self._down_since: float | None = None
         self._pid = -1
         self._lock = threading.Lock()
         self._stub: worker_pb2_grpc.WorkerServiceStub | None = None
@@ -53,9 +75,55 @@ class DaemonLink:
                 self._channel.close()
             self._channel = self._stub = None
 
+    @property
+    def reachable(self) -> bool:
+        """False from a call's first retryable failure until a call of this process gets an answer again."""
+        return self._down_since is None
+
     def call(self, rpc: Callable[[worker_pb2_grpc.WorkerServiceStub], Callable[..., Reply]], request: Any) -> Reply:
-        """One call under `self.retry`; each attempt takes the current process's stub (a retry may follow a fork)."""
-        return self.retry.call(lambda: rpc(self.stub())(request, timeout=self.timeout))
+        """One call under `self.retry`; each attempt takes the current process's stub (a retry may follow a fork).
+
+        Blocks while the daemon is away (forever with no patience); raises the errors that are not retryable.
+        """
+        method = type(request).__name__.removesuffix("Request")
+        backoff = self.retry.backoff()
+        while True:
+            try:
+                reply = rpc(self.stub())(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                if not self.retry.retryable(error):
+                    raise
+                self._outage(method, error)
+                delay = backoff.next_delay()
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            if self._down_since is not None:
+                self._back()
+            return reply
+
+    def _outage(self, method: str, error: grpc.RpcError) -> None:
+        """Log the start of an outage once (for all threads of the process), not every retry."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        code = getattr(error, "code", lambda: None)()
+        details = getattr(error, "details", lambda: "")()
+        log.warning(
+            "the pausable daemon at %s cannot take %s now (%s: %s); this worker process waits and retries until it answers",
+            self.target,
+            method,
+            getattr(code, "name", code),
+            details,
+        )
+
+    def _back(self) -> None:
+        with self._lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            log.warning("the pausable daemon at %s answers again after %.1fs", self.target, time.monotonic() - since)
 
     def checkpoint(self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer."""

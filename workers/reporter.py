@@ -3,10 +3,16 @@
 One sender thread per worker process sends them in order, those of up to
 LINGER_SECONDS together in one ReportSteps call (fewer calls cost the
 worker and the daemon less CPU per step; watchers see STEP_COMPLETED that
-much later). It retries while the daemon is unreachable (DaemonLink.call),
-so a daemon restart or a lost replica delays a report but does not drop
-it. The queue is sent at once before any synchronous call of the process
-(flush), and drained when the worker process shuts down.
+much later). Reports are delivered, never dropped because the daemon or
+its store is away: the sender retries without a time cap (DaemonLink.call),
+and reports wait meanwhile in a bounded buffer (MAX_PENDING per process);
+when it is full, `submit` blocks the step that reports (backpressure)
+until the daemon takes reports again. The queue is sent at once, and
+waited for as long as it takes, before any synchronous call of the process
+(flush), so the daemon sees a process's reports in step order; it is
+drained when the worker process shuts down. Only a report the daemon
+refuses as the caller's fault (INVALID_ARGUMENT, NOT_FOUND, ...) is given
+up, with an error in the log.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from pausable.workers.stop_flags import StopFlagMirror
 log = logging.getLogger("pausable.workers")
 LINGER_SECONDS = 0.02
 MAX_BATCH = 100
+FLUSH_NOTICE_SECONDS = 5.0  # a flush waiting longer says so in the log, once
+MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps wait for the daemon
 
 
 class Reporter:
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+        self.max_pending = max_pending
         self._pending: list[tuple[str, int, int, str]] = []
         self._unsent = 0
         self._urgent = False
@@ -35,16 +44,23 @@ class Reporter:
         self._thread.start()
 
     def submit(self, operation_id: str, step: int, attempt: int, result_json: str) -> None:
+        """Queue one report; blocks while `max_pending` reports already wait (the daemon is away), never drops it."""
         with self._changed:
+            if len(self._pending) >= self.max_pending:
+                log.warning("%d step reports wait for the daemon; this step waits until it takes them", len(self._pending))
+                self._urgent = True
+                self._changed.notify_all()
+                self._changed.wait_for(lambda: len(self._pending) < self.max_pending)
             self._pending.append((operation_id, step, attempt, result_json))
             self._unsent += 1
             if len(self._pending) in (1, MAX_BATCH):
                 self._changed.notify_all()
 
-    def flush(self, timeout: float) -> bool:
-        """Send every queued report now and wait until they are sent; False after `timeout` seconds.
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send every queued report now and wait until they are delivered; None: as long as it takes.
 
         Called before each synchronous call to the daemon, so the daemon sees a process's reports in step order.
+        False if `timeout` seconds passed first: the reports stay queued and are still delivered.
         """
         with self._changed:
             if self._unsent == 0:
@@ -53,6 +69,11 @@ class Reporter:
             self._changed.notify_all()
             return self._changed.wait_for(lambda: self._unsent == 0, timeout)
 
+    @property
+    def unsent(self) -> int:
+        """Reports queued or on their way, not yet acknowledged by the daemon."""
+        return self._unsent
+
     def _run(self) -> None:
         while True:
             with self._changed:
@@ -60,9 +81,10 @@ class Reporter:
                 self._changed.wait_for(lambda: self._urgent or len(self._pending) >= MAX_BATCH, LINGER_SECONDS)
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                self._send(batch)
+                self._send(batch)  # retries, without a time cap, while the daemon or its store is away
             except Exception:
-                log.exception("could not report %d steps", len(batch))
+                # Only what retrying cannot cure gets here: the daemon refused the reports (the caller's fault), or a bug.
+                log.exception("the daemon refused %d step reports; they are not sent again", len(batch))
             finally:
                 with self._changed:
                     self._unsent -= len(batch)
@@ -114,7 +136,14 @@ def stop_flags() -> StopFlagMirror:
     return found
 
 
-def flush(timeout: float = 30.0) -> None:
-    """Send this process's queued step reports (before a synchronous call to the daemon, and at shutdown)."""
-    if _local.pid == os.getpid() and _local.reporter is not None and not _local.reporter.flush(timeout):
-        log.warning("some step reports were not sent within %.0fs", timeout)
+def flush() -> None:
+    """Send this process's queued step reports and wait until the daemon has them, however long that takes.
+
+    Called before a synchronous call to the daemon (so it sees this process's reports first) and at shutdown.
+    """
+    found = _local.reporter if _local.pid == os.getpid() else None
+    if found is None or found.flush(FLUSH_NOTICE_SECONDS):
+        return
+    log.warning("waiting for the daemon to take %d step reports before going on", found.unsent)
+    found.flush()
+    log.warning("the waiting step reports were delivered")

@@ -8,6 +8,13 @@ flagged, or after the last step, it makes one Checkpoint call that records
 the result and answers CONTINUE, PAUSE, CANCEL or STOP; on anything but
 CONTINUE it clears the request's chain, so Celery does not forward the
 rest. No extra task, no extra broker hop per step.
+
+The control plane being down never fails a step: every call to the daemon
+(checkpoint, progress, the failure report) waits and retries until it
+answers (see pausable/workers/link.py), blocking the step's worker process
+and so its chain. While this process knows the daemon is away, a step
+checkpoints synchronously instead of reporting in the background, so the
+chain does not run ahead of what the daemon has recorded.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class PausableTask(Task):
             result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
-        if self.request.chain and not stop_flags().flagged(operation_id):
+        if self.request.chain and daemon().reachable and not stop_flags().flagged(operation_id):
             reporter().submit(operation_id, step, attempt, result_json)
             return
         flush()

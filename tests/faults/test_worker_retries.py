@@ -1,0 +1,146 @@
+"""Unit tests (fakes, no servers) of the worker side of "the control plane being down never fails a step"."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import grpc
+import pytest
+
+from pausable.v1 import worker_pb2
+from pausable.workers import link as link_module
+from pausable.workers import reporter as reporter_module
+from pausable.workers.link import DaemonLink
+from pausable.workers.reporter import Reporter
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return f"fake {self._code.name}"
+
+
+class FakeStub:
+    """Fails each call with the given codes in turn, then answers; records every request."""
+
+    def __init__(self, failures: list[grpc.StatusCode]) -> None:
+        self.failures = list(failures)
+        self.requests: list[Any] = []
+        self.timeouts: list[float | None] = []
+
+    def _answer(self, reply: Any) -> Any:
+        def call(request: Any, timeout: float | None = None) -> Any:
+            self.requests.append(request)
+            self.timeouts.append(timeout)
+            if self.failures:
+                raise FakeRpcError(self.failures.pop(0))
+            return reply
+
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        replies = {
+            "Checkpoint": worker_pb2.CheckpointResponse(decision=worker_pb2.DECISION_CONTINUE),
+            "ReportSteps": worker_pb2.ReportStepsResponse(),
+            "ReportProgress": worker_pb2.ReportProgressResponse(),
+            "FailOperation": worker_pb2.FailOperationResponse(),
+        }
+        return self._answer(replies[name])
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(link_module.time, "sleep", slept.append)
+    return slept
+
+
+def fake_link(stub: FakeStub) -> DaemonLink:
+    link = DaemonLink("127.0.0.1:1")
+    link.stub = lambda: stub  # type: ignore[method-assign]
+    return link
+
+
+TRANSIENT = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED]
+OP = "0" * 32
+
+
+def test_every_report_is_retried_without_a_time_cap_until_the_daemon_answers(
+    no_sleep: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    link = fake_link(FakeStub([]))
+    assert link.retry.patience is None, "no time cap by default"
+    assert link.timeout, "each attempt still has a deadline, so a hung call is sent again"
+    calls = {
+        "checkpoint": lambda: link.checkpoint(OP, 1, "{}"),
+        "report_steps": lambda: link.report_steps([(OP, 1, 0, "{}")]),
+        "progress": lambda: link.progress(OP, 1, 0.5, "half"),
+        "fail": lambda: link.fail(OP, 1, "Boom", "boom", "t1"),
+    }
+    for name, call in calls.items():
+        stub = FakeStub(TRANSIENT * 100)  # far more retries than any patience of the old 120 s would allow
+        link.stub = lambda stub=stub: stub  # type: ignore[method-assign]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pausable.workers"):
+            call()
+        assert len(stub.requests) == 301, name
+        assert len({r.SerializeToString() for r in stub.requests}) == 1, f"{name}: every retry sends the same request"
+        assert all(t == link.timeout for t in stub.timeouts)
+        outage = [r for r in caplog.records if "cannot take" in r.getMessage()]
+        assert len(outage) == 1, f"{name}: one warning per outage, not per retry"
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+        assert link.reachable
+    assert max(no_sleep) <= 0.5, "once the daemon is back, waiting calls get through within half a second"
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION]
+)
+def test_the_callers_own_errors_are_not_retried(code: grpc.StatusCode, no_sleep: list[float]) -> None:
+    stub = FakeStub([code])
+    link = fake_link(stub)
+    with pytest.raises(grpc.RpcError):
+        link.checkpoint(OP, 1, "{}")
+    assert len(stub.requests) == 1 and not no_sleep
+
+
+class StalledLink:
+    """The daemon is away until `back` is set; then it takes every report."""
+
+    def __init__(self) -> None:
+        self.back = threading.Event()
+        self.delivered: list[tuple[str, int, int, str]] = []
+
+    def report_steps(self, steps: list[tuple[str, int, int, str]]) -> None:
+        self.back.wait()
+        self.delivered.extend(steps)
+
+
+def test_a_full_buffer_blocks_the_step_and_nothing_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon = StalledLink()
+    monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
+    monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
+    reporter = Reporter(max_pending=3)
+    reports = [(OP, step, 0, f'{{"step": {step}}}') for step in range(10)]
+    submitted = threading.Event()
+
+    def steps() -> None:
+        for report in reports:
+            reporter.submit(*report)
+        submitted.set()
+
+    producer = threading.Thread(target=steps, daemon=True)
+    producer.start()
+    assert not submitted.wait(0.5), "submit blocks once the buffer is full (backpressure), instead of dropping"
+    assert not reporter.flush(timeout=0.2), "flush waits for the daemon; the reports stay queued"
+    daemon.back.set()
+    assert submitted.wait(10)
+    assert reporter.flush(timeout=10)
+    assert daemon.delivered == reports, "every report delivered, once, in order"
