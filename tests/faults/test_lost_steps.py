@@ -6,7 +6,6 @@ Every test runs on both stores, with a 3 s step lease and a 2 s outbox grace.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,13 +18,6 @@ from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def rig(tmp_path: Path, make_database: Callable[[Path], str]) -> Iterator[Rig]:
-    rig = Rig.start(tmp_path / "rig", make_database(tmp_path))
-    yield rig
-    rig.stop()
 
 
 def redis_client(rig: Rig) -> redis.Redis:

@@ -14,7 +14,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -29,13 +29,6 @@ OPERATIONS = 200
 KILL_ROUNDS = 3
 PAUSES = 30
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def rig(tmp_path: Path, make_database: Callable[[Path], str]) -> Iterator[Rig]:
-    rig = Rig.start(tmp_path / "rig", make_database(tmp_path))
-    yield rig
-    rig.stop()
 
 
 def kill_and_restart(rig: Rig, victim: str) -> None:

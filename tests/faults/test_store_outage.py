@@ -19,8 +19,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Stack, history, start_stack, step_completed, wait_event
 from support.servers import PostgresServer
+from support.stack import Stack, history, start_stack, step_completed, wait_event
 
 from pausable.cli.launch import RedisServer
 from pausable.clients import Client, Unavailable

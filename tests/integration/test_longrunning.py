@@ -9,14 +9,14 @@ import grpc
 import pytest
 from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as lro
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import duration_pb2
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.lro import metadata, response
 from support.stack import Stack, history, state_is, step_completed, wait_event
 
 from pausable.clients import Client
-from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 
 UNKNOWN = "operations/" + "0" * 32
@@ -30,18 +30,6 @@ def lro_stub(stack: Stack) -> Iterator[operations_pb2_grpc.OperationsStub]:
 
 def name(operation_id: str) -> str:
     return f"operations/{operation_id}"
-
-
-def metadata(operation: lro.Operation) -> pb.Operation:
-    message = pb.Operation()
-    assert operation.metadata.Unpack(message), operation.metadata.type_url
-    return message
-
-
-def response(operation: lro.Operation) -> object:
-    value = struct_pb2.Value()
-    assert operation.response.Unpack(value), operation.response.type_url
-    return from_value(value)
 
 
 def seconds(value: float) -> duration_pb2.Duration:
