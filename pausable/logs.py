@@ -2,7 +2,7 @@
 
 Every record about an operation carries its `operation_id`: the daemon sets
 `OPERATION_ID` for each RPC whose request names an operation (see
-pausable.server.interceptor), the worker sets it around each task from the
+pausable.server.rpcobserver), the worker sets it around each task from the
 `pausable_operation_id` Celery header, and `OperationIdFilter` (on the
 handler, so it sees records of every logger) copies it onto the record. Code
 that knows the operation without the context passes

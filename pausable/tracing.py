@@ -38,6 +38,7 @@ from typing import Any
 import grpc
 
 from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.per_process import PerProcess
 
 try:
     from opentelemetry import context as otel_context
@@ -167,20 +168,16 @@ class JsonLinesExporter:
 
     Each line goes out in a single write() on an O_APPEND descriptor, so the
     daemon, a worker and its forked children can share one file without
-    interleaving. The descriptor is reopened when the pid changes (fork).
+    interleaving. Each process opens its own descriptor (pausable/per_process.py).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd = -1
-        self._pid = -1
+        self._fd = PerProcess(lambda: os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
         self._closed = False
 
     def _descriptor(self) -> int:
-        if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._pid = os.getpid()
-        return self._fd
+        return self._fd.get()
 
     def export(self, spans: Sequence[Any]) -> Any:
         from opentelemetry.sdk.trace.export import SpanExportResult
@@ -198,9 +195,9 @@ class JsonLinesExporter:
 
     def shutdown(self) -> None:
         self._closed = True
-        if self._pid == os.getpid() and self._fd >= 0:
-            os.close(self._fd)
-        self._fd = -1
+        fd = self._fd.peek()
+        if fd is not None:
+            os.close(fd)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

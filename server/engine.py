@@ -97,7 +97,7 @@ class Engine:
             headers=tracing.headers(),
         )
         await self._publish(change)
-        return change.operation, change.created
+        return change.operation, not change.replayed
 
     async def workflow(self, name: str) -> Workflow:
         found = await self.store.get_workflow(name)

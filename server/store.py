@@ -99,11 +99,11 @@ class WorkingRow:
 
 @dataclass(frozen=True)
 class Change:
-    """The outcome of a command: the operation afterwards, what was queued for dispatch, and whether it was new."""
+    """The outcome of a command: the operation afterwards, what was queued for dispatch, and whether it repeated an earlier request."""
 
     operation: Operation
     dispatch: Dispatch | None = None
-    created: bool = True
+    replayed: bool = False
     outbox: OutboxEntry | None = None
 
 
@@ -194,7 +194,7 @@ class Store(Reads):
 
         Marking it RUNNING before the chain is sent means a fast chain can never
         report on an operation that still looks PENDING (a defect of the seed recipe).
-        A request_id already used returns that operation (created=False), also
+        A request_id already used returns that operation (replayed), also
         when concurrent calls race: the loser's insert fails on the unique key
         and it reads the winner's row.
         """
@@ -264,7 +264,7 @@ class Store(Reads):
                 f"request_id {request_id!r} was already used to start operation {operation.id} of workflow "
                 f"{operation.workflow!r}; use a new request_id for a different request"
             )
-        return Change(operation, created=False)
+        return Change(operation, replayed=True)
 
     async def command(
         self,
@@ -289,7 +289,7 @@ class Store(Reads):
                                 f"request_id {request_id!r} was already used for {seen.kind} of operation "
                                 f"{seen.operation_id}; use a new request_id"
                             )
-                        return Change(self._operation(row), created=False)
+                        return Change(self._operation(row), replayed=True)
                     session.execute(
                         REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )

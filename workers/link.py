@@ -1,7 +1,7 @@
 """The worker's connection to the daemon: one gRPC channel per process.
 
 Celery's prefork pool forks children; a gRPC channel must not cross a fork,
-so the channel is created lazily and re-created when the pid changes.
+so each process makes its own on first use (pausable/per_process.py).
 
 The control plane being down never fails a step: every call is retried,
 with no time cap by default, while the daemon answers UNAVAILABLE (it is
@@ -24,7 +24,6 @@ retry lands on another one.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any, TypeVar
 import grpc
 
 from pausable.config import get_settings
+from pausable.per_process import PerProcess
 from pausable.retry import TRANSIENT, RetryPolicy
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import traced_channel
@@ -56,24 +56,21 @@ class DaemonLink:
         self.retry = RetryPolicy(RETRIED, patience=patience, cap=0.5)
         self.timeout = timeout
         self._down_since: float | None = None
-        self._pid = -1
         self._lock = threading.Lock()
-        self._stub: worker_pb2_grpc.WorkerServiceStub | None = None
-        self._channel: grpc.Channel | None = None
+        self._connection = PerProcess(self._connect)
+
+    def _connect(self) -> tuple[grpc.Channel, worker_pb2_grpc.WorkerServiceStub]:
+        channel = traced_channel(grpc.insecure_channel(channel_target(self.target), options=channel_options()))
+        return channel, worker_pb2_grpc.WorkerServiceStub(channel)
 
     def stub(self) -> worker_pb2_grpc.WorkerServiceStub:
-        with self._lock:
-            if self._stub is None or self._pid != os.getpid():
-                self._channel = traced_channel(grpc.insecure_channel(channel_target(self.target), options=channel_options()))
-                self._stub = worker_pb2_grpc.WorkerServiceStub(self._channel)
-                self._pid = os.getpid()
-            return self._stub
+        return self._connection.get()[1]
 
     def close(self) -> None:
-        with self._lock:
-            if self._channel is not None and self._pid == os.getpid():
-                self._channel.close()
-            self._channel = self._stub = None
+        connection = self._connection.peek()
+        if connection is not None:
+            connection[0].close()
+            self._connection = PerProcess(self._connect)
 
     @property
     def reachable(self) -> bool:

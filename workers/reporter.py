@@ -18,13 +18,11 @@ up, with an error in the log.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from pausable import tracing
-from pausable.config import get_settings
+from pausable.per_process import PerProcess
 from pausable.workers.link import daemon
-from pausable.workers.stop_flags import StopFlagMirror
 
 log = logging.getLogger("pausable.workers")
 LINGER_SECONDS = 0.02
@@ -103,37 +101,12 @@ class Reporter:
             daemon().report_steps(batch)
 
 
-class _PerProcess:
-    """Objects that must not cross a fork (threads, sockets): made again in each worker process."""
-
-    def __init__(self) -> None:
-        self.pid = -1
-        self.reporter: Reporter | None = None
-        self.stop_flags: StopFlagMirror | None = None
-        self.lock = threading.Lock()
-
-    def get(self) -> _PerProcess:
-        with self.lock:
-            if self.pid != os.getpid():
-                self.reporter = Reporter()
-                self.stop_flags = StopFlagMirror(get_settings().broker_url)
-                self.pid = os.getpid()
-        return self
-
-
-_local = _PerProcess()
+_reporter = PerProcess(Reporter)
 
 
 def reporter() -> Reporter:
-    found = _local.get().reporter
-    assert found is not None
-    return found
-
-
-def stop_flags() -> StopFlagMirror:
-    found = _local.get().stop_flags
-    assert found is not None
-    return found
+    """This process's reporter (made on first use; see pausable/per_process.py)."""
+    return _reporter.get()
 
 
 def flush() -> None:
@@ -141,7 +114,7 @@ def flush() -> None:
 
     Called before a synchronous call to the daemon (so it sees this process's reports first) and at shutdown.
     """
-    found = _local.reporter if _local.pid == os.getpid() else None
+    found = _reporter.peek()
     if found is None or found.flush(FLUSH_NOTICE_SECONDS):
         return
     log.warning("waiting for the daemon to take %d step reports before going on", found.unsent)

@@ -17,6 +17,8 @@ import time
 import redis
 
 from pausable import flags
+from pausable.config import get_settings
+from pausable.per_process import PerProcess
 
 log = logging.getLogger("pausable.workers")
 RETRY_SECONDS = 1.0
@@ -71,3 +73,11 @@ class StopFlagMirror:
                         self._flagged.add(operation_id)
                     else:
                         self._flagged.discard(operation_id)
+
+
+_mirror = PerProcess(lambda: StopFlagMirror(get_settings().broker_url))
+
+
+def stop_flags() -> StopFlagMirror:
+    """This process's mirror of the stop flags (made on first use)."""
+    return _mirror.get()

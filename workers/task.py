@@ -28,7 +28,8 @@ from celery.signals import task_failure, worker_process_shutdown, worker_shutdow
 from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
-from pausable.workers.reporter import flush, reporter, stop_flags
+from pausable.workers.reporter import flush, reporter
+from pausable.workers.stop_flags import stop_flags
 
 
 def _position(request: Any) -> tuple[str, int, int] | None:
