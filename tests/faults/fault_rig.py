@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from support.histories import TERMINAL, assert_legal
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
@@ -16,7 +17,6 @@ from pausable.v1 import operation_pb2 as pb
 
 LEASE_SECONDS = "3"
 OUTBOX_GRACE_SECONDS = "2"
-TERMINAL = {pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED}
 FIVE_STEPS = ["T1", "T2", "T3", "T4", "T5"]
 
 
@@ -102,8 +102,8 @@ def first_event(
 
 
 def assert_sound_history(history: list[pb.OperationEvent]) -> None:
-    """Seqs 1, 2, 3 ... without a gap; each step's STEP_COMPLETED at most once; one terminal event, the last."""
-    assert [event.seq for event in history] == list(range(1, len(history) + 1)), "the history has a gap"
+    """Gap-free and legal (support.histories); each step's STEP_COMPLETED at most once; one terminal event, the last."""
+    assert_legal(history)
     completed = [event.operation.current_step for event in history if event.type == pb.EVENT_TYPE_STEP_COMPLETED]
     assert len(completed) == len(set(completed)), f"a step was recorded twice: {completed}"
     assert history[-1].operation.state in TERMINAL

@@ -10,33 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.histories import PAUSED, RUNNING, assert_legal
 from support.servers import PostgresServer
 from support.stack import history, state_is, step_completed, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client, PausableError
 from pausable.v1 import operation_pb2 as pb
-
-E, S = pb.EventType, pb.OperationState
-ACTIVE = {
-    S.Value("OPERATION_STATE_RUNNING"),
-    S.Value("OPERATION_STATE_PAUSE_REQUESTED"),
-    S.Value("OPERATION_STATE_CANCEL_REQUESTED"),
-}
-RUNNING, PAUSE_REQ, PAUSED = pb.OPERATION_STATE_RUNNING, pb.OPERATION_STATE_PAUSE_REQUESTED, pb.OPERATION_STATE_PAUSED
-CANCEL_REQ, PENDING = pb.OPERATION_STATE_CANCEL_REQUESTED, pb.OPERATION_STATE_PENDING
-ALLOWED = {
-    pb.EVENT_TYPE_STARTED: {PENDING},
-    pb.EVENT_TYPE_STEP_COMPLETED: ACTIVE,
-    pb.EVENT_TYPE_PROGRESS: ACTIVE,
-    pb.EVENT_TYPE_PAUSE_REQUESTED: {RUNNING, PENDING},
-    pb.EVENT_TYPE_PAUSED: {PAUSE_REQ, RUNNING},
-    pb.EVENT_TYPE_RESUMED: {PAUSED, PAUSE_REQ},
-    pb.EVENT_TYPE_CANCEL_REQUESTED: {RUNNING, PAUSE_REQ},
-    pb.EVENT_TYPE_CANCELLED: {CANCEL_REQ, PAUSED, PENDING},
-    pb.EVENT_TYPE_SUCCEEDED: ACTIVE,
-    pb.EVENT_TYPE_FAILED: ACTIVE,
-}
 
 
 @dataclass
@@ -86,12 +66,7 @@ def wait_for_workflow(client: Client) -> None:
 
 def check_history(events: list[pb.OperationEvent]) -> None:
     """Every event follows from the one before by a transition of the state machine; seqs have no gap."""
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert events[0].type == pb.EVENT_TYPE_CREATED
-    state = events[0].operation.state
-    for event in events[1:]:
-        assert state in ALLOWED[event.type], f"{pb.EventType.Name(event.type)} from {pb.OperationState.Name(state)}"
-        state = event.operation.state
+    assert_legal(events)
     steps = [e.operation.current_step for e in events if e.type in (pb.EVENT_TYPE_STEP_COMPLETED, pb.EVENT_TYPE_PAUSED)]
     assert steps == sorted(set(steps)), "each step boundary is recorded once"
 
@@ -194,3 +169,17 @@ def test_a_replica_killed_mid_run_loses_no_checkpoint(replicas: Replicas) -> Non
         check_history(events)
         assert [e.operation.current_step for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED] == [1, 2, 3, 4]
         assert events[-1].type == pb.EVENT_TYPE_SUCCEEDED
+
+
+def test_concurrent_starts_with_one_request_id_over_three_replicas_start_one_operation(replicas: Replicas) -> None:
+    clients = [replicas.client(index) for index in range(3)]
+    try:
+        with ThreadPoolExecutor(40) as pool:
+            answers = list(
+                pool.map(lambda n: clients[n % 3].start("demo.etl", {"rows": 1, "step_seconds": 0}, request_id="one"), range(40))
+            )
+        assert len({answer.id for answer in answers}) == 1
+        assert len(clients[0].list().operations) == 1
+    finally:
+        for client in clients:
+            client.close()
