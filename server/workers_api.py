@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
+from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
 from pausable.server import validation
 from pausable.server.convert import state_to_pb
@@ -44,14 +45,21 @@ def _attempt(value: int) -> int:
     return value
 
 
+MAX_PLAN_STEPS = 1000
+MAX_TASK_NAME = 200  # the store's step name column
+MAX_PRIORITY = 255
+
+
 def _workflow(message: operation_pb2.Workflow) -> Workflow:
     if not message.name:
         raise InvalidArgument("every workflow needs a name")
+    validation.short_text("workflow name", message.name)
     plan = validation.json_text("plan_json", message.plan_json) if message.plan_json else plan_for(list(message.steps))
     if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
         raise InvalidArgument(
             f"workflow {message.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps"
         )
+    _check_plan(message.name, plan)
     schema = from_value(message.input_schema) if message.HasField("input_schema") else None
     if schema is not None and not isinstance(schema, dict):
         raise InvalidArgument(f"input_schema of {message.name!r} must be a JSON Schema object")
@@ -60,6 +68,40 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
             f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
         )
     return Workflow(message.name, plan, message.description, schema, message.max_attempts or DEFAULT_MAX_ATTEMPTS)
+
+
+def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
+    """A plan's steps: bounded in number, named tasks, JSON args and kwargs, and only the options in PLAN_OPTIONS."""
+    if len(plan) > MAX_PLAN_STEPS:
+        raise InvalidArgument(f"workflow {name!r} has {len(plan)} steps; at most {MAX_PLAN_STEPS} are allowed")
+    for index, entry in enumerate(plan):
+        where = f"step {index} of workflow {name!r}"
+        task = entry["task"]
+        if not task.strip() or len(task) > MAX_TASK_NAME:
+            raise InvalidArgument(
+                f"{where} has task name {task[:80]!r}: send a Celery task name of 1 to {MAX_TASK_NAME} characters"
+            )
+        if not isinstance(entry.get("args") or [], list):
+            raise InvalidArgument(f"{where}: args must be a JSON list")
+        if not isinstance(entry.get("kwargs") or {}, dict):
+            raise InvalidArgument(f"{where}: kwargs must be a JSON object")
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            raise InvalidArgument(f"{where}: options must be a JSON object")
+        extra = sorted(set(options) - PLAN_OPTIONS)
+        if extra:
+            raise InvalidArgument(
+                f"{where} carries the option {extra[0][:80]!r}, which a plan may not set; allowed options: "
+                f"{', '.join(sorted(PLAN_OPTIONS))} (headers, task ids and the like are the daemon's)"
+            )
+        queue = options.get("queue")
+        if queue is not None and not (isinstance(queue, str) and 0 < len(queue) <= validation.MAX_TEXT):
+            raise InvalidArgument(f"{where}: option queue must be a queue name of 1 to {validation.MAX_TEXT} characters")
+        priority = options.get("priority")
+        if priority is not None and not (
+            isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= MAX_PRIORITY
+        ):
+            raise InvalidArgument(f"{where}: option priority must be an integer from 0 to {MAX_PRIORITY}")
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
