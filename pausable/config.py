@@ -67,6 +67,13 @@ class Settings(BaseSettings):
             f"(none by default; `pausable dev` adds the examples, {EXAMPLES_MODULE})"
         ),
     )
+    require_step_tokens: bool = Field(
+        default=True,
+        description=(
+            "refuse worker reports without a step token (the pausable_step_token header of the step's message); "
+            "off only while workers older than step tokens still run"
+        ),
+    )
     otel: str = Field(
         default="",
         description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, cast
 
@@ -12,12 +13,14 @@ from pausable.jsonvalue import from_value
 from pausable.server import validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotFound, StepReport, Workflow
+from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Decision
 from pausable.v1 import operation_pb2, worker_pb2_grpc
 from pausable.v1 import worker_pb2 as pb
+
+log = logging.getLogger("pausable.server")
 
 
 def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
@@ -30,6 +33,7 @@ def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
         validation.short_text("attempt_id", request.attempt_id),
         continued,
         _attempt(request.attempt),
+        validation.short_text("step_token", request.step_token),
     )
 
 
@@ -122,6 +126,8 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         [outcome] = await self.engine.checkpoints([report])
         if outcome is None:
             raise NotFound(report.operation_id)
+        if outcome.refused:
+            raise NotDispatched(f"step {report.step} of operation {report.operation_id}")
         return pb.CheckpointResponse(
             decision=cast(pb.Decision, pb.Decision.Value(f"DECISION_{outcome.decision}")), state=state_to_pb(outcome.state)
         )
@@ -130,11 +136,18 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
         """Every step is checked before any is applied; then they are applied in order, as `continued`, in one transaction.
 
-        An operation deleted meanwhile is skipped: nothing is waiting for its answer.
+        An operation deleted meanwhile is skipped: nothing is waiting for its answer. A step whose token is not
+        its operation's current one changes nothing and is left out of `recorded` (the others still count: one
+        worker's batch holds the reports of many operations).
         """
         outcomes = await self.engine.checkpoints([_report(step, continued=True) for step in request.steps])
+        refused = sum(1 for outcome in outcomes if outcome is not None and outcome.refused)
+        if refused:
+            log.warning("ReportSteps: %d of %d steps refused, their step tokens are not the current ones", refused, len(outcomes))
         return pb.ReportStepsResponse(
-            recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP)
+            recorded=sum(
+                1 for outcome in outcomes if outcome is not None and not outcome.refused and outcome.decision is not Decision.STOP
+            )
         )
 
     @rpc
@@ -149,6 +162,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             request.fraction,
             request.message[:1000],
             _attempt(request.attempt),
+            validation.short_text("step_token", request.step_token),
         )
         return pb.ReportProgressResponse(state=state_to_pb(state))
 
@@ -164,13 +178,25 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             "step_name": error.step_name[:200],
         }
         state = await self.engine.fail(
-            validation.operation_id(request.operation_id), _step(request.step), error_fields, _attempt(request.attempt)
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            error_fields,
+            _attempt(request.attempt),
+            validation.short_text("step_token", request.step_token),
         )
         return pb.FailOperationResponse(state=state_to_pb(state))
 
     @rpc
     async def RenewLeases(self, request: pb.RenewLeasesRequest, context: grpc.aio.ServicerContext) -> pb.RenewLeasesResponse:
-        held = [(validation.operation_id(s.operation_id), _step(s.step), _attempt(s.attempt)) for s in request.steps]
-        if len(held) > 10_000:
-            raise InvalidArgument(f"{len(held)} steps in one RenewLeases call; send at most 10000 per call")
+        if len(request.steps) > 10_000:
+            raise InvalidArgument(f"{len(request.steps)} steps in one RenewLeases call; send at most 10000 per call")
+        held = [
+            (
+                validation.operation_id(s.operation_id),
+                _step(s.step),
+                _attempt(s.attempt),
+                validation.short_text("step_token", s.step_token),
+            )
+            for s in request.steps
+        ]
         return pb.RenewLeasesResponse(renewed=await self.engine.renew_leases(held))
