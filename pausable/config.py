@@ -15,6 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The example workflows (demo.etl, demo.tapped): loaded by `pausable dev` and the test launchers, never by default.
+EXAMPLES_MODULE = "pausable.workers.examples.demo"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAUSABLE_", extra="ignore")
@@ -58,8 +61,18 @@ class Settings(BaseSettings):
         default=10.0, description="a chain committed as dispatched and not known sent after this long is published again"
     )
     worker_modules: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["pausable.workers.examples.demo"],
-        description="modules that register workflows, imported by `pausable worker`: a,b or a JSON list",
+        default_factory=list,
+        description=(
+            "modules that register workflows, imported by `pausable worker`: a,b or a JSON list "
+            f"(none by default; `pausable dev` adds the examples, {EXAMPLES_MODULE})"
+        ),
+    )
+    require_step_tokens: bool = Field(
+        default=True,
+        description=(
+            "refuse worker reports without a step token (the pausable_step_token header of the step's message); "
+            "off only while workers older than step tokens still run"
+        ),
     )
     otel: str = Field(
         default="",

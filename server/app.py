@@ -86,6 +86,7 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     hub = EventHub(settings.watch_buffer)
     observability = Observability(settings)
     store = await Store.open(settings.database_url, on_commit=observability.on_commit(hub.publish), replica=settings.replica)
+    store.require_step_tokens = settings.require_step_tokens
     listener = None
     if store.postgres:
         from pausable.server.notify import PgListener  # asyncpg: only for Postgres

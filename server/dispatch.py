@@ -19,7 +19,7 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
+from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.server import celery_message
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
@@ -33,7 +33,8 @@ def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
 
 
 def messages(dispatch: Dispatch) -> list[dict[str, Any]]:
-    """The remaining steps as signature dicts, each with the headers naming its operation, step and attempt.
+    """The remaining steps as signature dicts, each with the headers naming its operation, step and attempt,
+    and the dispatch's step token (every step's, plain Celery tasks between pause points included).
 
     `dispatch.headers` (the trace context of the command that dispatched)
     were taken in the caller's context: this may run on the writer thread.
@@ -48,6 +49,7 @@ def messages(dispatch: Dispatch) -> list[dict[str, Any]]:
             STEP_HEADER: step,
             ATTEMPT_HEADER: dispatch.attempt,
             **dispatch.headers,
+            STEP_TOKEN_HEADER: dispatch.step_token,
         }
         args = list(entry.get("args") or [])
         if step == dispatch.start:

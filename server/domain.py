@@ -31,6 +31,10 @@ class UnknownWorkflow(Exception):
     """A workflow no worker registered (NOT_FOUND); the message lists the registered ones."""
 
 
+class NotDispatched(Exception):
+    """A report on a step whose token is not the one its current dispatch carries (PERMISSION_DENIED)."""
+
+
 class ShuttingDown(Exception):
     """The daemon is stopping (UNAVAILABLE); the message says where to resume, e.g. "Watch with after_seq=7"."""
 
@@ -173,13 +177,17 @@ class StepReport:
     attempt_id: str = ""
     continued: bool = False
     attempt: int = 0
+    step_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class CheckpointResult:
+    """The answer to a report; `refused`: its step token was not the current dispatch's, nothing was recorded."""
+
     decision: Decision
     state: State
     attempt: int = 1
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +200,7 @@ class Dispatch:
     argument: Any
     attempt: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    step_token: str = ""  # the dispatch's secret (operations.step_secret), sent in every step's headers
 
 
 @dataclass(frozen=True)

@@ -137,19 +137,23 @@ class Engine:
         """Record the reports; then make the stop flags match, except for continued reports of running operations."""
         outcomes = await self.store.checkpoints(reports)
         for report, outcome in zip(reports, outcomes, strict=True):
-            if outcome is not None and not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
+            if outcome is None or outcome.refused:
+                continue
+            if not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
                 await self.flags.follow(report.operation_id, outcome.state, outcome.attempt)
         return outcomes
 
-    async def progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
-        return await self.store.report_progress(operation_id, step, fraction, message, attempt)
+    async def progress(
+        self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, step_token: str = ""
+    ) -> State:
+        return await self.store.report_progress(operation_id, step, fraction, message, attempt, step_token)
 
-    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0) -> State:
-        state = await self.store.fail(operation_id, step, error, attempt)
+    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0, step_token: str = "") -> State:
+        state = await self.store.fail(operation_id, step, error, attempt, step_token)
         await self.flags.follow(operation_id, state)
         return state
 
-    async def renew_leases(self, held: Sequence[tuple[str, int, int]]) -> int:
+    async def renew_leases(self, held: Sequence[tuple[str, int, int, str]]) -> int:
         return await self.store.renew_leases(held)
 
     # -- dispatch --------------------------------------------------------------

@@ -12,7 +12,7 @@ import grpc
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from pausable.server.domain import AlreadyExists, NotFound, ShuttingDown, UnknownWorkflow
+from pausable.server.domain import AlreadyExists, NotDispatched, NotFound, ShuttingDown, UnknownWorkflow
 from pausable.server.states import InvalidTransition
 
 log = logging.getLogger("pausable.server")
@@ -69,6 +69,11 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, AlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS, str(error)
+    if isinstance(error, NotDispatched):
+        return grpc.StatusCode.PERMISSION_DENIED, (
+            f"this step was not dispatched to you: {error}. Report with the pausable_step_token header of the "
+            "step's message (a step sent again, or resumed, carries a new token; the old one changes nothing)"
+        )
     if isinstance(error, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, str(error)
     if store_unavailable(error):

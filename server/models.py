@@ -67,6 +67,9 @@ class OperationRow(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
     # Until when the current step is known to be held by a worker or queued on the broker.
     lease_expires_at: Mapped[datetime | None]
+    # The secret of the dispatch that sent the current step (new on every start, resume and retry; in the
+    # step's pausable_step_token header): a report that would change the operation must present it.
+    step_secret: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),

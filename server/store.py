@@ -12,6 +12,7 @@ publishes them). Reads are in reads.py.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import secrets
 import sys
@@ -33,6 +34,7 @@ from pausable.server.domain import (
     CheckpointResult,
     Dispatch,
     Event,
+    NotDispatched,
     NotFound,
     Operation,
     StepReport,
@@ -50,6 +52,7 @@ Messages = Callable[[Dispatch], list[dict[str, Any]]]
 OutboxEntry = tuple[int, list[dict[str, Any]]]  # (outbox id, the chain's messages)
 
 STEP_NAME_CACHE = 10_000
+SECRET_BATCH = 500  # operation ids per query when RenewLeases reads step secrets
 OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
 OUTBOX = OutboxRow.__table__
@@ -89,6 +92,7 @@ class WorkingRow:
     checkpoint_attempt: str
     checkpoint_step: int
     checkpoint_decision: str
+    step_secret: str | None
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -132,6 +136,8 @@ class Store(Reads):
         self.on_commit = on_commit or (lambda events: None)
         self.replica = replica or secrets.token_hex(4)
         self.lease = timedelta(seconds=60)
+        # Reports without a step token are refused (settings.require_step_tokens); off: taken as the current dispatch's.
+        self.require_step_tokens = True
         self._step_names: dict[str, tuple[str, ...]] = {}
         self.sqlite: SqliteWriter | None = None
         self.writer: SqliteWriter | PostgresWriter
@@ -234,6 +240,7 @@ class Store(Reads):
                 "checkpoint_attempt": "",
                 "checkpoint_step": -1,
                 "checkpoint_decision": "",
+                "step_secret": new_step_secret(),
             }
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
             self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": 2})
@@ -245,7 +252,7 @@ class Store(Reads):
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
-            dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {})
+            dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, messages, now)
             return Change(replace(operation_of(row), input_json=input_json), dispatch, outbox=outbox)
 
@@ -322,7 +329,8 @@ class Store(Reads):
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
         worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step.
-        A report of an older attempt than the operation's changes nothing and stops its chain."""
+        A report of an older attempt than the operation's changes nothing and stops its chain. A report that would
+        change the operation must carry the current dispatch's step token; otherwise it is refused and changes nothing."""
         operation_id, step = report.operation_id, report.step
         with self._locked(session, operation_id) as row:
             if report.attempt_id and report.attempt_id == row.checkpoint_attempt and step == row.checkpoint_step:
@@ -330,6 +338,9 @@ class Store(Reads):
             if report.attempt and report.attempt != row.attempt:
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
             outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
+            changes = outcome.record_result or outcome.transition.state is not None
+            if changes and not self.dispatched(row.step_secret, report.step_token):
+                return CheckpointResult(Decision.STOP, State(row.state), row.attempt, refused=True)
             if outcome.record_result:
                 for skipped in range(row.current_step, step):
                     row.current_step = skipped + 1
@@ -345,42 +356,61 @@ class Store(Reads):
             self._apply(session, events, row, outcome.transition, now)
             return CheckpointResult(outcome.decision, State(row.state), row.attempt)
 
-    async def report_progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> State:
+    async def report_progress(
+        self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, step_token: str = ""
+    ) -> State:
+        """Record the running step's progress; NotDispatched (nothing changed) when its step token is not the current one."""
         now = datetime.now(UTC)
 
-        def report(session: Session, events: list[Event]) -> State:
+        def report(session: Session, events: list[Event]) -> tuple[State, bool]:
             with self._locked(session, operation_id) as row:
                 transition = states.progress(State(row.state), row.current_step, step, message)
                 if transition.state is not None and (not attempt or attempt == row.attempt):
+                    if not self.dispatched(row.step_secret, step_token):
+                        return State(row.state), False
                     row.progress, row.progress_message = fraction, message
                     row.lease_expires_at = now + self.lease
                     self._apply(session, events, row, transition, now)
-                return State(row.state)
+                return State(row.state), True
 
-        return await self.write(report)
+        state, accepted = await self.write(report)
+        if not accepted:
+            raise NotDispatched(f"progress of step {step} of operation {operation_id}")
+        return state
 
-    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0) -> State:
-        """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain)."""
+    async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0, step_token: str = "") -> State:
+        """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain).
+
+        NotDispatched (nothing changed) when the step token is not the current dispatch's.
+        """
         now = datetime.now(UTC)
 
-        def mark(session: Session, events: list[Event]) -> State:
+        def mark(session: Session, events: list[Event]) -> tuple[State, bool]:
             with self._locked(session, operation_id) as row:
                 if attempt and attempt != row.attempt:
-                    return State(row.state)
+                    return State(row.state), True
                 transition = states.fail(
                     State(row.state), row.current_step, step, error.get("code", ""), error.get("message", "")
                 )
                 if transition.state is not None:
+                    if not self.dispatched(row.step_secret, step_token):
+                        return State(row.state), False
                     row.error = error
                     self._apply(session, events, row, transition, now)
-                return State(row.state)
+                return State(row.state), True
 
-        return await self.write(mark)
+        state, accepted = await self.write(mark)
+        if not accepted:
+            raise NotDispatched(f"failure of step {step} of operation {operation_id}")
+        return state
 
     # -- leases and the outbox ------------------------------------------------
 
-    async def renew_leases(self, held: Sequence[tuple[str, int, int]]) -> int:
-        """Steps (operation, step, attempt) a live worker holds: their leases run on from now. Returns how many matched."""
+    async def renew_leases(self, held: Sequence[tuple[str, int, int, str]]) -> int:
+        """Steps (operation, step, attempt, step token) a live worker holds: their leases run on from now.
+
+        Only steps whose token is the current dispatch's; returns how many matched.
+        """
         if not held:
             return 0
         until = datetime.now(UTC) + self.lease
@@ -392,15 +422,28 @@ class Store(Reads):
                 # 0: a message dispatched before attempts existed (counts as the current attempt, as in reports)
                 or_(OPERATIONS.c.attempt == bindparam("held_attempt"), bindparam("held_attempt") == 0),
                 OPERATIONS.c.lease_expires_at.is_not(None),  # only active operations hold a lease
+                # the secret checked below, in case a resume or a retry replaced it meanwhile (on Postgres)
+                OPERATIONS.c.step_secret.is_not_distinct_from(bindparam("held_secret")),
             )
             .values(lease_expires_at=until)
         )
 
         def renew(session: Session, _events: list[Event]) -> int:
-            params = [{"held_id": op, "held_step": step, "held_attempt": attempt} for op, step, attempt in held]
+            secrets_of = self._step_secrets(session, {op for op, _step, _attempt, _token in held})
+            dispatched = [
+                (op, step, attempt, secrets_of[op])
+                for op, step, attempt, token in held
+                if op in secrets_of and self.dispatched(secrets_of[op], token)
+            ]
+            if not dispatched:
+                return 0
+            params = [
+                {"held_id": op, "held_step": step, "held_attempt": attempt, "held_secret": secret}
+                for op, step, attempt, secret in dispatched
+            ]
             result = session.connection().execute(statement, params)
             if self.sqlite is not None:
-                for op, _step, _attempt in held:
+                for op, _step, _attempt, _secret in dispatched:
                     cached = self.sqlite.rows.get(op)
                     if cached is not None and _attempt in (0, cached["attempt"]) and cached["current_step"] == _step:
                         cached["lease_expires_at"] = until
@@ -589,7 +632,8 @@ class Store(Reads):
             select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
         ).one()
         argument = json.loads(row.result_json if row.current_step > 0 and row.result_json is not None else input_json)
-        return Dispatch(row.id, plan, row.current_step, argument, row.attempt, headers or {})
+        row.step_secret = new_step_secret()  # every dispatch its own: the steps of an earlier one can change nothing
+        return Dispatch(row.id, plan, row.current_step, argument, row.attempt, headers or {}, row.step_secret)
 
     def _enqueue(self, session: Session, dispatch: Dispatch, messages: Messages, now: datetime) -> OutboxEntry:
         """Write the chain to the outbox in the caller's transaction."""
@@ -598,6 +642,33 @@ class Store(Reads):
             INSERT_OUTBOX, {"operation_id": dispatch.operation_id, "attempt": dispatch.attempt, "steps": steps, "created_at": now}
         )
         return int(result.inserted_primary_key[0]), steps  # type: ignore[index]  # None only when no row was inserted
+
+    def dispatched(self, secret: str | None, token: str) -> bool:
+        """Whether a report presenting `token` comes from the current dispatch of the operation whose secret is `secret`.
+
+        An empty token counts only when step tokens are not required (workers older than them).
+        """
+        if not token:
+            return not self.require_step_tokens
+        return bool(secret) and hmac.compare_digest(secret.encode(), token.encode())  # type: ignore[union-attr]  # bool(secret)
+
+    def _step_secrets(self, session: Session, operation_ids: set[str]) -> dict[str, str | None]:
+        """The step secrets of these operations (those that exist): from the SQLite row cache, else read in batches."""
+        found: dict[str, str | None] = {}
+        missing = []
+        for operation_id in operation_ids:
+            cached = self.sqlite.rows.get(operation_id) if self.sqlite is not None else None
+            if cached is not None:
+                found[operation_id] = cached["step_secret"]
+            else:
+                missing.append(operation_id)
+        for start in range(0, len(missing), SECRET_BATCH):
+            batch = missing[start : start + SECRET_BATCH]
+            rows = session.connection().execute(
+                select(OPERATIONS.c.id, OPERATIONS.c.step_secret).where(OPERATIONS.c.id.in_(batch))
+            )
+            found.update({row.id: row.step_secret for row in rows})
+        return found
 
     def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> None:
         """A one-row write statement: on the SQLite writer's own connection, else through the session."""
@@ -646,6 +717,11 @@ class Store(Reads):
 
 class _RequestSeen(Exception):
     """Another call with this request_id committed first (found inside the write transaction)."""
+
+
+def new_step_secret() -> str:
+    """A dispatch's secret (operations.step_secret, the pausable_step_token header of its steps): 256 random bits."""
+    return secrets.token_urlsafe(32)
 
 
 def _aware(value: datetime) -> datetime:

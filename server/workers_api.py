@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
+from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
 from pausable.server import validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotFound, StepReport, Workflow
+from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Decision
 from pausable.v1 import operation_pb2, worker_pb2_grpc
 from pausable.v1 import worker_pb2 as pb
+
+log = logging.getLogger("pausable.server")
 
 
 def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
@@ -29,6 +33,7 @@ def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
         validation.short_text("attempt_id", request.attempt_id),
         continued,
         _attempt(request.attempt),
+        validation.short_text("step_token", request.step_token),
     )
 
 
@@ -44,14 +49,21 @@ def _attempt(value: int) -> int:
     return value
 
 
+MAX_PLAN_STEPS = 1000
+MAX_TASK_NAME = 200  # the store's step name column
+MAX_PRIORITY = 255
+
+
 def _workflow(message: operation_pb2.Workflow) -> Workflow:
     if not message.name:
         raise InvalidArgument("every workflow needs a name")
+    validation.short_text("workflow name", message.name)
     plan = validation.json_text("plan_json", message.plan_json) if message.plan_json else plan_for(list(message.steps))
     if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
         raise InvalidArgument(
             f"workflow {message.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps"
         )
+    _check_plan(message.name, plan)
     schema = from_value(message.input_schema) if message.HasField("input_schema") else None
     if schema is not None and not isinstance(schema, dict):
         raise InvalidArgument(f"input_schema of {message.name!r} must be a JSON Schema object")
@@ -60,6 +72,40 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
             f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
         )
     return Workflow(message.name, plan, message.description, schema, message.max_attempts or DEFAULT_MAX_ATTEMPTS)
+
+
+def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
+    """A plan's steps: bounded in number, named tasks, JSON args and kwargs, and only the options in PLAN_OPTIONS."""
+    if len(plan) > MAX_PLAN_STEPS:
+        raise InvalidArgument(f"workflow {name!r} has {len(plan)} steps; at most {MAX_PLAN_STEPS} are allowed")
+    for index, entry in enumerate(plan):
+        where = f"step {index} of workflow {name!r}"
+        task = entry["task"]
+        if not task.strip() or len(task) > MAX_TASK_NAME:
+            raise InvalidArgument(
+                f"{where} has task name {task[:80]!r}: send a Celery task name of 1 to {MAX_TASK_NAME} characters"
+            )
+        if not isinstance(entry.get("args") or [], list):
+            raise InvalidArgument(f"{where}: args must be a JSON list")
+        if not isinstance(entry.get("kwargs") or {}, dict):
+            raise InvalidArgument(f"{where}: kwargs must be a JSON object")
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            raise InvalidArgument(f"{where}: options must be a JSON object")
+        extra = sorted(set(options) - PLAN_OPTIONS)
+        if extra:
+            raise InvalidArgument(
+                f"{where} carries the option {extra[0][:80]!r}, which a plan may not set; allowed options: "
+                f"{', '.join(sorted(PLAN_OPTIONS))} (headers, task ids and the like are the daemon's)"
+            )
+        queue = options.get("queue")
+        if queue is not None and not (isinstance(queue, str) and 0 < len(queue) <= validation.MAX_TEXT):
+            raise InvalidArgument(f"{where}: option queue must be a queue name of 1 to {validation.MAX_TEXT} characters")
+        priority = options.get("priority")
+        if priority is not None and not (
+            isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= MAX_PRIORITY
+        ):
+            raise InvalidArgument(f"{where}: option priority must be an integer from 0 to {MAX_PRIORITY}")
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
@@ -80,6 +126,8 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         [outcome] = await self.engine.checkpoints([report])
         if outcome is None:
             raise NotFound(report.operation_id)
+        if outcome.refused:
+            raise NotDispatched(f"step {report.step} of operation {report.operation_id}")
         return pb.CheckpointResponse(
             decision=cast(pb.Decision, pb.Decision.Value(f"DECISION_{outcome.decision}")), state=state_to_pb(outcome.state)
         )
@@ -88,11 +136,18 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
         """Every step is checked before any is applied; then they are applied in order, as `continued`, in one transaction.
 
-        An operation deleted meanwhile is skipped: nothing is waiting for its answer.
+        An operation deleted meanwhile is skipped: nothing is waiting for its answer. A step whose token is not
+        its operation's current one changes nothing and is left out of `recorded` (the others still count: one
+        worker's batch holds the reports of many operations).
         """
         outcomes = await self.engine.checkpoints([_report(step, continued=True) for step in request.steps])
+        refused = sum(1 for outcome in outcomes if outcome is not None and outcome.refused)
+        if refused:
+            log.warning("ReportSteps: %d of %d steps refused, their step tokens are not the current ones", refused, len(outcomes))
         return pb.ReportStepsResponse(
-            recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP)
+            recorded=sum(
+                1 for outcome in outcomes if outcome is not None and not outcome.refused and outcome.decision is not Decision.STOP
+            )
         )
 
     @rpc
@@ -107,6 +162,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             request.fraction,
             request.message[:1000],
             _attempt(request.attempt),
+            validation.short_text("step_token", request.step_token),
         )
         return pb.ReportProgressResponse(state=state_to_pb(state))
 
@@ -122,13 +178,25 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             "step_name": error.step_name[:200],
         }
         state = await self.engine.fail(
-            validation.operation_id(request.operation_id), _step(request.step), error_fields, _attempt(request.attempt)
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            error_fields,
+            _attempt(request.attempt),
+            validation.short_text("step_token", request.step_token),
         )
         return pb.FailOperationResponse(state=state_to_pb(state))
 
     @rpc
     async def RenewLeases(self, request: pb.RenewLeasesRequest, context: grpc.aio.ServicerContext) -> pb.RenewLeasesResponse:
-        held = [(validation.operation_id(s.operation_id), _step(s.step), _attempt(s.attempt)) for s in request.steps]
-        if len(held) > 10_000:
-            raise InvalidArgument(f"{len(held)} steps in one RenewLeases call; send at most 10000 per call")
+        if len(request.steps) > 10_000:
+            raise InvalidArgument(f"{len(request.steps)} steps in one RenewLeases call; send at most 10000 per call")
+        held = [
+            (
+                validation.operation_id(s.operation_id),
+                _step(s.step),
+                _attempt(s.attempt),
+                validation.short_text("step_token", s.step_token),
+            )
+            for s in request.steps
+        ]
         return pb.RenewLeasesResponse(renewed=await self.engine.renew_leases(held))

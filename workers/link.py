@@ -122,8 +122,13 @@ class DaemonLink:
         if since is not None:
             log.warning("the pausable daemon at %s answers again after %.1fs", self.target, time.monotonic() - since)
 
-    def checkpoint(self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False) -> int:
-        """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer."""
+    def checkpoint(
+        self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False, step_token: str = ""
+    ) -> int:
+        """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer.
+
+        `step_token`: the pausable_step_token header of the step's message (every report presents it).
+        """
         request = worker_pb2.CheckpointRequest(
             operation_id=operation_id,
             step=step,
@@ -131,36 +136,52 @@ class DaemonLink:
             attempt_id=uuid.uuid4().hex,
             continued=continued,
             attempt=attempt,
+            step_token=step_token,
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
 
-    def report_steps(self, steps: list[tuple[str, int, int, str]]) -> None:
-        """Background reports of steps whose chain went on (operation, step, attempt, result JSON), in order, in one call."""
+    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
+        """Background reports of steps whose chain went on (operation, step, attempt, result JSON, step token), in order, in one call."""
         request = worker_pb2.ReportStepsRequest(
             steps=[
                 worker_pb2.CheckpointRequest(
-                    operation_id=op, step=step, result_json=result, attempt_id=uuid.uuid4().hex, continued=True, attempt=attempt
+                    operation_id=op,
+                    step=step,
+                    result_json=result,
+                    attempt_id=uuid.uuid4().hex,
+                    continued=True,
+                    attempt=attempt,
+                    step_token=token,
                 )
-                for op, step, attempt, result in steps
+                for op, step, attempt, result, token in steps
             ]
         )
         self.call(lambda s: s.ReportSteps, request)
 
-    def progress(self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0) -> None:
+    def progress(
+        self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, *, step_token: str = ""
+    ) -> None:
         request = worker_pb2.ReportProgressRequest(
-            operation_id=operation_id, step=step, fraction=fraction, message=message, attempt=attempt
+            operation_id=operation_id, step=step, fraction=fraction, message=message, attempt=attempt, step_token=step_token
         )
         self.call(lambda s: s.ReportProgress, request)
 
-    def fail(self, operation_id: str, step: int, code: str, message: str, step_name: str, attempt: int = 0) -> None:
+    def fail(
+        self, operation_id: str, step: int, code: str, message: str, step_name: str, attempt: int = 0, *, step_token: str = ""
+    ) -> None:
         error = operation_pb2.OperationError(code=code, message=message, step=step, step_name=step_name)
-        request = worker_pb2.FailOperationRequest(operation_id=operation_id, step=step, error=error, attempt=attempt)
+        request = worker_pb2.FailOperationRequest(
+            operation_id=operation_id, step=step, error=error, attempt=attempt, step_token=step_token
+        )
         self.call(lambda s: s.FailOperation, request)
 
-    def renew_leases(self, worker: str, held: list[tuple[str, int, int]]) -> int:
-        """The steps (operation, step, attempt) this worker holds: their leases run on."""
-        steps = [worker_pb2.HeldStep(operation_id=op, step=step, attempt=attempt) for op, step, attempt in held]
+    def renew_leases(self, worker: str, held: list[tuple[str, int, int, str]]) -> int:
+        """The steps (operation, step, attempt, step token) this worker holds: their leases run on."""
+        steps = [
+            worker_pb2.HeldStep(operation_id=op, step=step, attempt=attempt, step_token=token)
+            for op, step, attempt, token in held
+        ]
         return int(self.call(lambda s: s.RenewLeases, worker_pb2.RenewLeasesRequest(worker=worker, steps=steps)).renewed)
 
     def register(self, workflows: list[operation_pb2.Workflow], worker: str) -> None:

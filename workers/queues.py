@@ -25,7 +25,7 @@ from celery import Celery
 from celery.signals import celeryd_init, task_rejected, task_unknown, worker_shutdown
 
 from pausable.config import get_settings
-from pausable.headers import OPERATION_HEADER, STEP_HEADER
+from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.workers.app import app
 from pausable.workers.link import daemon
 
@@ -91,20 +91,27 @@ def unregistered_message(name: str, worker: str, queue: str) -> str:
     )
 
 
-def _position(message: Any) -> tuple[str, int] | None:
+def _position(message: Any) -> tuple[str, int, int, str] | None:
+    """(operation, step, attempt, step token) from a step message's headers; None for a message of no operation."""
     headers = getattr(message, "headers", None) or {}
     operation_id = headers.get(OPERATION_HEADER)
     if not operation_id:
         return None
-    return str(operation_id), int(headers.get(STEP_HEADER) or 0)
+    return (
+        str(operation_id),
+        int(headers.get(STEP_HEADER) or 0),
+        int(headers.get(ATTEMPT_HEADER) or 0),
+        str(headers.get(STEP_TOKEN_HEADER) or ""),
+    )
 
 
-def _report(operation_id: str, step: int, code: str, text: str, name: str) -> None:
+def _report(position: tuple[str, int, int, str], code: str, text: str, name: str) -> None:
     """In a thread: the consumer's event loop must not wait on the daemon (the link retries while it is away)."""
+    operation_id, step, attempt, token = position
 
     def send() -> None:
         try:
-            daemon().fail(operation_id, step, code, text, name)
+            daemon().fail(operation_id, step, code, text, name, attempt, step_token=token)
         except Exception:
             log.exception("could not report %s of operation %s to the daemon", code, operation_id)
 
@@ -130,7 +137,7 @@ def _fail_unregistered(sender: Any = None, message: Any = None, name: str = "", 
         return
     text = unregistered_message(name, _worker_name(sender), _queue(message))
     log.error("operation %s: %s", position[0], text)
-    _report(*position, NOT_REGISTERED, text, name)
+    _report(position, NOT_REGISTERED, text, name)
 
 
 @task_rejected.connect
@@ -142,7 +149,7 @@ def _fail_rejected(sender: Any = None, message: Any = None, exc: BaseException |
     name = str((getattr(message, "headers", None) or {}).get("task", ""))
     text = f"worker {_worker_name(sender)} rejected the message of task {name!r}: {exc or 'not a task message'}"
     log.error("operation %s: %s", position[0], text)
-    _report(*position, REJECTED, text, name)
+    _report(position, REJECTED, text, name)
 
 
 @worker_shutdown.connect

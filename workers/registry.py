@@ -21,6 +21,7 @@ from celery import Task
 from celery.canvas import Signature
 from celery.signals import worker_ready
 
+from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import to_value
 from pausable.v1 import operation_pb2
 from pausable.workers.app import app
@@ -73,6 +74,12 @@ def _checkpoints(signature: Signature) -> bool:
 def _plan_entry(workflow_name: str, signature: Signature) -> dict[str, Any]:
     """A signature dict; its `queue` is what routes the step, by the daemon and by every hop of the chain."""
     options = {k: v for k, v in signature.options.items() if k != "task_id"}
+    extra = sorted(set(options) - PLAN_OPTIONS)
+    if extra:
+        raise ValueError(
+            f"step {signature.task!r} of workflow {workflow_name!r} sets the option {extra[0]!r}; "
+            f"a plan step may carry only {', '.join(sorted(PLAN_OPTIONS))} (the daemon refuses the others)"
+        )
     options["queue"] = step_queue(workflow_name, signature.task or "", options)
     return {"task": signature.task, "args": list(signature.args), "kwargs": dict(signature.kwargs), "options": options}
 

@@ -34,14 +34,14 @@ MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps w
 class Reporter:
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self.max_pending = max_pending
-        self._pending: list[tuple[str, int, int, str]] = []
+        self._pending: list[tuple[str, int, int, str, str]] = []
         self._unsent = 0
         self._urgent = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
 
-    def submit(self, operation_id: str, step: int, attempt: int, result_json: str) -> None:
+    def submit(self, operation_id: str, step: int, attempt: int, result_json: str, step_token: str = "") -> None:
         """Queue one report; blocks while `max_pending` reports already wait (the daemon is away), never drops it."""
         with self._changed:
             if len(self._pending) >= self.max_pending:
@@ -49,7 +49,7 @@ class Reporter:
                 self._urgent = True
                 self._changed.notify_all()
                 self._changed.wait_for(lambda: len(self._pending) < self.max_pending)
-            self._pending.append((operation_id, step, attempt, result_json))
+            self._pending.append((operation_id, step, attempt, result_json, step_token))
             self._unsent += 1
             if len(self._pending) in (1, MAX_BATCH):
                 self._changed.notify_all()
@@ -91,12 +91,12 @@ class Reporter:
                     self._changed.notify_all()
 
     @staticmethod
-    def _send(batch: list[tuple[str, int, int, str]]) -> None:
+    def _send(batch: list[tuple[str, int, int, str, str]]) -> None:
         """One ReportSteps call; with tracing on, one call per step, so each joins its own step's trace."""
         if tracing.active():
-            for operation_id, step, attempt, result_json in batch:
+            for operation_id, step, attempt, result_json, token in batch:
                 with tracing.step_context(operation_id, step):
-                    daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True)
+                    daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True, step_token=token)
         else:
             daemon().report_steps(batch)
 

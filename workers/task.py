@@ -20,24 +20,42 @@ chain does not run ahead of what the daemon has recorded.
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from typing import Any, NamedTuple
 
+import grpc
 from celery import Task, current_task
 from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
 
-from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER
+from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
 from pausable.workers.reporter import flush, reporter
 from pausable.workers.stop_flags import stop_flags
 
+log = logging.getLogger("pausable.workers")
 
-def _position(request: Any) -> tuple[str, int, int] | None:
-    """(operation, step, attempt) of the task running under `request`, from its pausable headers; None outside an operation."""
+
+class Position(NamedTuple):
+    """Which step of which operation a task runs, from its message's pausable headers."""
+
+    operation_id: str
+    step: int
+    attempt: int
+    token: str  # the dispatch's step token: every report on the step presents it
+
+
+def _position(request: Any) -> Position | None:
+    """The position of the task running under `request`, from its pausable headers; None outside an operation."""
     operation_id = getattr(request, OPERATION_HEADER, None)
     if operation_id is None:
         return None
-    return operation_id, int(getattr(request, STEP_HEADER)), int(getattr(request, ATTEMPT_HEADER, 0) or 0)
+    return Position(
+        operation_id,
+        int(getattr(request, STEP_HEADER)),
+        int(getattr(request, ATTEMPT_HEADER, 0) or 0),
+        str(getattr(request, STEP_TOKEN_HEADER, "") or ""),
+    )
 
 
 class PausableTask(Task):
@@ -47,19 +65,28 @@ class PausableTask(Task):
         result = super().__call__(*args, **kwargs)
         position = _position(self.request)
         if position is not None and not self.request.called_directly:
-            self.checkpoint(*position, result)
+            self.checkpoint(position, result)
         return result
 
-    def checkpoint(self, operation_id: str, step: int, attempt: int, result: Any) -> None:
+    def checkpoint(self, position: Position, result: Any) -> None:
+        operation_id, step, attempt, token = position
         try:
             result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
         if self.request.chain and daemon().reachable and not stop_flags().flagged(operation_id):
-            reporter().submit(operation_id, step, attempt, result_json)
+            reporter().submit(operation_id, step, attempt, result_json, token)
             return
         flush()
-        if daemon().checkpoint(operation_id, step, result_json, attempt=attempt) == worker_pb2.DECISION_CONTINUE:
+        try:
+            decision = daemon().checkpoint(operation_id, step, result_json, attempt=attempt, step_token=token)
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.PERMISSION_DENIED:
+                raise
+            # Not this operation's current dispatch (its step was sent again, or resumed, since): stop this chain.
+            log.error("operation %s step %d: %s; this chain stops here", operation_id, step, error.details())
+            decision = worker_pb2.DECISION_STOP
+        if decision == worker_pb2.DECISION_CONTINUE:
             stop_flags().forget(operation_id)
         else:
             self.request.chain = None
@@ -71,8 +98,8 @@ def progress(fraction: float, message: str = "") -> None:
     position = _position(task.request) if task is not None else None
     if position is not None:
         flush()
-        operation_id, step, attempt = position
-        daemon().progress(operation_id, step, min(max(fraction, 0.0), 1.0), message, attempt)
+        operation_id, step, attempt, token = position
+        daemon().progress(operation_id, step, min(max(fraction, 0.0), 1.0), message, attempt, step_token=token)
 
 
 @task_failure.connect
@@ -80,9 +107,9 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     """Any task of an operation that fails for good (after Celery's retries) fails the operation."""
     position = _position(sender.request) if sender is not None else None
     if position is not None:
-        operation_id, step, attempt = position
+        operation_id, step, attempt, token = position
         flush()
-        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt)  # type: ignore[union-attr]  # position is None without a sender
+        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt, step_token=token)  # type: ignore[union-attr]  # position is None without a sender
 
 
 @worker_process_shutdown.connect

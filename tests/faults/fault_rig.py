@@ -13,6 +13,7 @@ from support.histories import TERMINAL, assert_legal
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
+from pausable.config import EXAMPLES_MODULE
 from pausable.v1 import operation_pb2 as pb
 
 LEASE_SECONDS = "3"
@@ -40,7 +41,7 @@ class Rig:
     def add_worker(self, concurrency: int = 2, wait: bool = True) -> WorkerProcess:
         name = f"worker{next(self.names)}"
         worker = WorkerProcess(
-            self.daemon.target, self.redis.url, self.folder / f"{name}.log", concurrency=concurrency,
+            self.daemon.target, self.redis.url, self.folder / f"{name}.log", modules=[EXAMPLES_MODULE], concurrency=concurrency,
             env={"PAUSABLE_STEP_LEASE_SECONDS": LEASE_SECONDS},
         ).start()  # fmt: skip
         self.workers.append(worker)

@@ -17,6 +17,7 @@ import grpc
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
+from pausable.config import EXAMPLES_MODULE
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2_grpc
 
@@ -59,7 +60,7 @@ class Stack:
 def start_stack(folder: Path, redis: RedisServer, database_url: str, **settings: str) -> Stack:
     folder.mkdir(parents=True, exist_ok=True)
     daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log", **settings).start()
-    worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log").start()
+    worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log", modules=[EXAMPLES_MODULE]).start()
     stack = Stack(redis, daemon, worker, folder)
     try:
         stack.wait_for_workflows({"demo.etl", "demo.tapped"})

@@ -13,7 +13,7 @@ from pausable.server.states import Command, Decision, EventType, LeaseVerdict, S
 from pausable.server.store import Store
 
 
-def run(tmp_path: Path, scenario: Callable[[Store, str], Awaitable[None]], max_attempts: int = 3) -> None:
+def run(tmp_path: Path, scenario: Callable[[Store, str, str], Awaitable[None]], max_attempts: int = 3) -> None:
     async def main() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
@@ -24,7 +24,8 @@ def run(tmp_path: Path, scenario: Callable[[Store, str], Awaitable[None]], max_a
             change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
             assert change.outbox is not None and change.outbox[1][0]["options"]["headers"]["pausable_attempt"] == 1
             await store.sent([change.outbox[0]])
-            await scenario(store, change.operation.id)
+            assert change.dispatch is not None and change.dispatch.step_token
+            await scenario(store, change.operation.id, change.dispatch.step_token)
         finally:
             await store.close()
 
@@ -32,16 +33,20 @@ def run(tmp_path: Path, scenario: Callable[[Store, str], Awaitable[None]], max_a
 
 
 def test_a_lapsed_step_runs_again_with_the_next_attempt_and_the_old_one_is_refused(tmp_path: Path) -> None:
-    async def scenario(store: Store, operation_id: str) -> None:
-        [moved] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True, attempt=1)])
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        [moved] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True, attempt=1, step_token=token)])
         assert moved is not None and moved.decision is Decision.CONTINUE
         assert await store.lapsed() == [operation_id]
         outcome = await store.lease_lapsed(operation_id, "worker lost")
         assert outcome is not None and outcome.verdict is LeaseVerdict.RETRY and outcome.operation.attempt == 2
         assert outcome.outbox is not None and outcome.outbox[1][0]["args"] == [1], "step b again, fed step a's result"
-        [zombie] = await store.checkpoints([StepReport(operation_id, 1, "99", continued=True, attempt=1)])
-        assert zombie is not None and zombie.decision is Decision.STOP
-        [fresh] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True, attempt=2)])
+        assert outcome.dispatch is not None and outcome.dispatch.step_token not in ("", token), "a retry: a new secret"
+        [zombie] = await store.checkpoints([StepReport(operation_id, 1, "99", continued=True, attempt=1, step_token=token)])
+        assert zombie is not None and zombie.decision is Decision.STOP and not zombie.refused, "a zombie is told STOP"
+        [stale] = await store.checkpoints([StepReport(operation_id, 1, "99", continued=True, attempt=2, step_token=token)])
+        assert stale is not None and stale.refused, "the old token on the new attempt: refused"
+        new = outcome.dispatch.step_token
+        [fresh] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True, attempt=2, step_token=new)])
         assert fresh is not None and fresh.decision is Decision.CONTINUE
         events = await store.events_after(operation_id, 0)
         assert [e.type for e in events] == [
@@ -57,7 +62,7 @@ def test_a_lapsed_step_runs_again_with_the_next_attempt_and_the_old_one_is_refus
 
 
 def test_after_max_attempts_the_operation_fails_with_worker_lost(tmp_path: Path) -> None:
-    async def scenario(store: Store, operation_id: str) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
         verdicts = [(await store.lease_lapsed(operation_id, "message lost")) for _ in range(2)]
         assert [v.verdict for v in verdicts if v is not None] == [LeaseVerdict.RETRY, LeaseVerdict.GIVE_UP]
         failed = await store.get_operation(operation_id)
@@ -68,7 +73,7 @@ def test_after_max_attempts_the_operation_fails_with_worker_lost(tmp_path: Path)
 
 
 def test_a_requested_pause_of_a_lost_step_takes_effect_and_resume_runs_the_step_again(tmp_path: Path) -> None:
-    async def scenario(store: Store, operation_id: str) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
         await store.command(operation_id, Command.PAUSE)
         outcome = await store.lease_lapsed(operation_id, "worker lost")
         assert outcome is not None and outcome.operation.state is State.PAUSED and outcome.operation.current_step == 0
@@ -79,17 +84,19 @@ def test_a_requested_pause_of_a_lost_step_takes_effect_and_resume_runs_the_step_
 
 
 def test_heartbeats_renew_only_the_current_attempt_of_the_current_step(tmp_path: Path) -> None:
-    async def scenario(store: Store, operation_id: str) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
         store.lease = timedelta(seconds=60)
-        assert await store.renew_leases([(operation_id, 0, 2), (operation_id, 1, 1)]) == 0
-        assert await store.renew_leases([(operation_id, 0, 1)]) == 1
+        assert await store.renew_leases([(operation_id, 0, 2, token), (operation_id, 1, 1, token)]) == 0
+        assert await store.renew_leases([(operation_id, 0, 1, "forged"), (operation_id, 0, 1, "")]) == 0
+        assert await store.lapsed() == [operation_id], "a step not dispatched to the caller keeps its lapsed lease"
+        assert await store.renew_leases([(operation_id, 0, 1, token)]) == 1
         assert await store.lapsed() == []
 
     run(tmp_path, scenario)
 
 
 def test_the_outbox_sweep_claims_unsent_chains_once_and_drops_those_of_stopped_operations(tmp_path: Path) -> None:
-    async def scenario(store: Store, operation_id: str) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
         outcome = await store.lease_lapsed(operation_id, "message lost")
         assert outcome is not None and outcome.outbox is not None
         later = datetime.now(UTC) + timedelta(seconds=1)

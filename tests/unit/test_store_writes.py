@@ -45,12 +45,14 @@ def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) 
     engine.dispose()
 
 
-async def start_four_steps(store: Store) -> str:
-    """An operation of a 4-step workflow, RUNNING at step 0; its id."""
+async def start_four_steps(store: Store) -> tuple[str, str]:
+    """An operation of a 4-step workflow, RUNNING at step 0: its id and its step token."""
     await store.register_workflows([Workflow("w", plan_for(["a", "b", "c", "d"]))], "test")
     workflow = await store.get_workflow("w")
     assert workflow is not None
-    return (await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})).operation.id
+    change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+    assert change.dispatch is not None
+    return change.operation.id, change.dispatch.step_token
 
 
 @pytest.mark.parametrize("fails", ["inside the write", "a later report"])
@@ -58,12 +60,14 @@ def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_p
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            operation_id = await start_four_steps(store)
-            [first] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
+            operation_id, token = await start_four_steps(store)
+            [first] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True, step_token=token)])
             assert first is not None and first.decision is Decision.CONTINUE
 
             def broken(session, events):
-                store._checkpoint(session, events, StepReport(operation_id, 1, "2", continued=True), datetime.now(UTC))
+                store._checkpoint(
+                    session, events, StepReport(operation_id, 1, "2", continued=True, step_token=token), datetime.now(UTC)
+                )
                 if fails == "inside the write":
                     raise RuntimeError("boom")
                 with store._locked(session, "f" * 32):
@@ -72,7 +76,7 @@ def test_a_failed_write_leaves_neither_the_store_nor_the_row_cache_changed(tmp_p
             with pytest.raises(Exception):  # noqa: B017 - RuntimeError or NotFound
                 await store.write(broken)
             assert (await store.get_operation(operation_id)).current_step == 1
-            [again] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True)])
+            [again] = await store.checkpoints([StepReport(operation_id, 1, "2", continued=True, step_token=token)])
             assert again is not None and again.decision is Decision.CONTINUE
             operation = await store.get_operation(operation_id)
             assert operation.current_step == 2 and operation.result == 2
@@ -89,9 +93,9 @@ def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_ch
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            operation_id = await start_four_steps(store)
-            [ahead] = await store.checkpoints([StepReport(operation_id, 2, "3", continued=True)])
-            [late] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True)])
+            operation_id, token = await start_four_steps(store)
+            [ahead] = await store.checkpoints([StepReport(operation_id, 2, "3", continued=True, step_token=token)])
+            [late] = await store.checkpoints([StepReport(operation_id, 0, "1", continued=True, step_token=token)])
             assert ahead is not None and ahead.decision is Decision.CONTINUE
             assert late is not None and late.decision is Decision.STOP
             events = await store.events_after(operation_id, 0)

@@ -80,7 +80,7 @@ def test_every_report_is_retried_without_a_time_cap_until_the_daemon_answers(
     assert link.timeout, "each attempt still has a deadline, so a hung call is sent again"
     calls = {
         "checkpoint": lambda: link.checkpoint(OP, 1, "{}"),
-        "report_steps": lambda: link.report_steps([(OP, 1, 0, "{}")]),
+        "report_steps": lambda: link.report_steps([(OP, 1, 0, "{}", "token")]),
         "progress": lambda: link.progress(OP, 1, 0.5, "half"),
         "fail": lambda: link.fail(OP, 1, "Boom", "boom", "t1"),
     }
@@ -116,9 +116,9 @@ class StalledLink:
 
     def __init__(self) -> None:
         self.back = threading.Event()
-        self.delivered: list[tuple[str, int, int, str]] = []
+        self.delivered: list[tuple[str, int, int, str, str]] = []
 
-    def report_steps(self, steps: list[tuple[str, int, int, str]]) -> None:
+    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
         self.back.wait()
         self.delivered.extend(steps)
 
@@ -128,7 +128,7 @@ def test_a_full_buffer_blocks_the_step_and_nothing_is_dropped(monkeypatch: pytes
     monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
     monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
     reporter = Reporter(max_pending=3)
-    reports = [(OP, step, 0, f'{{"step": {step}}}') for step in range(10)]
+    reports = [(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(10)]
     submitted = threading.Event()
 
     def steps() -> None:

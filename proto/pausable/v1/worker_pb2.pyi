@@ -34,20 +34,22 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_ID_FIELD_NUMBER: _ClassVar[int]
     CONTINUED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
     attempt_id: str
     continued: bool
     attempt: int
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ...) -> None: ...
+    step_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")
@@ -70,18 +72,20 @@ class ReportStepsResponse(_message.Message):
     def __init__(self, recorded: _Optional[int] = ...) -> None: ...
 
 class ReportProgressRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "fraction", "message", "attempt")
+    __slots__ = ("operation_id", "step", "fraction", "message", "attempt", "step_token")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     FRACTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     fraction: float
     message: str
     attempt: int
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    step_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
 
 class ReportProgressResponse(_message.Message):
     __slots__ = ("state",)
@@ -90,16 +94,18 @@ class ReportProgressResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
 class FailOperationRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "error", "attempt")
+    __slots__ = ("operation_id", "step", "error", "attempt", "step_token")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     error: _operation_pb2.OperationError
     attempt: int
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    step_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
 
 class FailOperationResponse(_message.Message):
     __slots__ = ("state",)
@@ -108,14 +114,16 @@ class FailOperationResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
 class HeldStep(_message.Message):
-    __slots__ = ("operation_id", "step", "attempt")
+    __slots__ = ("operation_id", "step", "attempt", "step_token")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     attempt: int
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+    step_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("worker", "steps")
