@@ -379,9 +379,9 @@ class Store(Reads):
         return state
 
     async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0, step_token: str = "") -> State:
-        """Mark FAILED; `step` -1 means a failure outside any step (e.g. the broker refused the chain).
+        """Mark FAILED; `step` -1 means a failure outside any step, decided by the daemon itself (no step token).
 
-        NotDispatched (nothing changed) when the step token is not the current dispatch's.
+        NotDispatched (nothing changed) when a step's token is not the current dispatch's.
         """
         now = datetime.now(UTC)
 
@@ -393,7 +393,7 @@ class Store(Reads):
                     State(row.state), row.current_step, step, error.get("code", ""), error.get("message", "")
                 )
                 if transition.state is not None:
-                    if not self.dispatched(row.step_secret, step_token):
+                    if step >= 0 and not self.dispatched(row.step_secret, step_token):  # -1: the daemon's own
                         return State(row.state), False
                     row.error = error
                     self._apply(session, events, row, transition, now)
