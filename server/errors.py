@@ -12,6 +12,7 @@ import grpc
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from pausable.server.auth import PermissionDenied, Unauthenticated
 from pausable.server.domain import AlreadyExists, NotFound, ShuttingDown, UnknownWorkflow
 from pausable.server.states import InvalidTransition
 
@@ -69,6 +70,10 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, AlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS, str(error)
+    if isinstance(error, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(error)
+    if isinstance(error, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(error)
     if isinstance(error, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, str(error)
     if store_unavailable(error):
