@@ -90,8 +90,8 @@ def reflection_on(settings: Settings) -> bool:
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS when tls_cert and tls_key are set; with client_ca, client certificates signed by it are verified (not required:
-    a caller may authenticate with a bearer token instead)."""
+    """TLS when tls_cert and tls_key are set; with client_ca, every connection must present a client certificate signed by
+    it (mutual TLS; gRPC cannot ask for an optional one), which names the caller unless it also sends a bearer token."""
     if not (settings.tls_cert or settings.tls_key):
         if settings.client_ca:
             raise SystemExit("--client-ca (mutual TLS) needs TLS: set --tls-cert and --tls-key too")
@@ -101,7 +101,7 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     chain = Path(settings.tls_cert).read_bytes()
     key = Path(settings.tls_key).read_bytes()
     root = Path(settings.client_ca).read_bytes() if settings.client_ca else None
-    return grpc.ssl_server_credentials([(key, chain)], root_certificates=root, require_client_auth=False)
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=root, require_client_auth=root is not None)
 
 
 async def start(settings: Settings, listen: str | None = None) -> Daemon:

@@ -188,14 +188,20 @@ class DaemonLink:
 _link: DaemonLink | None = None
 
 
+def from_settings(patience: float | None = None) -> DaemonLink:
+    """A link to PAUSABLE_DAEMON with the worker's credentials: PAUSABLE_WORKER_TOKEN (or _FILE), and TLS when configured."""
+    settings = get_settings()
+    return DaemonLink(
+        settings.daemon,
+        patience=patience,
+        token=read_token(settings.worker_token, settings.worker_token_file),
+        credentials=tls_credentials(settings.tls_ca, settings.tls_client_cert, settings.tls_client_key),
+    )
+
+
 def daemon() -> DaemonLink:
     """The process-wide link to the daemon named by PAUSABLE_DAEMON."""
     global _link
     if _link is None:
-        settings = get_settings()
-        _link = DaemonLink(
-            settings.daemon,
-            token=read_token(settings.worker_token, settings.worker_token_file),
-            credentials=tls_credentials(settings.tls_ca, settings.tls_client_cert, settings.tls_client_key),
-        )
+        _link = from_settings()
     return _link
