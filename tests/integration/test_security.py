@@ -179,7 +179,9 @@ def test_an_operator_neither_reads_nor_steers_another_operators_operation(secure
 
 def test_requester_is_the_identity(secured: Secured) -> None:
     assert start(secured, ALICE, requester="alice").requester == "alice"
-    error = failure(secured.ops.StartOperation, pb.StartOperationRequest(workflow="demo.tapped", input=to_value(1), requester="bob"), ALICE)
+    error = failure(
+        secured.ops.StartOperation, pb.StartOperationRequest(workflow="demo.tapped", input=to_value(1), requester="bob"), ALICE
+    )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
