@@ -140,6 +140,18 @@ def actor() -> str:
     return current_principal().name
 
 
+def scoped_request_id(request_id: str) -> str:
+    """A Pause/Resume/Cancel request_id as stored: prefixed by a digest of the caller's identity when authenticated,
+    so one caller's key never meets another's (at most 200 characters, the column's size)."""
+    principal = current_principal()
+    if not request_id or not principal.authenticated:
+        return request_id
+    owner = hashlib.sha256(principal.name.encode()).hexdigest()[:16]
+    if len(request_id) > 183:
+        request_id = hashlib.sha256(request_id.encode()).hexdigest()
+    return f"{owner}:{request_id}"
+
+
 def check_owner(requester: str, steer: bool) -> None:
     """PERMISSION_DENIED unless the caller may read (steer=False) or steer this operation of `requester`."""
     principal = current_principal()

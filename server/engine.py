@@ -122,7 +122,9 @@ class Engine:
 
     async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
         """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
-        change = await self.store.command(operation_id, kind, request_id, messages, tracing.headers(), actor=auth.actor())
+        change = await self.store.command(
+            operation_id, kind, auth.scoped_request_id(request_id), messages, tracing.headers(), actor=auth.actor()
+        )
         await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)
         return change.operation

@@ -205,6 +205,15 @@ def test_request_ids_are_scoped_to_the_identity(secured: Secured) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "new request_id" in (error.details() or "")
 
 
+def test_command_request_ids_are_scoped_to_the_identity(secured: Secured) -> None:
+    alices, bobs = start(secured, ALICE), start(secured, BOB)
+    key = f"cancel-{time.time_ns()}"
+    secured.ops.Cancel(pb.CancelRequest(operation_id=alices.id, request_id=key), metadata=ALICE, timeout=10)
+    # Bob's identical key is his own: it cancels his operation, and tells him nothing of Alice's.
+    cancelled = secured.ops.Cancel(pb.CancelRequest(operation_id=bobs.id, request_id=key), metadata=BOB, timeout=10).operation
+    assert cancelled.id == bobs.id and cancelled.state in (pb.OPERATION_STATE_CANCEL_REQUESTED, pb.OPERATION_STATE_CANCELLED)
+
+
 def test_a_full_run_under_auth_succeeds(secured: Secured) -> None:
     request = pb.StartOperationRequest(workflow="demo.etl", input=to_value({"step_seconds": 0}))
     operation = secured.ops.StartOperation(request, metadata=ALICE, timeout=10).operation
