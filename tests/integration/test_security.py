@@ -57,6 +57,7 @@ ADMIN = bearer(token("ada", ["admin"]))
 class Secured:
     target: str
     channel: grpc.Channel
+    folder: Path
 
     @property
     def ops(self) -> operation_pb2_grpc.OperationServiceStub:
@@ -94,7 +95,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
             assert time.monotonic() < deadline, f"the worker did not register under auth; see {folder}/worker.log"
             assert worker.process is not None and worker.process.poll() is None, f"the worker exited; see {folder}/worker.log"
             time.sleep(0.1)
-        yield Secured(daemon.target, channel)
+        yield Secured(daemon.target, channel, folder)
         channel.close()
     finally:
         worker.stop()
@@ -175,6 +176,69 @@ def test_an_operator_neither_reads_nor_steers_another_operators_operation(secure
     actors = {pb.EventType.Name(e.type): e.actor for e in events}
     assert actors["EVENT_TYPE_STARTED"] == "alice"
     assert actors.get("EVENT_TYPE_CANCEL_REQUESTED", actors.get("EVENT_TYPE_CANCELLED")) == "ada"
+
+
+def test_the_lro_service_applies_the_same_rules(secured: Secured) -> None:
+    from google.longrunning import operations_pb2_grpc
+    from google.longrunning import operations_proto_pb2 as lro
+
+    stub = operations_pb2_grpc.OperationsStub(secured.channel)
+    theirs = start(secured, ALICE)
+    name = f"operations/{theirs.id}"
+    for call, request in (
+        (stub.GetOperation, lro.GetOperationRequest(name=name)),
+        (stub.CancelOperation, lro.CancelOperationRequest(name=name)),
+        (stub.WaitOperation, lro.WaitOperationRequest(name=name)),
+    ):
+        error = failure(call, request, BOB)
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED and theirs.id not in (error.details() or "")
+    listed = {op.name for op in stub.ListOperations(lro.ListOperationsRequest(page_size=100), metadata=BOB).operations}
+    assert name not in listed
+    error = failure(stub.DeleteOperation, lro.DeleteOperationRequest(name=name), ALICE)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "admin" in (error.details() or "")
+    assert stub.GetOperation(lro.GetOperationRequest(name=name), metadata=ALICE, timeout=10).name == name
+
+
+def test_watch_events_shows_an_operator_only_its_own(secured: Secured) -> None:
+    alices, bobs = start(secured, ALICE), start(secured, BOB)
+    seen: set[str] = set()
+    stream = secured.ops.WatchEvents(pb.WatchEventsRequest(), metadata=BOB, timeout=3)
+    with pytest.raises(grpc.RpcError) as ended:
+        for response in stream:
+            seen.add(response.event.operation_id)
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert bobs.id in seen and alices.id not in seen
+
+
+def test_reflection_is_off_with_authentication(secured: Secured) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(secured.channel)
+    requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.ServerReflectionInfo(requests, metadata=ADMIN, timeout=10))
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+
+
+def test_the_cli_sends_a_token_and_the_access_log_names_the_caller(secured: Secured, tmp_path: Path) -> None:
+    token_file = tmp_path / "alice.jwt"
+    token_file.write_text(token("alice", ["operator"]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAUSABLE_")}
+    base = [*CLI, "--daemon", secured.target, "-o", "json"]
+    refused = subprocess.run([*base, "workflows"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    started = subprocess.run(
+        [*base, "--token-file", str(token_file), "start", "demo.tapped", "--input", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    assert '"requester": "alice"' in started.stdout
+    log = (secured.folder / "daemon.log").read_text()
+    assert "StartOperation OK by alice" in log
 
 
 def test_requester_is_the_identity(secured: Secured) -> None:
