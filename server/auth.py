@@ -105,7 +105,7 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", frozenset(ROLES), authenticated=False)
-NOBODY = Principal("", frozenset(), authenticated=False)
+NOBODY = Principal("", frozenset())  # a call that failed authentication: no rights
 PRINCIPAL: ContextVar[Principal] = ContextVar("pausable_principal", default=ANONYMOUS)
 
 
@@ -218,18 +218,15 @@ class Authenticator:
         self.settings = settings
         self.enabled = settings.auth_enabled
         self.tokens = load_tokens_file(settings.tokens_file) if settings.tokens_file else {}
-        self.jwt_keys: list[Any] = []
-        self.algorithms: list[str] = []
+        # (key id or "", key, the one algorithm it verifies): an HS256 secret never meets an RS/ES token and vice versa.
+        self.jwt_keys: list[tuple[str, Any, str]] = []
         if settings.jwt_secret:
-            self.jwt_keys.append(settings.jwt_secret)
-            self.algorithms.append("HS256")
+            self.jwt_keys.append(("", settings.jwt_secret, "HS256"))
         if settings.jwt_jwks_file:
             import jwt
 
-            jwks = jwt.PyJWKSet.from_json(Path(settings.jwt_jwks_file).read_text())
-            for key in jwks.keys:
-                self.jwt_keys.append(key)
-            self.algorithms += ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"]
+            for key in jwt.PyJWKSet.from_json(Path(settings.jwt_jwks_file).read_text()).keys:
+                self.jwt_keys.append((key.key_id or "", key.key, key.algorithm_name))
         self.cert_roles = settings.client_cert_roles
 
     def what_to_send(self) -> str:
@@ -267,13 +264,21 @@ class Authenticator:
         import jwt
 
         options = {"require": ["exp", "sub"], "verify_aud": bool(self.settings.jwt_audience)}
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as caught:
+            raise Unauthenticated(f"invalid token: {caught}; send a JWT (or a token from the tokens file)") from None
+        kid, algorithm = header.get("kid") or "", header.get("alg")
+        candidates = [(key, alg) for key_id, key, alg in self.jwt_keys if alg == algorithm and (not kid or key_id in ("", kid))]
+        if not candidates:
+            raise Unauthenticated(f"invalid token: no key of this daemon verifies alg {algorithm!r} kid {kid!r}")
         error: Exception | None = None
-        for key in self.jwt_keys:
+        for key, alg in candidates:
             try:
                 claims = jwt.decode(
                     token,
-                    key.key if isinstance(key, jwt.PyJWK) else key,
-                    algorithms=[key.algorithm_name] if isinstance(key, jwt.PyJWK) and key.algorithm_name else self.algorithms,
+                    key,
+                    algorithms=[alg],
                     audience=self.settings.jwt_audience or None,
                     issuer=self.settings.jwt_issuer or None,
                     options=options,  # type: ignore[arg-type]
@@ -285,7 +290,7 @@ class Authenticator:
             except jwt.PyJWTError as caught:
                 raise Unauthenticated(f"invalid token: {caught}; send a valid, unexpired JWT for this daemon") from None
             return Principal.of(str(claims["sub"]), _roles_of(claims.get(self.settings.jwt_roles_claim)))
-        raise Unauthenticated(f"invalid token: {error or 'no key matched'}; send a JWT signed with the daemon's key")
+        raise Unauthenticated(f"invalid token: {error}; send a JWT signed with the daemon's key")
 
 
 def certificate_subject(context: grpc.aio.ServicerContext) -> str | None:

@@ -9,7 +9,19 @@ import pytest
 
 from pausable.cli.daemon import loopback
 from pausable.config import Settings
-from pausable.server.auth import ADMIN, ANY, OPERATOR, READER, WORKER, Principal, load_tokens_file, required_role, token_hash
+from pausable.server.auth import (
+    ADMIN,
+    ANY,
+    OPERATOR,
+    READER,
+    WORKER,
+    Authenticator,
+    Principal,
+    Unauthenticated,
+    load_tokens_file,
+    required_role,
+    token_hash,
+)
 from pausable.server.engine import request_hash
 
 
@@ -66,3 +78,35 @@ def test_loopback(listen: str, expected: bool) -> None:
 def test_request_hash_ignores_key_and_label_order() -> None:
     assert request_hash("w", '{"a":1,"b":2}', {"x": "1", "y": "2"}) == request_hash("w", '{"b":2,"a":1}', {"y": "2", "x": "1"})
     assert request_hash("w", "1", {}) != request_hash("w", "2", {})
+
+
+def _authenticator(tmp_path: Path, **settings: str) -> Authenticator:
+    return Authenticator(Settings(**settings))  # type: ignore[arg-type]
+
+
+def test_jwks_keys_and_the_hs256_secret_each_verify_only_their_own_algorithm(tmp_path: Path) -> None:
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "ES256", "use": "sig"}]}))
+    secret = "an-hs256-secret-long-enough-0123456789abcdef"
+    authenticator = _authenticator(tmp_path, jwt_jwks_file=str(jwks), jwt_secret=secret, jwt_audience="pausable")
+    claims = {"sub": "svc", "roles": "reader operator", "aud": "pausable", "exp": int(time.time()) + 60}
+    signed = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
+    assert authenticator._bearer(signed) == Principal.of("svc", ["reader", "operator"])
+    assert authenticator._bearer(jwt.encode(claims, secret, algorithm="HS256")).name == "svc"
+    other = ec.generate_private_key(ec.SECP256R1())
+    for bad in (
+        jwt.encode(claims, other, algorithm="ES256", headers={"kid": "k1"}),  # wrong key
+        jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k2"}),  # unknown kid
+        jwt.encode({**claims, "aud": "else"}, secret, algorithm="HS256"),  # wrong audience
+        jwt.encode({**claims, "exp": int(time.time()) - 60}, secret, algorithm="HS256"),  # expired
+        "not-a-jwt",
+    ):
+        with pytest.raises(Unauthenticated):
+            authenticator._bearer(bad)
