@@ -110,3 +110,12 @@ def test_jwks_keys_and_the_hs256_secret_each_verify_only_their_own_algorithm(tmp
     ):
         with pytest.raises(Unauthenticated):
             authenticator._bearer(bad)
+
+
+def test_a_static_token_is_found_by_its_hash(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{token_hash('ci-token')} ci operator\n")
+    authenticator = _authenticator(tmp_path, tokens_file=str(tokens))
+    assert authenticator._bearer("ci-token") == Principal.of("ci", ["operator"])
+    with pytest.raises(Unauthenticated, match="tokens file"):
+        authenticator._bearer("guess")
