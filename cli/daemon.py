@@ -106,6 +106,7 @@ def loopback(listen: str) -> bool:
 @setting_option("broker_url", "--broker-url")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @setting_option("log_format", "--log-format")
+@setting_option("worker_token_file", "--token-file", help="file holding the worker's bearer token (role worker)")
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -115,6 +116,7 @@ def worker(
     broker_url: str,
     loglevel: str,
     log_format: str,
+    worker_token_file: str,
 ) -> None:
     """Run a Celery worker for the workflows in MODULEs; it registers them with the daemon.
 
@@ -125,6 +127,12 @@ def worker(
     # The worker's modules read the settings object; the flags reach it through its environment.
     os.environ["PAUSABLE_DAEMON"] = ctx.obj["daemon"]
     os.environ["PAUSABLE_BROKER_URL"] = broker_url
+    if worker_token_file:
+        os.environ["PAUSABLE_WORKER_TOKEN_FILE"] = worker_token_file
+    # TLS to the daemon from the root options (pausable --tls-ca ... worker).
+    for name, value in zip(("TLS_CA", "TLS_CLIENT_CERT", "TLS_CLIENT_KEY"), ctx.obj.get("tls", ()), strict=False):
+        if value:
+            os.environ[f"PAUSABLE_{name}"] = value
     if modules:
         os.environ["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
     from pausable.logs import configure_worker
