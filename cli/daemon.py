@@ -106,7 +106,9 @@ def loopback(listen: str) -> bool:
 @setting_option("broker_url", "--broker-url")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @setting_option("log_format", "--log-format")
-@setting_option("worker_token_file", "--token-file", help="file holding the worker's bearer token (role worker)")
+@setting_option(
+    "worker_token_file", "--token-file", "worker_token_file", help="file holding the worker's bearer token (role worker)"
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
