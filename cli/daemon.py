@@ -31,24 +31,75 @@ NO_MODULES = (
 @setting_option("database_url", "--database-url")
 @setting_option("broker_url", "--broker-url")
 @setting_option("log_format", "--log-format")
-def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> None:
+@setting_option("tls_cert", "--tls-cert")
+@setting_option("tls_key", "--tls-key")
+@setting_option("client_ca", "--client-ca")
+@setting_option("tokens_file", "--tokens-file")
+@setting_option("jwt_jwks_file", "--jwt-jwks-file")
+@setting_option("insecure", "--insecure", is_flag=True)
+def serve(
+    listen: str,
+    database_url: str,
+    broker_url: str,
+    log_format: str,
+    tls_cert: str,
+    tls_key: str,
+    client_ca: str,
+    tokens_file: str,
+    jwt_jwks_file: str,
+    insecure: bool,
+) -> None:
     """Run the daemon (gRPC) until SIGTERM or Ctrl-C.
 
     \b
     Migrates the store on start. Examples:
       pausable serve --database-url postgresql+asyncpg://pausable@db/pausable
-      PAUSABLE_BROKER_URL=redis://redis:6379/0 pausable serve --listen 0.0.0.0:50151
+      PAUSABLE_JWT_SECRET=... pausable serve --listen 0.0.0.0:50151 --tls-cert srv.pem --tls-key srv.key
+    On an address other than loopback it needs an authentication mode
+    (PAUSABLE_JWT_SECRET, --jwt-jwks-file, --tokens-file or --client-ca),
+    or --insecure to serve anyone who reaches the port. See the README's "Security".
     """
     import asyncio
     import logging
 
     from pausable.config import Settings
+
+    settings = Settings(
+        listen=listen,
+        database_url=database_url,
+        broker_url=broker_url,
+        log_format=log_format,  # type: ignore[arg-type]
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        client_ca=client_ca,
+        tokens_file=tokens_file,
+        jwt_jwks_file=jwt_jwks_file,
+        insecure=insecure,
+    )
+    if not settings.auth_enabled and not settings.insecure and not loopback(settings.listen):
+        raise click.ClickException(
+            f"refusing to listen on {settings.listen} without authentication: anyone who reaches it could read and steer "
+            "every operation. Configure a mode (PAUSABLE_JWT_SECRET, --jwt-jwks-file, --tokens-file, or --client-ca with "
+            "--tls-cert/--tls-key), listen on 127.0.0.1, or pass --insecure to serve without authentication."
+        )
     from pausable.logs import configure as configure_logging
     from pausable.server.app import serve as run
 
     configure_logging(log_format, logging.INFO)  # type: ignore[arg-type]
-    settings = Settings(listen=listen, database_url=database_url, broker_url=broker_url, log_format=log_format)  # type: ignore[arg-type]
     asyncio.run(run(settings))
+
+
+def loopback(listen: str) -> bool:
+    """Whether host:port names only this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    host = listen.rsplit(":", 1)[0].strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command()
@@ -64,6 +115,9 @@ def serve(listen: str, database_url: str, broker_url: str, log_format: str) -> N
 @setting_option("broker_url", "--broker-url")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @setting_option("log_format", "--log-format")
+@setting_option(
+    "worker_token_file", "--token-file", "worker_token_file", help="file holding the worker's bearer token (role worker)"
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -73,6 +127,7 @@ def worker(
     broker_url: str,
     loglevel: str,
     log_format: str,
+    worker_token_file: str,
 ) -> None:
     """Run a Celery worker for the workflows in MODULEs; it registers them with the daemon.
 
@@ -83,6 +138,12 @@ def worker(
     # The worker's modules read the settings object; the flags reach it through its environment.
     os.environ["PAUSABLE_DAEMON"] = ctx.obj["daemon"]
     os.environ["PAUSABLE_BROKER_URL"] = broker_url
+    if worker_token_file:
+        os.environ["PAUSABLE_WORKER_TOKEN_FILE"] = worker_token_file
+    # TLS to the daemon from the root options (pausable --tls-ca ... worker).
+    for name, value in zip(("TLS_CA", "TLS_CLIENT_CERT", "TLS_CLIENT_KEY"), ctx.obj.get("tls", ()), strict=False):
+        if value:
+            os.environ[f"PAUSABLE_{name}"] = value
     if modules:
         os.environ["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
     from pausable.config import Settings

@@ -19,8 +19,22 @@ from pausable.cli.options import setting_option
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: machine-readable output"
 )
+@setting_option("token", "--token", help="bearer token sent to the daemon (prefer PAUSABLE_TOKEN or --token-file)")
+@setting_option("token_file", "--token-file")
+@setting_option("tls_ca", "--tls-ca")
+@setting_option("tls_client_cert", "--tls-cert", "tls_client_cert", help="client certificate (PEM) for mutual TLS")
+@setting_option("tls_client_key", "--tls-key", "tls_client_key", help="the client certificate's private key (PEM)")
 @click.pass_context
-def main(ctx: click.Context, daemon: str, output: str) -> None:
+def main(
+    ctx: click.Context,
+    daemon: str,
+    output: str,
+    token: str,
+    token_file: str,
+    tls_ca: str,
+    tls_client_cert: str,
+    tls_client_key: str,
+) -> None:
     """Pause, resume, cancel and watch long multi-step Celery jobs.
 
     \b
@@ -32,7 +46,13 @@ def main(ctx: click.Context, daemon: str, output: str) -> None:
     Shell completion (see `pausable completion --help`):
       eval "$(pausable completion bash)"             # in ~/.bashrc; zsh, fish too
     """
-    ctx.obj = {"daemon": daemon, "output": output}
+    ctx.obj = {
+        "daemon": daemon,
+        "output": output,
+        "token": token,
+        "token_file": token_file,
+        "tls": (tls_ca, tls_client_cert, tls_client_key),
+    }
 
 
 for command in [*daemon.COMMANDS, *operations.COMMANDS, completion]:

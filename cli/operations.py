@@ -28,7 +28,14 @@ console = Console()
 
 def _client(ctx: click.Context) -> Client:
     tracing.configure("pausable-cli")  # PAUSABLE_OTEL / PAUSABLE_OTEL_FILE: the command's calls start a trace
-    return Client(ctx.obj["daemon"])
+    from pausable.clients import tls_credentials
+
+    obj = ctx.obj
+    try:
+        credentials = tls_credentials(*obj.get("tls", ("", "", "")))
+        return Client(obj["daemon"], token=obj.get("token") or None, token_file=obj.get("token_file") or None, tls=credentials)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"cannot set up the connection's credentials: {error}") from None
 
 
 def _emit(ctx: click.Context, op: pb.Operation) -> None:

@@ -79,6 +79,44 @@ class Settings(BaseSettings):
         description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",
     )
     otel_file: str = Field(default="", description="append finished spans as JSON lines to this file (see pausable.tracing)")
+    # -- security (see server/auth.py and the README's "Security") --
+    tls_cert: str = Field(default="", description="the daemon's TLS certificate chain (PEM file); with tls_key, serve TLS")
+    tls_key: str = Field(default="", description="the daemon's TLS private key (PEM file)")
+    client_ca: str = Field(
+        default="", description="CA bundle (PEM) for mutual TLS: a client certificate it signed names the caller (SAN, else CN)"
+    )
+    client_cert_roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {"*": ["operator"]},
+        description='roles of client-certificate identities, JSON {"identity": ["role", ...]}; "*" for any other',
+    )
+    jwt_secret: str = Field(default="", description="shared HS256 secret: accept bearer JWTs signed with it")
+    jwt_jwks_file: str = Field(default="", description="JWKS file (JSON): accept bearer JWTs signed by one of its keys")
+    jwt_issuer: str = Field(default="", description="the `iss` every JWT must carry (empty: not checked)")
+    jwt_audience: str = Field(default="", description="the `aud` every JWT must carry (empty: not checked)")
+    jwt_roles_claim: str = Field(default="roles", description="the JWT claim that lists the caller's roles")
+    tokens_file: str = Field(
+        default="",
+        description="static tokens: JSON {sha256(token) hex: {identity, roles}} or lines `sha256hex identity role,role`",
+    )
+    reflection: Literal["auto", "on", "off"] = Field(
+        default="auto", description="serve gRPC server reflection: auto = only when no authentication mode is configured"
+    )
+    insecure: bool = Field(
+        default=False, description="let `pausable serve` listen on a non-loopback address without any authentication"
+    )
+    # -- clients and workers --
+    token: str = Field(default="", description="bearer token clients (CLI, SDK) send to the daemon")
+    token_file: str = Field(default="", description="file holding the bearer token clients send (read at start)")
+    worker_token: str = Field(default="", description="bearer token `pausable worker` sends to the daemon (role worker)")
+    worker_token_file: str = Field(default="", description="file holding the worker's bearer token")
+    tls_ca: str = Field(default="", description="clients and workers: CA bundle (PEM) to verify the daemon; set to use TLS")
+    tls_client_cert: str = Field(default="", description="clients and workers: client certificate (PEM) for mutual TLS")
+    tls_client_key: str = Field(default="", description="clients and workers: the client certificate's private key (PEM)")
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether any authentication mode is configured (bearer JWTs, static tokens or mutual TLS)."""
+        return bool(self.jwt_secret or self.jwt_jwks_file or self.tokens_file or self.client_ca)
 
     @field_validator("worker_modules", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -16,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
 from pausable.server import healthcheck, longrunning
+from pausable.server.auth import Authenticator, AuthInterceptor
 from pausable.server.dispatch import Dispatcher
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
@@ -82,6 +84,26 @@ async def purge_forever(store: Store, settings: Settings) -> None:
             log.exception("purge failed")
 
 
+def reflection_on(settings: Settings) -> bool:
+    """Server reflection: `on`, `off`, or `auto` (on only when no authentication mode is configured)."""
+    return settings.reflection == "on" or (settings.reflection == "auto" and not settings.auth_enabled)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS when tls_cert and tls_key are set; with client_ca, every connection must present a client certificate signed by
+    it (mutual TLS; gRPC cannot ask for an optional one), which names the caller unless it also sends a bearer token."""
+    if not (settings.tls_cert or settings.tls_key):
+        if settings.client_ca:
+            raise SystemExit("--client-ca (mutual TLS) needs TLS: set --tls-cert and --tls-key too")
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise SystemExit("TLS needs both --tls-cert and --tls-key (PAUSABLE_TLS_CERT, PAUSABLE_TLS_KEY)")
+    chain = Path(settings.tls_cert).read_bytes()
+    key = Path(settings.tls_key).read_bytes()
+    root = Path(settings.client_ca).read_bytes() if settings.client_ca else None
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=root, require_client_auth=root is not None)
+
+
 async def start(settings: Settings, listen: str | None = None) -> Daemon:
     hub = EventHub(settings.watch_buffer)
     observability = Observability(settings)
@@ -98,15 +120,22 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         store, Dispatcher(settings.broker_url), StopFlags(settings.broker_url), BrokerProbe(settings.broker_url), timing
     )
     watching = Watching(store, hub)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[*server_interceptors(), observability.interceptor])
+    # The auth interceptor is innermost, so the access log (observability) sees the identity and every denial's code.
+    authenticator = Authenticator(settings)
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 0)],
+        interceptors=[*server_interceptors(), observability.interceptor, AuthInterceptor(authenticator)],
+    )
     operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
     longrunning.add_to_server(engine, watching, server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine), server)
     health_servicer = healthcheck.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if reflection_on(settings):
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = listen or settings.listen
-    port = server.add_insecure_port(address)
+    credentials = server_credentials(settings)
+    port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"cannot listen on {address}: is another daemon running there?")
     await server.start()

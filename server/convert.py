@@ -70,6 +70,7 @@ def event_to_pb(event: Event) -> pb.WatchResponse:
             time=_timestamp(event.time),
             message=event.message,
             operation=operation_to_pb(event.operation),
+            actor=event.actor,
         )
     )
 

@@ -128,6 +128,7 @@ class Event:
     time: float
     operation: Operation
     cursor: str = ""
+    actor: str = ""  # who asked, for command events (start, pause, resume, cancel)
 
     @property
     def terminal(self) -> bool:

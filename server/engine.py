@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -34,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
+from pausable.server import auth
 from pausable.server.dispatch import Dispatcher, messages
 from pausable.server.domain import CheckpointResult, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
@@ -44,6 +47,12 @@ from pausable.server.store import Change, Store
 log = logging.getLogger("pausable.server")
 SWEEP_BATCH = 100
 FAULT_VARIABLE = "PAUSABLE_TEST_FAULT"
+
+
+def request_hash(workflow: str, input_json: str, labels: dict[str, str]) -> str:
+    """What a repeated request_id must repeat: the workflow, the input and the labels."""
+    canonical = json.dumps([workflow, json.loads(input_json), sorted(labels.items())], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class Engine:
             labels=labels,
             messages=messages,
             headers=tracing.headers(),
+            request_hash=request_hash(workflow.name, input_json, labels) if request_id else None,
+            actor=auth.actor() if auth.current_principal().authenticated else requester or auth.actor(),
         )
         await self._publish(change)
         return change.operation, not change.replayed
@@ -111,7 +122,9 @@ class Engine:
 
     async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
         """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
-        change = await self.store.command(operation_id, kind, request_id, messages, tracing.headers())
+        change = await self.store.command(
+            operation_id, kind, auth.scoped_request_id(request_id), messages, tracing.headers(), actor=auth.actor()
+        )
         await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)
         return change.operation

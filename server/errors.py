@@ -12,6 +12,7 @@ import grpc
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from pausable.server.auth import PermissionDenied, Unauthenticated
 from pausable.server.domain import AlreadyExists, NotDispatched, NotFound, ShuttingDown, UnknownWorkflow
 from pausable.server.states import InvalidTransition
 
@@ -74,6 +75,10 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
             f"this step was not dispatched to you: {error}. Report with the pausable_step_token header of the "
             "step's message (a step sent again, or resumed, carries a new token; the old one changes nothing)"
         )
+    if isinstance(error, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(error)
+    if isinstance(error, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(error)
     if isinstance(error, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, str(error)
     if store_unavailable(error):

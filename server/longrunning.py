@@ -39,11 +39,11 @@ from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import any_pb2, empty_pb2, struct_pb2
 from google.rpc import code_pb2, status_pb2
 
-from pausable.server import states
+from pausable.server import auth, states
 from pausable.server.convert import operation_to_pb, state_to_pb
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
-from pausable.server.operations import list_page
+from pausable.server.operations import authorize, list_page
 from pausable.server.states import Command
 from pausable.server.validation import OPERATION_ID
 from pausable.server.watching import Watching
@@ -149,7 +149,9 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         self.watching = watching
 
     async def _get(self, id_: str, context: grpc.aio.ServicerContext) -> pb.Operation:
-        return operation_to_pb(await self.engine.get(id_))
+        operation = await self.engine.get(id_)
+        auth.check_owner(operation.requester, steer=False)
+        return operation_to_pb(operation)
 
     @rpc
     async def GetOperation(self, request: lro.GetOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:
@@ -169,7 +171,9 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
 
     @rpc
     async def CancelOperation(self, request: lro.CancelOperationRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
-        await self.engine.command(Command.CANCEL, operation_id(request.name))
+        id_ = operation_id(request.name)
+        await authorize(self.engine, id_, steer=True)
+        await self.engine.command(Command.CANCEL, id_)
         return empty_pb2.Empty()
 
     @rpc

@@ -53,7 +53,10 @@ class OperationRow(Base):
     error: Mapped[dict[str, Any] | None]
     requester: Mapped[str] = mapped_column(String(200), default="")
     labels: Mapped[dict[str, Any]]
-    request_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Unique per requester (the authenticated identity): see uq_operations_requester_request_id.
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the start request (workflow, input, labels): a repeated request_id must repeat the request.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
@@ -78,6 +81,7 @@ class OperationRow(Base):
         Index("ix_operations_workflow_state_id", "workflow", "state", "id"),
         Index("ix_operations_ended_at", "ended_at"),
         Index("ix_operations_lease_expires_at", "lease_expires_at"),
+        UniqueConstraint("requester", "request_id", name="uq_operations_requester_request_id"),
     )
 
 
@@ -104,6 +108,8 @@ class EventRow(Base):
     state: Mapped[str] = mapped_column(String(20), server_default="")
     snapshot: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+    # Who asked for it (the authenticated identity) for commands: start, pause, resume, cancel; "" otherwise.
+    actor: Mapped[str] = mapped_column(String(200), server_default="")
     # The writing transaction's id on Postgres (0 on SQLite, whose single
     # writer commits in id order): (tx, id) orders the global event stream.
     tx: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())

@@ -86,6 +86,8 @@ class Observability:
             monitor = self.monitor
             self.metrics.attach(daemon.store, daemon.hub, lambda: dict(monitor.up))
             host = settings.listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
+            if settings.auth_enabled:
+                host = "127.0.0.1"  # the endpoint has no authentication: with auth on it serves loopback only
             self.metrics_port = self.metrics.serve(host, settings.metrics_port)
             log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
             tasks.append(asyncio.create_task(self._close_metrics_on_cancel(), name="pausable-metrics"))

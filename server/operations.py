@@ -8,7 +8,7 @@ from datetime import UTC
 import grpc
 
 from pausable.jsonvalue import from_value, to_value
-from pausable.server import validation
+from pausable.server import auth, validation
 from pausable.server.convert import dumps, operation_to_pb, state_from_pb
 from pausable.server.domain import OperationFilter
 from pausable.server.engine import Engine
@@ -29,8 +29,16 @@ def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) 
         states=states,
         workflow=request.workflow,
         labels=validation.labels(dict(request.labels)),
-        requester=validation.short_text("requester", request.requester),
+        requester=auth.owner_filter(validation.short_text("requester", request.requester)),
     )
+
+
+async def authorize(engine: Engine, operation_id: str, steer: bool) -> None:
+    """PERMISSION_DENIED unless the caller may read (or steer) this operation: its own, or any with reader (admin) rights."""
+    principal = auth.current_principal()
+    if principal.steers_all or (not steer and principal.sees_all):
+        return
+    auth.check_owner((await engine.get(operation_id)).requester, steer)
 
 
 def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
@@ -68,7 +76,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             workflow.name,
             validation.workflow_input(workflow.name, data, workflow.input_schema),
             request_id=validation.short_text("request_id", request.request_id),
-            requester=validation.short_text("requester", request.requester),
+            requester=auth.requester_for(validation.short_text("requester", request.requester)),
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
         )
@@ -77,6 +85,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     @rpc
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
+        auth.check_owner(operation.requester, steer=False)
         return pb.GetOperationResponse(operation=operation_to_pb(operation))
 
     @rpc
@@ -86,9 +95,9 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         return await list_page(self.engine, request)
 
     async def _command(self, kind: Command, operation_id: str, request_id: str) -> pb.Operation:
-        operation = await self.engine.command(
-            kind, validation.operation_id(operation_id), validation.short_text("request_id", request_id)
-        )
+        operation_id = validation.operation_id(operation_id)
+        await authorize(self.engine, operation_id, steer=True)
+        operation = await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
         return operation_to_pb(operation)
 
     @rpc
@@ -109,6 +118,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         operation_id = validation.operation_id(request.operation_id)
         if request.after_seq < 0:
             raise InvalidArgument("after_seq must be 0 or more: 0 replays the whole history")
+        await authorize(self.engine, operation_id, steer=False)
         async for message in self.watching.follow(operation_id, request.after_seq):
             await context.write(message)
 

@@ -62,7 +62,7 @@ def workflow_of(row: WorkflowRow) -> Workflow:
 def event_of(row: EventRow) -> Event:
     return Event(
         row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0,
-        Operation.from_dict(row.snapshot), encode_cursor(row.tx, row.id),
+        Operation.from_dict(row.snapshot), encode_cursor(row.tx, row.id), row.actor or "",
     )  # fmt: skip
 
 
@@ -120,11 +120,16 @@ class Reads:
                 raise NotFound(operation_id)
             return operation_of(row, with_input=True)
 
-    async def by_request_id(self, request_id: str) -> Operation | None:
+    async def by_request_id(self, request_id: str, requester: str = "") -> tuple[Operation, str | None] | None:
+        """The operation `requester` started with `request_id`, and the hash of that request (None before revision 0004)."""
         async with self.sessions() as session:
-            query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.request_id == request_id)
+            query = (
+                select(OperationRow)
+                .options(undefer(OperationRow.input_json))
+                .where(OperationRow.request_id == request_id, OperationRow.requester == requester)
+            )
             row = await session.scalar(query)
-            return operation_of(row, with_input=True) if row is not None else None
+            return (operation_of(row, with_input=True), row.request_hash) if row is not None else None
 
     async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[Operation]:
         """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""

@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 
 from pausable.logs import OPERATION_ID
+from pausable.server.auth import current_principal
 from pausable.server.longrunning import PREFIX as LRO_PREFIX
 from pausable.server.longrunning import SERVICE_NAME as LRO_SERVICE
 from pausable.server.metrics import DaemonMetrics
@@ -132,14 +133,16 @@ class RpcObserver(grpc.aio.ServerInterceptor):
                 if operation_id is None and reply is not None and method == f"{_OPS}StartOperation":
                     operation_id = reply.operation.id or None
                 details = _details(context) if code != grpc.StatusCode.OK else ""
+                identity = current_principal().name or "unauthenticated"
                 log.log(
                     logging.INFO if command else logging.DEBUG,
-                    "%s %s in %.1f ms%s",
+                    "%s %s by %s in %.1f ms%s",
                     method.rpartition("/")[2],
                     code.name,
+                    identity,
                     seconds * 1000,
                     f": {details}" if details else "",
-                    extra={"operation_id": operation_id, "rpc": method, "code": code.name},
+                    extra={"operation_id": operation_id, "rpc": method, "code": code.name, "identity": identity},
                 )
         except Exception:
             log.exception("observing %s failed", method)

@@ -41,6 +41,7 @@ from pausable.server.domain import (
     Workflow,
     new_operation_id,
 )
+from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
 from pausable.server.postgres import PostgresWriter
 from pausable.server.reads import Reads, operation_of
@@ -195,23 +196,32 @@ class Store(Reads):
         labels: dict[str, str],
         messages: Messages = chain_messages,
         headers: dict[str, str] | None = None,
+        request_hash: str | None = None,
+        actor: str = "",
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
         Marking it RUNNING before the chain is sent means a fast chain can never
         report on an operation that still looks PENDING (a defect of the seed recipe).
-        A request_id already used returns that operation (replayed), also
-        when concurrent calls race: the loser's insert fails on the unique key
-        and it reads the winner's row.
+        A request_id the same requester already used returns that operation
+        (replayed), also when concurrent calls race: the loser's insert fails on
+        the unique key (requester, request_id) and it reads the winner's row.
+        The same request_id from another requester is another operation.
         """
         if request_id:
-            existing = await self.by_request_id(request_id)
+            existing = await self.by_request_id(request_id, requester)
             if existing is not None:
-                return self._same_request(existing, request_id, workflow.name)
+                return self._same_request(existing, request_id, workflow.name, request_hash)
         now = datetime.now(UTC)
 
         def create(session: Session, events: list[Event]) -> Change:
-            if request_id and session.scalar(select(OPERATIONS.c.id).where(OPERATIONS.c.request_id == request_id)) is not None:
+            if (
+                request_id
+                and session.scalar(
+                    select(OPERATIONS.c.id).where(OPERATIONS.c.request_id == request_id, OPERATIONS.c.requester == requester)
+                )
+                is not None
+            ):
                 raise _RequestSeen()
             values = {
                 "id": new_operation_id(),
@@ -230,6 +240,7 @@ class Store(Reads):
                 "requester": requester,
                 "labels": dict(labels),
                 "request_id": request_id or None,
+                "request_hash": request_hash,
                 "created_at": now,
                 "updated_at": now,
                 "ended_at": None,
@@ -249,9 +260,9 @@ class Store(Reads):
                     INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
                 )
             row = WorkingRow(values)
-            self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now)
+            self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now, actor)
             row.state = State.RUNNING
-            self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now)
+            self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, messages, now)
             return Change(replace(operation_of(row), input_json=input_json), dispatch, outbox=outbox)
@@ -259,17 +270,22 @@ class Store(Reads):
         try:
             return await self.write(create)
         except (IntegrityError, _RequestSeen):
-            existing = await self.by_request_id(request_id) if request_id else None
+            existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:
                 raise
-            return self._same_request(existing, request_id, workflow.name)
+            return self._same_request(existing, request_id, workflow.name, request_hash)
 
     @staticmethod
-    def _same_request(operation: Operation, request_id: str, workflow: str) -> Change:
-        if operation.workflow != workflow:
-            raise AlreadyExists(
-                f"request_id {request_id!r} was already used to start operation {operation.id} of workflow "
-                f"{operation.workflow!r}; use a new request_id for a different request"
+    def _same_request(found: tuple[Operation, str | None], request_id: str, workflow: str, request_hash: str | None) -> Change:
+        """A repeated request_id (of the same requester) must repeat the request: same workflow, input and labels."""
+        operation, stored_hash = found
+        differs = operation.workflow != workflow
+        if stored_hash is not None and request_hash is not None:
+            differs = stored_hash != request_hash
+        if differs:
+            raise InvalidArgument(
+                f"request_id {request_id!r} was already used to start operation {operation.id} with a different request "
+                "(workflow, input or labels); use a new request_id for a different request"
             )
         return Change(operation, replayed=True)
 
@@ -280,6 +296,7 @@ class Store(Reads):
         request_id: str = "",
         messages: Messages = chain_messages,
         headers: dict[str, str] | None = None,
+        actor: str = "",
     ) -> Change:
         """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set; a resume queues the rest of the plan."""
         now = datetime.now(UTC)
@@ -301,7 +318,7 @@ class Store(Reads):
                         REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )
                 transition = states.command(kind, State(row.state))
-                self._apply(session, events, row, transition, now)
+                self._apply(session, events, row, transition, now, actor)
                 dispatch = outbox = None
                 if transition.dispatch:
                     row.lease_expires_at = now + self.lease
@@ -689,7 +706,13 @@ class Store(Reads):
         return names[index] if index < len(names) else ""
 
     def _apply(
-        self, session: Session, events: list[Event], row: WorkingRow, transition: states.Transition, now: datetime
+        self,
+        session: Session,
+        events: list[Event],
+        row: WorkingRow,
+        transition: states.Transition,
+        now: datetime,
+        actor: str = "",
     ) -> None:
         if transition.state is None or transition.event is None:
             return
@@ -698,10 +721,17 @@ class Store(Reads):
             row.lease_expires_at = None
         if transition.state.terminal:
             row.ended_at = now
-        self._append(session, events, row, transition.event, transition.message, now)
+        self._append(session, events, row, transition.event, transition.message, now, actor)
 
     def _append(
-        self, session: Session, events: list[Event], row: WorkingRow, type_: EventType, message: str, now: datetime
+        self,
+        session: Session,
+        events: list[Event],
+        row: WorkingRow,
+        type_: EventType,
+        message: str,
+        now: datetime,
+        actor: str = "",
     ) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
@@ -709,10 +739,10 @@ class Store(Reads):
         operation = operation_of(row)
         values = {
             "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
-            "snapshot": operation.to_dict(), "created_at": now,
+            "snapshot": operation.to_dict(), "created_at": now, "actor": actor,
         }  # fmt: skip
         self._execute(session, INSERT_EVENT, values)
-        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), operation))
+        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), operation, actor=actor))
 
 
 class _RequestSeen(Exception):

@@ -19,7 +19,7 @@ from celery.worker import state
 
 from pausable.config import get_settings
 from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
-from pausable.workers.link import DaemonLink
+from pausable.workers.link import from_settings
 
 log = logging.getLogger("pausable.workers")
 
@@ -47,7 +47,7 @@ class Heartbeat:
         self.worker = worker
         self.interval = interval
         self._stopped = threading.Event()
-        self._link = DaemonLink(get_settings().daemon, patience=interval)
+        self._link = from_settings(patience=interval)
         self._thread = threading.Thread(target=self._run, name="pausable-heartbeat", daemon=True)
 
     def start(self) -> None:

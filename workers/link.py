@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from pausable.clients.common import call_metadata, read_token, tls_credentials
 from pausable.config import get_settings
 from pausable.per_process import PerProcess
 from pausable.retry import TRANSIENT, RetryPolicy
@@ -46,12 +47,23 @@ RETRIED = TRANSIENT | {grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 class DaemonLink:
-    def __init__(self, target: str, patience: float | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        patience: float | None = None,
+        timeout: float = 10.0,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         """`patience`: how long a call keeps retrying (see the module's doc); None (the default): until the daemon answers.
 
         `timeout`: the deadline of each attempt; a call still unanswered then is sent again.
         """
         self.target = target
+        metadata = call_metadata(token)  # the worker's bearer token (role worker), when the daemon wants one
+        self._extra: dict[str, Any] = {"metadata": metadata} if metadata else {}
+        self.credentials = credentials  # TLS (and a client certificate) when configured
         # A short cap: once the daemon is back, every waiting report and step gets through within half a second.
         self.retry = RetryPolicy(RETRIED, patience=patience, cap=0.5)
         self.timeout = timeout
@@ -60,7 +72,13 @@ class DaemonLink:
         self._connection = PerProcess(self._connect)
 
     def _connect(self) -> tuple[grpc.Channel, worker_pb2_grpc.WorkerServiceStub]:
-        channel = traced_channel(grpc.insecure_channel(channel_target(self.target), options=channel_options()))
+        address, options = channel_target(self.target), channel_options()
+        raw = (
+            grpc.secure_channel(address, self.credentials, options)
+            if self.credentials is not None
+            else grpc.insecure_channel(address, options=options)
+        )
+        channel = traced_channel(raw)
         return channel, worker_pb2_grpc.WorkerServiceStub(channel)
 
     def stub(self) -> worker_pb2_grpc.WorkerServiceStub:
@@ -86,7 +104,7 @@ class DaemonLink:
         backoff = self.retry.backoff()
         while True:
             try:
-                reply = rpc(self.stub())(request, timeout=self.timeout)
+                reply = rpc(self.stub())(request, timeout=self.timeout, **self._extra)
             except grpc.RpcError as error:
                 if not self.retry.retryable(error):
                     raise
@@ -191,9 +209,20 @@ class DaemonLink:
 _link: DaemonLink | None = None
 
 
+def from_settings(patience: float | None = None) -> DaemonLink:
+    """A link to PAUSABLE_DAEMON with the worker's credentials: PAUSABLE_WORKER_TOKEN (or _FILE), and TLS when configured."""
+    settings = get_settings()
+    return DaemonLink(
+        settings.daemon,
+        patience=patience,
+        token=read_token(settings.worker_token, settings.worker_token_file),
+        credentials=tls_credentials(settings.tls_ca, settings.tls_client_cert, settings.tls_client_key),
+    )
+
+
 def daemon() -> DaemonLink:
     """The process-wide link to the daemon named by PAUSABLE_DAEMON."""
     global _link
     if _link is None:
-        _link = DaemonLink(get_settings().daemon)
+        _link = from_settings()
     return _link

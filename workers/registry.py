@@ -25,7 +25,7 @@ from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import to_value
 from pausable.v1 import operation_pb2
 from pausable.workers.app import app
-from pausable.workers.link import DaemonLink, daemon
+from pausable.workers.link import DaemonLink, daemon, from_settings
 from pausable.workers.queues import step_queue
 from pausable.workers.task import PausableTask
 
@@ -130,9 +130,7 @@ def register_all(link: DaemonLink | None = None, worker: str = "") -> None:
 @worker_ready.connect
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     def announce() -> None:
-        from pausable.config import get_settings
-
-        link = DaemonLink(get_settings().daemon, patience=600.0)
+        link = from_settings(patience=600.0)
         try:
             register_all(link, getattr(sender, "hostname", ""))
             log.info("registered workflows %s with the daemon", ", ".join(_workflows))

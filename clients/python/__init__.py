@@ -3,6 +3,7 @@ errors are typed by status code."""
 
 from pausable.clients.aio import AsyncClient, AsyncOperation
 from pausable.clients.client import Client, Operation, connect, event_name, state_name
+from pausable.clients.common import read_token, tls_credentials
 from pausable.clients.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -27,5 +28,7 @@ __all__ = [
     "Unavailable",
     "connect",
     "event_name",
+    "read_token",
     "state_name",
+    "tls_credentials",
 ]

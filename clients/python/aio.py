@@ -32,6 +32,7 @@ from pausable.clients.common import (
     command_request,
     list_request,
     outcome,
+    read_token,
     retry_policies,
     start_request,
 )
@@ -58,12 +59,13 @@ class AsyncClient:
         token: str | None = None,
         tls: grpc.ChannelCredentials | bool | None = None,
         channel: grpc.aio.Channel | None = None,
+        token_file: str | None = None,
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
         self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
-        self.metadata = call_metadata(token)
+        self.metadata = call_metadata(read_token(token, token_file))
         if channel is None:
             credentials = channel_credentials(tls)
             address, options, traced = channel_target(target), channel_options(), aio_client_interceptors()

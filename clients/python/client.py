@@ -27,6 +27,7 @@ from pausable.clients.common import (
     event_name,
     list_request,
     outcome,
+    read_token,
     retry_policies,
     start_request,
     state_name,
@@ -52,12 +53,13 @@ class Client:
         timeout: float = 30.0,
         token: str | None = None,
         tls: grpc.ChannelCredentials | bool | None = None,
+        token_file: str | None = None,
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
         self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
-        self.metadata = call_metadata(token)
+        self.metadata = call_metadata(read_token(token, token_file))
         credentials = channel_credentials(tls)
         address, options = channel_target(target), channel_options()
         self.channel = (

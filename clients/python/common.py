@@ -103,6 +103,33 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", token if token.lower().startswith("bearer ") else f"Bearer {token}"),)
 
 
+def read_token(token: str | None = None, token_file: str | None = None) -> str | None:
+    """The bearer token: `token`, else the first line of `token_file` (surrounding whitespace dropped)."""
+    if token:
+        return token
+    if token_file:
+        with open(token_file, encoding="utf-8") as file:
+            return file.read().strip() or None
+    return None
+
+
+def tls_credentials(ca: str = "", cert: str = "", key: str = "") -> grpc.ChannelCredentials | None:
+    """TLS credentials from PEM files: the CA that signed the daemon's certificate (empty: the default roots),
+    and a client certificate and key for mutual TLS; None when all three are empty (plaintext)."""
+    if not (ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise ValueError("a client certificate needs both its certificate and its key (--tls-cert and --tls-key)")
+
+    def read(path: str) -> bytes | None:
+        if not path:
+            return None
+        with open(path, "rb") as file:
+            return file.read()
+
+    return grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+
+
 def channel_credentials(tls: grpc.ChannelCredentials | bool | None) -> grpc.ChannelCredentials | None:
     """None for plaintext; True means TLS with the default root certificates."""
     if tls is None or tls is False:

@@ -101,7 +101,7 @@ def test_start_rejects_bad_labels_and_a_reused_request_id(stack: Stack) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "label key" in error.details()
     ops.StartOperation(pb.StartOperationRequest(workflow="demo.tapped", input=to_value(1), request_id="reused-id-1"))
     error = call(ops.StartOperation, pb.StartOperationRequest(workflow="demo.etl", request_id="reused-id-1"))
-    assert error.code() == grpc.StatusCode.ALREADY_EXISTS and "new request_id" in error.details()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "new request_id" in error.details()
 
 
 def test_impossible_transitions_are_failed_precondition_and_change_nothing(stack: Stack, finished_id: str) -> None:

@@ -112,11 +112,13 @@ function toWorkflow(workflow) {
 
 export class Client {
   #stub;
+  #metadata;
 
   /**
    * @param {string} target host:port of the daemon
    * @param {object} [options]
-   * @param {grpc.ChannelCredentials} [options.credentials] default: insecure (plaintext)
+   * @param {grpc.ChannelCredentials} [options.credentials] default: insecure (plaintext); e.g. grpc.credentials.createSsl(ca, key, cert)
+   * @param {string} [options.token] bearer token, sent as `authorization: Bearer <token>` on every call
    * @param {number} [options.retrySeconds=10] how long unary calls retry UNAVAILABLE / RESOURCE_EXHAUSTED
    * @param {number} [options.timeoutSeconds=30] deadline of each unary attempt
    * @param {number} [options.reconnectSeconds=60] how long watch() keeps reconnecting without receiving an event
@@ -131,6 +133,7 @@ export class Client {
       reconnectSeconds = 60,
       channelOptions = {},
       protoDir = DEFAULT_PROTO_DIR,
+      token = '',
     } = options;
     const OperationService = loadService(protoDir);
     this.target = target;
@@ -138,6 +141,8 @@ export class Client {
     this.timeoutSeconds = timeoutSeconds;
     this.reconnectSeconds = reconnectSeconds;
     this.#stub = new OperationService(target, credentials, channelOptions);
+    this.#metadata = new grpc.Metadata();
+    if (token) this.#metadata.set('authorization', /^bearer /i.test(token) ? token : `Bearer ${token}`);
   }
 
   close() {
@@ -156,7 +161,7 @@ export class Client {
       try {
         return await new Promise((resolve, reject) => {
           const options = { deadline: Date.now() + this.timeoutSeconds * 1000 };
-          this.#stub[method](request, options, (error, response) => (error ? reject(error) : resolve(response)));
+          this.#stub[method](request, this.#metadata, options, (error, response) => (error ? reject(error) : resolve(response)));
         });
       } catch (error) {
         if (!RETRYABLE.has(error.code) || Date.now() + delay > deadline) throw fromServiceError(error);
@@ -219,7 +224,7 @@ export class Client {
     let delay = 50;
     for (;;) {
       signal?.throwIfAborted();
-      const call = this.#stub.Watch({ operationId: id, afterSeq: last });
+      const call = this.#stub.Watch({ operationId: id, afterSeq: last }, this.#metadata);
       call.on('error', () => {}); // the iterator below reports errors; this keeps a late CANCELLED from going unhandled
       const abort = () => call.cancel();
       signal?.addEventListener('abort', abort, { once: true });
