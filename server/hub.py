@@ -10,12 +10,15 @@ which sends the operation's watchers to the store the same way.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from pausable.server.convert import event_to_pb
 from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
+
+log = logging.getLogger("pausable.server")
 
 
 @dataclass(eq=False)
@@ -90,7 +93,14 @@ class EventHub:
             watchers = self._subscribers.get(event.operation_id)
             if not watchers:
                 continue
-            live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
+            try:
+                live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
+            except Exception:
+                log.exception(
+                    "operation %s: event %d cannot be encoded; its watchers read the store", event.operation_id, event.seq
+                )
+                self._poke(event.operation_id)
+                continue
             for subscription in list(watchers):
                 subscription.offer(live)
         if events:

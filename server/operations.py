@@ -8,7 +8,7 @@ from datetime import UTC
 import grpc
 
 from pausable.jsonvalue import from_value, to_value
-from pausable.server import validation
+from pausable.server import limits, validation
 from pausable.server.convert import dumps, operation_to_pb, state_from_pb
 from pausable.server.domain import OperationFilter
 from pausable.server.engine import Engine
@@ -43,12 +43,25 @@ def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
 
 
 async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.ListOperationsResponse:
-    """One page of ListOperations, newest first (also serves the LRO service's ListOperations)."""
+    """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
+
+    The page ends early, with a next_page_token, before its operations grow past `list_page_bytes` (at least one
+    operation per page); BASIC (the default view) leaves input and result out.
+    """
     limit = validation.page_size(request.page_size)
+    full = validation.operation_view(request.view)
     found = await engine.list(list_filter(request), limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
-    page = found[:limit]
-    token = validation.encode_page_token(page[-1].id) if len(found) > limit else ""
-    return pb.ListOperationsResponse(operations=[operation_to_pb(operation) for operation in page], next_page_token=token)
+    budget = limits.current.list_page_bytes
+    operations: list[pb.Operation] = []
+    for operation in found[:limit]:
+        message = operation_to_pb(operation, full)
+        budget -= message.ByteSize() + 8  # the field's tag and length
+        if budget < 0 and operations:
+            break
+        operations.append(message)
+    more = len(found) > len(operations)
+    token = validation.encode_page_token(operations[-1].id) if more and operations else ""
+    return pb.ListOperationsResponse(operations=operations, next_page_token=token)
 
 
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
@@ -66,7 +79,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         data = from_value(request.input) if request.HasField("input") else None
         operation, _created = await self.engine.start(
             workflow.name,
-            validation.workflow_input(workflow.name, data, workflow.input_schema),
+            await validation.workflow_input_off_loop(workflow.name, data, workflow.input_schema, request.input.ByteSize()),
             request_id=validation.short_text("request_id", request.request_id),
             requester=validation.short_text("requester", request.requester),
             labels=validation.labels(dict(request.labels)),

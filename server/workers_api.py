@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
 from pausable.jsonvalue import from_value
-from pausable.server import validation
+from pausable.server import limits, validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotFound, StepReport, Workflow
@@ -20,8 +21,8 @@ from pausable.v1 import worker_pb2 as pb
 
 
 def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
-    """The report of a well-formed checkpoint; InvalidArgument otherwise."""
-    validation.json_text("result_json", request.result_json)
+    """The report of a well-formed checkpoint; InvalidArgument otherwise. A result too large or too deep to store is a
+    well-formed report of a failed step: see `_refused`."""
     return StepReport(
         validation.operation_id(request.operation_id),
         _step(request.step),
@@ -30,6 +31,15 @@ def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
         continued,
         _attempt(request.attempt),
     )
+
+
+def _refused(report: StepReport) -> dict[str, Any] | None:
+    """The error that fails the report's operation when its result cannot be stored (limits.result_problem), else None."""
+    problem = limits.result_problem(report.result_json)
+    if problem is None:
+        return None
+    code, message = problem
+    return {"code": code, "message": message, "step": report.step, "step_name": ""}
 
 
 def _step(value: int) -> int:
@@ -47,7 +57,13 @@ def _attempt(value: int) -> int:
 def _workflow(message: operation_pb2.Workflow) -> Workflow:
     if not message.name:
         raise InvalidArgument("every workflow needs a name")
-    plan = validation.json_text("plan_json", message.plan_json) if message.plan_json else plan_for(list(message.steps))
+    where = f"workflow {message.name[:200]!r}"
+    if message.plan_json:
+        plan = limits.parse_json(
+            f"plan_json of {where}", message.plan_json, limits.current.max_workflow_bytes, "max_workflow_bytes"
+        )
+    else:
+        plan = plan_for(list(message.steps))
     if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
         raise InvalidArgument(
             f"workflow {message.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps"
@@ -55,6 +71,14 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
     schema = from_value(message.input_schema) if message.HasField("input_schema") else None
     if schema is not None and not isinstance(schema, dict):
         raise InvalidArgument(f"input_schema of {message.name!r} must be a JSON Schema object")
+    if schema is not None:
+        limits.check_depth(f"input_schema of {where}", schema)
+        limits.check_bytes(
+            f"input_schema of {where}", message.input_schema.ByteSize(), limits.current.max_workflow_bytes, "max_workflow_bytes"
+        )
+        from pausable.server import schemas  # jsonschema and RE2: only workflows with an input schema need them
+
+        schemas.check_schema(message.name, schema)
     if message.max_attempts < 0:
         raise InvalidArgument(
             f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
@@ -77,6 +101,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     @rpc
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         report = _report(request, request.continued)
+        error = _refused(report)
+        if error is not None:
+            state = await self.engine.fail(report.operation_id, report.step, error, report.attempt)
+            return pb.CheckpointResponse(decision=pb.DECISION_STOP, state=state_to_pb(state))
         [outcome] = await self.engine.checkpoints([report])
         if outcome is None:
             raise NotFound(report.operation_id)
@@ -88,9 +116,19 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
         """Every step is checked before any is applied; then they are applied in order, as `continued`, in one transaction.
 
-        An operation deleted meanwhile is skipped: nothing is waiting for its answer.
+        An operation deleted meanwhile is skipped: nothing is waiting for its answer. A result too large or too deep
+        to store fails its operation (RESULT_TOO_LARGE, RESULT_TOO_DEEP) after the reports before it are recorded.
         """
-        outcomes = await self.engine.checkpoints([_report(step, continued=True) for step in request.steps])
+        reports = [_report(step, continued=True) for step in request.steps]
+        refused: dict[str, tuple[int, StepReport, dict[str, Any]]] = {}  # operation -> its first report that fails it
+        for index, report in enumerate(reports):
+            if report.operation_id not in refused and (error := _refused(report)) is not None:
+                refused[report.operation_id] = (index, report, error)
+        kept = [r for i, r in enumerate(reports) if r.operation_id not in refused or i < refused[r.operation_id][0]]
+        outcomes = await self.engine.checkpoints(kept)
+        for _index, report, error in refused.values():
+            with contextlib.suppress(NotFound):
+                await self.engine.fail(report.operation_id, report.step, error, report.attempt)
         return pb.ReportStepsResponse(
             recorded=sum(1 for outcome in outcomes if outcome is not None and outcome.decision is not Decision.STOP)
         )
