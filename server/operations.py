@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC
 
 import grpc
 
@@ -36,9 +35,9 @@ def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) 
 def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
     where = replace(operation_filter(request), stuck=request.stuck)
     if request.HasField("created_after"):
-        where = replace(where, created_after=request.created_after.ToDatetime(tzinfo=UTC))
+        where = replace(where, created_after=validation.timestamp("created_after", request.created_after))
     if request.HasField("created_before"):
-        where = replace(where, created_before=request.created_before.ToDatetime(tzinfo=UTC))
+        where = replace(where, created_before=validation.timestamp("created_before", request.created_before))
     return where
 
 

@@ -7,7 +7,10 @@ import base64
 import binascii
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from pausable.server import limits
 from pausable.server.domain import decode_cursor
@@ -88,6 +91,15 @@ def page_size(value: int, default: int = 50, maximum: int = 1000) -> int:
     if value < 0 or value > maximum:
         raise InvalidArgument(f"page_size {value} is out of range: use 1 to {maximum}, or 0 for {default}")
     return value or default
+
+
+def timestamp(field: str, value: Timestamp) -> datetime:
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidArgument(
+            f"{field} is out of range (seconds {value.seconds}, nanos {value.nanos}): send a time from year 1 to 9999"
+        ) from None
 
 
 def operation_view(value: int) -> bool:
