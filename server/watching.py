@@ -73,7 +73,7 @@ class Watching:
         """
         if where.created_after is not None or where.created_before is not None or where.stuck:
             raise ValueError("WatchEvents filters on states, workflow, labels and requester only")
-        subscriber = await self.feed.join()
+        subscriber = await self.feed.join(where)
         try:
             last = decode_cursor(cursor)
             while True:
@@ -86,7 +86,7 @@ class Watching:
                 if len(batch) == REPLAY_PAGE:
                     continue
                 while (item := await subscriber.next()) is not None:
-                    if item.position <= last or not matches(where, item.event, item.state):
+                    if item.position <= last:
                         continue
                     yield item.message
                     cursor, last = item.event.cursor, item.position
@@ -118,8 +118,10 @@ class FeedItem:
 
 @dataclass(eq=False)
 class FeedSubscriber:
-    """One WatchEvents stream's buffer of what the feed read; overflowing it sends the stream back to the store."""
+    """One WatchEvents stream's buffer of the matching events the feed read; overflowing it sends the stream back to
+    the store. A stream whose filter matches nothing the feed read is not even woken."""
 
+    where: OperationFilter
     capacity: int
     buffer: deque[FeedItem] = field(default_factory=deque)
     lagging: bool = False
@@ -128,6 +130,9 @@ class FeedSubscriber:
 
     def offer(self, items: list[FeedItem]) -> None:
         if self.lagging:
+            return
+        items = [item for item in items if matches(self.where, item.event, item.state)]
+        if not items:
             return
         if len(self.buffer) + len(items) > self.capacity:
             self.buffer.clear()
@@ -167,13 +172,15 @@ class GlobalFeed:
         self.capacity = capacity
         self.recheck_seconds = recheck_seconds
         self.subscribers: set[FeedSubscriber] = set()
+        # By the workflow they filter on ("" for any): a commit is offered only to the streams that may want it.
+        self.by_workflow: dict[str, set[FeedSubscriber]] = {}
         self.reads = 0  # store reads made, for tests and the bench
         self._task: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
 
-    async def join(self) -> FeedSubscriber:
+    async def join(self, where: OperationFilter) -> FeedSubscriber:
         """A new subscriber; the feed runs from before this returns, so the caller's own store read and the feed overlap."""
-        subscriber = FeedSubscriber(self.capacity)
+        subscriber = FeedSubscriber(where, self.capacity)
         async with self._starting:
             if self._task is None or self._task.done():
                 subscription = self.hub.subscribe(ALL)
@@ -184,14 +191,30 @@ class GlobalFeed:
                     raise
                 self._task = asyncio.create_task(self._run(subscription, cursor), name="pausable-watch-events-feed")
             self.subscribers.add(subscriber)
+            self.by_workflow.setdefault(where.workflow, set()).add(subscriber)
         return subscriber
 
     def leave(self, subscriber: FeedSubscriber) -> None:
         """The last subscriber to leave stops the feed (the next one starts it again at the newest cursor)."""
         self.subscribers.discard(subscriber)
+        group = self.by_workflow.get(subscriber.where.workflow)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self.by_workflow[subscriber.where.workflow]
         if not self.subscribers and self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def _offer(self, items: list[FeedItem]) -> None:
+        for subscriber in list(self.by_workflow.get("", ())):
+            subscriber.offer(items)
+        by_workflow: dict[str, list[FeedItem]] = {}
+        for item in items:
+            by_workflow.setdefault(item.event.operation.workflow, []).append(item)
+        for workflow, group in by_workflow.items():
+            for subscriber in list(self.by_workflow.get(workflow, ()) if workflow else ()):
+                subscriber.offer(group)
 
     async def _run(self, subscription: Subscription, cursor: str) -> None:
         try:
@@ -218,8 +241,7 @@ class GlobalFeed:
                             continue
                         items.append(FeedItem(decode_cursor(event.cursor), event, state, message))
                     cursor = batch[-1][0].cursor
-                    for subscriber in list(self.subscribers):
-                        subscriber.offer(items)
+                    self._offer(items)
                 if len(batch) == REPLAY_PAGE:
                     continue
                 try:
