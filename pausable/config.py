@@ -90,7 +90,9 @@ class Settings(BaseSettings):
         default=10.0, description="clients pinging more often than this (keepalive) are sent away (GOAWAY)"
     )
     offload_json_bytes: int = Field(
-        default=64 << 10, description="inputs larger than this are checked against their schema in a thread, off the event loop"
+        default=8 << 10,
+        description="inputs larger than this (protobuf bytes) are converted and checked against their schema in a thread, "
+        "off the event loop",
     )
 
     @field_validator("worker_modules", mode="before")

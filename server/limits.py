@@ -34,7 +34,7 @@ class Limits:
     max_result_bytes: int = 1 << 20
     max_workflow_bytes: int = 1 << 20
     list_page_bytes: int = 4 << 20
-    offload_json_bytes: int = 64 << 10
+    offload_json_bytes: int = 8 << 10
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import grpc
 
-from pausable.jsonvalue import from_value, to_value
+from pausable.jsonvalue import to_value
 from pausable.server import limits, validation
 from pausable.server.convert import dumps, operation_to_pb, state_from_pb
 from pausable.server.domain import OperationFilter
@@ -75,10 +75,11 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         if not request.workflow:
             raise InvalidArgument("workflow is required: name a registered workflow (see ListWorkflows / `pausable workflows`)")
         workflow = await self.engine.workflow(request.workflow)
-        data = from_value(request.input) if request.HasField("input") else None
         operation, _created = await self.engine.start(
             workflow.name,
-            await validation.workflow_input_off_loop(workflow.name, data, workflow.input_schema, request.input.ByteSize()),
+            await validation.workflow_input_off_loop(
+                workflow.name, request.input if request.HasField("input") else None, workflow.input_schema
+            ),
             request_id=validation.short_text("request_id", request.request_id),
             requester=validation.short_text("requester", request.requester),
             labels=validation.labels(dict(request.labels)),
