@@ -68,6 +68,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         max_workflow_bytes=str(WORKFLOW_BYTES),
         max_receive_message_bytes=str(1 << 20),
         list_page_bytes="20000",
+        max_concurrent_rpcs="40",
     ).start()
     daemon = Daemon(process.target)
     daemon.register("test.limits")
@@ -315,3 +316,31 @@ def test_a_page_ends_before_it_grows_past_the_byte_bound(daemon: Daemon) -> None
     assert len(seen) == len(set(seen)) and set(seen) == started
     basic = daemon.ops.ListOperations(pb.ListOperationsRequest(workflow="test.paged", page_size=1000), timeout=10)
     assert {o.id for o in basic.operations} == started and not basic.next_page_token
+
+
+# -- the server ----------------------------------------------------------------
+
+
+def test_calls_over_max_concurrent_rpcs_are_resource_exhausted(daemon: Daemon) -> None:
+    """max_concurrent_rpcs is 40 here: open streams count; once they end, calls are served again."""
+    op = daemon.start()
+    streams = [daemon.ops.Watch(pb.WatchRequest(operation_id=op.id), timeout=20) for _ in range(45)]
+    codes = []
+    for stream in streams:
+        try:
+            next(stream)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+    assert codes.count(grpc.StatusCode.OK) >= 30
+    for stream in streams:
+        stream.cancel()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            daemon.get(op.id)
+            break
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+            time.sleep(0.1)

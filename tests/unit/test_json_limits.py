@@ -64,3 +64,37 @@ def test_schemas_match_patterns_in_linear_time() -> None:
     ]
     with pytest.raises(InvalidArgument, match="RE2"):
         schemas.check_schema("w", {"pattern": "(?=a)"})
+
+
+def test_a_failing_publish_never_fails_or_holds_the_commit() -> None:
+    """BatchingThread answers its callers first; an error in `delivered` (the publish) is logged, not raised."""
+    import asyncio
+
+    from pausable.server.batching import BatchingThread
+
+    published: list[Any] = []
+
+    def deliver(outcomes: list[Any]) -> None:
+        published.append(outcomes)
+        raise RuntimeError("a watcher's value cannot be encoded")
+
+    async def scenario() -> list[Any]:
+        thread: BatchingThread[int] = BatchingThread(
+            "test", lambda items: [(item * 2, None) for item in items], delivered=deliver
+        )
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(thread.submit(i) for i in range(5))), 5)
+        finally:
+            thread.close()
+
+    assert asyncio.run(scenario()) == [0, 2, 4, 6, 8]
+    assert published
+
+
+def test_the_store_wraps_its_publisher() -> None:
+    from pausable.server.store import safe_publisher
+
+    def broken(events: list[Any]) -> None:
+        raise ValueError("boom")
+
+    safe_publisher(broken)([])
