@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pausable.server.convert import event_to_pb
@@ -74,6 +75,8 @@ class EventHub:
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        # How many WatchEvents streams the global feed serves (set by watching.Watching).
+        self.global_watchers: Callable[[], int] = lambda: len(self._subscribers.get(ALL, ()))
 
     def subscribe(self, operation_id: str) -> Subscription:
         subscription = Subscription(operation_id, self.capacity)
@@ -122,7 +125,8 @@ class EventHub:
 
     @property
     def watcher_count(self) -> int:
-        return sum(len(watchers) for watchers in self._subscribers.values())
+        """Watch streams, plus the WatchEvents streams behind the one shared subscription (see watching.GlobalFeed)."""
+        return sum(len(watchers) for key, watchers in self._subscribers.items() if key != ALL) + self.global_watchers()
 
     def close_all(self) -> None:
         for watchers in self._subscribers.values():

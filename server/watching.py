@@ -32,6 +32,7 @@ class Watching:
         # no notification (see Reads.events_matching); re-read after this long.
         self.global_recheck_seconds = 1.0 if store.postgres else None
         self.feed = GlobalFeed(store, hub, hub.capacity, self.global_recheck_seconds)
+        hub.global_watchers = lambda: len(self.feed.subscribers)
 
     async def follow(self, operation_id: str, after_seq: int) -> AsyncGenerator[pb.WatchResponse, None]:
         """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one."""
