@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import grpc
@@ -9,7 +10,7 @@ import grpc
 from pausable.jsonvalue import to_value
 from pausable.server import limits, validation
 from pausable.server.convert import dumps, operation_to_pb, state_from_pb
-from pausable.server.domain import OperationFilter
+from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Command
@@ -41,6 +42,19 @@ def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
     return where
 
 
+def bounded_page(found: list[Operation], full: bool) -> list[pb.Operation]:
+    """The operations as messages, up to `list_page_bytes` (at least one)."""
+    budget = limits.current.list_page_bytes
+    operations: list[pb.Operation] = []
+    for operation in found:
+        message = operation_to_pb(operation, full)
+        budget -= message.ByteSize() + 8  # the field's tag and length
+        if budget < 0 and operations:
+            break
+        operations.append(message)
+    return operations
+
+
 async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.ListOperationsResponse:
     """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
 
@@ -50,14 +64,8 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.Lis
     limit = validation.page_size(request.page_size)
     full = validation.operation_view(request.view)
     found = await engine.list(list_filter(request), limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
-    budget = limits.current.list_page_bytes
-    operations: list[pb.Operation] = []
-    for operation in found[:limit]:
-        message = operation_to_pb(operation, full)
-        budget -= message.ByteSize() + 8  # the field's tag and length
-        if budget < 0 and operations:
-            break
-        operations.append(message)
+    # FULL pages convert up to list_page_bytes of JSON values: in a thread, off the event loop.
+    operations = await asyncio.to_thread(bounded_page, found[:limit], full) if full else bounded_page(found[:limit], full)
     more = len(found) > len(operations)
     token = validation.encode_page_token(operations[-1].id) if more and operations else ""
     return pb.ListOperationsResponse(operations=operations, next_page_token=token)
