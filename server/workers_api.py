@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from typing import Any, cast
@@ -40,6 +41,13 @@ def _refused(report: StepReport) -> dict[str, Any] | None:
         return None
     code, message = problem
     return {"code": code, "message": message, "step": report.step, "step_name": ""}
+
+
+async def _refusals(reports: list[StepReport]) -> list[dict[str, Any] | None]:
+    """`_refused` of each report; in a thread when their results are large (over offload_json_bytes in all)."""
+    if sum(len(report.result_json) for report in reports) > limits.current.offload_json_bytes:
+        return await asyncio.to_thread(lambda: [_refused(report) for report in reports])
+    return [_refused(report) for report in reports]
 
 
 def _step(value: int) -> int:
@@ -101,7 +109,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     @rpc
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         report = _report(request, request.continued)
-        error = _refused(report)
+        [error] = await _refusals([report])
         if error is not None:
             state = await self.engine.fail(report.operation_id, report.step, error, report.attempt)
             return pb.CheckpointResponse(decision=pb.DECISION_STOP, state=state_to_pb(state))
@@ -121,8 +129,8 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         """
         reports = [_report(step, continued=True) for step in request.steps]
         refused: dict[str, tuple[int, StepReport, dict[str, Any]]] = {}  # operation -> its first report that fails it
-        for index, report in enumerate(reports):
-            if report.operation_id not in refused and (error := _refused(report)) is not None:
+        for index, (report, error) in enumerate(zip(reports, await _refusals(reports), strict=True)):
+            if report.operation_id not in refused and error is not None:
                 refused[report.operation_id] = (index, report, error)
         kept = [r for i, r in enumerate(reports) if r.operation_id not in refused or i < refused[r.operation_id][0]]
         outcomes = await self.engine.checkpoints(kept)
