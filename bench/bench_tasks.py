@@ -48,6 +48,7 @@ def sleep50(self: Any, value: Any) -> Any:
 
 
 workflow("bench.noop100", [noop] * STEPS, description="100 no-op steps")
+workflow("bench.noop5", [noop] * 5, description="5 no-op steps (watchevents)")
 workflow("bench.sleep50", [sleep50] * 40, description="40 steps of 50 ms, to pause")
 
 

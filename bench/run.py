@@ -510,13 +510,75 @@ def measure_store_growth(rig: Rig, seconds: float, repeats: int, sizes: tuple[in
     }
 
 
+# -- WatchEvents: idle global streams must not slow operations down ---------------------
+
+
+def measure_watchevents(rig: Rig, streams: int, repeats: int) -> dict[str, float]:
+    """Wall time of a 5-step operation (start to SUCCEEDED, real worker), alone and with `streams` idle WatchEvents
+    streams open (their filter matches no operation: every commit still wakes the global stream)."""
+
+    async def five_steps(ops: operation_pb2_grpc.OperationServiceStub) -> float:
+        started = time.monotonic()
+        op = (await ops.StartOperation(pb.StartOperationRequest(workflow="bench.noop5"))).operation
+        async for response in ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=op.last_seq)):
+            last = response.event
+        assert last.operation.state == pb.OPERATION_STATE_SUCCEEDED, last
+        return time.monotonic() - started
+
+    async def median_of(ops: operation_pb2_grpc.OperationServiceStub) -> float:
+        await five_steps(ops)  # warm-up
+        return statistics.median([await five_steps(ops) for _ in range(repeats)])
+
+    async def with_streams(ops: operation_pb2_grpc.OperationServiceStub) -> float:
+        async with rig.channel() as idle_channel:
+            idle_ops = operation_pb2_grpc.OperationServiceStub(idle_channel)
+            calls = [idle_ops.WatchEvents(pb.WatchEventsRequest(workflow="bench.nothing-runs-this")) for _ in range(streams)]
+
+            async def drain(call: grpc.aio.UnaryStreamCall) -> None:
+                async for _response in call:
+                    pass
+
+            # A stream that matches nothing sends no message (nor headers): give the calls time to be open.
+            readers = [asyncio.create_task(drain(call)) for call in calls]
+            await asyncio.sleep(2.0)
+            watched = await median_of(ops)
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+        return watched
+
+    async def run() -> dict[str, float]:
+        """Alternating rounds (the machine's load drifts): the ratio is the median of the rounds' ratios."""
+        alone, watched = [], []
+        async with rig.channel() as channel:
+            ops = operation_pb2_grpc.OperationServiceStub(channel)
+            for _round in range(3):
+                alone.append(await median_of(ops))
+                watched.append(await with_streams(ops))
+                await asyncio.sleep(0.5)
+        return {
+            "watchevents_alone_s": statistics.median(alone),
+            f"watchevents_{streams}_idle_s": statistics.median(watched),
+            "watchevents_idle_ratio": statistics.median(w / a for w, a in zip(watched, alone, strict=True)),
+        }
+
+    register = time.monotonic() + 60
+    with grpc.insecure_channel(rig.daemon.target) as channel:
+        stub = operation_pb2_grpc.OperationServiceStub(channel)
+        while "bench.noop5" not in {w.name for w in stub.ListWorkflows(pb.ListWorkflowsRequest()).workflows}:
+            if time.monotonic() > register:
+                raise SystemExit("bench.noop5 is not registered: is bench_tasks.py the worker's module?")
+            time.sleep(0.1)
+    return asyncio.run(run())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter measures (under 3 minutes)")
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth, lease); all by default",
+        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth, lease, watchevents); all by default",
     )
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
@@ -533,6 +595,7 @@ def main() -> int:
             ("fanout", "fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
+            ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
         ):
             if only and name not in only:
                 continue
@@ -549,6 +612,7 @@ def main() -> int:
         "fanout_rss_mb": ("<=", 150),
         "start_throughput_ratio": (">=", 0.25),
         "store_growth_ratio": ("<=", 1.1),
+        "watchevents_idle_ratio": ("<=", 1.10),
     }
     print(f"\n{'measure':<34}{'value':>12}  target")
     for key, value in results.items():

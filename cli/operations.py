@@ -140,9 +140,10 @@ def get(ctx: click.Context, operation_id: str) -> None:
 @click.option("--workflow", "-w", default="")
 @click.option("--limit", "-n", default=20, show_default=True)
 @click.option("--stuck", is_flag=True, help="only active operations whose step lease lapsed (about to run their step again)")
+@click.option("--full", is_flag=True, help="include each operation's input and result (with -o json)")
 @click.pass_context
 @_handle_errors
-def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, limit: int, stuck: bool) -> None:
+def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, limit: int, stuck: bool, full: bool) -> None:
     """List operations, newest first.
 
     \b
@@ -153,7 +154,8 @@ def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, 
     from pausable.cli.render import operation_dict, print_table
 
     values = [pb.OperationState.Value(f"OPERATION_STATE_{s.upper()}") for s in states]
-    response = _client(ctx).list(states=values, workflow=workflow, page_size=limit, stuck=stuck)
+    view = pb.OPERATION_VIEW_FULL if full else pb.OPERATION_VIEW_BASIC
+    response = _client(ctx).list(states=values, workflow=workflow, page_size=limit, stuck=stuck, view=view)
     if ctx.obj["output"] == "json":
         click.echo(
             json.dumps(

@@ -118,6 +118,34 @@ class Settings(BaseSettings):
         """Whether any authentication mode is configured (bearer JWTs, static tokens or mutual TLS)."""
         return bool(self.jwt_secret or self.jwt_jwks_file or self.tokens_file or self.client_ca)
 
+    # Limits (see pausable/server/limits.py): each breach answers INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the setting.
+    max_json_depth: int = Field(
+        default=32,
+        description="deepest JSON nesting (objects and lists) accepted in inputs, step results, schemas and plans; "
+        "32 is the most a Value inside an Operation can hold within protobuf's decoding limit",
+    )
+    max_input_bytes: int = Field(default=1 << 20, description="largest operation input, as compact JSON text")
+    max_result_bytes: int = Field(
+        default=1 << 20, description="largest step result (result_json); a larger one fails its operation (RESULT_TOO_LARGE)"
+    )
+    max_workflow_bytes: int = Field(default=1 << 20, description="largest input schema or plan of one registered workflow")
+    list_page_bytes: int = Field(
+        default=4 << 20, description="a ListOperations page ends early (with a next_page_token) before it grows past this"
+    )
+    max_receive_message_bytes: int = Field(default=16 << 20, description="largest gRPC request message the daemon takes")
+    max_concurrent_rpcs: int = Field(
+        default=20_000, description="calls (Watch streams included) the daemon serves at once; more are RESOURCE_EXHAUSTED"
+    )
+    max_concurrent_streams: int = Field(default=4096, description="HTTP/2 streams (calls) at once on one client connection")
+    min_ping_interval_seconds: float = Field(
+        default=10.0, description="clients pinging more often than this (keepalive) are sent away (GOAWAY)"
+    )
+    offload_json_bytes: int = Field(
+        default=8 << 10,
+        description="inputs larger than this (protobuf bytes) are converted and checked against their schema in a thread, "
+        "off the event loop",
+    )
+
     @field_validator("worker_modules", mode="before")
     @classmethod
     def _module_list(cls, value: Any) -> Any:

@@ -16,12 +16,13 @@ from grpc_reflection.v1alpha import reflection
 
 from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
-from pausable.server import healthcheck, longrunning
+from pausable.server import healthcheck, limits, longrunning
 from pausable.server.auth import Authenticator, AuthInterceptor
 from pausable.server.dispatch import Dispatcher
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
 from pausable.server.hub import EventHub
+from pausable.server.limits import DecodeGuard
 from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.queued import BrokerProbe
@@ -104,7 +105,27 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, chain)], root_certificates=root, require_client_auth=root is not None)
 
 
+def server_options(settings: Settings) -> list[tuple[str, Any]]:
+    """The gRPC server's protection: streams per connection, message size, keepalive enforcement (see config.py)."""
+    min_ping_ms = int(settings.min_ping_interval_seconds * 1000)
+    return [
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+        # Keepalive enforcement: a client may ping (also while it has no call open) at most every min_ping_ms;
+        # more often, twice, and it is sent away with GOAWAY (too_many_pings).
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", min_ping_ms),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", min_ping_ms),
+        ("grpc.http2.max_ping_strikes", 2),
+        # The server's own pings find dead connections (and the Watch streams on them) within about a minute.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+    ]
+
+
 async def start(settings: Settings, listen: str | None = None) -> Daemon:
+    limits.configure(limits.Limits.from_settings(settings))
     hub = EventHub(settings.watch_buffer)
     observability = Observability(settings)
     store = await Store.open(settings.database_url, on_commit=observability.on_commit(hub.publish), replica=settings.replica)
@@ -120,11 +141,13 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         store, Dispatcher(settings.broker_url), StopFlags(settings.broker_url), BrokerProbe(settings.broker_url), timing
     )
     watching = Watching(store, hub)
-    # The auth interceptor is innermost, so the access log (observability) sees the identity and every denial's code.
+    # The auth interceptor is innermost, so the access log (observability) sees the identity and every denial's code;
+    # the decode guard is outermost, so a request too deep to decode is INVALID_ARGUMENT before anything else runs.
     authenticator = Authenticator(settings)
     server = grpc.aio.server(
-        options=[("grpc.so_reuseport", 0)],
-        interceptors=[*server_interceptors(), observability.interceptor, AuthInterceptor(authenticator)],
+        options=server_options(settings),
+        interceptors=[DecodeGuard(), *server_interceptors(), observability.interceptor, AuthInterceptor(authenticator)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
     operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
     longrunning.add_to_server(engine, watching, server)

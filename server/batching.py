@@ -10,6 +10,7 @@ publishing to the broker (dispatch.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Outcome = tuple[Any, BaseException | None]
+log = logging.getLogger("pausable.server")
 
 
 class BatchingThread(Generic[Item]):
@@ -28,7 +30,8 @@ class BatchingThread(Generic[Item]):
         delivered: Callable[[list[Outcome]], None] | None = None,
         max_batch: int = 256,
     ) -> None:
-        """`handle` returns one (result, error) per item; `delivered` runs on the loop before the futures resolve."""
+        """`handle` returns one (result, error) per item; `delivered` runs on the loop once the futures are resolved
+        (callers resume only on a later turn of the loop, so it still runs before any of them goes on)."""
         self.handle = handle
         self.delivered = delivered
         self.max_batch = max_batch
@@ -65,8 +68,7 @@ class BatchingThread(Generic[Item]):
             batch[0][2].call_soon_threadsafe(self._deliver, [future for _item, future, _loop in batch], outcomes)
 
     def _deliver(self, futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
-        if self.delivered is not None:
-            self.delivered(outcomes)
+        """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""
         for future, (result, error) in zip(futures, outcomes, strict=True):
             if future.cancelled():
                 continue
@@ -74,3 +76,8 @@ class BatchingThread(Generic[Item]):
                 future.set_exception(error)
             else:
                 future.set_result(result)
+        if self.delivered is not None:
+            try:
+                self.delivered(outcomes)
+            except Exception:
+                log.exception("%s: handing on a delivered batch failed", self._thread.name)

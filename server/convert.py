@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any, cast
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pausable.jsonvalue import to_value
+from pausable.server import limits
 from pausable.server.domain import Event, Operation
 from pausable.server.states import EventType, State
 from pausable.v1 import operation_pb2 as pb
+
+log = logging.getLogger("pausable.server")
 
 
 def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
@@ -33,7 +38,8 @@ def state_from_pb(value: int) -> State:
     return State(pb.OperationState.Name(value).removeprefix("OPERATION_STATE_"))
 
 
-def operation_to_pb(operation: Operation) -> pb.Operation:
+def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
+    """The operation as a message; without `full` (ListOperations' BASIC view), input and result are left out."""
     message = pb.Operation(
         id=operation.id,
         workflow=operation.workflow,
@@ -52,13 +58,26 @@ def operation_to_pb(operation: Operation) -> pb.Operation:
         attempt=operation.attempt,
         lease_expire_time=_timestamp(operation.lease_expire_time),
     )
-    if operation.input_json is not None:
-        message.input.CopyFrom(to_value(json.loads(operation.input_json)))
-    if operation.result is not None:
-        message.result.CopyFrom(to_value(operation.result))
+    if full and operation.input_json is not None:
+        stored_value(message.input, operation.id, "input", lambda: json.loads(cast(str, operation.input_json)))
+    if full and operation.result is not None:
+        stored_value(message.result, operation.id, "result", lambda: operation.result)
     if operation.error:
         message.error.CopyFrom(pb.OperationError(**operation.error))
     return message
+
+
+def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> None:
+    """Copy a stored JSON value into `target`; one that cannot be a Value every client decodes (stored before the limits,
+    nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it."""
+    try:
+        data = load()
+        if limits.too_deep(data):
+            raise ValueError(f"nested deeper than {limits.current.max_json_depth} levels (setting max_json_depth)")
+        target.CopyFrom(to_value(data))
+    except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
+        target.Clear()
+        log.warning("operation %s: its stored %s is left out of the reply: %s", operation_id, field, error)
 
 
 def event_to_pb(event: Event) -> pb.WatchResponse:

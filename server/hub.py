@@ -10,12 +10,16 @@ which sends the operation's watchers to the store the same way.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pausable.server.convert import event_to_pb
 from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
+
+log = logging.getLogger("pausable.server")
 
 
 @dataclass(eq=False)
@@ -71,6 +75,8 @@ class EventHub:
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        # How many WatchEvents streams the global feed serves (set by watching.Watching).
+        self.global_watchers: Callable[[], int] = lambda: len(self._subscribers.get(ALL, ()))
 
     def subscribe(self, operation_id: str) -> Subscription:
         subscription = Subscription(operation_id, self.capacity)
@@ -90,7 +96,14 @@ class EventHub:
             watchers = self._subscribers.get(event.operation_id)
             if not watchers:
                 continue
-            live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
+            try:
+                live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
+            except Exception:
+                log.exception(
+                    "operation %s: event %d cannot be encoded; its watchers read the store", event.operation_id, event.seq
+                )
+                self._poke(event.operation_id)
+                continue
             for subscription in list(watchers):
                 subscription.offer(live)
         if events:
@@ -112,7 +125,8 @@ class EventHub:
 
     @property
     def watcher_count(self) -> int:
-        return sum(len(watchers) for watchers in self._subscribers.values())
+        """Watch streams, plus the WatchEvents streams behind the one shared subscription (see watching.GlobalFeed)."""
+        return sum(len(watchers) for key, watchers in self._subscribers.items() if key != ALL) + self.global_watchers()
 
     def close_all(self) -> None:
         for watchers in self._subscribers.values():

@@ -72,9 +72,17 @@ def operation_id(name: str) -> str:
     return id_
 
 
-def to_lro(operation: pb.Operation) -> lro.Operation:
+def to_lro(operation: pb.Operation, basic_metadata: bool = False) -> lro.Operation:
+    """`basic_metadata` (ListOperations): the metadata leaves out input and result (the result is the response)."""
     message = lro.Operation(name=PREFIX + operation.id, done=operation.state in TERMINAL)
-    message.metadata.Pack(operation)
+    if basic_metadata and (operation.HasField("input") or operation.HasField("result")):
+        basic = pb.Operation()
+        basic.CopyFrom(operation)
+        basic.ClearField("input")
+        basic.ClearField("result")
+        message.metadata.Pack(basic)
+    else:
+        message.metadata.Pack(operation)
     if operation.state == pb.OPERATION_STATE_SUCCEEDED:
         result = operation.result if operation.HasField("result") else struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
         message.response.Pack(result)
@@ -166,8 +174,10 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         query = parse_filter(request.filter)
         query.page_size = request.page_size
         query.page_token = request.page_token
+        query.view = pb.OPERATION_VIEW_FULL  # the result of a SUCCEEDED operation is its response
         page = await list_page(self.engine, query)
-        return lro.ListOperationsResponse(operations=[to_lro(op) for op in page.operations], next_page_token=page.next_page_token)
+        operations = [to_lro(op, basic_metadata=True) for op in page.operations]
+        return lro.ListOperationsResponse(operations=operations, next_page_token=page.next_page_token)
 
     @rpc
     async def CancelOperation(self, request: lro.CancelOperationRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
-from datetime import UTC
 
 import grpc
 
-from pausable.jsonvalue import from_value, to_value
-from pausable.server import auth, validation
+from pausable.jsonvalue import to_value
+from pausable.server import auth, limits, validation
 from pausable.server.convert import dumps, operation_to_pb, state_from_pb
-from pausable.server.domain import OperationFilter
+from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Command
@@ -44,19 +44,39 @@ async def authorize(engine: Engine, operation_id: str, steer: bool) -> None:
 def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
     where = replace(operation_filter(request), stuck=request.stuck)
     if request.HasField("created_after"):
-        where = replace(where, created_after=request.created_after.ToDatetime(tzinfo=UTC))
+        where = replace(where, created_after=validation.timestamp("created_after", request.created_after))
     if request.HasField("created_before"):
-        where = replace(where, created_before=request.created_before.ToDatetime(tzinfo=UTC))
+        where = replace(where, created_before=validation.timestamp("created_before", request.created_before))
     return where
 
 
+def bounded_page(found: list[Operation], full: bool) -> list[pb.Operation]:
+    """The operations as messages, up to `list_page_bytes` (at least one)."""
+    budget = limits.current.list_page_bytes
+    operations: list[pb.Operation] = []
+    for operation in found:
+        message = operation_to_pb(operation, full)
+        budget -= message.ByteSize() + 8  # the field's tag and length
+        if budget < 0 and operations:
+            break
+        operations.append(message)
+    return operations
+
+
 async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.ListOperationsResponse:
-    """One page of ListOperations, newest first (also serves the LRO service's ListOperations)."""
+    """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
+
+    The page ends early, with a next_page_token, before its operations grow past `list_page_bytes` (at least one
+    operation per page); BASIC (the default view) leaves input and result out.
+    """
     limit = validation.page_size(request.page_size)
+    full = validation.operation_view(request.view)
     found = await engine.list(list_filter(request), limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
-    page = found[:limit]
-    token = validation.encode_page_token(page[-1].id) if len(found) > limit else ""
-    return pb.ListOperationsResponse(operations=[operation_to_pb(operation) for operation in page], next_page_token=token)
+    # FULL pages convert up to list_page_bytes of JSON values: in a thread, off the event loop.
+    operations = await asyncio.to_thread(bounded_page, found[:limit], full) if full else bounded_page(found[:limit], full)
+    more = len(found) > len(operations)
+    token = validation.encode_page_token(operations[-1].id) if more and operations else ""
+    return pb.ListOperationsResponse(operations=operations, next_page_token=token)
 
 
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
@@ -71,10 +91,11 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         if not request.workflow:
             raise InvalidArgument("workflow is required: name a registered workflow (see ListWorkflows / `pausable workflows`)")
         workflow = await self.engine.workflow(request.workflow)
-        data = from_value(request.input) if request.HasField("input") else None
         operation, _created = await self.engine.start(
             workflow.name,
-            validation.workflow_input(workflow.name, data, workflow.input_schema),
+            await validation.workflow_input_off_loop(
+                workflow.name, request.input if request.HasField("input") else None, workflow.input_schema
+            ),
             request_id=validation.short_text("request_id", request.request_id),
             requester=auth.requester_for(validation.short_text("requester", request.requester)),
             labels=validation.labels(dict(request.labels)),

@@ -163,6 +163,33 @@ class Reads:
             rows = (await session.scalars(query)).all()
         return [event_of(row) for row in rows]
 
+    async def events_with_state(self, after: str, limit: int = 500) -> list[tuple[Event, State]]:
+        """Every operation's events after the global cursor `after`, each with its operation's current state: what
+        `events_matching` would filter on, for the one shared reader of WatchEvents (watching.GlobalFeed)."""
+        tx, event_id = decode_cursor(after)
+        query = (
+            select(EventRow, OperationRow.state)
+            .join(OperationRow, OperationRow.id == EventRow.operation_id)
+            .where(tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id))
+            .order_by(EventRow.tx, EventRow.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(event_of(row), State(state)) for row, state in rows]
+
+    async def newest_cursor(self) -> str:
+        """The cursor of the newest event `events_matching` could return now ("" when none): nothing can later appear
+        at or before it."""
+        query = select(EventRow.tx, EventRow.id).order_by(EventRow.tx.desc(), EventRow.id.desc()).limit(1)
+        if self.postgres:
+            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        async with self.sessions() as session:
+            found = (await session.execute(query)).one_or_none()
+        return "" if found is None else encode_cursor(found[0], found[1])
+
     async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> list[Event]:
         query = (
             select(EventRow)

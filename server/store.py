@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -69,6 +70,8 @@ INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
 INSERT_OUTBOX = OUTBOX.insert()
 INSERT_LABEL = LabelRow.__table__.insert()
+
+log = logging.getLogger("pausable.server")
 
 
 class WorkingRow:
@@ -131,10 +134,22 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
 
 
+def safe_publisher(publish: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
+    """`publish` that never raises into the commit path: the change is committed and answered whatever the fan-out does."""
+
+    def published(events: list[Event]) -> None:
+        try:
+            publish(events)
+        except Exception:
+            log.exception("publishing %d committed events failed; watchers catch up from the store", len(events))
+
+    return published
+
+
 class Store(Reads):
     def __init__(self, engine: AsyncEngine, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> None:
         super().__init__(engine)
-        self.on_commit = on_commit or (lambda events: None)
+        self.on_commit = safe_publisher(on_commit or (lambda events: None))
         self.replica = replica or secrets.token_hex(4)
         self.lease = timedelta(seconds=60)
         # Reports without a step token are refused (settings.require_step_tokens); off: taken as the current dispatch's.

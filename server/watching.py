@@ -8,15 +8,20 @@ another replica) goes back to the store, so nothing is skipped or repeated.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 
 from pausable.server.convert import event_to_pb
-from pausable.server.domain import OperationFilter, ShuttingDown
-from pausable.server.hub import ALL, EventHub
+from pausable.server.domain import Event, OperationFilter, ShuttingDown, decode_cursor
+from pausable.server.hub import ALL, EventHub, Subscription
+from pausable.server.states import State
 from pausable.server.store import Store
 from pausable.v1 import operation_pb2 as pb
 
 REPLAY_PAGE = 500
+log = logging.getLogger("pausable.server")
 
 
 class Watching:
@@ -26,6 +31,8 @@ class Watching:
         # Postgres may hold back an event behind an older transaction that sends
         # no notification (see Reads.events_matching); re-read after this long.
         self.global_recheck_seconds = 1.0 if store.postgres else None
+        self.feed = GlobalFeed(store, hub, hub.capacity, self.global_recheck_seconds)
+        hub.global_watchers = lambda: len(self.feed.subscribers)
 
     async def follow(self, operation_id: str, after_seq: int) -> AsyncGenerator[pb.WatchResponse, None]:
         """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one."""
@@ -60,22 +67,190 @@ class Watching:
             self.hub.unsubscribe(subscription)
 
     async def follow_all(self, where: OperationFilter, cursor: str) -> AsyncGenerator[pb.WatchEventsResponse, None]:
-        """The events of every matching operation after the global `cursor`; never ends."""
-        subscription = self.hub.subscribe(ALL)
+        """The events of every matching operation after the global `cursor`; never ends.
+
+        Replays from the store with the filter, then takes the events the replica's one shared reader (GlobalFeed)
+        reads, filtering them in memory; back to the store when it lags (its buffer overflowed) or the feed failed.
+        """
+        if where.created_after is not None or where.created_before is not None or where.stuck:
+            raise ValueError("WatchEvents filters on states, workflow, labels and requester only")
+        subscriber = await self.feed.join(where)
         try:
+            last = decode_cursor(cursor)
             while True:
-                subscription.resync()
+                subscriber.resync()
                 batch = await self.store.events_matching(where, cursor, REPLAY_PAGE)
                 for event in batch:
                     yield pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
                     cursor = event.cursor
+                    last = decode_cursor(cursor)
+                if len(batch) == REPLAY_PAGE:
+                    continue
+                while (item := await subscriber.next()) is not None:
+                    if item.position <= last:
+                        continue
+                    yield item.message
+                    cursor, last = item.event.cursor, item.position
+                if subscriber.closed:
+                    raise ShuttingDown(f"WatchEvents with after_cursor={cursor!r}")
+        finally:
+            self.feed.leave(subscriber)
+
+
+def matches(where: OperationFilter, event: Event, state: State) -> bool:
+    """`where` applied in memory as `Reads.events_matching` applies it in SQL: the state is the operation's current one."""
+    operation = event.operation
+    if where.states and state not in where.states:
+        return False
+    if where.workflow and operation.workflow != where.workflow:
+        return False
+    if where.requester and operation.requester != where.requester:
+        return False
+    return all(operation.labels.get(key) == value for key, value in where.labels.items())
+
+
+@dataclass(eq=False)
+class FeedItem:
+    position: tuple[int, int]
+    event: Event
+    state: State
+    message: pb.WatchEventsResponse
+
+
+@dataclass(eq=False)
+class FeedSubscriber:
+    """One WatchEvents stream's buffer of the matching events the feed read; overflowing it sends the stream back to
+    the store. A stream whose filter matches nothing the feed read is not even woken."""
+
+    where: OperationFilter
+    capacity: int
+    buffer: deque[FeedItem] = field(default_factory=deque)
+    lagging: bool = False
+    closed: bool = False
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, items: list[FeedItem]) -> None:
+        if self.lagging:
+            return
+        items = [item for item in items if matches(self.where, item.event, item.state)]
+        if not items:
+            return
+        if len(self.buffer) + len(items) > self.capacity:
+            self.buffer.clear()
+            self.lagging = True
+        else:
+            self.buffer.extend(items)
+        self.wakeup.set()
+
+    def poke(self) -> None:
+        self.buffer.clear()
+        self.lagging = True
+        self.wakeup.set()
+
+    def resync(self) -> None:
+        self.lagging = False
+
+    async def next(self) -> FeedItem | None:
+        """The next item; None when lagging (read the store) or closed."""
+        while not self.buffer and not self.lagging and not self.closed:
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        if self.closed or self.lagging:
+            return None
+        return self.buffer.popleft()
+
+
+class GlobalFeed:
+    """The one reader of the global event stream per replica: on every wake-up from the hub it reads the events after
+    the newest it has read, once, and hands them to every WatchEvents subscriber (each filters in memory).
+
+    Starts with the first subscriber at the store's newest cursor; a subscriber replays anything older itself.
+    """
+
+    def __init__(self, store: Store, hub: EventHub, capacity: int, recheck_seconds: float | None) -> None:
+        self.store = store
+        self.hub = hub
+        self.capacity = capacity
+        self.recheck_seconds = recheck_seconds
+        self.subscribers: set[FeedSubscriber] = set()
+        # By the workflow they filter on ("" for any): a commit is offered only to the streams that may want it.
+        self.by_workflow: dict[str, set[FeedSubscriber]] = {}
+        self.reads = 0  # store reads made, for tests and the bench
+        self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
+
+    async def join(self, where: OperationFilter) -> FeedSubscriber:
+        """A new subscriber; the feed runs from before this returns, so the caller's own store read and the feed overlap."""
+        subscriber = FeedSubscriber(where, self.capacity)
+        async with self._starting:
+            if self._task is None or self._task.done():
+                subscription = self.hub.subscribe(ALL)
+                try:
+                    cursor = await self.store.newest_cursor()
+                except BaseException:
+                    self.hub.unsubscribe(subscription)
+                    raise
+                self._task = asyncio.create_task(self._run(subscription, cursor), name="pausable-watch-events-feed")
+            self.subscribers.add(subscriber)
+            self.by_workflow.setdefault(where.workflow, set()).add(subscriber)
+        return subscriber
+
+    def leave(self, subscriber: FeedSubscriber) -> None:
+        """The last subscriber to leave stops the feed (the next one starts it again at the newest cursor)."""
+        self.subscribers.discard(subscriber)
+        group = self.by_workflow.get(subscriber.where.workflow)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self.by_workflow[subscriber.where.workflow]
+        if not self.subscribers and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def _offer(self, items: list[FeedItem]) -> None:
+        for subscriber in list(self.by_workflow.get("", ())):
+            subscriber.offer(items)
+        by_workflow: dict[str, list[FeedItem]] = {}
+        for item in items:
+            by_workflow.setdefault(item.event.operation.workflow, []).append(item)
+        for workflow, group in by_workflow.items():
+            for subscriber in list(self.by_workflow.get(workflow, ()) if workflow else ()):
+                subscriber.offer(group)
+
+    async def _run(self, subscription: Subscription, cursor: str) -> None:
+        try:
+            while not subscription.closed:
+                subscription.resync()
+                try:
+                    batch = await self.store.events_with_state(cursor, REPLAY_PAGE)
+                except Exception:
+                    log.exception("the WatchEvents feed could not read the store; its subscribers read it themselves")
+                    for subscriber in list(self.subscribers):
+                        subscriber.poke()
+                    await asyncio.sleep(0.5)
+                    continue
+                self.reads += 1
+                if batch:
+                    items = []
+                    for event, state in batch:
+                        try:
+                            message = pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
+                        except Exception:
+                            log.exception(
+                                "event %s of %s cannot be encoded; left out of WatchEvents", event.seq, event.operation_id
+                            )
+                            continue
+                        items.append(FeedItem(decode_cursor(event.cursor), event, state, message))
+                    cursor = batch[-1][0].cursor
+                    self._offer(items)
                 if len(batch) == REPLAY_PAGE:
                     continue
                 try:
-                    await asyncio.wait_for(subscription.next(), self.global_recheck_seconds)
+                    await asyncio.wait_for(subscription.next(), self.recheck_seconds)
                 except TimeoutError:
                     pass
-                if subscription.closed:
-                    raise ShuttingDown(f"WatchEvents with after_cursor={cursor!r}")
         finally:
             self.hub.unsubscribe(subscription)
+            for subscriber in list(self.subscribers):
+                subscriber.closed = True
+                subscriber.wakeup.set()

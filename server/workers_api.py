@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from typing import Any, cast
@@ -10,7 +12,7 @@ import grpc
 
 from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
-from pausable.server import validation
+from pausable.server import limits, validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
@@ -24,8 +26,8 @@ log = logging.getLogger("pausable.server")
 
 
 def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
-    """The report of a well-formed checkpoint; InvalidArgument otherwise."""
-    validation.json_text("result_json", request.result_json)
+    """The report of a well-formed checkpoint; InvalidArgument otherwise. A result too large or too deep to store is a
+    well-formed report of a failed step: see `_refused`."""
     return StepReport(
         validation.operation_id(request.operation_id),
         _step(request.step),
@@ -35,6 +37,22 @@ def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
         _attempt(request.attempt),
         validation.short_text("step_token", request.step_token),
     )
+
+
+def _refused(report: StepReport) -> dict[str, Any] | None:
+    """The error that fails the report's operation when its result cannot be stored (limits.result_problem), else None."""
+    problem = limits.result_problem(report.result_json)
+    if problem is None:
+        return None
+    code, message = problem
+    return {"code": code, "message": message, "step": report.step, "step_name": ""}
+
+
+async def _refusals(reports: list[StepReport]) -> list[dict[str, Any] | None]:
+    """`_refused` of each report; in a thread when their results are large (over offload_json_bytes in all)."""
+    if sum(len(report.result_json) for report in reports) > limits.current.offload_json_bytes:
+        return await asyncio.to_thread(lambda: [_refused(report) for report in reports])
+    return [_refused(report) for report in reports]
 
 
 def _step(value: int) -> int:
@@ -58,7 +76,13 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
     if not message.name:
         raise InvalidArgument("every workflow needs a name")
     validation.short_text("workflow name", message.name)
-    plan = validation.json_text("plan_json", message.plan_json) if message.plan_json else plan_for(list(message.steps))
+    where = f"workflow {message.name[:200]!r}"
+    if message.plan_json:
+        plan = limits.parse_json(
+            f"plan_json of {where}", message.plan_json, limits.current.max_workflow_bytes, "max_workflow_bytes"
+        )
+    else:
+        plan = plan_for(list(message.steps))
     if not plan or not isinstance(plan, list) or not all(isinstance(s, dict) and isinstance(s.get("task"), str) for s in plan):
         raise InvalidArgument(
             f"workflow {message.name!r} needs steps: a JSON list of Celery signature dicts in plan_json, or task names in steps"
@@ -67,6 +91,14 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
     schema = from_value(message.input_schema) if message.HasField("input_schema") else None
     if schema is not None and not isinstance(schema, dict):
         raise InvalidArgument(f"input_schema of {message.name!r} must be a JSON Schema object")
+    if schema is not None:
+        limits.check_depth(f"input_schema of {where}", schema)
+        limits.check_bytes(
+            f"input_schema of {where}", message.input_schema.ByteSize(), limits.current.max_workflow_bytes, "max_workflow_bytes"
+        )
+        from pausable.server import schemas  # jsonschema and RE2: only workflows with an input schema need them
+
+        schemas.check_schema(message.name, schema)
     if message.max_attempts < 0:
         raise InvalidArgument(
             f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
@@ -123,6 +155,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
     @rpc
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
         report = _report(request, request.continued)
+        [error] = await _refusals([report])
+        if error is not None:
+            state = await self.engine.fail(report.operation_id, report.step, error, report.attempt, report.step_token)
+            return pb.CheckpointResponse(decision=pb.DECISION_STOP, state=state_to_pb(state))
         [outcome] = await self.engine.checkpoints([report])
         if outcome is None:
             raise NotFound(report.operation_id)
@@ -138,12 +174,22 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
         An operation deleted meanwhile is skipped: nothing is waiting for its answer. A step whose token is not
         its operation's current one changes nothing and is left out of `recorded` (the others still count: one
-        worker's batch holds the reports of many operations).
+        worker's batch holds the reports of many operations). A result too large or too deep to store fails its
+        operation (RESULT_TOO_LARGE, RESULT_TOO_DEEP) after the reports before it are recorded.
         """
-        outcomes = await self.engine.checkpoints([_report(step, continued=True) for step in request.steps])
-        refused = sum(1 for outcome in outcomes if outcome is not None and outcome.refused)
-        if refused:
-            log.warning("ReportSteps: %d of %d steps refused, their step tokens are not the current ones", refused, len(outcomes))
+        reports = [_report(step, continued=True) for step in request.steps]
+        refused: dict[str, tuple[int, StepReport, dict[str, Any]]] = {}  # operation -> its first report that fails it
+        for index, (report, error) in enumerate(zip(reports, await _refusals(reports), strict=True)):
+            if report.operation_id not in refused and error is not None:
+                refused[report.operation_id] = (index, report, error)
+        kept = [r for i, r in enumerate(reports) if r.operation_id not in refused or i < refused[r.operation_id][0]]
+        outcomes = await self.engine.checkpoints(kept)
+        for _index, report, error in refused.values():
+            with contextlib.suppress(NotFound, NotDispatched):
+                await self.engine.fail(report.operation_id, report.step, error, report.attempt, report.step_token)
+        denied = sum(1 for outcome in outcomes if outcome is not None and outcome.refused)
+        if denied:
+            log.warning("ReportSteps: %d of %d steps refused, their step tokens are not the current ones", denied, len(outcomes))
         return pb.ReportStepsResponse(
             recorded=sum(
                 1 for outcome in outcomes if outcome is not None and not outcome.refused and outcome.decision is not Decision.STOP

@@ -118,9 +118,12 @@ class Client:
         page_size: int = 0,
         page_token: str = "",
         stuck: bool = False,
+        view: int = pb.OPERATION_VIEW_BASIC,
     ) -> pb.ListOperationsResponse:
-        """Newest first; `stuck`: only active operations whose step lease lapsed."""
-        return self._call(self.stub.ListOperations, list_request(states, workflow, page_size, page_token, stuck), read=True)
+        """Newest first; `stuck`: only active operations whose step lease lapsed; `view`: OPERATION_VIEW_FULL to get
+        each operation's input and result too (BASIC leaves them out; a page may end early, see next_page_token)."""
+        request = list_request(states, workflow, page_size, page_token, stuck, view)
+        return self._call(self.stub.ListOperations, request, read=True)
 
     def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
         return self._call(self.stub.Pause, command_request("Pause", operation_id, request_id)).operation

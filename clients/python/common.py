@@ -54,7 +54,12 @@ def start_request(
 
 
 def list_request(
-    states: list[int] | None, workflow: str, page_size: int, page_token: str, stuck: bool = False
+    states: list[int] | None,
+    workflow: str,
+    page_size: int,
+    page_token: str,
+    stuck: bool = False,
+    view: int = pb.OPERATION_VIEW_BASIC,
 ) -> pb.ListOperationsRequest:
     # The numbers of pb.OperationState; protoc's .pyi types the field as the enum's class.
     return pb.ListOperationsRequest(
@@ -63,6 +68,7 @@ def list_request(
         page_size=page_size,
         page_token=page_token,
         stuck=stuck,
+        view=cast("pb.OperationView", view),
     )
 
 

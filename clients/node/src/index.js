@@ -182,9 +182,13 @@ export class Client {
     return toOperation((await this.#call('GetOperation', { operationId: id })).operation);
   }
 
-  /** Newest first; resolves to { operations, nextPageToken } ('' on the last page). */
-  async list({ states = [], workflow = '', pageSize = 0, pageToken = '' } = {}) {
-    const response = await this.#call('ListOperations', { states: states.map(stateEnum), workflow, pageSize, pageToken });
+  /**
+   * Newest first; resolves to { operations, nextPageToken } ('' on the last page). Operations come without input
+   * and result unless `full` is true; a page may end early (byte bound) with a nextPageToken.
+   */
+  async list({ states = [], workflow = '', pageSize = 0, pageToken = '', full = false } = {}) {
+    const view = full ? 'OPERATION_VIEW_FULL' : 'OPERATION_VIEW_BASIC';
+    const response = await this.#call('ListOperations', { states: states.map(stateEnum), workflow, pageSize, pageToken, view });
     return { operations: response.operations.map(toOperation), nextPageToken: response.nextPageToken };
   }
 

@@ -38,6 +38,12 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_SUCCEEDED: _ClassVar[EventType]
     EVENT_TYPE_FAILED: _ClassVar[EventType]
     EVENT_TYPE_STEP_RETRIED: _ClassVar[EventType]
+
+class OperationView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_VIEW_UNSPECIFIED: _ClassVar[OperationView]
+    OPERATION_VIEW_BASIC: _ClassVar[OperationView]
+    OPERATION_VIEW_FULL: _ClassVar[OperationView]
 OPERATION_STATE_UNSPECIFIED: OperationState
 OPERATION_STATE_PENDING: OperationState
 OPERATION_STATE_RUNNING: OperationState
@@ -60,6 +66,9 @@ EVENT_TYPE_CANCELLED: EventType
 EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_STEP_RETRIED: EventType
+OPERATION_VIEW_UNSPECIFIED: OperationView
+OPERATION_VIEW_BASIC: OperationView
+OPERATION_VIEW_FULL: OperationView
 
 class OperationError(_message.Message):
     __slots__ = ("code", "message", "step", "step_name")
@@ -198,7 +207,7 @@ class GetOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
-    __slots__ = ("states", "workflow", "page_size", "page_token", "labels", "requester", "created_after", "created_before", "stuck")
+    __slots__ = ("states", "workflow", "page_size", "page_token", "labels", "requester", "created_after", "created_before", "stuck", "view")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +224,7 @@ class ListOperationsRequest(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     STUCK_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[OperationState]
     workflow: str
     page_size: int
@@ -224,7 +234,8 @@ class ListOperationsRequest(_message.Message):
     created_after: _timestamp_pb2.Timestamp
     created_before: _timestamp_pb2.Timestamp
     stuck: bool
-    def __init__(self, states: _Optional[_Iterable[_Union[OperationState, str]]] = ..., workflow: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., requester: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stuck: _Optional[bool] = ...) -> None: ...
+    view: OperationView
+    def __init__(self, states: _Optional[_Iterable[_Union[OperationState, str]]] = ..., workflow: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., requester: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stuck: _Optional[bool] = ..., view: _Optional[_Union[OperationView, str]] = ...) -> None: ...
 
 class ListOperationsResponse(_message.Message):
     __slots__ = ("operations", "next_page_token")

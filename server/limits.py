@@ -1,0 +1,219 @@
+"""Limits on what enters the daemon: JSON size and nesting depth, and requests protobuf cannot decode.
+
+Each limit is a setting (pausable.config: max_json_depth, max_input_bytes,
+max_result_bytes, max_workflow_bytes, list_page_bytes, offload_json_bytes);
+`app.start` installs them with `configure`. A breach answers INVALID_ARGUMENT
+naming the setting, except a step result: that one fails its operation
+(RESULT_TOO_LARGE, RESULT_TOO_DEEP), so what is stored can always be read,
+listed and streamed.
+
+Why 32 levels: a JSON object level is three protobuf message levels inside a
+google.protobuf.Value (Value, Struct, the map entry); a result 32 levels deep
+inside an Operation inside a WatchEventsResponse is just within protobuf's
+decoding limit of 100, in every client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from pausable.server.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_json_depth: int = 32
+    max_input_bytes: int = 1 << 20
+    max_result_bytes: int = 1 << 20
+    max_workflow_bytes: int = 1 << 20
+    list_page_bytes: int = 4 << 20
+    offload_json_bytes: int = 8 << 10
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+current = Limits()
+
+
+def configure(limits: Limits) -> None:
+    """Install the daemon's limits (app.start); the servicers and convert.py read `limits.current`."""
+    global current
+    current = limits
+
+
+def json_depth(data: Any, stop_after: int | None = None) -> int:
+    """How deeply objects and lists nest in `data` (a scalar is 0, `{"a": 1}` is 1); without recursion.
+
+    With `stop_after`, returns as soon as the depth is known to exceed it.
+    """
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if stop_after is not None and deepest > stop_after:
+                return deepest
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def too_deep(data: Any, limits: Limits | None = None) -> bool:
+    limit = (limits or current).max_json_depth
+    return json_depth(data, stop_after=limit) > limit
+
+
+def check_depth(field: str, data: Any) -> Any:
+    limit = current.max_json_depth
+    if json_depth(data, stop_after=limit) > limit:
+        raise InvalidArgument(
+            f"{field} nests objects and lists deeper than {limit} levels (the limit, setting max_json_depth): "
+            "flatten it or pass a reference to the data instead"
+        )
+    return data
+
+
+def check_bytes(field: str, size: int, limit: int, setting: str) -> None:
+    if size > limit:
+        raise InvalidArgument(
+            f"{field} is {size} bytes of JSON; the limit is {limit} (setting {setting}): pass a reference to large data instead"
+        )
+
+
+def parse_json(field: str, text: str, limit: int, setting: str) -> Any:
+    """JSON text within `limit` bytes and max_json_depth levels, parsed; InvalidArgument otherwise."""
+    check_bytes(field, len(text.encode()), limit, setting)
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data = _deeper_than_limit()
+    except ValueError as error:
+        raise InvalidArgument(f"{field} must be JSON text: {error}") from None
+    return check_depth(field, data)
+
+
+def _deeper_than_limit() -> Any:
+    data: Any = 0
+    for _ in range(current.max_json_depth + 1):
+        data = [data]
+    return data
+
+
+RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+RESULT_TOO_DEEP = "RESULT_TOO_DEEP"
+
+
+def result_problem(text: str) -> tuple[str, str] | None:
+    """Why a step's result_json cannot be stored: (error code, message) for FailOperation, or None when it can.
+
+    Text that is not JSON at all is the caller's mistake (InvalidArgument), not the step's.
+    """
+    limits = current
+    size = len(text.encode())
+    if size > limits.max_result_bytes:
+        return RESULT_TOO_LARGE, (
+            f"the step's result is {size} bytes of JSON; the limit is {limits.max_result_bytes} (setting max_result_bytes): "
+            "return a reference to large data (a path, a key) instead"
+        )
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data = _deeper_than_limit()
+    except ValueError as error:
+        raise InvalidArgument(f"result_json must be JSON text: {error}") from None
+    if too_deep(data, limits):
+        return RESULT_TOO_DEEP, (
+            f"the step's result nests objects and lists deeper than {limits.max_json_depth} levels "
+            "(setting max_json_depth): return flatter data"
+        )
+    return None
+
+
+# -- requests protobuf cannot decode -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """What the guarded deserializer hands the servicer instead of raising (which grpc answers UNKNOWN)."""
+
+    reason: str
+
+    @property
+    def message(self) -> str:
+        hint = ""
+        if "Depth" in self.reason or "depth" in self.reason:
+            hint = (
+                f": it nests deeper than protobuf allows; JSON values (input, schemas) may nest at most "
+                f"{current.max_json_depth} levels (setting max_json_depth)"
+            )
+        return f"the request could not be decoded ({self.reason}){hint}"
+
+
+def _guarded(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def guarded(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, RecursionError, ValueError) as error:
+            return Undecodable(str(error) or type(error).__name__)
+
+    return guarded
+
+
+class DecodeGuard(grpc.aio.ServerInterceptor):
+    """Answers a request protobuf cannot decode (too deep, malformed) with INVALID_ARGUMENT instead of UNKNOWN.
+
+    First in the interceptor list: it wraps the handler the others return. Requests that stream are left as they are.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        deserialize = _guarded(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            unary: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, handler.response_serializer)
+        streaming: Any = handler.unary_stream
+        if streaming is None:
+            return handler
+        if inspect.isasyncgenfunction(streaming):
+
+            async def unary_stream_gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if isinstance(request, Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+                async for response in streaming(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream_gen, deserialize, handler.response_serializer)
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            return await streaming(request, context)
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, handler.response_serializer)
