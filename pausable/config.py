@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default=60.0,
         description="a step no live worker holds (and no queue holds its message) for this long runs again; workers renew every third of it",
     )
+    default_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="how many times a lost step may run before its operation FAILS with WORKER_LOST, for workflows that set no max_attempts",
+    )
     outbox_grace_seconds: float = Field(
         default=10.0, description="a chain committed as dispatched and not known sent after this long is published again"
     )

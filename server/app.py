@@ -151,7 +151,7 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     )
     operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
     longrunning.add_to_server(engine, watching, server)
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine), server)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine, settings.default_max_attempts), server)
     health_servicer = healthcheck.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflection_on(settings):

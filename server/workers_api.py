@@ -72,7 +72,7 @@ MAX_TASK_NAME = 200  # the store's step name column
 MAX_PRIORITY = 255
 
 
-def _workflow(message: operation_pb2.Workflow) -> Workflow:
+def _workflow(message: operation_pb2.Workflow, default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Workflow:
     if not message.name:
         raise InvalidArgument("every workflow needs a name")
     validation.short_text("workflow name", message.name)
@@ -101,9 +101,9 @@ def _workflow(message: operation_pb2.Workflow) -> Workflow:
         schemas.check_schema(message.name, schema)
     if message.max_attempts < 0:
         raise InvalidArgument(
-            f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the default (3)"
+            f"max_attempts of {message.name!r} is {message.max_attempts}: send 1 or more, or 0 for the daemon's default"
         )
-    return Workflow(message.name, plan, message.description, schema, message.max_attempts or DEFAULT_MAX_ATTEMPTS)
+    return Workflow(message.name, plan, message.description, schema, message.max_attempts or default_max_attempts)
 
 
 def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
@@ -141,14 +141,15 @@ def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
         self.engine = engine
+        self.default_max_attempts = default_max_attempts
 
     @rpc
     async def RegisterWorkflows(
         self, request: pb.RegisterWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterWorkflowsResponse:
-        workflows = [_workflow(message) for message in request.workflows]
+        workflows = [_workflow(message, self.default_max_attempts) for message in request.workflows]
         await self.engine.register(workflows, validation.short_text("worker", request.worker))
         return pb.RegisterWorkflowsResponse()
 

@@ -32,6 +32,7 @@ class Rig:
 
     @classmethod
     def start(cls, folder: Path, database_url: str, **daemon_settings: str) -> Rig:
+        """`daemon_settings`: more PAUSABLE_* settings of the daemon, e.g. default_max_attempts="10"."""
         folder.mkdir(parents=True, exist_ok=True)
         redis = RedisServer(folder / "redis").start()
         settings = {"step_lease_seconds": LEASE_SECONDS, "outbox_grace_seconds": OUTBOX_GRACE_SECONDS, **daemon_settings}

@@ -4,7 +4,8 @@ Afterwards every operation has SUCCEEDED (the paused ones once resumed),
 every history is gap-free and legal, no step's result was applied twice (the
 final result lists T1..T5 once each), and the number of steps that ran more
 than once is printed. The kill times are random (seeded, printed) but
-bounded: three rounds of kills, then the run drains.
+bounded: three rounds of kills, then the run drains. The seed is fixed
+(PAUSABLE_SOAK_SEED picks another); the timings still vary with the machine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -54,8 +55,16 @@ def tolerant(call: Callable[[], object]) -> None:
             raise
 
 
+@pytest.fixture
+def rig(tmp_path: Path, make_database: Callable[[Path], str]) -> Iterator[Rig]:
+    """Up to 10 attempts per step: three rounds of kills can lose one step three times, which is not what is tested here."""
+    rig = Rig.start(tmp_path / "rig", make_database(tmp_path), default_max_attempts="10")
+    yield rig
+    rig.stop()
+
+
 def test_soak_with_random_kills(rig: Rig, tmp_path: Path) -> None:
-    seed = int(os.environ.get("PAUSABLE_SOAK_SEED", time.time_ns() % 10_000))
+    seed = int(os.environ.get("PAUSABLE_SOAK_SEED", "2026"))
     chance = random.Random(seed)
     print(f"soak seed {seed} (PAUSABLE_SOAK_SEED={seed} repeats this run)")
     trace = tmp_path / "trace"
@@ -93,7 +102,13 @@ def test_soak_with_random_kills(rig: Rig, tmp_path: Path) -> None:
                     tolerant(partial(client.resume, operation_id))
             return all(state == pb.OPERATION_STATE_SUCCEEDED for state in states)
 
-        wait_until(settled, 180, "every operation to succeed")
+        try:
+            wait_until(settled, 180, "every operation to succeed")
+        except AssertionError:
+            stuck = [client.get(operation_id).proto for operation_id in ids]
+            stuck = [op for op in stuck if op.state != pb.OPERATION_STATE_SUCCEEDED]
+            details = [(op.id, pb.OperationState.Name(op.state), op.current_step, op.attempt, op.error.code) for op in stuck[:10]]
+            raise AssertionError(f"seed {seed}, kills {kills}: {len(stuck)} operations did not succeed, e.g. {details}") from None
         histories = {operation_id: events(client, operation_id) for operation_id in ids}
     for operation_id, history in histories.items():
         assert_sound_history(history)

@@ -37,7 +37,7 @@ ISSUER = "pausable-tests"
 AUDIENCE = "pausable"
 
 
-def token(sub: str, roles: list[str], *, secret: str = SECRET, audience: str = AUDIENCE, expires_in: float = 600) -> str:
+def token(sub: str, roles: list[str], *, secret: str = SECRET, audience: str = AUDIENCE, expires_in: float = 24 * 3600) -> str:
     now = int(time.time())
     claims = {"sub": sub, "roles": roles, "iss": ISSUER, "aud": audience, "iat": now, "exp": now + int(expires_in)}
     return jwt.encode(claims, secret, algorithm="HS256")
