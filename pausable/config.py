@@ -140,6 +140,19 @@ class Settings(BaseSettings):
     min_ping_interval_seconds: float = Field(
         default=10.0, description="clients pinging more often than this (keepalive) are sent away (GOAWAY)"
     )
+    max_streams_per_identity: int = Field(
+        default=100,
+        description="Watch and WatchEvents streams one authenticated identity may hold open at once "
+        "(RESOURCE_EXHAUSTED beyond); 0: no limit",
+    )
+    rpc_rate_per_identity: float = Field(
+        default=1000.0,
+        description="calls per second one authenticated identity may make, as a token bucket (RESOURCE_EXHAUSTED beyond); "
+        "workers and health are exempt; 0: no limit",
+    )
+    rpc_burst_per_identity: float = Field(
+        default=2000.0, description="calls one identity may make at once before rpc_rate_per_identity applies (the bucket's size)"
+    )
     offload_json_bytes: int = Field(
         default=8 << 10,
         description="inputs larger than this (protobuf bytes) are converted and checked against their schema in a thread, "
