@@ -74,6 +74,11 @@ class Settings(BaseSettings):
             "off only while workers older than step tokens still run"
         ),
     )
+    demo_dir: str = Field(
+        default=".pausable/demo",
+        description="the example workflow demo.etl writes its trace_file and output_dir only under this folder "
+        "(of the worker; relative to its working directory)",
+    )
     otel: str = Field(
         default="",
         description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",
