@@ -184,12 +184,17 @@ class WorkerProcess:
         concurrency: int = 2,
         pool: str = "prefork",
         env: dict[str, str] | None = None,
+        demo_dir: Path | None = None,
     ) -> None:
         """`modules`: the workflow modules it imports (the examples unless given; empty: PAUSABLE_WORKER_MODULES decides).
 
         `env`: extra environment variables, e.g. {"PAUSABLE_OTEL_FILE": "spans.jsonl"}.
+        `demo_dir`: the folder demo.etl's trace_file and output_dir are relative to (PAUSABLE_DEMO_DIR).
         """
         self.env = {**os.environ, "PAUSABLE_DAEMON": daemon, "PAUSABLE_BROKER_URL": broker_url, **(env or {})}
+        self.demo_dir = demo_dir
+        if demo_dir is not None:
+            self.env["PAUSABLE_DEMO_DIR"] = str(demo_dir)
         if modules:
             self.env["PAUSABLE_WORKER_MODULES"] = json.dumps(list(modules))
         self.args = [*CLI, "--daemon", daemon, "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"]

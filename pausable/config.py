@@ -79,6 +79,11 @@ class Settings(BaseSettings):
             "off only while workers older than step tokens still run"
         ),
     )
+    demo_dir: str = Field(
+        default=".pausable/demo",
+        description="the example workflow demo.etl writes its trace_file and output_dir only under this folder "
+        "(of the worker; relative to its working directory)",
+    )
     otel: str = Field(
         default="",
         description="OpenTelemetry tracing in the daemon and workers (otel extra): 1 on, 0 off, empty: on when otel_file or OTLP is set",
@@ -144,6 +149,19 @@ class Settings(BaseSettings):
     max_concurrent_streams: int = Field(default=4096, description="HTTP/2 streams (calls) at once on one client connection")
     min_ping_interval_seconds: float = Field(
         default=10.0, description="clients pinging more often than this (keepalive) are sent away (GOAWAY)"
+    )
+    max_streams_per_identity: int = Field(
+        default=100,
+        description="Watch and WatchEvents streams one authenticated identity may hold open at once "
+        "(RESOURCE_EXHAUSTED beyond); 0: no limit",
+    )
+    rpc_rate_per_identity: float = Field(
+        default=1000.0,
+        description="calls per second one authenticated identity may make, as a token bucket (RESOURCE_EXHAUSTED beyond); "
+        "workers and health are exempt; 0: no limit",
+    )
+    rpc_burst_per_identity: float = Field(
+        default=2000.0, description="calls one identity may make at once before rpc_rate_per_identity applies (the bucket's size)"
     )
     offload_json_bytes: int = Field(
         default=8 << 10,

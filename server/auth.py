@@ -37,6 +37,7 @@ from typing import Any
 import grpc
 
 from pausable.config import Settings
+from pausable.server.identity_limits import IdentityLimits, OverLimit
 
 READER, OPERATOR, ADMIN, WORKER = "reader", "operator", "admin", "worker"
 ROLES = (READER, OPERATOR, ADMIN, WORKER)
@@ -48,6 +49,8 @@ _OPS = "/pausable.v1.OperationService/"
 _LRO = "/google.longrunning.Operations/"
 _WORKERS = "/pausable.v1.WorkerService/"
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+# Streams counted against max_streams_per_identity while open (server/identity_limits.py).
+COUNTED_STREAMS = frozenset({f"{_OPS}Watch", f"{_OPS}WatchEvents"})
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
 # The one table: method → the role it needs. WorkerService methods need `worker` (any method of it, by prefix).
@@ -309,10 +312,12 @@ def certificate_subject(context: grpc.aio.ServicerContext) -> str | None:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every call (health excepted), checks `REQUIRED`, and sets `current_principal()` for the servicer."""
+    """Authenticates every call (health excepted), checks `REQUIRED`, sets `current_principal()` for the servicer,
+    and applies the per-identity limits (server/identity_limits.py) to authenticated callers."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, limits: IdentityLimits | None = None) -> None:
         self.authenticator = authenticator
+        self.limits = limits if limits is not None else IdentityLimits.from_settings(authenticator.settings)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
@@ -332,13 +337,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    async def _admit(self, method: str, role: str, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, method: str, role: str, context: grpc.aio.ServicerContext) -> Principal:
         try:
             principal = self.authenticator.principal(context.invocation_metadata() or (), context)
         except Unauthenticated as error:
             PRINCIPAL.set(NOBODY)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
-            return
+            raise  # abort raises; this line is never reached
         PRINCIPAL.set(principal)
         if role != ANY and not principal.has(role):
             name = method.rpartition("/")[2]
@@ -350,15 +355,44 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{reason}; {principal.name!r} has roles: {have}")
         if principal.authenticated and role != WORKER and principal.roles == {WORKER}:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker identity may call WorkerService only")
+        # Workers are exempt from the rate: they report on every step the daemon gave them (see identity_limits.py).
+        if principal.authenticated and role != WORKER:
+            try:
+                self.limits.take_call(principal.name)
+            except OverLimit as error:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        return principal
+
+    async def _open_stream(self, principal: Principal, context: grpc.aio.ServicerContext) -> bool:
+        """Counts a Watch/WatchEvents stream of an authenticated caller (RESOURCE_EXHAUSTED over the limit) and sends
+        its headers, so a client knows it was admitted; True when counted (then pair with `limits.close_stream`)."""
+        if not principal.authenticated or self.limits.max_streams <= 0:
+            return False
+        try:
+            self.limits.open_stream(principal.name)
+        except OverLimit as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        try:
+            await context.send_initial_metadata(())
+        except BaseException:
+            self.limits.close_stream(principal.name)
+            raise
+        return True
 
     def _wrap(self, method: str, role: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         serializers = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
-        admit = self._admit
+        admit, open_stream, limits = self._admit, self._open_stream, self.limits
+        counted = method in COUNTED_STREAMS
 
         def unary(behavior: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
             async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await admit(method, role, context)
-                return await behavior(request, context)
+                principal = await admit(method, role, context)
+                if not (counted and await open_stream(principal, context)):
+                    return await behavior(request, context)
+                try:
+                    return await behavior(request, context)
+                finally:  # ended, failed, or cancelled (the client went away)
+                    limits.close_stream(principal.name)
 
             return checked
 
@@ -366,9 +400,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if inspect.isasyncgenfunction(behavior):
 
                 async def checked_generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                    await admit(method, role, context)
-                    async for item in behavior(request, context):
-                        yield item
+                    principal = await admit(method, role, context)
+                    held = counted and await open_stream(principal, context)
+                    try:
+                        async for item in behavior(request, context):
+                            yield item
+                    finally:
+                        if held:
+                            limits.close_stream(principal.name)
 
                 return checked_generator
             return unary(behavior)

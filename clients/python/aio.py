@@ -29,10 +29,10 @@ from pausable.clients.common import (
     OperationView,
     call_metadata,
     channel_credentials,
+    client_token,
     command_request,
     list_request,
     outcome,
-    read_token,
     retry_policies,
     start_request,
 )
@@ -46,7 +46,8 @@ Reply = TypeVar("Reply")
 
 
 class AsyncClient:
-    """`token`: sent as `authorization: Bearer <token>` on every call. `tls`: True for TLS
+    """`token` (or the first line of `token_file`; without either, PAUSABLE_TOKEN or PAUSABLE_TOKEN_FILE from the
+    environment): sent as `authorization: Bearer <token>` on every call. `tls`: True for TLS
     with the default roots, or a grpc.ssl_channel_credentials(...). `channel`: use this
     grpc.aio channel instead of opening one (tests pass a fake)."""
 
@@ -65,7 +66,7 @@ class AsyncClient:
         self.retry_seconds = retry_seconds
         self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
-        self.metadata = call_metadata(read_token(token, token_file))
+        self.metadata = call_metadata(client_token(token, token_file))
         if channel is None:
             credentials = channel_credentials(tls)
             address, options, traced = channel_target(target), channel_options(), aio_client_interceptors()

@@ -23,11 +23,11 @@ from pausable.clients.common import (
     OperationView,
     call_metadata,
     channel_credentials,
+    client_token,
     command_request,
     event_name,
     list_request,
     outcome,
-    read_token,
     retry_policies,
     start_request,
     state_name,
@@ -42,7 +42,8 @@ Reply = TypeVar("Reply")
 
 
 class Client:
-    """`token`: sent as `authorization: Bearer <token>` on every call. `tls`: True for
+    """`token` (or the first line of `token_file`; without either, PAUSABLE_TOKEN or PAUSABLE_TOKEN_FILE from the
+    environment): sent as `authorization: Bearer <token>` on every call. `tls`: True for
     TLS with the default roots, or a grpc.ssl_channel_credentials(...)."""
 
     def __init__(
@@ -59,7 +60,7 @@ class Client:
         self.retry_seconds = retry_seconds
         self.retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
-        self.metadata = call_metadata(read_token(token, token_file))
+        self.metadata = call_metadata(client_token(token, token_file))
         credentials = channel_credentials(tls)
         address, options = channel_target(target), channel_options()
         self.channel = (

@@ -6,6 +6,7 @@ change to the retry policy or to a request is made once.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any, cast
@@ -117,6 +118,17 @@ def read_token(token: str | None = None, token_file: str | None = None) -> str |
         with open(token_file, encoding="utf-8") as file:
             return file.read().strip() or None
     return None
+
+
+TOKEN_ENV, TOKEN_FILE_ENV = "PAUSABLE_TOKEN", "PAUSABLE_TOKEN_FILE"
+
+
+def client_token(token: str | None = None, token_file: str | None = None) -> str | None:
+    """The SDK clients' bearer token: `token` or `token_file` when either is given, else the environment's
+    PAUSABLE_TOKEN, else the file named by PAUSABLE_TOKEN_FILE (as the CLI reads them); None without any."""
+    if token or token_file:
+        return read_token(token, token_file)
+    return read_token(os.environ.get(TOKEN_ENV), os.environ.get(TOKEN_FILE_ENV))
 
 
 def tls_credentials(ca: str = "", cert: str = "", key: str = "") -> grpc.ChannelCredentials | None:

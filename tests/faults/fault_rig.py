@@ -43,12 +43,17 @@ class Rig:
         name = f"worker{next(self.names)}"
         worker = WorkerProcess(
             self.daemon.target, self.redis.url, self.folder / f"{name}.log", modules=[EXAMPLES_MODULE], concurrency=concurrency,
-            env={"PAUSABLE_STEP_LEASE_SECONDS": LEASE_SECONDS},
+            env={"PAUSABLE_STEP_LEASE_SECONDS": LEASE_SECONDS}, demo_dir=self.demo_dir,
         ).start()  # fmt: skip
         self.workers.append(worker)
         if wait:
             self.wait_for_workflows({"demo.etl"})
         return worker
+
+    @property
+    def demo_dir(self) -> Path:
+        """Every worker's demo folder: demo.etl's trace_file and output_dir are names inside it."""
+        return self.folder / "demo"
 
     def restart_daemon(self, **env: str) -> None:
         """Start the daemon again on the same port and store (after it died or was killed)."""

@@ -25,7 +25,7 @@ def redis_client(rig: Rig) -> redis.Redis:
 
 
 def etl(step_seconds: float, trace: Path) -> dict[str, object]:
-    return {"rows": 4, "step_seconds": step_seconds, "trace_file": str(trace)}
+    return {"rows": 4, "step_seconds": step_seconds, "trace_file": trace.name}
 
 
 def runs_per_step(trace: Path, operation_id: str) -> dict[int, int]:
@@ -40,7 +40,7 @@ def runs_per_step(trace: Path, operation_id: str) -> dict[int, int]:
 def test_a_worker_killed_mid_step_is_replaced_and_the_step_runs_again(rig: Rig, tmp_path: Path) -> None:
     """SIGKILL of the whole worker (main process and pool): its lease lapses, the step runs again on another worker."""
     doomed = rig.add_worker()
-    trace = tmp_path / "trace"
+    trace = rig.demo_dir / "trace"
     with rig.client() as client:
         operation = client.start("demo.etl", etl(2.0, trace))
         first_event(client, operation.id, step_running(1))
@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_step_runs_again(rig: Rig, 
 def test_a_zombie_attempt_finishing_late_changes_nothing(rig: Rig, tmp_path: Path) -> None:
     """A frozen worker (SIGSTOP) loses its lease; when it wakes up after the retry, its step's report is refused."""
     frozen = rig.add_worker(concurrency=1)
-    trace = tmp_path / "trace"
+    trace = rig.demo_dir / "trace"
     with rig.client() as client:
         operation = client.start("demo.etl", etl(1.5, trace))
         first_event(client, operation.id, step_running(1))

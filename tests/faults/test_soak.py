@@ -67,13 +67,13 @@ def test_soak_with_random_kills(rig: Rig, tmp_path: Path) -> None:
     seed = int(os.environ.get("PAUSABLE_SOAK_SEED", "2026"))
     chance = random.Random(seed)
     print(f"soak seed {seed} (PAUSABLE_SOAK_SEED={seed} repeats this run)")
-    trace = tmp_path / "trace"
+    trace = rig.demo_dir / "trace"
     for _ in range(2):
         rig.add_worker(concurrency=2)
     started = time.monotonic()
     with rig.client() as client:
         ids = [
-            client.start("demo.etl", {"rows": 3, "step_seconds": 0.08, "trace_file": str(trace)}, request_id=f"soak-{n}").id
+            client.start("demo.etl", {"rows": 3, "step_seconds": 0.08, "trace_file": trace.name}, request_id=f"soak-{n}").id
             for n in range(OPERATIONS)
         ]
         kills: list[str] = []

@@ -39,9 +39,9 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def run_through_outage(stack: Stack, trace: Path, outage: Callable[[Client, str], None]) -> None:
-    """Start demo.etl, call `outage(client, operation_id)` once the first step is recorded, then check the outcome."""
+    """Start demo.etl (tracing to `trace`, in the worker's demo folder), call `outage(client, operation_id)` once the first step is recorded, then check the outcome."""
     with stack.client() as client:
-        op = client.start("demo.etl", {**INPUT, "trace_file": str(trace)})
+        op = client.start("demo.etl", {**INPUT, "trace_file": trace.name})
         wait_event(client, op.id, step_completed(0), timeout=30)
         outage(client, op.id)
         result = op.wait(timeout=60)
@@ -80,7 +80,7 @@ def test_postgres_stopped_for_10s_mid_run(tmp_path: Path, redis: RedisServer) ->
                 finally:
                     postgres.restart()
 
-            run_through_outage(stack, tmp_path / "trace", outage)
+            run_through_outage(stack, stack.demo_dir / "trace", outage)
         finally:
             stack.stop()
 
@@ -116,6 +116,6 @@ def test_sqlite_write_lock_held_40s_mid_run(tmp_path: Path, redis: RedisServer) 
                 lock.close()
             assert refused == [grpc.StatusCode.UNAVAILABLE]
 
-        run_through_outage(stack, tmp_path / "trace", outage)
+        run_through_outage(stack, stack.demo_dir / "trace", outage)
     finally:
         stack.stop()

@@ -78,8 +78,8 @@ def test_pause_during_the_last_step_ends_succeeded_and_says_too_late(client: Cli
 
 
 def test_two_concurrent_resumes_dispatch_the_rest_once(stack: Stack, client: Client, tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
-    op = client.start("demo.etl", {"rows": 5, "step_seconds": 0.2, "trace_file": str(trace)})
+    trace = stack.demo_dir / f"trace-{tmp_path.name}.txt"
+    op = client.start("demo.etl", {"rows": 5, "step_seconds": 0.2, "trace_file": trace.name})
     client.pause(op.id)
     wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30)
 
@@ -102,9 +102,9 @@ def test_two_concurrent_resumes_dispatch_the_rest_once(stack: Stack, client: Cli
     assert trace_lines(trace, op.id) == ["1", "2", "3", "4", "5"], "every step ran exactly once"
 
 
-def test_cancel_while_running_stops_at_the_next_boundary(client: Client, tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
-    op = client.start("demo.etl", {"rows": 5, "step_seconds": SLOW, "trace_file": str(trace)})
+def test_cancel_while_running_stops_at_the_next_boundary(stack: Stack, client: Client, tmp_path: Path) -> None:
+    trace = stack.demo_dir / f"trace-{tmp_path.name}.txt"
+    op = client.start("demo.etl", {"rows": 5, "step_seconds": SLOW, "trace_file": trace.name})
     wait_event(client, op.id, step_completed(0), timeout=30)
     requested = client.cancel(op.id)
     assert requested.state == pb.OPERATION_STATE_CANCEL_REQUESTED

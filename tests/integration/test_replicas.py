@@ -44,7 +44,9 @@ def replicas(tmp_path: Path, postgres: PostgresServer, redis: RedisServer) -> It
         for index in range(3):
             daemons.append(DaemonProcess(url, redis_server.url, tmp_path / f"daemon{index}.log", replica=f"r{index}").start())
         targets = ",".join(d.target for d in daemons)
-        worker = WorkerProcess(targets, redis_server.url, tmp_path / "worker.log", concurrency=4).start()
+        worker = WorkerProcess(
+            targets, redis_server.url, tmp_path / "worker.log", concurrency=4, demo_dir=tmp_path / "demo"
+        ).start()
         stack = Replicas(daemons, worker)
         with stack.client(0) as client:
             wait_for_workflow(client)
@@ -100,9 +102,9 @@ def test_a_watch_on_one_replica_streams_checkpoints_sent_to_another(
 
 
 def test_resume_on_two_replicas_at_once_dispatches_once(replicas: Replicas, tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
+    trace = tmp_path / "demo" / "trace.txt"  # in the worker's demo folder
     with replicas.client(0) as a, replicas.client(1) as b:
-        op = a.start("demo.etl", {"rows": 4, "step_seconds": 0.2, "trace_file": str(trace)})
+        op = a.start("demo.etl", {"rows": 4, "step_seconds": 0.2, "trace_file": trace.name})
         a.pause(op.id)
         wait_event(a, op.id, state_is(PAUSED), timeout=30)
         barrier = threading.Barrier(2)
@@ -122,9 +124,9 @@ def test_resume_on_two_replicas_at_once_dispatches_once(replicas: Replicas, tmp_
 
 
 def test_two_hundred_concurrent_commands_over_three_replicas(replicas: Replicas, tmp_path: Path) -> None:
-    trace = tmp_path / "trace.txt"
+    trace = tmp_path / "demo" / "trace.txt"  # in the worker's demo folder
     clients = [replicas.client(i) for i in range(3)]
-    ids = [clients[i % 3].start("demo.etl", {"rows": 3, "step_seconds": 0.3, "trace_file": str(trace)}).id for i in range(20)]
+    ids = [clients[i % 3].start("demo.etl", {"rows": 3, "step_seconds": 0.3, "trace_file": trace.name}).id for i in range(20)]
     chooser = random.Random(20261126)
     commands = [(chooser.choice(clients), chooser.choice(("pause", "resume", "cancel")), chooser.choice(ids)) for _ in range(200)]
 

@@ -35,6 +35,11 @@ class Stack:
     def target(self) -> str:
         return self.daemon.target
 
+    @property
+    def demo_dir(self) -> Path:
+        """The worker's demo folder: demo.etl's trace_file and output_dir are names inside it."""
+        return self.folder / "demo"
+
     def client(self) -> Client:
         return Client(self.target)
 
@@ -60,7 +65,9 @@ class Stack:
 def start_stack(folder: Path, redis: RedisServer, database_url: str, **settings: str) -> Stack:
     folder.mkdir(parents=True, exist_ok=True)
     daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log", **settings).start()
-    worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log", modules=[EXAMPLES_MODULE]).start()
+    worker = WorkerProcess(
+        daemon.target, redis.url, folder / "worker.log", modules=[EXAMPLES_MODULE], demo_dir=folder / "demo"
+    ).start()
     stack = Stack(redis, daemon, worker, folder)
     try:
         stack.wait_for_workflows({"demo.etl", "demo.tapped"})

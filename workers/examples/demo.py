@@ -7,7 +7,13 @@ Input (all optional):
     step_seconds  how long each step takes, to make pausing by hand easy (default 1.0)
     fail_at_step  1-5: that step raises, to see a FAILED operation
     trace_file    each step appends "<operation> <step>" to this file (tests use it to prove no step ran twice)
-    output_dir    T5 writes <operation>.json there
+    output_dir    T5 writes <operation>.json in this folder
+
+trace_file and output_dir are names relative to the worker's demo folder
+(setting demo_dir, PAUSABLE_DEMO_DIR, default .pausable/demo under the
+worker's working directory): never absolute, never `..`, so a caller cannot
+make a worker write anywhere else. The input schema refuses other names and
+the steps check again (symbolic links included).
 """
 
 from __future__ import annotations
@@ -19,8 +25,14 @@ from typing import Any
 
 from celery import chain, current_task
 
+from pausable.config import get_settings
 from pausable.headers import OPERATION_HEADER
 from pausable.workers import app, progress, step, tappable, workflow
+
+# A relative path of `/`-separated names, none of them `.` or `..` (nor starting with `..`), no backslash: RE2 syntax.
+_NAME = r"\.?[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+RELATIVE_PATH = f"^{_NAME}(/{_NAME})*$"
+_PATH_SCHEMA = {"type": "string", "maxLength": 255, "pattern": RELATIVE_PATH}
 
 INPUT_SCHEMA = {
     "type": ["object", "null"],
@@ -28,8 +40,8 @@ INPUT_SCHEMA = {
         "rows": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
         "step_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
         "fail_at_step": {"type": "integer", "minimum": 1, "maximum": 5},
-        "trace_file": {"type": "string"},
-        "output_dir": {"type": "string"},
+        "trace_file": _PATH_SCHEMA,
+        "output_dir": _PATH_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -39,11 +51,30 @@ class StepFailed(RuntimeError):
     pass
 
 
+class OutsideDemoDir(ValueError):
+    """A trace_file or output_dir that is not a relative name inside the demo folder."""
+
+
+def demo_path(name: str) -> Path:
+    """`name` inside the worker's demo folder (created), refusing absolute paths, `..` and links leading out of it."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise OutsideDemoDir(f"{name!r} must be a relative name inside the worker's demo folder (no absolute path, no ..)")
+    base = Path(get_settings().demo_dir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise OutsideDemoDir(f"{name!r} leads out of the worker's demo folder")
+    return path
+
+
 def _work(number: int, name: str, state: dict[str, Any]) -> None:
     params = state["params"]
     operation_id = getattr(current_task.request, OPERATION_HEADER, "") if current_task else ""
     if params.get("trace_file"):
-        with open(params["trace_file"], "a") as trace:
+        trace_path = demo_path(params["trace_file"])
+        trace_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(trace_path, "a") as trace:
             trace.write(f"{operation_id} {number}\n")
     seconds = float(params.get("step_seconds", 1.0))
     ticks = 4
@@ -97,7 +128,9 @@ def t5_save(state: dict[str, Any]) -> dict[str, Any]:
     output_dir = state["params"].get("output_dir")
     if output_dir:
         operation_id = getattr(current_task.request, OPERATION_HEADER, "local")
-        path = Path(output_dir) / f"{operation_id}.json"
+        folder = demo_path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{operation_id}.json"
         path.write_text(json.dumps(result, indent=2))
         result["saved_to"] = str(path)
     return result
