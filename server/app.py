@@ -146,7 +146,14 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     authenticator = Authenticator(settings)
     server = grpc.aio.server(
         options=server_options(settings),
-        interceptors=[DecodeGuard(), *server_interceptors(), observability.interceptor, AuthInterceptor(authenticator)],
+        # Without an authentication mode every caller is anonymous with every role (auth.PRINCIPAL's default):
+        # no interceptor, no cost per call.
+        interceptors=[
+            DecodeGuard(),
+            *server_interceptors(),
+            observability.interceptor,
+            *([AuthInterceptor(authenticator)] if authenticator.enabled else []),
+        ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
     operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)

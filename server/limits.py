@@ -180,14 +180,28 @@ class DecodeGuard(grpc.aio.ServerInterceptor):
     First in the interceptor list: it wraps the handler the others return. Requests that stream are left as they are.
     """
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        """The guarded handler, made once per method (and again only if the handler inside changes)."""
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_streaming or handler.request_deserializer is None:
             return handler
+        cached = self._wrapped.get(handler_call_details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = self._guard(handler)
+        self._wrapped[handler_call_details.method] = (handler, guarded)
+        return guarded
+
+    @staticmethod
+    def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        assert handler.request_deserializer is not None
         deserialize = _guarded(handler.request_deserializer)
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
