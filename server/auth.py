@@ -38,6 +38,7 @@ import grpc
 
 from pausable.config import Settings
 from pausable.server.identity_limits import IdentityLimits, OverLimit
+from pausable.server.interceptors import HandlerWrapper
 
 READER, OPERATOR, ADMIN, WORKER = "reader", "operator", "admin", "worker"
 ROLES = (READER, OPERATOR, ADMIN, WORKER)
@@ -311,31 +312,18 @@ def certificate_subject(context: grpc.aio.ServicerContext) -> str | None:
 # -- the interceptor -----------------------------------------------------------------
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(HandlerWrapper):
     """Authenticates every call (health excepted), checks `REQUIRED`, sets `current_principal()` for the servicer,
     and applies the per-identity limits (server/identity_limits.py) to authenticated callers."""
 
     def __init__(self, authenticator: Authenticator, limits: IdentityLimits | None = None) -> None:
+        super().__init__()
         self.authenticator = authenticator
         self.limits = limits if limits is not None else IdentityLimits.from_settings(authenticator.settings)
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         role = required_role(method)
-        if handler is None or role is None:
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(method, role, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return handler if role is None else self._wrap(method, role, handler)
 
     async def _admit(self, method: str, role: str, context: grpc.aio.ServicerContext) -> Principal:
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from pausable.server.errors import InvalidArgument
+from pausable.server.interceptors import HandlerWrapper
 
 
 @dataclass(frozen=True)
@@ -174,30 +175,16 @@ def _guarded(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return guarded
 
 
-class DecodeGuard(grpc.aio.ServerInterceptor):
+class DecodeGuard(HandlerWrapper):
     """Answers a request protobuf cannot decode (too deep, malformed) with INVALID_ARGUMENT instead of UNKNOWN.
 
     First in the interceptor list: it wraps the handler the others return. Requests that stream are left as they are.
     """
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """The guarded handler, made once per method (and again only if the handler inside changes)."""
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.request_streaming or handler.request_deserializer is None:
             return handler
-        cached = self._wrapped.get(handler_call_details.method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        guarded = self._guard(handler)
-        self._wrapped[handler_call_details.method] = (handler, guarded)
-        return guarded
+        return self._guard(handler)
 
     @staticmethod
     def _guard(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -27,6 +27,7 @@ import grpc
 
 from pausable.logs import OPERATION_ID
 from pausable.server.auth import current_principal
+from pausable.server.interceptors import HandlerWrapper
 from pausable.server.longrunning import PREFIX as LRO_PREFIX
 from pausable.server.longrunning import SERVICE_NAME as LRO_SERVICE
 from pausable.server.metrics import DaemonMetrics
@@ -87,26 +88,10 @@ def _details(context: grpc.aio.ServicerContext) -> str:
     return details or ""
 
 
-class RpcObserver(grpc.aio.ServerInterceptor):
+class RpcObserver(HandlerWrapper):
     def __init__(self, metrics: DaemonMetrics | None = None) -> None:
+        super().__init__()
         self.metrics = metrics
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
 
     # -- bookkeeping at the end of a call ---------------------------------------
 
@@ -149,7 +134,7 @@ class RpcObserver(grpc.aio.ServerInterceptor):
 
     # -- wrapping the four kinds of handlers ------------------------------------
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         serializers = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(self._unary(method, handler.unary_unary, True), **serializers)
