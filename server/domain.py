@@ -6,7 +6,6 @@ from rows, `convert.py` turns them into pausable.v1 messages.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -62,10 +61,6 @@ class Operation:
     attempt: int = 1
     lease_expire_time: float | None = None
     input_json: str | None = None
-
-    @property
-    def input(self) -> Any:
-        return json.loads(self.input_json) if self.input_json is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON kept with each event (without the input, which never changes)."""
@@ -135,26 +130,9 @@ class Event:
         return self.operation.state.terminal
 
 
-@dataclass(frozen=True, slots=True)
-class PlanStep:
-    """One step of a workflow's plan: a Celery signature by task name."""
-
-    task: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PlanStep:
-        return cls(data["task"], tuple(data.get("args") or ()), dict(data.get("kwargs") or {}), dict(data.get("options") or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "args": list(self.args), "kwargs": self.kwargs, "options": self.options}
-
-
 @dataclass(frozen=True)
 class Workflow:
-    """A registered workflow; `plan` holds one signature dict per step (see PlanStep)."""
+    """A registered workflow; `plan` holds one Celery signature dict (task, args, kwargs, options) per step."""
 
     name: str
     plan: list[dict[str, Any]]

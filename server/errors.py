@@ -23,10 +23,6 @@ class InvalidArgument(Exception):
     pass
 
 
-class Unavailable(Exception):
-    pass
-
-
 STORE_DOWN = (
     "the store (database) is unreachable or busy; nothing was changed: retry with the same request_id "
     "(workers retry on their own)"
@@ -79,8 +75,6 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.PERMISSION_DENIED, str(error)
     if isinstance(error, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED, str(error)
-    if isinstance(error, Unavailable):
-        return grpc.StatusCode.UNAVAILABLE, str(error)
     if store_unavailable(error):
         log.warning("store unavailable: %s", error)
         return grpc.StatusCode.UNAVAILABLE, STORE_DOWN

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from pausable.server.convert import event_to_pb
 from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
 
 log = logging.getLogger("pausable.server")
+Item = TypeVar("Item")
 
 
 @dataclass(eq=False)
@@ -29,27 +31,28 @@ class LiveEvent:
     message: pb.WatchResponse
 
 
-@dataclass(eq=False)
-class Subscription:
-    operation_id: str
-    capacity: int
-    buffer: deque[LiveEvent] = field(default_factory=deque)
-    lagging: bool = False
-    closed: bool = False
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+class LiveBuffer(Generic[Item]):
+    """A watcher's bounded buffer of live items; overflowing it, or a poke, sends the watcher back to the store."""
 
-    def offer(self, event: LiveEvent) -> None:
-        if self.lagging:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.buffer: deque[Item] = deque()
+        self.lagging = False
+        self.closed = False
+        self.wakeup = asyncio.Event()
+
+    def take(self, items: Sequence[Item]) -> None:
+        if self.lagging or not items:
             return
-        if len(self.buffer) >= self.capacity:
+        if len(self.buffer) + len(items) > self.capacity:
             self.buffer.clear()
             self.lagging = True
         else:
-            self.buffer.append(event)
+            self.buffer.extend(items)
         self.wakeup.set()
 
-    async def next(self) -> LiveEvent | None:
-        """The next buffered event; None when lagging (read the store) or closed."""
+    async def next(self) -> Item | None:
+        """The next buffered item; None when lagging (read the store) or closed."""
         while not self.buffer and not self.lagging and not self.closed:
             self.wakeup.clear()
             await self.wakeup.wait()
@@ -64,8 +67,19 @@ class Subscription:
         self.wakeup.set()
 
     def resync(self) -> None:
-        """Called before the watcher reads the store: take live events again from here on."""
+        """Called before the watcher reads the store: take live items again from here on."""
         self.lagging = False
+
+
+class Subscription(LiveBuffer[LiveEvent]):
+    """One Watch stream's live events of one operation."""
+
+    def __init__(self, operation_id: str, capacity: int) -> None:
+        super().__init__(capacity)
+        self.operation_id = operation_id
+
+    def offer(self, event: LiveEvent) -> None:
+        self.take((event,))
 
 
 ALL = "*"

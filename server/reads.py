@@ -15,7 +15,7 @@ from sqlalchemy import Select, exists, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import undefer
 
-from pausable.server.domain import Dispatch, Event, NotFound, Operation, OperationFilter, Workflow, decode_cursor, encode_cursor
+from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Workflow, decode_cursor, encode_cursor
 from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
 from pausable.server.states import ACTIVE, EventType, State
 
@@ -200,16 +200,3 @@ class Reads:
         async with self.sessions() as session:
             rows = (await session.scalars(query)).all()
         return [event_of(row) for row in rows]
-
-    async def plan_of(self, operation_id: str) -> Dispatch:
-        """The stored plan from the current step, fed the last result (the input before the first step)."""
-        query = select(
-            OperationRow.plan, OperationRow.current_step, OperationRow.result_json, OperationRow.input_json, OperationRow.attempt
-        )
-        async with self.sessions() as session:
-            found = (await session.execute(query.where(OperationRow.id == operation_id))).one_or_none()
-        if found is None:
-            raise NotFound(operation_id)
-        plan, current_step, result_json, input_json, attempt = found
-        argument = json.loads(result_json if current_step > 0 and result_json is not None else input_json)
-        return Dispatch(operation_id, plan, current_step, argument, attempt)

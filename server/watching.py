@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pausable.server.convert import event_to_pb
 from pausable.server.domain import Event, OperationFilter, ShuttingDown, decode_cursor
-from pausable.server.hub import ALL, EventHub, Subscription
+from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
 from pausable.server.store import Store
 from pausable.v1 import operation_pb2 as pb
@@ -117,47 +116,17 @@ class FeedItem:
     message: pb.WatchEventsResponse
 
 
-@dataclass(eq=False)
-class FeedSubscriber:
+class FeedSubscriber(LiveBuffer[FeedItem]):
     """One WatchEvents stream's buffer of the matching events the feed read; overflowing it sends the stream back to
     the store. A stream whose filter matches nothing the feed read is not even woken."""
 
-    where: OperationFilter
-    capacity: int
-    buffer: deque[FeedItem] = field(default_factory=deque)
-    lagging: bool = False
-    closed: bool = False
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self, where: OperationFilter, capacity: int) -> None:
+        super().__init__(capacity)
+        self.where = where
 
     def offer(self, items: list[FeedItem]) -> None:
-        if self.lagging:
-            return
-        items = [item for item in items if matches(self.where, item.event, item.state)]
-        if not items:
-            return
-        if len(self.buffer) + len(items) > self.capacity:
-            self.buffer.clear()
-            self.lagging = True
-        else:
-            self.buffer.extend(items)
-        self.wakeup.set()
-
-    def poke(self) -> None:
-        self.buffer.clear()
-        self.lagging = True
-        self.wakeup.set()
-
-    def resync(self) -> None:
-        self.lagging = False
-
-    async def next(self) -> FeedItem | None:
-        """The next item; None when lagging (read the store) or closed."""
-        while not self.buffer and not self.lagging and not self.closed:
-            self.wakeup.clear()
-            await self.wakeup.wait()
-        if self.closed or self.lagging:
-            return None
-        return self.buffer.popleft()
+        if not self.lagging:
+            self.take([item for item in items if matches(self.where, item.event, item.state)])
 
 
 class GlobalFeed:

@@ -25,6 +25,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.wire import nested, struct_value_bytes, varint
 
 from pausable.cli.launch import DaemonProcess, RedisServer
 from pausable.jsonvalue import to_value
@@ -71,13 +72,6 @@ def json_values() -> st.SearchStrategy[Any]:
         max_leaves=12,
     )
     return tree | st.integers(0, 32).map(nested) | st.integers(0, 45).map(lambda n: nested(n, "list"))
-
-
-def nested(levels: int, kind: str = "object") -> Any:
-    data: Any = "leaf"
-    for _ in range(levels):
-        data = {"a": data} if kind == "object" else [data]
-    return data
 
 
 def texts() -> st.SearchStrategy[str]:
@@ -140,26 +134,6 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0) -> Any:
     return message
 
 
-def varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = number & 0x7F
-        number >>= 7
-        out.append(low | (0x80 if number else 0))
-        if not number:
-            return bytes(out)
-
-
-def deep_value(levels: int) -> bytes:
-    """A google.protobuf.Value `levels` objects deep, on the wire (deeper than the Python runtime builds)."""
-    value = b"\x1a\x01x"  # string_value = "x"
-    for _ in range(levels):
-        entry = b"\x0a\x01a" + b"\x12" + varint(len(value)) + value
-        struct = b"\x0a" + varint(len(entry)) + entry
-        value = b"\x2a" + varint(len(struct)) + struct
-    return value
-
-
 def requests(method: MethodDescriptor) -> st.SearchStrategy[bytes]:
     body = messages(method.input_type).map(lambda m: m.SerializeToString())
     value_fields = [
@@ -170,7 +144,7 @@ def requests(method: MethodDescriptor) -> st.SearchStrategy[bytes]:
     variants = [body, st.tuples(body, st.binary(max_size=30)).map(b"".join), st.binary(max_size=60)]
     if value_fields:
         deep = st.tuples(body, st.sampled_from(value_fields), st.integers(30, 80)).map(
-            lambda t: t[0] + varint(t[1] << 3 | 2) + varint(len(v := deep_value(t[2]))) + v
+            lambda t: t[0] + varint(t[1] << 3 | 2) + varint(len(v := struct_value_bytes(t[2]))) + v
         )
         variants.append(deep)
     return st.one_of(variants)

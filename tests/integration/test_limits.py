@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from support.wire import field_bytes, nested, struct_value_bytes
 
 from pausable.cli.launch import DaemonProcess, RedisServer
 from pausable.jsonvalue import to_value
@@ -25,13 +26,6 @@ INPUT_BYTES = 5_000
 RESULT_BYTES = 4_000
 WORKFLOW_BYTES = 3_000
 PLAN = [{"task": "nobody.runs.this", "args": [], "kwargs": {}, "options": {"queue": "no-worker-reads-this"}}] * 3
-
-
-def nested(levels: int, kind: str = "object") -> Any:
-    data: Any = 1
-    for _ in range(levels):
-        data = {"a": data} if kind == "object" else [data]
-    return data
 
 
 class Daemon:
@@ -106,30 +100,6 @@ def test_an_input_protobuf_cannot_decode_is_invalid_argument(daemon: Daemon) -> 
     error = rejected(call, raw)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
     assert "max_json_depth" in error.details()
-
-
-def varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = number & 0x7F
-        number >>= 7
-        out.append(low | (0x80 if number else 0))
-        if not number:
-            return bytes(out)
-
-
-def field_bytes(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
-def struct_value_bytes(levels: int) -> bytes:
-    """A google.protobuf.Value holding `levels` nested objects {"a": {"a": ... 1}}, encoded by hand."""
-    value = varint(2 << 3 | 1) + b"\x00\x00\x00\x00\x00\x00\xf0?"  # number_value = 1.0
-    for _ in range(levels):
-        entry = field_bytes(1, b"a") + field_bytes(2, value)  # FieldsEntry{key, value}
-        struct = field_bytes(1, entry)  # Struct{fields}
-        value = field_bytes(5, struct)  # Value{struct_value}
-    return value
 
 
 def test_input_size_just_below_and_above(daemon: Daemon) -> None:
