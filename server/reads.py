@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, TextClause, exists, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import undefer
 
@@ -20,6 +20,7 @@ from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
 from pausable.server.states import ACTIVE, EventType, State
 
 WORKFLOW_CACHE_SECONDS = 5.0
+CURSOR_ORDER = (EventRow.tx, EventRow.id)
 
 
 def epoch(value: datetime | None) -> float | None:
@@ -150,15 +151,8 @@ class Reads:
         only once every transaction older than its own has ended
         (`pg_snapshot_xmin`): nothing can later appear before a cursor.
         """
-        tx, event_id = decode_cursor(after)
-        query = (
-            filtered(where, select(EventRow).join(OperationRow, OperationRow.id == EventRow.operation_id))
-            .where(tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id))
-            .order_by(EventRow.tx, EventRow.id)
-            .limit(limit)
-        )
-        if self.postgres:
-            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        joined = select(EventRow).join(OperationRow, OperationRow.id == EventRow.operation_id)
+        query = filtered(where, joined).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
         async with self.sessions() as session:
             rows = (await session.scalars(query)).all()
         return [event_of(row) for row in rows]
@@ -166,19 +160,20 @@ class Reads:
     async def events_with_state(self, after: str, limit: int = 500) -> list[tuple[Event, State]]:
         """Every operation's events after the global cursor `after`, each with its operation's current state: what
         `events_matching` would filter on, for the one shared reader of WatchEvents (watching.GlobalFeed)."""
-        tx, event_id = decode_cursor(after)
-        query = (
-            select(EventRow, OperationRow.state)
-            .join(OperationRow, OperationRow.id == EventRow.operation_id)
-            .where(tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id))
-            .order_by(EventRow.tx, EventRow.id)
-            .limit(limit)
-        )
-        if self.postgres:
-            query = query.where(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        joined = select(EventRow, OperationRow.state).join(OperationRow, OperationRow.id == EventRow.operation_id)
+        query = joined.where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
         return [(event_of(row), State(state)) for row, state in rows]
+
+    def _after_cursor(self, after: str) -> list[ColumnElement[bool] | TextClause]:
+        """The events after the global cursor `after` (on Postgres, only those no older transaction can still
+        precede: see events_matching)."""
+        tx, event_id = decode_cursor(after)
+        conditions: list[ColumnElement[bool] | TextClause] = [tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id)]
+        if self.postgres:
+            conditions.append(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        return conditions
 
     async def newest_cursor(self) -> str:
         """The cursor of the newest event `events_matching` could return now ("" when none): nothing can later appear
