@@ -155,18 +155,19 @@ class Dispatcher:
         self.broker_url = broker_url
         self.app = celery_app(broker_url)
         self._redis = RedisPublisher(broker_url, self.app) if publishes_directly(broker_url) else None
-        self._publisher: BatchingThread[list[dict[str, Any]]] = BatchingThread("pausable-publisher", self._publish)
+        self._publisher: BatchingThread[Dispatch] = BatchingThread("pausable-publisher", self._publish)
 
     def _send(self, steps: list[dict[str, Any]]) -> None:
         first, chain = split_chain(steps)
         self.app.send_task(first["task"], args=first["args"], kwargs=first["kwargs"], chain=chain, **first["options"])
 
-    async def publish(self, steps: list[dict[str, Any]]) -> None:
-        """Send one chain (as `messages` made it); one thread sends the chains of a moment together."""
-        await self._publisher.submit(steps)
+    async def publish(self, dispatch: Dispatch) -> None:
+        """Send one dispatch as a chain; one thread builds and sends the chains of a moment together."""
+        await self._publisher.submit(dispatch)
 
-    def _publish(self, batch: Sequence[list[dict[str, Any]]]) -> list[Outcome]:
+    def _publish(self, dispatches: Sequence[Dispatch]) -> list[Outcome]:
         """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""
+        batch = [messages(dispatch) for dispatch in dispatches]
         outcomes: list[Outcome] = [(None, None)] * len(batch)
         direct = [
             index for index, steps in enumerate(batch) if self._redis is not None and celery_message.supports(steps[0]["options"])

@@ -37,7 +37,7 @@ from typing import Any
 
 from pausable import tracing
 from pausable.server import auth
-from pausable.server.dispatch import Dispatcher, messages
+from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import CheckpointResult, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
 from pausable.server.queued import BrokerProbe, Whereabouts
@@ -102,7 +102,6 @@ class Engine:
             request_id=request_id,
             requester=requester,
             labels=labels,
-            messages=messages,
             headers=tracing.headers(),
             request_hash=request_hash(workflow.name, input_json, labels) if request_id else None,
             actor=auth.actor() if auth.current_principal().authenticated else requester or auth.actor(),
@@ -123,7 +122,7 @@ class Engine:
     async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
         """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
         change = await self.store.command(
-            operation_id, kind, auth.scoped_request_id(request_id), messages, tracing.headers(), actor=auth.actor()
+            operation_id, kind, auth.scoped_request_id(request_id), tracing.headers(), actor=auth.actor()
         )
         await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)
@@ -173,18 +172,17 @@ class Engine:
 
     async def _publish(self, change: Change) -> None:
         """Send a committed chain; on failure it stays in the outbox for the sweep."""
-        if change.outbox is None:
+        if change.outbox is None or change.dispatch is None:
             return
-        outbox_id, steps = change.outbox
         if self.crash_before_publish:
             log.critical("fault injection: exiting between the commit and the publish of %s", change.operation.id)
             os._exit(70)
         try:
-            await self.dispatcher.publish(steps)
+            await self.dispatcher.publish(change.dispatch)
         except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
             log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", change.operation.id, error)
             return
-        self._mark_sent(outbox_id)
+        self._mark_sent(change.outbox)
 
     def _mark_sent(self, outbox_id: int) -> None:
         """Forget sent outbox entries in batches: one write for every chain published meanwhile."""
@@ -218,10 +216,10 @@ class Engine:
         """Publish outbox entries older than the grace period: their first publish failed or never happened."""
         older_than = datetime.now(UTC) - timedelta(seconds=self.timing.outbox_grace_seconds)
         entries = await self.store.unsent(older_than, SWEEP_BATCH)
-        for outbox_id, operation_id, steps in entries:
-            await self.dispatcher.publish(steps)
+        for outbox_id, dispatch in entries:
+            await self.dispatcher.publish(dispatch)
             self._mark_sent(outbox_id)
-            log.info("re-published the chain of %s from the outbox", operation_id)
+            log.info("re-published the chain of %s from the outbox", dispatch.operation_id)
         return len(entries)
 
     async def sweep_leases(self) -> int:
@@ -243,7 +241,7 @@ class Engine:
                 continue
             delivered = any(op == operation_id and where is Whereabouts.DELIVERED for (op, _s, _a), where in whereabouts.items())
             reason = (Whereabouts.DELIVERED if delivered else Whereabouts.MISSING).value
-            outcome = await self.store.lease_lapsed(operation_id, reason, messages)
+            outcome = await self.store.lease_lapsed(operation_id, reason)
             if outcome is None:
                 continue
             settled += 1

@@ -152,5 +152,5 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
-    steps: Mapped[list[Any]]
+    step: Mapped[int] = mapped_column(Integer)  # the dispatch's first step; its messages are rebuilt from the operation
     created_at: Mapped[datetime]

@@ -26,13 +26,13 @@ class PreparedStatements:
         self.dialect = dialect
         self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
 
-    def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> None:
+    def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
         keys = tuple(params)
         compiled = self._compiled.get((statement, keys))
         if compiled is None:
             compiled = self._compiled[(statement, keys)] = self._compile(statement, keys)
         sql, binds = compiled
-        connection.execute(sql, [params[name] if convert is None else convert(params[name]) for name, convert in binds])
+        return connection.execute(sql, [params[name] if convert is None else convert(params[name]) for name, convert in binds])
 
     def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
         # A statement's compiler for a SQL dialect: compile() is typed as returning the base Compiled.

@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
-from pausable.server.dispatch import messages as chain_messages
 from pausable.server.domain import (
     AlreadyExists,
     CheckpointResult,
@@ -50,8 +49,7 @@ from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVe
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
 Result = TypeVar("Result")
-Messages = Callable[[Dispatch], list[dict[str, Any]]]
-OutboxEntry = tuple[int, list[dict[str, Any]]]  # (outbox id, the chain's messages)
+OutboxId = int
 
 STEP_NAME_CACHE = 10_000
 SECRET_BATCH = 500  # operation ids per query when RenewLeases reads step secrets
@@ -112,7 +110,7 @@ class Change:
     operation: Operation
     dispatch: Dispatch | None = None
     replayed: bool = False
-    outbox: OutboxEntry | None = None
+    outbox: OutboxId | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ class LeaseOutcome:
     operation: Operation
     verdict: LeaseVerdict
     dispatch: Dispatch | None = None
-    outbox: OutboxEntry | None = None
+    outbox: OutboxId | None = None
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -209,7 +207,6 @@ class Store(Reads):
         request_id: str,
         requester: str,
         labels: dict[str, str],
-        messages: Messages = chain_messages,
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
@@ -279,7 +276,7 @@ class Store(Reads):
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
-            outbox = self._enqueue(session, dispatch, messages, now)
+            outbox = self._enqueue(session, dispatch, now)
             return Change(replace(operation_of(row), input_json=input_json), dispatch, outbox=outbox)
 
         try:
@@ -309,7 +306,6 @@ class Store(Reads):
         operation_id: str,
         kind: Command,
         request_id: str = "",
-        messages: Messages = chain_messages,
         headers: dict[str, str] | None = None,
         actor: str = "",
     ) -> Change:
@@ -338,7 +334,7 @@ class Store(Reads):
                 if transition.dispatch:
                     row.lease_expires_at = now + self.lease
                     dispatch = self._dispatch_of(session, row, headers)
-                    outbox = self._enqueue(session, dispatch, messages, now)
+                    outbox = self._enqueue(session, dispatch, now)
                 return Change(self._operation(row), dispatch, outbox=outbox)
 
         return await self.write(apply)
@@ -506,7 +502,7 @@ class Store(Reads):
 
         await self.write(extend)
 
-    async def lease_lapsed(self, operation_id: str, reason: str, messages: Messages = chain_messages) -> LeaseOutcome | None:
+    async def lease_lapsed(self, operation_id: str, reason: str) -> LeaseOutcome | None:
         """Settle one operation whose lease lapsed (see states.lapsed_lease): retry its step, fail it, or end its stop."""
         now = datetime.now(UTC)
 
@@ -539,7 +535,7 @@ class Store(Reads):
                     row.progress, row.progress_message = 0.0, ""
                     self._apply(session, events, row, states.retried(row.current_step, row.total_steps, row.attempt, reason), now)
                     dispatch = self._dispatch_of(session, row, None)
-                    outbox = self._enqueue(session, dispatch, messages, now)
+                    outbox = self._enqueue(session, dispatch, now)
                 return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
 
         return await self.write(settle)
@@ -554,42 +550,68 @@ class Store(Reads):
 
         await self.write(forget)
 
-    async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[int, str, list[dict[str, Any]]]]:
-        """Outbox entries written before `older_than` and still there: their publisher died (or is very slow).
+    async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[OutboxId, Dispatch]]:
+        """Outbox entries written before `older_than` and still there (their publisher died, or is very slow), as dispatches.
 
         They are claimed by moving their time forward, so another replica's
         sweep does not take them too (a chain sent twice would still be
-        harmless: its second copy's reports change nothing). The entries of
-        an operation that has meanwhile stopped or moved on to a later
-        attempt are dropped: nothing is to run for them.
+        harmless: its second copy's reports change nothing). An entry is
+        dropped when nothing is left for it to send: its operation stopped,
+        moved to a later attempt or past the entry's first step (so the chain
+        reached the workers), or a newer entry of the operation replaces it.
         """
         now = datetime.now(UTC)
         query = (
             select(
                 OUTBOX.c.id,
                 OUTBOX.c.operation_id,
-                OUTBOX.c.steps,
                 OUTBOX.c.attempt,
+                OUTBOX.c.step,
                 OPERATIONS.c.state,
-                OPERATIONS.c.attempt.label("current"),
+                OPERATIONS.c.attempt.label("current_attempt"),
+                OPERATIONS.c.current_step,
+                OPERATIONS.c.plan,
+                OPERATIONS.c.input_json,
+                OPERATIONS.c.result_json,
+                OPERATIONS.c.step_secret,
             )
             .join(OPERATIONS, OPERATIONS.c.id == OUTBOX.c.operation_id)
             .where(OUTBOX.c.created_at < older_than)
-            .order_by(OUTBOX.c.id)
+            .order_by(OUTBOX.c.id.desc())
             .limit(limit)
         )
         if self.postgres:
             query = query.with_for_update(of=OUTBOX, skip_locked=True)
 
-        def claim(session: Session, _events: list[Event]) -> list[tuple[int, str, list[dict[str, Any]]]]:
+        def claim(session: Session, _events: list[Event]) -> list[tuple[OutboxId, Dispatch]]:
             rows = session.execute(query).all()
-            live = [row for row in rows if State(row.state) in ACTIVE and row.attempt == row.current]
-            stale = [row.id for row in rows if row not in live]
+            live: dict[str, Any] = {}
+            for row in rows:
+                current = State(row.state) in ACTIVE and (row.attempt, row.step) == (row.current_attempt, row.current_step)
+                if current and row.operation_id not in live:
+                    live[row.operation_id] = row
+            claimed = [row.id for row in live.values()]
+            stale = [row.id for row in rows if row.id not in claimed]
             if stale:
                 session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(stale)))
-            if live:
-                session.execute(update(OUTBOX).where(OUTBOX.c.id.in_([row.id for row in live])).values(created_at=now))
-            return [(row.id, row.operation_id, row.steps) for row in live]
+            if claimed:
+                session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(claimed)).values(created_at=now))
+            return [
+                (
+                    row.id,
+                    dispatch_from(
+                        row.operation_id,
+                        row.plan,
+                        row.step,
+                        row.input_json,
+                        row.result_json,
+                        row.attempt,
+                        row.step_secret or "",
+                        None,
+                    ),
+                )
+                for row in sorted(live.values(), key=lambda row: row.id)
+            ]
 
         return await self.write(claim)
 
@@ -659,21 +681,26 @@ class Store(Reads):
         return replace(operation, input_json=input_json) if input_json is not None else operation
 
     def _dispatch_of(self, session: Session, row: WorkingRow, headers: dict[str, str] | None) -> Dispatch:
-        """The rest of the plan from the row's current step, fed its last result (the input before the first step)."""
+        """The rest of the plan from the row's current step, with a new step secret."""
         plan, input_json = session.execute(
             select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
         ).one()
-        argument = json.loads(row.result_json if row.current_step > 0 and row.result_json is not None else input_json)
         row.step_secret = new_step_secret()  # every dispatch its own: the steps of an earlier one can change nothing
-        return Dispatch(row.id, plan, row.current_step, argument, row.attempt, headers or {}, row.step_secret)
+        return dispatch_from(row.id, plan, row.current_step, input_json, row.result_json, row.attempt, row.step_secret, headers)
 
-    def _enqueue(self, session: Session, dispatch: Dispatch, messages: Messages, now: datetime) -> OutboxEntry:
-        """Write the chain to the outbox in the caller's transaction."""
-        steps = messages(dispatch)
-        result = session.connection().execute(
-            INSERT_OUTBOX, {"operation_id": dispatch.operation_id, "attempt": dispatch.attempt, "steps": steps, "created_at": now}
-        )
-        return int(result.inserted_primary_key[0]), steps  # type: ignore[index]  # None only when no row was inserted
+    def _enqueue(self, session: Session, dispatch: Dispatch, now: datetime) -> OutboxId:
+        """Note in the caller's transaction that this dispatch is to be sent.
+
+        The entry names the dispatch (operation, attempt, first step), not its
+        messages: the sweep rebuilds them from the operation row, which holds
+        everything a dispatch is made of. Serialising the chain into the
+        outbox cost the single SQLite writer ~0.14 ms of a start's ~0.57 ms
+        (py-spy --gil, bench start_rate).
+        """
+        values = {"operation_id": dispatch.operation_id, "attempt": dispatch.attempt, "step": dispatch.start, "created_at": now}
+        if self.sqlite is not None:
+            return self.sqlite.insert(INSERT_OUTBOX, values)
+        return int(session.connection().execute(INSERT_OUTBOX, values).inserted_primary_key[0])  # type: ignore[index]
 
     def dispatched(self, secret: str | None, token: str) -> bool:
         """Whether a report presenting `token` comes from the current dispatch of the operation whose secret is `secret`.
@@ -767,6 +794,21 @@ class _RequestSeen(Exception):
 def new_step_secret() -> str:
     """A dispatch's secret (operations.step_secret, the pausable_step_token header of its steps): 256 random bits."""
     return secrets.token_urlsafe(32)
+
+
+def dispatch_from(
+    operation_id: str,
+    plan: Sequence[dict[str, Any]],
+    step: int,
+    input_json: str,
+    result_json: str | None,
+    attempt: int,
+    secret: str,
+    headers: dict[str, str] | None,
+) -> Dispatch:
+    """The plan from `step` on, fed the last step's result (the input before the first step)."""
+    argument = json.loads(result_json if step > 0 and result_json is not None else input_json)
+    return Dispatch(operation_id, plan, step, argument, attempt, headers or {}, secret)
 
 
 def _aware(value: datetime) -> datetime:

@@ -106,6 +106,13 @@ class SqliteWriter:
         assert self._connection is not None, "execute() runs only inside a write"
         self.prepared.execute(self._connection, statement, params)
 
+    def insert(self, statement: Any, params: dict[str, Any]) -> int:
+        """Run a one-row INSERT in the current write; the new row's id."""
+        assert self._connection is not None, "insert() runs only inside a write"
+        row_id = self.prepared.execute(self._connection, statement, params).lastrowid
+        assert row_id is not None
+        return row_id
+
     def close(self) -> None:
         self._thread.close()
         self.engine.dispose()

@@ -22,8 +22,8 @@ def run(tmp_path: Path, scenario: Callable[[Store, str, str], Awaitable[None]], 
             assert workflow is not None
             store.lease = timedelta(0)  # every lease has already lapsed when it is written
             change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
-            assert change.outbox is not None and change.outbox[1][0]["options"]["headers"]["pausable_attempt"] == 1
-            await store.sent([change.outbox[0]])
+            assert change.outbox is not None and change.dispatch is not None and change.dispatch.attempt == 1
+            await store.sent([change.outbox])
             assert change.dispatch is not None and change.dispatch.step_token
             await scenario(store, change.operation.id, change.dispatch.step_token)
         finally:
@@ -39,7 +39,8 @@ def test_a_lapsed_step_runs_again_with_the_next_attempt_and_the_old_one_is_refus
         assert await store.lapsed() == [operation_id]
         outcome = await store.lease_lapsed(operation_id, "worker lost")
         assert outcome is not None and outcome.verdict is LeaseVerdict.RETRY and outcome.operation.attempt == 2
-        assert outcome.outbox is not None and outcome.outbox[1][0]["args"] == [1], "step b again, fed step a's result"
+        assert outcome.outbox is not None and outcome.dispatch is not None
+        assert (outcome.dispatch.start, outcome.dispatch.argument) == (1, 1), "step b again, fed step a's result"
         assert outcome.dispatch is not None and outcome.dispatch.step_token not in ("", token), "a retry: a new secret"
         [zombie] = await store.checkpoints([StepReport(operation_id, 1, "99", continued=True, attempt=1, step_token=token)])
         assert zombie is not None and zombie.decision is Decision.STOP and not zombie.refused, "a zombie is told STOP"
@@ -78,7 +79,7 @@ def test_a_requested_pause_of_a_lost_step_takes_effect_and_resume_runs_the_step_
         outcome = await store.lease_lapsed(operation_id, "worker lost")
         assert outcome is not None and outcome.operation.state is State.PAUSED and outcome.operation.current_step == 0
         resumed = await store.command(operation_id, Command.RESUME)
-        assert resumed.outbox is not None and resumed.outbox[1][0]["task"] == "a"
+        assert resumed.outbox is not None and resumed.dispatch is not None and resumed.dispatch.start == 0
 
     run(tmp_path, scenario)
 
@@ -100,11 +101,33 @@ def test_the_outbox_sweep_claims_unsent_chains_once_and_drops_those_of_stopped_o
         outcome = await store.lease_lapsed(operation_id, "message lost")
         assert outcome is not None and outcome.outbox is not None
         later = datetime.now(UTC) + timedelta(seconds=1)
-        [(claimed, claimed_operation, steps)] = await store.unsent(later)
-        assert claimed == outcome.outbox[0] and claimed_operation == operation_id and steps[0]["task"] == "a"
+        [(claimed, dispatch)] = await store.unsent(later)
+        assert claimed == outcome.outbox and dispatch == outcome.dispatch, "rebuilt from the operation as it was dispatched"
         assert await store.unsent(datetime.now(UTC) - timedelta(seconds=1)) == [], "claimed: not again before the grace"
         await store.command(operation_id, Command.CANCEL)
         await store.lease_lapsed(operation_id, "message lost")  # CANCEL_REQUESTED with its step lost: CANCELLED
         assert await store.unsent(later + timedelta(seconds=1)) == []
+
+    run(tmp_path, scenario)
+
+
+def test_the_outbox_sweep_sends_only_what_is_left_to_run(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        await store.command(operation_id, Command.PAUSE)
+        paused = await store.lease_lapsed(operation_id, "worker lost")
+        assert paused is not None and paused.operation.state is State.PAUSED
+        first = await store.command(operation_id, Command.RESUME)
+        await store.command(operation_id, Command.PAUSE)
+        await store.lease_lapsed(operation_id, "worker lost")
+        second = await store.command(operation_id, Command.RESUME)
+        assert first.outbox is not None and second.outbox is not None and second.dispatch is not None
+        [(claimed, dispatch)] = await store.unsent(later)
+        assert claimed == second.outbox and dispatch.step_token == second.dispatch.step_token, "the newest entry only"
+        [moved] = await store.checkpoints(
+            [StepReport(operation_id, 0, "1", continued=True, attempt=dispatch.attempt, step_token=dispatch.step_token)]
+        )
+        assert moved is not None and moved.decision is Decision.CONTINUE
+        assert await store.unsent(later + timedelta(seconds=2)) == [], "past the entry's first step: the chain reached a worker"
 
     run(tmp_path, scenario)
