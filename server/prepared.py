@@ -11,7 +11,7 @@ bytes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -27,12 +27,19 @@ class PreparedStatements:
         self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
-        keys = tuple(params)
+        sql, binds = self._prepared(statement, tuple(params))
+        return connection.execute(sql, _bound(binds, params))
+
+    def execute_many(self, connection: sqlite3.Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            sql, binds = self._prepared(statement, tuple(rows[0]))
+            connection.executemany(sql, [_bound(binds, params) for params in rows])
+
+    def _prepared(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
         compiled = self._compiled.get((statement, keys))
         if compiled is None:
             compiled = self._compiled[(statement, keys)] = self._compile(statement, keys)
-        sql, binds = compiled
-        return connection.execute(sql, [params[name] if convert is None else convert(params[name]) for name, convert in binds])
+        return compiled
 
     def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
         # A statement's compiler for a SQL dialect: compile() is typed as returning the base Compiled.
@@ -42,3 +49,7 @@ class PreparedStatements:
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
             binds.append((name, kind.bind_processor(self.dialect)))
         return compiled.string, binds
+
+
+def _bound(binds: list[tuple[str, Converter]], params: Mapping[str, Any]) -> list[Any]:
+    return [params[name] if convert is None else convert(params[name]) for name, convert in binds]

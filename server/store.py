@@ -67,6 +67,7 @@ UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updat
 INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
 INSERT_OUTBOX = OUTBOX.insert()
+DELETE_OUTBOX = OUTBOX.delete().where(OUTBOX.c.id == bindparam("outbox_id"))
 INSERT_LABEL = LabelRow.__table__.insert()
 
 log = logging.getLogger("pausable.server")
@@ -545,8 +546,13 @@ class Store(Reads):
         if not outbox_ids:
             return
 
+        rows = [{"outbox_id": outbox_id} for outbox_id in outbox_ids]
+
         def forget(session: Session, _events: list[Event]) -> None:
-            session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(list(outbox_ids))))
+            if self.sqlite is not None:
+                self.sqlite.execute_many(DELETE_OUTBOX, rows)
+            else:
+                session.connection().execute(DELETE_OUTBOX, rows)
 
         await self.write(forget)
 

@@ -106,6 +106,11 @@ class SqliteWriter:
         assert self._connection is not None, "execute() runs only inside a write"
         self.prepared.execute(self._connection, statement, params)
 
+    def execute_many(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """Run a one-row write statement once per row of parameters (all with the same keys), in the current write."""
+        assert self._connection is not None, "execute_many() runs only inside a write"
+        self.prepared.execute_many(self._connection, statement, rows)
+
     def insert(self, statement: Any, params: dict[str, Any]) -> int:
         """Run a one-row INSERT in the current write; the new row's id."""
         assert self._connection is not None, "insert() runs only inside a write"
