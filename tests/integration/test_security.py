@@ -382,7 +382,8 @@ def test_mutual_tls_names_the_client_by_its_certificate(tmp_path: Path, pki: dic
             assert list(listed.operations) == []  # its own (the SAN): allowed; another's would be PERMISSION_DENIED
             error = failure(ops.ListOperations, pb.ListOperationsRequest(requester="carol"))
             assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-        # Without a client certificate the TLS handshake itself is refused: nothing reaches a servicer.
+        # Without a client certificate the TLS handshake itself is refused: nothing reaches a servicer (gRPC Python
+        # cannot request a client certificate without requiring it; see the README's Security section).
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(ca)) as channel:
             error = failure(operation_pb2_grpc.OperationServiceStub(channel).ListWorkflows, pb.ListWorkflowsRequest())
             assert error.code() == grpc.StatusCode.UNAVAILABLE
