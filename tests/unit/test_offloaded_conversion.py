@@ -1,4 +1,4 @@
-"""Large stored values (over offload_json_bytes) become messages in a thread, small ones on the event loop.
+"""Large stored values (over offload_json_bytes) are parsed and become messages in a thread, small ones on the loop.
 
 "Not on the loop" is shown by events, not timings: the conversion of a large
 value waits until a coroutine on the loop has run. On the loop that wait could
@@ -9,17 +9,21 @@ and the test fails; in a thread it returns as soon as the loop runs.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pausable.server import convert, limits
-from pausable.server.domain import Event, Operation
+from pausable.server import convert, limits, reads
+from pausable.server.dispatch import plan_for
+from pausable.server.domain import Event, Operation, StepReport, Workflow
 from pausable.server.hub import EventHub
 from pausable.server.operations import OperationService
 from pausable.server.states import EventType, State
+from pausable.server.store import Store
 from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
 
@@ -168,3 +172,35 @@ def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(con
 
 async def _with_thread(scenario: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
     return await scenario(), threading.get_ident()
+
+
+def test_the_store_parses_a_large_stored_result_in_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    real = reads.operation_of
+
+    def spy(row: Any, with_input: bool = False) -> Operation:
+        threads.append(threading.get_ident())
+        return real(row, with_input)
+
+    async def scenario() -> tuple[list[Operation], int]:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+            assert change.dispatch is not None
+            operation_id, token = change.operation.id, change.dispatch.step_token
+            found = []
+            monkeypatch.setattr(reads, "operation_of", spy)
+            for step, result in enumerate((SMALL, LARGE)):
+                report = StepReport(operation_id, step, json.dumps(result), continued=True, step_token=token)
+                await store.checkpoints([report])
+                found.append(await store.get_operation(operation_id))
+            return found, threading.get_ident()
+        finally:
+            await store.close()
+
+    (small, large), loop_thread = asyncio.run(scenario())
+    assert (small.result, large.result) == (SMALL, LARGE)
+    assert threads == [loop_thread, threads[1]] and threads[1] != loop_thread
