@@ -103,7 +103,8 @@ def heavy(operation: Operation) -> bool:
     Measured on 2 shared cores: converting a stored value costs about 0.3 µs per byte of JSON (1 KiB 0.3 ms, 8 KiB
     2.7 ms, 1 MiB 330 ms), a hop to a thread and back (asyncio.to_thread) 60 µs at the median, 100 µs at p90, about
     what 250 bytes cost. Above 8 KiB the hop adds under 4% and the loop is never held more than about 3 ms by one
-    value; below it, the common small result, the hop would cost as much as the conversion it saves.
+    value; below it, the common small result, the hop would cost as much as the conversion it saves. (The conversion
+    is Python code and still takes the GIL in its thread, but the loop gets it back every switch interval, 5 ms.)
     """
     limit = limits.current.offload_json_bytes
     size = len(operation.input_json or "")
