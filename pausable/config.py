@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     offload_json_bytes: int = Field(
         default=8 << 10,
         description="inputs larger than this (protobuf bytes) are converted and checked against their schema in a thread, "
-        "off the event loop",
+        "off the event loop; stored inputs and results larger than this (JSON bytes) become reply messages in a thread",
     )
 
     @field_validator("worker_modules", mode="before")

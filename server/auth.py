@@ -4,8 +4,8 @@ Identity (the first that applies):
 
 - `authorization: Bearer <token>` metadata: a static token from
   `tokens_file` (looked up by its sha256), else a JWT verified with PyJWT
-  against `jwt_secret` (HS256) or the keys of `jwt_jwks_file`, with expiry
-  and, when set, `jwt_issuer` / `jwt_audience`; the identity is `sub`, the
+  against `jwt_secret` (HS256) or the keys of `jwt_jwks_file` (reloaded when
+  it changes, see jwks.py), with expiry and, when set, `jwt_issuer` / `jwt_audience`; the identity is `sub`, the
   roles are the `jwt_roles_claim` claim (a list, or one space/comma separated string).
 - a client certificate verified against `client_ca` (mutual TLS): the identity
   is its first subject alternative name, else its common name; its roles come
@@ -39,6 +39,7 @@ import grpc
 from pausable.config import Settings
 from pausable.server.identity_limits import IdentityLimits, OverLimit
 from pausable.server.interceptors import HandlerWrapper
+from pausable.server.jwks import JwksFile, Key
 
 READER, OPERATOR, ADMIN, WORKER = "reader", "operator", "admin", "worker"
 ROLES = (READER, OPERATOR, ADMIN, WORKER)
@@ -223,19 +224,14 @@ class Authenticator:
         self.enabled = settings.auth_enabled
         self.tokens = load_tokens_file(settings.tokens_file) if settings.tokens_file else {}
         # (key id or "", key, the one algorithm it verifies): an HS256 secret never meets an RS/ES token and vice versa.
-        self.jwt_keys: list[tuple[str, Any, str]] = []
-        if settings.jwt_secret:
-            self.jwt_keys.append(("", settings.jwt_secret, "HS256"))
-        if settings.jwt_jwks_file:
-            import jwt
-
-            for key in jwt.PyJWKSet.from_json(Path(settings.jwt_jwks_file).read_text()).keys:
-                self.jwt_keys.append((key.key_id or "", key.key, key.algorithm_name))
+        self.jwt_keys: list[Key] = [("", settings.jwt_secret, "HS256")] if settings.jwt_secret else []
+        # The JWKS file's keys, reloaded when the file changes or a token names a key id it does not hold (jwks.py).
+        self.jwks = JwksFile(settings.jwt_jwks_file) if settings.jwt_jwks_file else None
         self.cert_roles = settings.client_cert_roles
 
     def what_to_send(self) -> str:
         ways = []
-        if self.jwt_keys or self.tokens:
+        if self.jwt_keys or self.jwks or self.tokens:
             ways.append("metadata `authorization: Bearer <token>` (pausable --token / PAUSABLE_TOKEN)")
         if self.settings.client_ca:
             ways.append("a client certificate signed by the daemon's client CA (--tls-cert/--tls-key)")
@@ -263,7 +259,7 @@ class Authenticator:
         found = self.tokens.get(token_hash(token))
         if found is not None:
             return found
-        if not self.jwt_keys:
+        if not (self.jwt_keys or self.jwks):
             raise Unauthenticated("unknown token: send a token listed in the daemon's tokens file")
         import jwt
 
@@ -272,8 +268,9 @@ class Authenticator:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as caught:
             raise Unauthenticated(f"invalid token: {caught}; send a JWT (or a token from the tokens file)") from None
-        kid, algorithm = header.get("kid") or "", header.get("alg")
-        candidates = [(key, alg) for key_id, key, alg in self.jwt_keys if alg == algorithm and (not kid or key_id in ("", kid))]
+        kid, algorithm = str(header.get("kid") or ""), header.get("alg")
+        keys = self.jwt_keys + (self.jwks.keys_for(kid) if self.jwks else [])
+        candidates = [(key, alg) for key_id, key, alg in keys if alg == algorithm and (not kid or key_id in ("", kid))]
         if not candidates:
             raise Unauthenticated(f"invalid token: no key of this daemon verifies alg {algorithm!r} kid {kid!r}")
         error: Exception | None = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -16,6 +17,7 @@ from pausable.server.states import EventType, State
 from pausable.v1 import operation_pb2 as pb
 
 log = logging.getLogger("pausable.server")
+Message = TypeVar("Message")
 
 
 def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
@@ -92,6 +94,37 @@ def event_to_pb(event: Event) -> pb.WatchResponse:
             actor=event.actor,
         )
     )
+
+
+def heavy(operation: Operation) -> bool:
+    """Whether converting the operation's input and result to a message is worth a thread: more than
+    `offload_json_bytes` (8 KiB) of JSON between them.
+
+    Measured on 2 shared cores: converting a stored value costs about 0.3 µs per byte of JSON (1 KiB 0.3 ms, 8 KiB
+    2.7 ms, 1 MiB 330 ms), a hop to a thread and back (asyncio.to_thread) 60 µs at the median, 100 µs at p90, about
+    what 250 bytes cost. Above 8 KiB the hop adds under 4% and the loop is never held more than about 3 ms by one
+    value; below it, the common small result, the hop would cost as much as the conversion it saves. (The conversion
+    is Python code and still takes the GIL in its thread, but the loop gets it back every switch interval, 5 ms.)
+    """
+    limit = limits.current.offload_json_bytes
+    size = len(operation.input_json or "")
+    if size > limit:
+        return True
+    return operation.result is not None and limits.json_bytes_over(operation.result, limit - size)
+
+
+async def _off_loop_if(large: bool, convert: Callable[[], Message]) -> Message:
+    return await asyncio.to_thread(convert) if large else convert()
+
+
+async def operation_message(operation: Operation) -> pb.Operation:
+    """`operation_to_pb` (full), in a thread when the operation is `heavy`, so a large value never holds the loop."""
+    return await _off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
+
+
+async def event_message(event: Event) -> pb.WatchResponse:
+    """`event_to_pb`, in a thread when the event's operation is `heavy` (see operation_message)."""
+    return await _off_loop_if(heavy(event.operation), lambda: event_to_pb(event))
 
 
 def event_type_from_pb(value: int) -> EventType:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pausable.server.convert import event_to_pb
+from pausable.server.convert import event_to_pb, heavy
 from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
 
@@ -26,9 +26,34 @@ Item = TypeVar("Item")
 
 @dataclass(eq=False)
 class LiveEvent:
+    """A committed event for the watchers of its operation; a `heavy` one's message is converted in a thread
+    (`converting`), once for all of them."""
+
     seq: int
     terminal: bool
-    message: pb.WatchResponse
+    message: pb.WatchResponse | None
+    converting: asyncio.Future[pb.WatchResponse] | None = None
+
+    @classmethod
+    def of(cls, event: Event) -> LiveEvent:
+        if not heavy(event.operation):
+            return cls(event.seq, event.terminal, event_to_pb(event))
+        converting = asyncio.ensure_future(asyncio.to_thread(event_to_pb, event))
+        converting.add_done_callback(_log_failure)
+        return cls(event.seq, event.terminal, None, converting)
+
+    async def response(self) -> pb.WatchResponse:
+        """The message; raises what its conversion raised. Shielded: a watcher that goes away while waiting does not
+        cancel the conversion the other watchers wait on."""
+        if self.message is None:
+            assert self.converting is not None
+            self.message = await asyncio.shield(self.converting)
+        return self.message
+
+
+def _log_failure(converting: asyncio.Future[pb.WatchResponse]) -> None:
+    if not converting.cancelled() and (error := converting.exception()) is not None:
+        log.error("a committed event cannot be encoded; its watchers read the store", exc_info=error)
 
 
 class LiveBuffer(Generic[Item]):
@@ -111,7 +136,7 @@ class EventHub:
             if not watchers:
                 continue
             try:
-                live = LiveEvent(event.seq, event.terminal, event_to_pb(event))
+                live = LiveEvent.of(event)
             except Exception:
                 log.exception(
                     "operation %s: event %d cannot be encoded; its watchers read the store", event.operation_id, event.seq

@@ -14,6 +14,9 @@ no authentication mode is configured (everyone is one "anonymous", and
 from the rate: a worker reports on every step it was given by the daemon, so its
 rate follows the work dispatched, and refusing a report would only make the step
 run again.
+
+The counts live in this process: each replica limits on its own, so behind N
+replicas an identity may reach N times each limit (README, Security).
 """
 
 from __future__ import annotations

@@ -74,6 +74,35 @@ def json_depth(data: Any, stop_after: int | None = None) -> int:
     return deepest
 
 
+def json_bytes_over(data: Any, limit: int) -> bool:
+    """Whether `data` as compact JSON is longer than about `limit` bytes (strings by their length, other scalars as a
+    few bytes); without recursion, and it stops as soon as it knows, so judging a large value costs no more than
+    walking `limit` bytes of it."""
+    budget = limit
+    pending: list[Any] = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            budget -= 2 + 2 * len(item)  # braces, and a colon and a comma per member
+            for key, value in item.items():
+                if budget < 0:
+                    return True
+                budget -= len(key) + 2
+                pending.append(value)
+        elif isinstance(item, list):
+            budget -= 2 + len(item)  # brackets and commas
+            if budget < 0:
+                return True
+            pending.extend(item)
+        elif isinstance(item, str):
+            budget -= len(item) + 2
+        else:
+            budget -= 4  # a number, true, false, null
+        if budget < 0:
+            return True
+    return False
+
+
 def too_deep(data: Any, limits: Limits | None = None) -> bool:
     limit = (limits or current).max_json_depth
     return json_depth(data, stop_after=limit) > limit

@@ -40,7 +40,7 @@ from google.protobuf import any_pb2, empty_pb2, struct_pb2
 from google.rpc import code_pb2, status_pb2
 
 from pausable.server import auth, states
-from pausable.server.convert import operation_to_pb, state_to_pb
+from pausable.server.convert import operation_message, state_to_pb
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.operations import authorize, list_page
@@ -159,7 +159,7 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
     async def _get(self, id_: str, context: grpc.aio.ServicerContext) -> pb.Operation:
         operation = await self.engine.get(id_)
         auth.check_owner(operation.requester, steer=False)
-        return operation_to_pb(operation)
+        return await operation_message(operation)
 
     @rpc
     async def GetOperation(self, request: lro.GetOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:

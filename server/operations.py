@@ -9,7 +9,7 @@ import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, operation_to_pb, state_from_pb
+from pausable.server.convert import dumps, operation_message, operation_to_pb, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
@@ -101,13 +101,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
         )
-        return pb.StartOperationResponse(operation=operation_to_pb(operation))
+        return pb.StartOperationResponse(operation=await operation_message(operation))
 
     @rpc
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
         auth.check_owner(operation.requester, steer=False)
-        return pb.GetOperationResponse(operation=operation_to_pb(operation))
+        return pb.GetOperationResponse(operation=await operation_message(operation))
 
     @rpc
     async def ListOperations(
@@ -119,7 +119,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         operation_id = validation.operation_id(operation_id)
         await authorize(self.engine, operation_id, steer=True)
         operation = await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
-        return operation_to_pb(operation)
+        return await operation_message(operation)
 
     @rpc
     async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:

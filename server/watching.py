@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from pausable.server.convert import event_to_pb
+from pausable.server.convert import event_message, event_to_pb, heavy
 from pausable.server.domain import Event, OperationFilter, ShuttingDown, decode_cursor
 from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
@@ -45,7 +45,7 @@ class Watching:
                 subscription.resync()
                 replayed = await self.store.events_after(operation_id, last, REPLAY_PAGE)
                 for event in replayed:
-                    yield event_to_pb(event)
+                    yield await event_message(event)
                     last = event.seq
                     if event.terminal:
                         return
@@ -56,7 +56,11 @@ class Watching:
                         continue
                     if live.seq != last + 1:
                         break
-                    yield live.message
+                    try:
+                        message = await live.response()
+                    except Exception:  # noqa: BLE001 - logged by the hub; read the event from the store instead
+                        break
+                    yield message
                     last = live.seq
                     if live.terminal:
                         return
@@ -80,7 +84,7 @@ class Watching:
                 subscriber.resync()
                 batch = await self.store.events_matching(where, cursor, REPLAY_PAGE)
                 for event in batch:
-                    yield pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
+                    yield pb.WatchEventsResponse(event=(await event_message(event)).event, cursor=event.cursor)
                     cursor = event.cursor
                     last = decode_cursor(cursor)
                 if len(batch) == REPLAY_PAGE:
@@ -114,6 +118,19 @@ class FeedItem:
     event: Event
     state: State
     message: pb.WatchEventsResponse
+
+
+def feed_items(batch: list[tuple[Event, State]]) -> list[FeedItem]:
+    """The feed's items of a batch read from the store; an event that cannot be encoded is left out (and logged)."""
+    items = []
+    for event, state in batch:
+        try:
+            message = pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
+        except Exception:
+            log.exception("event %s of %s cannot be encoded; left out of WatchEvents", event.seq, event.operation_id)
+            continue
+        items.append(FeedItem(decode_cursor(event.cursor), event, state, message))
+    return items
 
 
 class FeedSubscriber(LiveBuffer[FeedItem]):
@@ -200,16 +217,8 @@ class GlobalFeed:
                     continue
                 self.reads += 1
                 if batch:
-                    items = []
-                    for event, state in batch:
-                        try:
-                            message = pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
-                        except Exception:
-                            log.exception(
-                                "event %s of %s cannot be encoded; left out of WatchEvents", event.seq, event.operation_id
-                            )
-                            continue
-                        items.append(FeedItem(decode_cursor(event.cursor), event, state, message))
+                    large = any(heavy(event.operation) for event, _state in batch)
+                    items = await asyncio.to_thread(feed_items, batch) if large else feed_items(batch)
                     cursor = batch[-1][0].cursor
                     self._offer(items)
                 if len(batch) == REPLAY_PAGE:

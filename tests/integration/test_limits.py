@@ -17,7 +17,7 @@ import pytest
 from support.wire import field_bytes, nested, struct_value_bytes
 
 from pausable.cli.launch import DaemonProcess, RedisServer
-from pausable.jsonvalue import to_value
+from pausable.jsonvalue import from_value, to_value
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
@@ -25,6 +25,7 @@ DEPTH = 32  # the default max_json_depth
 INPUT_BYTES = 5_000
 RESULT_BYTES = 4_000
 WORKFLOW_BYTES = 3_000
+OFFLOAD_BYTES = 1_000  # stored values larger than this become messages in a thread (as results near RESULT_BYTES do)
 PLAN = [{"task": "nobody.runs.this", "args": [], "kwargs": {}, "options": {"queue": "no-worker-reads-this"}}] * 3
 
 
@@ -63,6 +64,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         max_receive_message_bytes=str(1 << 20),
         list_page_bytes="20000",
         max_concurrent_rpcs="40",
+        offload_json_bytes=str(OFFLOAD_BYTES),
         require_step_tokens="false",  # the test reports results itself, with no dispatched message to take a token from
     ).start()
     daemon = Daemon(process.target)
@@ -182,6 +184,32 @@ def test_a_result_just_under_the_size_limit_is_recorded(daemon: Daemon) -> None:
     text = json.dumps("x" * (RESULT_BYTES - 2))
     assert len(text) == RESULT_BYTES
     assert checkpoint(daemon, op.id, 0, text).decision == worker_pb2.DECISION_CONTINUE
+
+
+def test_a_value_converted_off_the_loop_reads_and_streams_whole(daemon: Daemon) -> None:
+    """A result over offload_json_bytes reaches GetOperation, a live Watch, a replayed Watch and WatchEvents intact."""
+    op = daemon.start({"s": "i" * 2 * OFFLOAD_BYTES})
+    live = daemon.ops.Watch(pb.WatchRequest(operation_id=op.id), timeout=10)
+    assert next(live).event.seq == 1  # subscribed: what comes next is live
+    result = {"rows": [{"n": n, "name": f"row-{n}"} for n in range(3 * OFFLOAD_BYTES // 25)]}
+    text = json.dumps(result)
+    assert OFFLOAD_BYTES < len(text) <= RESULT_BYTES
+    assert checkpoint(daemon, op.id, 0, text).decision == worker_pb2.DECISION_CONTINUE
+
+    def recorded(stream: Any) -> pb.Operation:
+        return next(r.event.operation for r in stream if r.event.type == pb.EVENT_TYPE_STEP_COMPLETED)
+
+    got = daemon.get(op.id)
+    assert from_value(got.result) == result and from_value(got.input) == {"s": "i" * 2 * OFFLOAD_BYTES}
+    assert from_value(recorded(live).result) == result
+    live.cancel()
+    replay = daemon.ops.Watch(pb.WatchRequest(operation_id=op.id), timeout=10)
+    assert from_value(recorded(replay).result) == result
+    replay.cancel()
+    events = daemon.ops.WatchEvents(pb.WatchEventsRequest(), timeout=10)
+    found = next(r.event for r in events if r.event.operation_id == op.id and r.event.type == pb.EVENT_TYPE_STEP_COMPLETED)
+    events.cancel()
+    assert from_value(found.operation.result) == result
 
 
 def test_report_steps_fails_only_the_operation_with_the_bad_result(daemon: Daemon) -> None:

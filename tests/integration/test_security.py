@@ -1,7 +1,8 @@
 """Authentication and authorization, from a plain gRPC client (not the SDK).
 
 One daemon with an HS256 secret (issuer and audience checked) and a worker
-with a worker token on a Redis of their own; a second daemon with TLS and a
+with a worker token on a Redis of their own, once on each store (SQLite and
+Postgres: the tests that use it run on both); a second daemon with TLS and a
 client CA (mutual TLS); and `pausable serve` refusing a public address with
 no authentication mode.
 """
@@ -13,7 +14,7 @@ import ipaddress
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,12 @@ class Secured:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+def secured(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[Path], str]) -> Iterator[Secured]:
+    """On each store (the `backend` parameter): ownership, request_id scoping and actors are the store's queries."""
     folder = tmp_path_factory.mktemp("secured")
     redis = RedisServer(folder / "redis").start()
     daemon = DaemonProcess(
-        f"sqlite+aiosqlite:///{folder / 'pausable.db'}",
+        make_database(folder),
         redis.url,
         folder / "daemon.log",
         jwt_secret=SECRET,
@@ -380,7 +382,8 @@ def test_mutual_tls_names_the_client_by_its_certificate(tmp_path: Path, pki: dic
             assert list(listed.operations) == []  # its own (the SAN): allowed; another's would be PERMISSION_DENIED
             error = failure(ops.ListOperations, pb.ListOperationsRequest(requester="carol"))
             assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-        # Without a client certificate the TLS handshake itself is refused: nothing reaches a servicer.
+        # Without a client certificate the TLS handshake itself is refused: nothing reaches a servicer (gRPC Python
+        # cannot request a client certificate without requiring it; see the README's Security section).
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(ca)) as channel:
             error = failure(operation_pb2_grpc.OperationServiceStub(channel).ListWorkflows, pb.ListWorkflowsRequest())
             assert error.code() == grpc.StatusCode.UNAVAILABLE

@@ -16,6 +16,7 @@
  * (NotFound, InvalidArgument, FailedPrecondition, ...; see errors.js).
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import grpc from '@grpc/grpc-js';
@@ -118,7 +119,8 @@ export class Client {
    * @param {string} target host:port of the daemon
    * @param {object} [options]
    * @param {grpc.ChannelCredentials} [options.credentials] default: insecure (plaintext); e.g. grpc.credentials.createSsl(ca, key, cert)
-   * @param {string} [options.token] bearer token, sent as `authorization: Bearer <token>` on every call
+   * @param {string} [options.token] bearer token, sent as `authorization: Bearer <token>` on every call;
+   *   default: PAUSABLE_TOKEN, else the contents of the file PAUSABLE_TOKEN_FILE names (as the Python SDK)
    * @param {number} [options.retrySeconds=10] how long unary calls retry UNAVAILABLE / RESOURCE_EXHAUSTED
    * @param {number} [options.timeoutSeconds=30] deadline of each unary attempt
    * @param {number} [options.reconnectSeconds=60] how long watch() keeps reconnecting without receiving an event
@@ -142,7 +144,8 @@ export class Client {
     this.reconnectSeconds = reconnectSeconds;
     this.#stub = new OperationService(target, credentials, channelOptions);
     this.#metadata = new grpc.Metadata();
-    if (token) this.#metadata.set('authorization', /^bearer /i.test(token) ? token : `Bearer ${token}`);
+    const bearer = token || envToken();
+    if (bearer) this.#metadata.set('authorization', /^bearer /i.test(bearer) ? bearer : `Bearer ${bearer}`);
   }
 
   close() {
@@ -269,6 +272,13 @@ export class Client {
     for await (const event of this.watch(id, { signal })) operation = event.operation;
     return operation ?? this.get(id);
   }
+}
+
+/** PAUSABLE_TOKEN, else the file PAUSABLE_TOKEN_FILE names, trimmed ('' without either): the Python SDK's fallback. */
+function envToken() {
+  const { PAUSABLE_TOKEN: token, PAUSABLE_TOKEN_FILE: file } = process.env;
+  if (token) return token;
+  return file ? readFileSync(file, 'utf8').trim() : '';
 }
 
 /** A client for the daemon at `target` (host:port); see Client for the options. */

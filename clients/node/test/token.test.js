@@ -3,6 +3,9 @@
  * Against a stand-in OperationService on grpc-js, so no daemon is needed.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -56,4 +59,31 @@ test('no token: no authorization metadata', { timeout: 20_000 }, async () => {
   await client.workflows();
   client.close();
   assert.deepEqual(seen, [undefined]);
+});
+
+test('without a token option: PAUSABLE_TOKEN, else PAUSABLE_TOKEN_FILE; the option wins', { timeout: 20_000 }, async () => {
+  const saved = { token: process.env.PAUSABLE_TOKEN, file: process.env.PAUSABLE_TOKEN_FILE };
+  const file = join(mkdtempSync(join(tmpdir(), 'pausable-token-')), 't.jwt');
+  writeFileSync(file, 'from.the.file\n');
+  try {
+    seen.length = 0;
+    for (const [env, options] of [
+      [{ PAUSABLE_TOKEN: 'from.the.env', PAUSABLE_TOKEN_FILE: file }, {}],
+      [{ PAUSABLE_TOKEN_FILE: file }, {}],
+      [{ PAUSABLE_TOKEN: 'from.the.env' }, { token: 'given' }],
+    ]) {
+      delete process.env.PAUSABLE_TOKEN;
+      delete process.env.PAUSABLE_TOKEN_FILE;
+      Object.assign(process.env, env);
+      const client = connect(`127.0.0.1:${port}`, options);
+      await client.workflows();
+      client.close();
+    }
+    assert.deepEqual(seen, ['Bearer from.the.env', 'Bearer from.the.file', 'Bearer given']);
+  } finally {
+    for (const [name, value] of [['PAUSABLE_TOKEN', saved.token], ['PAUSABLE_TOKEN_FILE', saved.file]]) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
 });

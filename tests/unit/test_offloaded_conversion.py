@@ -1,0 +1,206 @@
+"""Large stored values (over offload_json_bytes) are parsed and become messages in a thread, small ones on the loop.
+
+"Not on the loop" is shown by events, not timings: the conversion of a large
+value waits until a coroutine on the loop has run. On the loop that wait could
+never end (the loop is the thread waiting), so it gives up after WAIT seconds
+and the test fails; in a thread it returns as soon as the loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pausable.server import convert, limits, reads
+from pausable.server.dispatch import plan_for
+from pausable.server.domain import Event, Operation, StepReport, Workflow
+from pausable.server.hub import EventHub
+from pausable.server.operations import OperationService
+from pausable.server.states import EventType, State
+from pausable.server.store import Store
+from pausable.server.watching import Watching
+from pausable.v1 import operation_pb2 as pb
+
+WAIT = 5.0
+LARGE = {"rows": [{"name": f"row-{i}", "value": i} for i in range(20_000)]}  # about 600 kB of JSON
+SMALL = {"rows": 3}
+
+
+def operation(result: Any, input_json: str | None = None) -> Operation:
+    return Operation(
+        "0" * 32, "wf", State.RUNNING, 1, 3, "s", 0.5, "", result, None, "me", {}, 1.0, 1.0, None, 2,
+        input_json=input_json,
+    )  # fmt: skip
+
+
+def event(result: Any, seq: int = 1) -> Event:
+    return Event("0" * 32, seq, EventType.STEP_COMPLETED, "", 1.0, operation(result))
+
+
+class Conversions:
+    """Wraps convert.to_value: records the thread of each conversion; a large one first waits for `loop_ran`."""
+
+    def __init__(self, real: Callable[[Any], Any]) -> None:
+        self.real = real
+        self.loop_ran = threading.Event()
+        self.threads: list[int] = []
+        self.blocked = False
+
+    def __call__(self, data: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        if data is LARGE and not self.loop_ran.wait(WAIT):
+            self.blocked = True  # the loop could not run while this converted: it ran on the loop
+        return self.real(data)
+
+
+@pytest.fixture
+def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[Conversions]:
+    spy = Conversions(convert.to_value)
+    monkeypatch.setattr(convert, "to_value", spy)
+    yield spy
+
+
+def concurrently(conversions: Conversions, work: Awaitable[Any]) -> Any:
+    """Run `work` while another coroutine marks that the loop ran; returns `work`'s result and the loop's thread."""
+
+    async def mark() -> None:
+        await asyncio.sleep(0)
+        conversions.loop_ran.set()
+
+    async def both() -> tuple[Any, int]:
+        result, _ = await asyncio.gather(work, mark())
+        return result, threading.get_ident()
+
+    return asyncio.run(both())
+
+
+def test_size_estimate_stops_early_and_is_close() -> None:
+    assert not limits.json_bytes_over(SMALL, 100)
+    assert limits.json_bytes_over("x" * 101, 100) and not limits.json_bytes_over("x" * 90, 100)
+    assert limits.json_bytes_over(list(range(10_000_000)), 8192)  # judged by the list's length, not its items
+    assert limits.json_bytes_over(LARGE, limits.current.offload_json_bytes)
+    assert convert.heavy(operation(LARGE)) and convert.heavy(operation(None, input_json="1" * 9000))
+    assert not convert.heavy(operation(SMALL, input_json='{"a": 1}'))
+
+
+def test_a_large_operation_converts_in_a_thread(conversions: Conversions) -> None:
+    message, loop_thread = concurrently(conversions, convert.operation_message(operation(LARGE)))
+    assert not conversions.blocked
+    assert conversions.threads and loop_thread not in conversions.threads
+    assert len(message.result.struct_value.fields["rows"].list_value.values) == 20_000
+
+
+def test_a_small_operation_converts_on_the_loop(conversions: Conversions) -> None:
+    message, loop_thread = concurrently(conversions, convert.operation_message(operation(SMALL, input_json="[1]")))
+    assert conversions.threads == [loop_thread, loop_thread]  # input and result: no thread hop
+    assert message.result.struct_value.fields["rows"].number_value == 3
+
+
+class OneOperation:
+    """The engine and store reads GetOperation and Watch make, for one operation with a large result."""
+
+    postgres = False
+
+    def __init__(self) -> None:
+        self.events = [event(SMALL, 1), event(LARGE, 2)]
+
+    async def get(self, operation_id: str) -> Operation:
+        return operation(LARGE)
+
+    async def get_operation(self, operation_id: str) -> Operation:
+        return self.events[-1].operation
+
+    async def events_after(self, operation_id: str, after_seq: int, limit: int) -> list[Event]:
+        return [e for e in self.events if e.seq > after_seq][:limit]
+
+
+def test_get_operation_with_a_large_result_leaves_the_loop_free(conversions: Conversions) -> None:
+    service = OperationService(OneOperation(), None)  # type: ignore[arg-type]
+    request = pb.GetOperationRequest(operation_id="0" * 32)
+    response, loop_thread = concurrently(conversions, service.GetOperation(request, None))  # type: ignore[arg-type]
+    assert not conversions.blocked and loop_thread not in conversions.threads
+    rows = response.operation.result.struct_value.fields["rows"].list_value.values
+    assert rows[-1].struct_value.fields["value"].number_value == 19_999
+
+
+def test_watch_replays_a_large_event_off_the_loop(conversions: Conversions) -> None:
+    async def replay() -> list[int]:
+        seqs = []
+        async for response in Watching(OneOperation(), EventHub()).follow("0" * 32, 0):  # type: ignore[arg-type]
+            seqs.append(response.event.seq)
+            if response.event.seq == 2:
+                break
+        return seqs
+
+    seqs, loop_thread = concurrently(conversions, replay())
+    assert seqs == [1, 2]
+    assert not conversions.blocked
+    assert conversions.threads[0] == loop_thread and loop_thread not in conversions.threads[1:]  # small, then large
+
+
+def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(conversions: Conversions) -> None:
+    async def live() -> list[list[int]]:
+        store, hub = OneOperation(), EventHub()
+        store.events = [event(SMALL, 1)]
+        watching = Watching(store, hub)  # type: ignore[arg-type]
+        streams = [watching.follow("0" * 32, 0) for _ in range(3)]
+        seen: list[list[int]] = [[] for _ in streams]
+        for stream, seqs in zip(streams, seen, strict=True):
+            seqs.append((await anext(stream)).event.seq)  # replayed from the store; now each waits for live events
+        pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
+        await asyncio.sleep(0)
+        conversions.threads.clear()
+        hub.publish([event(LARGE, 2)])  # the commit hook: converting here would wait WAIT seconds for the line below
+        conversions.loop_ran.set()
+        for future, seqs in zip(pending, seen, strict=True):
+            seqs.append((await future).event.seq)
+        for stream in streams:
+            await stream.aclose()
+        return seen
+
+    seen, loop_thread = asyncio.run(_with_thread(live))
+    assert seen == [[1, 2]] * 3
+    assert not conversions.blocked
+    assert len(conversions.threads) == 1 and conversions.threads[0] != loop_thread  # one conversion for three watchers
+
+
+async def _with_thread(scenario: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    return await scenario(), threading.get_ident()
+
+
+def test_the_store_parses_a_large_stored_result_in_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    real = reads.operation_of
+
+    def spy(row: Any, with_input: bool = False) -> Operation:
+        threads.append(threading.get_ident())
+        return real(row, with_input)
+
+    async def scenario() -> tuple[list[Operation], int]:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+            assert change.dispatch is not None
+            operation_id, token = change.operation.id, change.dispatch.step_token
+            found = []
+            monkeypatch.setattr(reads, "operation_of", spy)
+            for step, result in enumerate((SMALL, LARGE)):
+                report = StepReport(operation_id, step, json.dumps(result), continued=True, step_token=token)
+                await store.checkpoints([report])
+                found.append(await store.get_operation(operation_id))
+            return found, threading.get_ident()
+        finally:
+            await store.close()
+
+    (small, large), loop_thread = asyncio.run(scenario())
+    assert (small.result, large.result) == (SMALL, LARGE)
+    assert threads == [loop_thread, threads[1]] and threads[1] != loop_thread
