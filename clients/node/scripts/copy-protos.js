@@ -8,7 +8,7 @@
  * `npm pack` and `npm publish`) and as `pretest`. Outside the repository (an
  * installed copy, where proto/ already came with the package) it does nothing.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -19,16 +19,36 @@ export const TARGET = path.resolve(here, '../proto/pausable/v1');
 /** The .proto file names in `dir` (sorted). */
 export const protoFiles = (dir) => readdirSync(dir).filter((name) => name.endsWith('.proto')).sort();
 
+/**
+ * Makes `target` hold exactly the .proto files of `source`. Only files that
+ * differ are written, each to a temporary name and renamed into place, so a
+ * test loading the protos while `npm pack` runs this again never sees a
+ * missing or half-written file. Returns the names written or removed.
+ */
 export function copyProtos({ source = SOURCE, target = TARGET } = {}) {
   if (!existsSync(source)) {
     if (existsSync(target)) return []; // an installed copy: its protos came with it
     throw new Error(`no ${source}: run this from a checkout of the pausable repository`);
   }
-  rmSync(target, { recursive: true, force: true }); // no stale file survives a rename upstream
   mkdirSync(target, { recursive: true });
   const names = protoFiles(source);
-  for (const name of names) copyFileSync(path.join(source, name), path.join(target, name));
-  return names;
+  const changed = [];
+  for (const name of names) {
+    const from = path.join(source, name);
+    const to = path.join(target, name);
+    if (existsSync(to) && readFileSync(to).equals(readFileSync(from))) continue;
+    const temporary = `${to}.${process.pid}.tmp`;
+    copyFileSync(from, temporary);
+    renameSync(temporary, to);
+    changed.push(name);
+  }
+  for (const name of readdirSync(target)) {
+    if (!names.includes(name)) { // renamed or removed upstream, or a leftover temporary file
+      rmSync(path.join(target, name), { recursive: true, force: true });
+      changed.push(name);
+    }
+  }
+  return changed;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
