@@ -7,15 +7,15 @@
  *
  * Needs a running daemon and worker, e.g. `pausable dev` in another terminal.
  */
-import { connect } from '../src/index.js';
+import { connect } from '@pausable/client'; // in this folder too: a package may import itself by its name
 
 const target = process.argv[2] ?? process.env.PAUSABLE_DAEMON ?? '127.0.0.1:50151';
 const client = connect(target);
 
 function show(event) {
   const op = event.operation;
-  const step = Math.min(op.currentStep + 1, op.totalSteps); // currentStep is 0-based
-  console.log(`#${event.seq} ${event.type.padEnd(15)} ${op.state.padEnd(16)} step ${step}/${op.totalSteps}  ${event.message}`);
+  // op.step is 1-based, as the CLI shows it ("step 3/5"); op.currentStep is the proto's 0-based field.
+  console.log(`#${event.seq} ${event.type.padEnd(15)} ${op.state.padEnd(16)} step ${op.step}/${op.totalSteps}  ${event.message}`);
 }
 
 try {
@@ -36,7 +36,9 @@ try {
     }
   }
   console.log(`operation ${final.id} ${final.state}`);
-  if (final.result !== null) console.log('result:', JSON.stringify(final.result));
+  // Integers beyond 2^53 - 1 come as BigInt, which JSON.stringify refuses: print them as strings of digits.
+  const json = (value) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+  if (final.result !== null) console.log('result:', json(final.result));
   if (final.error) console.log('error:', final.error);
   process.exitCode = final.state === 'SUCCEEDED' ? 0 : 1;
 } catch (error) {

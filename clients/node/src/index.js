@@ -10,29 +10,41 @@
  *   client.close();
  *
  * Operations, events and workflows come back as plain objects with camelCase
- * fields; `input`/`result` are plain JS values, times are Dates, and states and
- * event types are the enum names without their prefix ('PAUSED',
- * 'STEP_COMPLETED'). Failed calls reject with a PausableError subclass
- * (NotFound, InvalidArgument, FailedPrecondition, ...; see errors.js).
+ * fields; `input`/`result` are plain JS values (integers beyond 2^53 - 1 as
+ * BigInt), times are Dates, and states and event types are the enum names
+ * without their prefix ('PAUSED', 'STEP_COMPLETED'). Failed calls reject
+ * with a PausableError subclass (NotFound, InvalidArgument,
+ * FailedPrecondition, ...; see errors.js).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { fromServiceError } from './errors.js';
+import { DataLoss, OperationFailed, fromServiceError } from './errors.js';
+import { parseJson } from './json.js';
+import { Backoff, TRANSIENT, TRANSIENT_READS } from './retry.js';
 import { fromValue, toDate, toValue } from './values.js';
 
 export * from './errors.js';
+export { parseJson } from './json.js';
 export { fromStruct, fromValue, toDate, toStruct, toValue } from './values.js';
 
-/** The repository's proto/ folder; the .proto files are loaded from it at run time. */
-export const DEFAULT_PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
+const OPERATION_PROTO = 'pausable/v1/operation.proto';
+
+/**
+ * The folder the .proto files are loaded from: the package's own proto/ (copied
+ * there from the repository's proto/ by scripts/copy-protos.js on `npm ci`,
+ * `npm test` and `npm pack`, and shipped in the package), or, in a checkout
+ * where that copy was never made, the repository's proto/ itself.
+ */
+export const DEFAULT_PROTO_DIR = [new URL('../proto/', import.meta.url), new URL('../../../proto/', import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((dir) => existsSync(dir + OPERATION_PROTO)) ?? fileURLToPath(new URL('../proto/', import.meta.url));
 
 export const TERMINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 const TERMINAL_EVENTS = TERMINAL_STATES; // the terminal event types have the same names
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED]);
 const STATE_PREFIX = 'OPERATION_STATE_';
 const EVENT_PREFIX = 'EVENT_TYPE_';
 
@@ -41,7 +53,10 @@ const services = new Map();
 /** The OperationService constructor for the protos in `protoDir` (loaded once per folder). */
 function loadService(protoDir) {
   if (!services.has(protoDir)) {
-    const definition = protoLoader.loadSync('pausable/v1/operation.proto', {
+    if (!existsSync(`${protoDir}/${OPERATION_PROTO}`)) {
+      throw new Error(`no ${OPERATION_PROTO} in ${protoDir}: pass protoDir, or in a checkout run \`npm ci\` in clients/node`);
+    }
+    const definition = protoLoader.loadSync(OPERATION_PROTO, {
       includeDirs: [protoDir], // google/protobuf/{struct,timestamp}.proto are built into protobufjs
       keepCase: false, // operation_id -> operationId
       longs: Number, // int64 seqs as numbers
@@ -55,34 +70,72 @@ function loadService(protoDir) {
 }
 
 const unprefix = (name, prefix) => (typeof name === 'string' && name.startsWith(prefix) ? name.slice(prefix.length) : name);
-const backoff = (delay) => delay * (0.5 + Math.random() / 2); // jittered
 
 /** 'PAUSED' or 'OPERATION_STATE_PAUSED' (or the enum number) -> what the request message takes. */
 function stateEnum(state) {
   return typeof state === 'string' && !state.startsWith(STATE_PREFIX) ? STATE_PREFIX + state.toUpperCase() : state;
 }
 
-/** A pausable.v1.Operation message -> a plain object. */
+/**
+ * A JSON value the daemon sends twice: as its exact JSON text (`input_json`,
+ * `result_json`; integers beyond 2^53 - 1 become BigInt) and as a
+ * google.protobuf.Value (numbers as doubles). The text wins when present and
+ * non-empty; a daemon without the text fields, or a view that leaves them
+ * empty, falls back to the Value.
+ */
+export function jsonField(text, value) {
+  if (typeof text === 'string' && text !== '') {
+    try {
+      return parseJson(text);
+    } catch {
+      // not JSON after all: the Value still says it (with numbers as doubles)
+    }
+  }
+  return fromValue(value);
+}
+
+/**
+ * The 1-based step number users see ("step 3/5", as the CLI prints it) from the
+ * proto's 0-based `current_step`: the step running now, or, when paused, the one
+ * Resume runs first; `total_steps` once every step has finished (0 without steps).
+ */
+export function stepNumber(currentStep, totalSteps) {
+  return Math.min(Number(currentStep ?? 0) + 1, Number(totalSteps ?? 0));
+}
+
+function toOperationError(error) {
+  if (!error) return null;
+  const index = error.step ?? -1; // the proto's 0-based index of the failed step; -1: no step involved
+  return { code: error.code, message: error.message, step: index >= 0 ? index + 1 : null, stepIndex: index, stepName: error.stepName };
+}
+
+/**
+ * A pausable.v1.Operation message (as @grpc/proto-loader decodes it) -> a plain object.
+ * `step` is 1-based ("step 3/5"); `currentStep` is the proto's raw 0-based field.
+ */
 export function toOperation(op) {
   if (!op) return null;
   return {
     id: op.id,
     workflow: op.workflow,
     state: unprefix(op.state, STATE_PREFIX),
-    currentStep: op.currentStep, // 0-based; equals totalSteps once every step has finished
+    step: stepNumber(op.currentStep, op.totalSteps), // 1-based, as users see it: "step 3/5"
+    currentStep: op.currentStep, // the proto's current_step: 0-based; equals totalSteps once every step has finished
     totalSteps: op.totalSteps,
     currentStepName: op.currentStepName,
     progress: op.progress,
     progressMessage: op.progressMessage,
-    input: fromValue(op.input),
-    result: fromValue(op.result),
-    error: op.error ? { code: op.error.code, message: op.error.message, step: op.error.step, stepName: op.error.stepName } : null,
+    input: jsonField(op.inputJson, op.input),
+    result: jsonField(op.resultJson, op.result),
+    error: toOperationError(op.error),
     requester: op.requester,
     labels: { ...op.labels },
     createTime: toDate(op.createTime),
     updateTime: toDate(op.updateTime),
     endTime: toDate(op.endTime),
     lastSeq: Number(op.lastSeq),
+    attempt: op.attempt ?? 0,
+    leaseExpireTime: toDate(op.leaseExpireTime),
   };
 }
 
@@ -96,11 +149,13 @@ export function toEvent(event) {
     terminal: TERMINAL_EVENTS.has(type),
     time: toDate(event.time),
     message: event.message,
+    actor: event.actor ?? '',
     operation: toOperation(event.operation),
   };
 }
 
-function toWorkflow(workflow) {
+/** A pausable.v1.Workflow message -> a plain object. */
+export function toWorkflow(workflow) {
   return {
     name: workflow.name,
     description: workflow.description,
@@ -108,6 +163,7 @@ function toWorkflow(workflow) {
     inputSchema: fromValue(workflow.inputSchema),
     registerTime: toDate(workflow.registerTime),
     planJson: workflow.planJson,
+    maxAttempts: workflow.maxAttempts ?? 0,
   };
 }
 
@@ -121,7 +177,7 @@ export class Client {
    * @param {grpc.ChannelCredentials} [options.credentials] default: insecure (plaintext); e.g. grpc.credentials.createSsl(ca, key, cert)
    * @param {string} [options.token] bearer token, sent as `authorization: Bearer <token>` on every call;
    *   default: PAUSABLE_TOKEN, else the contents of the file PAUSABLE_TOKEN_FILE names (as the Python SDK)
-   * @param {number} [options.retrySeconds=10] how long unary calls retry UNAVAILABLE / RESOURCE_EXHAUSTED
+   * @param {number} [options.retrySeconds=10] how long unary calls retry UNAVAILABLE / RESOURCE_EXHAUSTED (reads: and DEADLINE_EXCEEDED)
    * @param {number} [options.timeoutSeconds=30] deadline of each unary attempt
    * @param {number} [options.reconnectSeconds=60] how long watch() keeps reconnecting without receiving an event
    * @param {object} [options.channelOptions] passed to the grpc-js channel
@@ -153,24 +209,27 @@ export class Client {
   }
 
   /**
-   * One unary call; only UNAVAILABLE and RESOURCE_EXHAUSTED are retried, with
-   * jittered exponential backoff, for up to `retrySeconds`. Every call retried
-   * is safe to repeat: reads, and mutations that carry a request id.
+   * One unary call, as the Python SDK makes it: UNAVAILABLE and
+   * RESOURCE_EXHAUSTED are retried (DEADLINE_EXCEEDED too when `read`), with
+   * jittered exponential backoff, for up to `retrySeconds`; every other status
+   * rejects at once with its PausableError subclass. Every call retried is
+   * safe to repeat: reads, and mutations that carry a request id.
    */
-  async #call(method, request) {
-    const deadline = Date.now() + this.retrySeconds * 1000;
-    let delay = 50;
+  async #call(method, request, { read = false } = {}) {
+    const retryable = read ? TRANSIENT_READS : TRANSIENT;
+    const backoff = new Backoff(this.retrySeconds);
     for (;;) {
+      let delay;
       try {
         return await new Promise((resolve, reject) => {
           const options = { deadline: Date.now() + this.timeoutSeconds * 1000 };
           this.#stub[method](request, this.#metadata, options, (error, response) => (error ? reject(error) : resolve(response)));
         });
       } catch (error) {
-        if (!RETRYABLE.has(error.code) || Date.now() + delay > deadline) throw fromServiceError(error);
+        delay = retryable.has(error.code) ? backoff.nextDelay() : null;
+        if (delay === null) throw fromServiceError(error);
       }
-      await sleep(backoff(delay));
-      delay = Math.min(delay * 2, 1000);
+      await sleep(delay * 1000);
     }
   }
 
@@ -182,7 +241,7 @@ export class Client {
   }
 
   async get(id) {
-    return toOperation((await this.#call('GetOperation', { operationId: id })).operation);
+    return toOperation((await this.#call('GetOperation', { operationId: id }, { read: true })).operation);
   }
 
   /**
@@ -191,7 +250,8 @@ export class Client {
    */
   async list({ states = [], workflow = '', pageSize = 0, pageToken = '', full = false } = {}) {
     const view = full ? 'OPERATION_VIEW_FULL' : 'OPERATION_VIEW_BASIC';
-    const response = await this.#call('ListOperations', { states: states.map(stateEnum), workflow, pageSize, pageToken, view });
+    const request = { states: states.map(stateEnum), workflow, pageSize, pageToken, view };
+    const response = await this.#call('ListOperations', request, { read: true });
     return { operations: response.operations.map(toOperation), nextPageToken: response.nextPageToken };
   }
 
@@ -212,23 +272,26 @@ export class Client {
 
   /** The workflows the workers have registered. */
   async workflows() {
-    return (await this.#call('ListWorkflows', {})).workflows.map(toWorkflow);
+    return (await this.#call('ListWorkflows', {}, { read: true })).workflows.map(toWorkflow);
   }
 
   /**
    * Every event after `afterSeq`, each exactly once and in seq order, ending
-   * after the terminal one (SUCCEEDED, FAILED or CANCELLED). A stream broken
-   * with UNAVAILABLE (daemon restart, network) is reopened from the last seq
-   * seen; a gap in the seqs also reopens it. Reconnecting gives up once it
-   * has failed for `reconnectSeconds` with no new event (an idle watch on a
-   * paused operation may stay open for hours: only the failing time counts).
-   * Leave the loop early (break) to cancel the stream, or pass an AbortSignal
-   * as `signal`.
+   * after the terminal one (SUCCEEDED, FAILED or CANCELLED), as the Python
+   * SDK's watch(): a stream broken with UNAVAILABLE or RESOURCE_EXHAUSTED
+   * (daemon restart, dropped connection, load shedding) is reopened with the
+   * last seq seen as afterSeq, events sent again are dropped, and a gap in the
+   * seqs also reopens it. Reconnecting backs off (50 ms doubling to 1 s,
+   * jittered) and gives up after `reconnectSeconds` without a new event,
+   * rejecting with the last error (Unavailable, ...); an idle watch on a
+   * paused operation may stay open for hours: only the failing time counts.
+   * Any other status rejects at once with its PausableError subclass
+   * (NotFound, PermissionDenied, ...). Leave the loop early (break) to cancel
+   * the stream, or abort `signal`.
    */
   async *watch(id, { afterSeq = 0, signal, reconnectSeconds = this.reconnectSeconds } = {}) {
     let last = Number(afterSeq);
-    let failingSince = null; // when reconnecting started failing, since the last event
-    let delay = 50;
+    const backoff = new Backoff(reconnectSeconds);
     for (;;) {
       signal?.throwIfAborted();
       const call = this.#stub.Watch({ operationId: id, afterSeq: last }, this.#metadata);
@@ -241,36 +304,54 @@ export class Client {
           const event = toEvent(response.event);
           if (event.seq <= last) continue; // already delivered
           if (event.seq !== last + 1) {
-            error = new Error(`the Watch stream skipped from seq ${last} to ${event.seq}`);
+            error = new DataLoss(`the Watch stream skipped from seq ${last} to ${event.seq}`);
             break; // reopen from `last`: the daemon replays what we missed from its store
           }
           last = event.seq;
-          failingSince = null;
-          delay = 50;
+          backoff.reset();
           yield event;
           if (event.terminal) return;
         }
         if (!error) return; // the daemon ended the stream: nothing more will come
       } catch (caught) {
         signal?.throwIfAborted();
-        if (!RETRYABLE.has(caught.code)) throw fromServiceError(caught);
+        if (!TRANSIENT.has(caught.code)) throw fromServiceError(caught);
         error = caught;
       } finally {
         signal?.removeEventListener('abort', abort);
         call.cancel();
       }
-      failingSince ??= Date.now();
-      if (Date.now() - failingSince > reconnectSeconds * 1000) throw fromServiceError(error);
-      await sleep(backoff(delay), undefined, { signal });
-      delay = Math.min(delay * 2, 1000);
+      const delay = backoff.nextDelay();
+      if (delay === null) throw fromServiceError(error);
+      await sleep(delay * 1000, undefined, { signal });
     }
   }
 
-  /** Follows the operation until it ends; resolves to its final state (SUCCEEDED, FAILED or CANCELLED). */
+  /**
+   * Follows the operation until it ends (reconnecting as watch() does); resolves
+   * to its final state, whatever it is (SUCCEEDED, FAILED or CANCELLED).
+   */
   async wait(id, { signal } = {}) {
     let operation = null;
-    for await (const event of this.watch(id, { signal })) operation = event.operation;
-    return operation ?? this.get(id);
+    for (;;) {
+      for await (const event of this.watch(id, { afterSeq: operation?.lastSeq ?? 0, signal })) operation = event.operation;
+      if (operation && TERMINAL_STATES.has(operation.state)) return operation;
+      operation = await this.get(id); // the stream ended before the terminal event: look, and follow on if needed
+      if (TERMINAL_STATES.has(operation.state)) return operation;
+      await sleep(100, undefined, { signal });
+    }
+  }
+
+  /**
+   * Like the Python SDK's `Operation.wait()`: follows the operation until it
+   * ends and resolves to its result when it SUCCEEDED; rejects with
+   * OperationFailed (its `operation` holds the final state and `error`) when
+   * it ended FAILED or CANCELLED.
+   */
+  async result(id, { signal } = {}) {
+    const operation = await this.wait(id, { signal });
+    if (operation.state !== 'SUCCEEDED') throw new OperationFailed(operation);
+    return operation.result;
   }
 }
 

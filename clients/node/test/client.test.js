@@ -44,6 +44,7 @@ test('start runs demo.etl to SUCCEEDED with the expected result', T, async () =>
   const got = await client.get(op.id);
   assert.equal(got.state, 'SUCCEEDED');
   assert.equal(got.currentStep, 5);
+  assert.equal(got.step, 5, 'step 5/5 once finished');
   assert.equal(got.requester, 'node-test');
   assert.deepEqual(got.labels, { suite: 'node' });
   assert.ok(got.endTime instanceof Date && got.endTime >= got.createTime);
@@ -72,6 +73,7 @@ test('pause -> PAUSED -> resume -> SUCCEEDED, the watch seeing seqs 1..lastSeq o
       const paused = await client.get(op.id);
       assert.equal(paused.state, 'PAUSED');
       assert.ok(paused.currentStep >= 1 && paused.currentStep < 5, `paused at step ${paused.currentStep}`);
+      assert.equal(paused.step, paused.currentStep + 1, 'paused: step is the one Resume runs first');
       // While paused, the result is the last finished step's.
       assert.deepEqual(paused.result.log, EXPECTED_RESULT.steps.slice(0, paused.currentStep));
       assert.equal((await client.resume(op.id)).state, 'RUNNING');
@@ -82,6 +84,15 @@ test('pause -> PAUSED -> resume -> SUCCEEDED, the watch seeing seqs 1..lastSeq o
   assert.deepEqual(final.result, EXPECTED_RESULT);
   assert.deepEqual(events.map((e) => e.seq), range(1, final.lastSeq));
   const types = events.map((e) => e.type);
+  // One step numbering everywhere: op.step is the 1-based "step k/5" of the daemon's messages.
+  for (const event of events) {
+    const { step, currentStep } = event.operation;
+    assert.ok(step >= 1 && step <= 5 && step === Math.min(currentStep + 1, 5), `#${event.seq} step ${step}, currentStep ${currentStep}`);
+    const done = /^step (\d)\/5 done$/.exec(event.message) ?? /^paused after step (\d)\/5$/.exec(event.message);
+    if (done) assert.equal(step, Number(done[1]) + 1, `#${event.seq} ${event.type} "${event.message}" shows step ${step}/5`);
+  }
+  assert.ok(events.some((e) => e.type === 'STEP_COMPLETED' && e.message.endsWith(' done')), types.join());
+  assert.equal(final.step, 5);
   for (const [a, b] of [['PAUSE_REQUESTED', 'PAUSED'], ['PAUSED', 'RESUMED'], ['RESUMED', 'SUCCEEDED']]) {
     assert.ok(types.indexOf(a) !== -1 && types.indexOf(a) < types.indexOf(b), `${a} before ${b} in ${types}`);
   }

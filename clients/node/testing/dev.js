@@ -3,7 +3,7 @@
  * free port, and a TCP proxy whose connections a test can cut.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,14 +22,35 @@ export async function freePort() {
   return port;
 }
 
-/** $PAUSABLE_CLI, else `pausable` on PATH, else the development venv's. */
-export function findCli() {
-  if (process.env.PAUSABLE_CLI) return process.env.PAUSABLE_CLI;
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && existsSync(path.join(dir, 'pausable'))) return path.join(dir, 'pausable');
+const isExecutableFile = (file) => {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
   }
-  if (existsSync('/work/venv/bin/pausable')) return '/work/venv/bin/pausable';
-  throw new Error('no pausable CLI: set PAUSABLE_CLI or put the venv with pausable installed on PATH');
+};
+
+/**
+ * The `pausable` command the tests start: $PAUSABLE_CLI when set (a path to
+ * it), else the first executable `pausable` on $PATH; nothing else, so the
+ * tests never pick up some other installation by accident. Throws an error
+ * that says what to do when there is none.
+ */
+export function findCli(env = process.env) {
+  const chosen = env.PAUSABLE_CLI;
+  if (chosen) {
+    if (isExecutableFile(chosen)) return chosen;
+    throw new Error(`PAUSABLE_CLI=${chosen} is not an executable file: point it at the pausable command (e.g. .venv/bin/pausable)`);
+  }
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (dir && isExecutableFile(path.join(dir, 'pausable'))) return path.join(dir, 'pausable');
+  }
+  throw new Error(
+    'no pausable command on PATH: install pausable (from the repository root: python3 -m venv .venv && '
+      + ".venv/bin/pip install -e '.[dev]') and put its bin folder on PATH (e.g. PATH=\"$PWD/../../.venv/bin:$PATH\" npm test), "
+      + 'or set PAUSABLE_CLI to the command\'s path; scripts/test in the repository root does all of this',
+  );
 }
 
 /**
