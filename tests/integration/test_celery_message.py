@@ -155,7 +155,7 @@ def test_a_batch_mixes_direct_and_celery_sends(broker: RedisServer, client: redi
     async def dispatch_all() -> None:
         dispatcher = Dispatcher(broker.url)
         try:
-            await asyncio.gather(*(dispatcher.publish(chain(op, plan, 0, op)) for op, plan in plans.items()))
+            await asyncio.gather(*(dispatcher.publish(Dispatch(op, plan, 0, op)) for op, plan in plans.items()))
         finally:
             dispatcher.close()
 
@@ -171,7 +171,7 @@ def test_a_broker_failure_reaches_the_caller(tmp_path: Path) -> None:
     server.stop()
     try:
         with pytest.raises(redis.ConnectionError):
-            asyncio.run(dispatcher.publish(chain("op1", [step("demo.one")], 0, None)))
+            asyncio.run(dispatcher.publish(Dispatch("op1", [step("demo.one")], 0, None)))
     finally:
         dispatcher.close()
 
@@ -193,7 +193,7 @@ def test_direct_dispatch_opens_no_kombu_connection(
     async def dispatch() -> None:
         dispatcher = Dispatcher(broker.url)
         try:
-            await dispatcher.publish(chain("op1", [step("demo.one", queue="q")], 0, 1))
+            await dispatcher.publish(Dispatch("op1", [step("demo.one", queue="q")], 0, 1))
             # Celery opens its producer pool (and a kombu connection) on its first send.
             assert dispatcher.app._pool is None
         finally:
