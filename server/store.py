@@ -236,14 +236,15 @@ class Store(Reads):
                 is not None
             ):
                 raise _RequestSeen()
+            steps = workflow.steps
             values = {
                 "id": new_operation_id(),
                 "workflow": workflow.name,
                 "state": State.PENDING,
                 "current_step": 0,
-                "current_step_name": workflow.steps[0],
-                "total_steps": len(workflow.steps),
-                "step_names": list(workflow.steps),
+                "current_step_name": steps[0],
+                "total_steps": len(steps),
+                "step_names": steps,
                 "progress": 0.0,
                 "progress_message": "",
                 "input_json": input_json,
@@ -278,7 +279,7 @@ class Store(Reads):
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
-            return Change(replace(operation_of(row), input_json=input_json), dispatch, outbox=outbox)
+            return Change(operation_of(row, with_input=True), dispatch, outbox=outbox)
 
         try:
             return await self.write(create)
