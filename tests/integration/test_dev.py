@@ -70,7 +70,7 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
         watched = cli("watch", operation_id)
         assert watched.returncode == 0, watched.stdout + watched.stderr  # 0: SUCCEEDED
         got = json.loads(cli("-o", "json", "get", operation_id).stdout)
-        assert got["state"] == "OPERATION_STATE_SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
+        assert got["state"] == "SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
     finally:
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGINT)
