@@ -7,16 +7,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import grpc
 import pytest
 from click.testing import CliRunner
 from support.stack import Stack, state_is, wait_event
 
 from pausable.cli.exits import EXIT_CANCELLED, EXIT_FAILED
-from pausable.cli.launch import free_port
+from pausable.cli.launch import DaemonProcess, RedisServer, free_port
 from pausable.cli.main import main
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
+from pausable.v1 import worker_pb2, worker_pb2_grpc
 
 
 def pausable(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -167,3 +171,28 @@ def test_ls_keeps_ids_whole_and_workflows_show_the_schema(stack: Stack, client: 
 def test_help_of_operation_commands_shows_the_client_options(command: str) -> None:
     shown = CliRunner().invoke(main, [command, "--help"])
     assert shown.exit_code == 0 and "--output" in shown.output and "--daemon" in shown.output
+
+
+def test_start_waits_a_few_seconds_for_a_worker_still_registering(
+    stack: Stack, redis_server: RedisServer, make_database: Callable[[Path], str], tmp_path: Path
+) -> None:
+    """A fresh daemon with no workflow registered yet (a `pausable dev` worker starting): start waits for it."""
+    tapped = next(w for w in stack.client().workflows() if w.name == "demo.tapped")
+    log = tmp_path / "daemon.log"
+    daemon = DaemonProcess(make_database(tmp_path), redis_server.url, log).start()
+    try:
+        command = [sys.executable, "-m", "pausable.cli", "start", "demo.tapped", "-q", "-i", "1", "--daemon", daemon.target]
+        starting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while "StartOperation NOT_FOUND" not in log.read_text():
+            assert starting.poll() is None, starting.communicate()
+            assert time.monotonic() < deadline, "the start never reached the daemon"
+            time.sleep(0.05)
+        with grpc.insecure_channel(daemon.target) as channel:
+            workers = worker_pb2_grpc.WorkerServiceStub(channel)
+            workers.RegisterWorkflows(worker_pb2.RegisterWorkflowsRequest(workflows=[tapped], worker="test"), timeout=10)
+        out, err = starting.communicate(timeout=60)
+        assert starting.returncode == 0, err
+        assert len(out.strip()) == 32
+    finally:
+        daemon.stop()
