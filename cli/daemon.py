@@ -19,6 +19,10 @@ from rich.console import Console
 from pausable.cli.options import setting_option
 
 console = Console()
+# `pausable dev` prints its banner once its worker has registered these (the examples, which it always loads; one
+# RegisterWorkflows call carries every module's workflows, so the user's are registered then too).
+DEV_WORKFLOWS = {"demo.etl", "demo.tapped"}
+REGISTER_SECONDS = 120.0
 
 NO_MODULES = (
     "no workflow modules to run: pass -m module (repeatable), or set PAUSABLE_WORKER_MODULES=module,module. "
@@ -199,7 +203,7 @@ def dev(
       pausable dev -m myproject.workflows
     (PAUSABLE_WORKER_MODULES=a,b adds modules the same way.)
     """
-    from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+    from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, wait_registered
     from pausable.config import EXAMPLES_MODULE, Settings
 
     # The examples first, then PAUSABLE_WORKER_MODULES (empty by default), then -m; each once.
@@ -215,9 +219,16 @@ def dev(
         daemon.target, redis.url, data_dir / "worker.log", modules=loaded, concurrency=concurrency, env={"PYTHONPATH": path}
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    since = time.time() - 1.0  # the worker registers after this (one clock: the same machine)
     try:
-        daemon.start()
-        worker.start()
+        try:
+            daemon.start()
+            worker.start()
+            wait_registered(daemon.target, DEV_WORKFLOWS, since, REGISTER_SECONDS, worker.process)
+        except (RuntimeError, TimeoutError) as error:
+            failed = worker if worker.process is not None else daemon
+            report_child_failure(str(error), failed.log_path)
+            raise SystemExit(1) from None
         console.print(
             f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
             f"workflows from {', '.join(loaded)}; logs in {data_dir}/. Ctrl-C stops it all.\n"
@@ -230,7 +241,10 @@ def dev(
             and worker.process.poll() is None
         ):
             time.sleep(0.5)
-        console.print("[red]a child process exited[/]; see the logs in " + str(data_dir))
+        gone = daemon if daemon.process is None or daemon.process.poll() is not None else worker
+        name = "the daemon" if gone is daemon else "the worker"
+        code = gone.process.returncode if gone.process is not None else None
+        report_child_failure(f"{name} exited with code {code}", gone.log_path)
     except KeyboardInterrupt:
         pass
     finally:
@@ -238,6 +252,21 @@ def dev(
         daemon.stop()
         redis.stop()
         console.print("pausable dev: stopped")
+
+
+def report_child_failure(cause: str, log_path: Path) -> None:
+    """What a failed child of `pausable dev` said last, so the cause shows here rather than only in its log."""
+    import re
+
+    from pausable.cli.launch import last_lines
+
+    lines = last_lines(log_path)
+    console.print(f"[red]pausable dev: {cause}[/]; the end of {log_path}:", highlight=False)
+    for line in lines:
+        console.print("  " + line, highlight=False, markup=False, soft_wrap=True)
+    raised = [line.strip() for line in lines if re.match(r"^\s*[\w.]+(Error|Exception|Exit)\b.*:", line)]
+    if raised:
+        console.print(f"[red]cause:[/] {raised[-1]}", highlight=False)
 
 
 COMMANDS: list[click.Command] = [serve, worker, dev]

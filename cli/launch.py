@@ -139,6 +139,40 @@ def wait_serving(target: str, timeout: float = 30.0, process: subprocess.Popen[b
             time.sleep(0.05)
 
 
+def wait_registered(
+    target: str, names: set[str], since: float, timeout: float = 90.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until the daemon at `target` lists every workflow in `names` registered at or after `since` (epoch
+    seconds): by a worker started since then, not only kept in the store from an earlier run."""
+    from pausable.v1 import operation_pb2, operation_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = operation_pb2_grpc.OperationServiceStub(channel)
+        while True:
+            try:
+                listed = stub.ListWorkflows(operation_pb2.ListWorkflowsRequest(), timeout=2).workflows
+                fresh = {w.name for w in listed if w.register_time.ToNanoseconds() >= int(since * 1e9)}
+                if names <= fresh:
+                    return
+            except grpc.RpcError:
+                pass
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {process.returncode} before registering its workflows")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker has not registered {', '.join(sorted(names))} after {timeout:.0f}s")
+            time.sleep(0.1)
+
+
+def last_lines(path: Path, count: int = 15) -> list[str]:
+    """The end of a child's log, to show why it failed."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return lines[-count:]
+
+
 class DaemonProcess:
     """`pausable serve` as a child process on a free loopback port."""
 

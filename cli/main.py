@@ -11,10 +11,11 @@ import click
 
 from pausable.cli import daemon, operations
 from pausable.cli.completion import completion
+from pausable.cli.exits import EXIT_HELP
 from pausable.cli.options import setting_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_HELP)
 @setting_option("daemon", "--daemon", "-d")
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: machine-readable output"
@@ -45,6 +46,9 @@ def main(
       pausable pause ID; pausable resume ID; pausable watch ID
     Shell completion (see `pausable completion --help`):
       eval "$(pausable completion bash)"             # in ~/.bashrc; zsh, fish too
+
+    The client options (--daemon, -o, --token, --tls-*) go before or after
+    the command's name: `pausable ls -o json` = `pausable -o json ls`.
     """
     ctx.obj = {
         "daemon": daemon,

@@ -1,8 +1,8 @@
 """The commands that steer operations through the daemon: start, get, ls, pause, resume, cancel, watch, workflows.
 
 Each is a thin shell over the Python SDK (`pausable.clients`); how results
-are printed is `render`'s job. Exit codes: 0 SUCCEEDED, 2 FAILED,
-3 CANCELLED, 1 for an error (named by its gRPC status).
+are printed is `render`'s job, and `-o json` prints the SDK's own JSON form
+(`pausable.clients.model`). Exit codes: see `exits`.
 """
 
 from __future__ import annotations
@@ -10,20 +10,28 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import click
-from google.protobuf import json_format
 from rich.console import Console
 
 from pausable import tracing
-from pausable.clients import Client, PausableError, state_name
+from pausable.cli.exits import EXIT_CODES, EXIT_ERROR, EXIT_HELP
+from pausable.cli.shared import client_options
+from pausable.clients import Client, NotFound, Operation, PausableError, operation_dict, state_name, workflow_dict
 from pausable.v1 import operation_pb2 as pb
 
-EXIT_CODES = {pb.OPERATION_STATE_SUCCEEDED: 0, pb.OPERATION_STATE_FAILED: 2, pb.OPERATION_STATE_CANCELLED: 3}
-EXIT_ERROR = 1
 console = Console()
+# `start` of a workflow nobody registered yet, while no workflow at all is registered (a worker starting, as in a
+# fresh `pausable dev`): wait this long for it to appear before answering NOT_FOUND.
+REGISTRATION_WAIT_SECONDS = 15.0
+CONNECT_SECONDS = 2.0
+
+
+def no_daemon(target: str) -> str:
+    return f"no daemon at {target} — is `pausable dev` running? (--daemon / PAUSABLE_DAEMON)"
 
 
 def _client(ctx: click.Context) -> Client:
@@ -33,18 +41,27 @@ def _client(ctx: click.Context) -> Client:
     obj = ctx.obj
     try:
         credentials = tls_credentials(*obj.get("tls", ("", "", "")))
-        return Client(obj["daemon"], token=obj.get("token") or None, token_file=obj.get("token_file") or None, tls=credentials)
+        client = Client(obj["daemon"], token=obj.get("token") or None, token_file=obj.get("token_file") or None, tls=credentials)
     except (OSError, ValueError) as error:
         raise click.ClickException(f"cannot set up the connection's credentials: {error}") from None
+    if not client.reachable(CONNECT_SECONDS):
+        client.close()
+        click.echo(f"error: {no_daemon(obj['daemon'])}", err=True)
+        sys.exit(EXIT_ERROR)
+    return client
 
 
-def _emit(ctx: click.Context, op: pb.Operation) -> None:
-    from pausable.cli.render import operation_dict, print_operation
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data))
+
+
+def _emit(ctx: click.Context, op: pb.Operation, *, full: bool = False) -> None:
+    from pausable.cli.render import print_operation
 
     if ctx.obj["output"] == "json":
-        click.echo(json.dumps(operation_dict(op)))
+        _json(operation_dict(op))
     else:
-        print_operation(console, op)
+        print_operation(console, op, full=full)
 
 
 def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,14 +78,18 @@ def _handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _watch(ctx: click.Context, client: Client, operation_id: str, after_seq: int) -> None:
-    from pausable.cli.render import follow
+    from pausable.cli.render import follow, shortened
 
-    last = follow(console, client.watch(operation_id, after_seq), json_lines=ctx.obj["output"] == "json")
+    json_lines = ctx.obj["output"] == "json"
+    last = follow(console, (event.raw for event in client.watch(operation_id, after_seq)), json_lines=json_lines)
     if last is None:
-        last = client._get(operation_id)
+        last = client.get(operation_id).proto
     if last.state in EXIT_CODES:
-        if ctx.obj["output"] != "json":
+        if not json_lines:
+            ended = Operation(client, last)
             console.print(f"operation {operation_id} {state_name(last.state)}", highlight=False)
+            if last.state == pb.OPERATION_STATE_SUCCEEDED:
+                console.print(f"result {shortened(ended.result, False)}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_CODES[last.state])
 
 
@@ -82,51 +103,76 @@ def _parse_labels(labels: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-@click.command()
+def _start(client: Client, workflow: str, data: Any, request_id: str | None, labels: dict[str, str]) -> Operation:
+    """Start it; a workflow unknown while none is registered yet (a worker starting) is waited for, a few seconds."""
+    request_id = request_id or os.urandom(16).hex()  # the same id for every try: one operation at most
+    deadline = time.monotonic() + REGISTRATION_WAIT_SECONDS
+    while True:
+        try:
+            return client.start(workflow, data, request_id=request_id, requester=os.environ.get("USER", ""), labels=labels)
+        except NotFound:
+            if client.workflows() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@click.command(epilog=EXIT_HELP)
 @click.argument("workflow")
 @click.option("--input", "-i", "input_json", default=None, help="the input as JSON, e.g. '{\"rows\": 10}'")
 @click.option("--label", "-l", "labels", multiple=True, help="KEY=VALUE (repeatable)")
 @click.option("--request-id", default=None, help="idempotency key: the same id never starts a second run")
-@click.option("--watch", "-w", is_flag=True, help="follow it until it ends; exit 0 SUCCEEDED, 2 FAILED, 3 CANCELLED")
+@click.option("--watch", "-w", is_flag=True, help="follow it until it ends and show its result (exit codes below)")
+@click.option("--quiet", "-q", is_flag=True, help="print only the operation's id")
+@client_options
 @click.pass_context
 @_handle_errors
 def start(
-    ctx: click.Context, workflow: str, input_json: str | None, labels: tuple[str, ...], request_id: str | None, watch: bool
+    ctx: click.Context,
+    workflow: str,
+    input_json: str | None,
+    labels: tuple[str, ...],
+    request_id: str | None,
+    watch: bool,
+    quiet: bool,
 ) -> None:
-    """Start WORKFLOW with an input; print the operation (or follow it with --watch).
+    """Start WORKFLOW with an input; print the operation (its id alone with -q, or follow it with --watch).
 
     \b
     Examples:
       pausable start demo.etl --watch
-      pausable start demo.etl -i '{"rows": 1000, "step_seconds": 2}' -l team=data
+      ID=$(pausable start demo.etl -q -i '{"rows": 1000, "step_seconds": 2}' -l team=data)
     """
     try:
         data = json.loads(input_json) if input_json is not None else None
     except ValueError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
     client = _client(ctx)
-    op = client.start(workflow, data, request_id=request_id, requester=os.environ.get("USER", ""), labels=_parse_labels(labels))
+    op = _start(client, workflow, data, request_id, _parse_labels(labels))
+    if quiet:
+        click.echo(op.id)
     if watch:
-        if ctx.obj["output"] != "json":
+        if ctx.obj["output"] != "json" and not quiet:
             console.print(f"started {op.id}", highlight=False)
         _watch(ctx, client, op.id, 0)
-    else:
+    elif not quiet:
         _emit(ctx, op.proto)
 
 
 @click.command()
 @click.argument("operation_id")
+@click.option("--full", is_flag=True, help="show the input and result whole (text output cuts long ones)")
+@client_options
 @click.pass_context
 @_handle_errors
-def get(ctx: click.Context, operation_id: str) -> None:
+def get(ctx: click.Context, operation_id: str, full: bool) -> None:
     """Show one operation: state, step, progress, input, result or error.
 
     \b
     Example:
       pausable get 01a218bd9c9be7d3da3aa68db8c96158
-      pausable -o json get ID | jq .state
+      pausable get ID -o json | jq .state
     """
-    _emit(ctx, _client(ctx)._get(operation_id))
+    _emit(ctx, _client(ctx).get(operation_id).proto, full=full)
 
 
 @click.command(name="ls")
@@ -138,30 +184,33 @@ def get(ctx: click.Context, operation_id: str) -> None:
     type=click.Choice([state_name(v) for v in pb.OperationState.values()][1:], case_sensitive=False),
 )
 @click.option("--workflow", "-w", default="")
+@click.option("--label", "-l", "labels", multiple=True, help="only operations carrying KEY=VALUE (repeatable: all of them)")
 @click.option("--limit", "-n", default=20, show_default=True)
 @click.option("--stuck", is_flag=True, help="only active operations whose step lease lapsed (about to run their step again)")
 @click.option("--full", is_flag=True, help="include each operation's input and result (with -o json)")
+@client_options
 @click.pass_context
 @_handle_errors
-def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, limit: int, stuck: bool, full: bool) -> None:
+def list_operations(
+    ctx: click.Context, states: tuple[str, ...], workflow: str, labels: tuple[str, ...], limit: int, stuck: bool, full: bool
+) -> None:
     """List operations, newest first.
 
     \b
     Examples:
       pausable ls -s RUNNING -s PAUSED -w demo.etl
+      pausable ls -l team=data -o json
       pausable ls --stuck
     """
-    from pausable.cli.render import operation_dict, print_table
+    from pausable.cli.render import print_table
 
     values = [pb.OperationState.Value(f"OPERATION_STATE_{s.upper()}") for s in states]
     view = pb.OPERATION_VIEW_FULL if full else pb.OPERATION_VIEW_BASIC
-    response = _client(ctx).list(states=values, workflow=workflow, page_size=limit, stuck=stuck, view=view)
+    response = _client(ctx).list(
+        states=values, workflow=workflow, page_size=limit, stuck=stuck, view=view, labels=_parse_labels(labels)
+    )
     if ctx.obj["output"] == "json":
-        click.echo(
-            json.dumps(
-                {"operations": [operation_dict(op) for op in response.operations], "next_page_token": response.next_page_token}
-            )
-        )
+        _json({"operations": [operation_dict(op) for op in response.operations], "next_page_token": response.next_page_token})
     else:
         print_table(console, response.operations)
 
@@ -169,10 +218,11 @@ def list_operations(ctx: click.Context, states: tuple[str, ...], workflow: str, 
 def _command(verb: str, doc: str) -> click.Command:
     @click.command(name=verb, help=doc)
     @click.argument("operation_id")
+    @client_options
     @click.pass_context
     @_handle_errors
     def run(ctx: click.Context, operation_id: str) -> None:
-        _emit(ctx, getattr(_client(ctx), verb)(operation_id))
+        _emit(ctx, getattr(_client(ctx), verb)(operation_id).proto)
 
     return run
 
@@ -195,13 +245,14 @@ cancel = _command(
 )
 
 
-@click.command()
+@click.command(epilog=EXIT_HELP)
 @click.argument("operation_id")
 @click.option("--after-seq", default=0, show_default=True, help="show only events after this seq")
+@client_options
 @click.pass_context
 @_handle_errors
 def watch(ctx: click.Context, operation_id: str, after_seq: int) -> None:
-    """Follow OPERATION_ID's events live until it ends (exit 0 SUCCEEDED, 2 FAILED, 3 CANCELLED).
+    """Follow OPERATION_ID's events live until it ends, then show how it ended (exit codes below).
 
     Replays the history first; on a terminal it shows a progress bar.
     A broken connection is reopened after the last event seen.
@@ -215,24 +266,25 @@ def watch(ctx: click.Context, operation_id: str, after_seq: int) -> None:
 
 
 @click.command()
+@client_options
 @click.pass_context
 @_handle_errors
 def workflows(ctx: click.Context) -> None:
-    """List the workflows that workers have registered, with their steps.
+    """List the workflows that workers have registered, with their steps and input schema.
 
     A workflow appears when a worker that defines it starts (`pausable worker -m module`).
 
     \b
     Example:
-      pausable -o json workflows
+      pausable workflows -o json
     """
+    from pausable.cli.render import print_workflows
+
     found = _client(ctx).workflows()
     if ctx.obj["output"] == "json":
-        click.echo(json.dumps([json_format.MessageToDict(w, preserving_proto_field_name=True) for w in found]))
-        return
-    for flow in found:
-        console.print(f"[bold]{flow.name}[/]  {flow.description}")
-        console.print("  steps: " + " → ".join(flow.steps), highlight=False)
+        _json([workflow_dict(w) for w in found])
+    else:
+        print_workflows(console, found)
 
 
 COMMANDS: list[click.Command] = [start, get, list_operations, pause, resume, cancel, watch, workflows]

@@ -7,22 +7,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pausable.clients import event_name, state_name
+from pausable.clients.model import OperationData, event_dict, event_name, state_name, step_number
 from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 
-
-def operation_dict(op: pb.Operation) -> dict[str, Any]:
-    return json_format.MessageToDict(op, preserving_proto_field_name=True)
+# `get` shows a value whole up to this many characters; --full shows everything.
+VALUE_CHARS = 400
 
 
 def step_label(op: pb.Operation) -> str:
-    shown = min(op.current_step + 1, op.total_steps)
+    shown = step_number(op)
     name = op.current_step_name.rsplit(".", 1)[-1] if op.current_step_name else ""
     return f"step {shown}/{op.total_steps}" + (f" {name}" if name else "")
 
@@ -45,7 +43,14 @@ def event_line(event: pb.OperationEvent) -> str:
     return " ".join(parts)
 
 
-def print_operation(console: Console, op: pb.Operation) -> None:
+def shortened(data: Any, full: bool) -> str:
+    text = json.dumps(data)
+    if full or len(text) <= VALUE_CHARS:
+        return text
+    return f"{text[:VALUE_CHARS]}… ({len(text)} characters; --full shows all)"
+
+
+def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -55,23 +60,28 @@ def print_operation(console: Console, op: pb.Operation) -> None:
     table.add_row("step", step_label(op))
     if op.progress_message:
         table.add_row("progress", f"{op.progress:.0%} {op.progress_message}")
-    if op.HasField("input"):
-        table.add_row("input", json.dumps(from_value(op.input)))
-    if op.HasField("result"):
-        table.add_row("result", json.dumps(from_value(op.result)))
-    if op.HasField("error"):
-        table.add_row("error", f"{op.error.code}: {op.error.message} (step {op.error.step + 1} {op.error.step_name})")
+    view = OperationData(op)
+    if op.input_json or op.HasField("input"):
+        table.add_row("input", shortened(view.input, full))
+    if op.result_json or op.HasField("result"):
+        table.add_row("result", shortened(view.result, full))
+    error = view.error
+    if error is not None:
+        where = f" (step {error.step}/{op.total_steps} {error.step_name})" if error.step else ""
+        table.add_row("error", f"{error.code}: {error.message}{where}")
     if op.labels:
         table.add_row("labels", ", ".join(f"{k}={v}" for k, v in sorted(op.labels.items())))
     table.add_row("created", op.create_time.ToDatetime().isoformat(timespec="seconds") + "Z")
     table.add_row("last seq", str(op.last_seq))
-    console.print(table)
+    console.print(table, soft_wrap=True)
 
 
 def print_table(console: Console, operations: Iterable[pb.Operation]) -> None:
+    """Ids stay whole, so they can be copied; the other columns shrink to fit the terminal."""
     table = Table(box=None)
-    for column in ("ID", "WORKFLOW", "STATE", "STEP", "PROGRESS", "CREATED"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("ID", no_wrap=True, min_width=32)
+    for column in ("WORKFLOW", "STATE", "STEP", "PROGRESS", "CREATED"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     for op in operations:
         table.add_row(
             op.id,
@@ -91,7 +101,7 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
         for event in events:
             last = event.operation
             if json_lines:
-                console.print_json(data=json_format.MessageToDict(event, preserving_proto_field_name=True), indent=None)
+                console.print(json.dumps(event_dict(event)), highlight=False, markup=False, soft_wrap=True)
             else:
                 console.print(event_line(event), highlight=False, soft_wrap=True)
         return last
@@ -119,3 +129,16 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
             )
     console.print(f"elapsed {time.monotonic() - started:.1f}s")
     return last
+
+
+def print_workflows(console: Console, flows: Iterable[pb.Workflow]) -> None:
+    for flow in flows:
+        console.print(f"[bold]{flow.name}[/]  {flow.description}", highlight=False)
+        console.print("  steps: " + " → ".join(flow.steps), highlight=False, markup=False)
+        schema = from_value(flow.input_schema) if flow.HasField("input_schema") else None
+        if schema is None:
+            console.print("  input: any JSON value", highlight=False)
+        else:
+            console.print("  input schema:", highlight=False)
+            for line in json.dumps(schema, indent=2).splitlines():
+                console.print("    " + line, highlight=False, markup=False, soft_wrap=True)

@@ -48,6 +48,7 @@ def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
         state=state_to_pb(operation.state),
         current_step=operation.current_step,
         total_steps=operation.total_steps,
+        step_number=step_number(operation.current_step, operation.total_steps),
         current_step_name=operation.current_step_name,
         progress=operation.progress,
         progress_message=operation.progress_message,
@@ -61,25 +62,39 @@ def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
         lease_expire_time=_timestamp(operation.lease_expire_time),
     )
     if full and operation.input_json is not None:
-        stored_value(message.input, operation.id, "input", lambda: json.loads(cast(str, operation.input_json)))
+        input_text = operation.input_json
+        if stored_value(message.input, operation.id, "input", lambda: json.loads(input_text)):
+            message.input_json = input_text
     if full and operation.result is not None:
-        stored_value(message.result, operation.id, "result", lambda: operation.result)
+        result = operation.result
+        if stored_value(message.result, operation.id, "result", lambda: result):
+            message.result_json = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
     if operation.error:
         message.error.CopyFrom(pb.OperationError(**operation.error))
+        message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
     return message
 
 
-def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> None:
+def step_number(current_step: int, total_steps: int) -> int:
+    """The 1-based step users see ("step 3/5"): the 0-based current_step + 1, at most total_steps."""
+    return min(current_step + 1, total_steps)
+
+
+def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> bool:
     """Copy a stored JSON value into `target`; one that cannot be a Value every client decodes (stored before the limits,
-    nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it."""
+    nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it.
+
+    False when it was left out (its JSON text is then left out too)."""
     try:
         data = load()
         if limits.too_deep(data):
             raise ValueError(f"nested deeper than {limits.current.max_json_depth} levels (setting max_json_depth)")
         target.CopyFrom(to_value(data))
+        return True
     except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
         target.Clear()
         log.warning("operation %s: its stored %s is left out of the reply: %s", operation_id, field, error)
+        return False
 
 
 def event_to_pb(event: Event) -> pb.WatchResponse:

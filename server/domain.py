@@ -34,6 +34,10 @@ class NotDispatched(Exception):
     """A report on a step whose token is not the one its current dispatch carries (PERMISSION_DENIED)."""
 
 
+class PastTheEnd(Exception):
+    """A Watch after a seq the operation has not reached (OUT_OF_RANGE); the message names its last seq."""
+
+
 class ShuttingDown(Exception):
     """The daemon is stopping (UNAVAILABLE); the message says where to resume, e.g. "Watch with after_seq=7"."""
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pausable.server.auth import PermissionDenied, Unauthenticated
-from pausable.server.domain import AlreadyExists, NotDispatched, NotFound, ShuttingDown, UnknownWorkflow
+from pausable.server.domain import AlreadyExists, NotDispatched, NotFound, PastTheEnd, ShuttingDown, UnknownWorkflow
 from pausable.server.states import InvalidTransition
 
 log = logging.getLogger("pausable.server")
@@ -62,6 +62,8 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.NOT_FOUND, str(error)
     if isinstance(error, ShuttingDown):
         return grpc.StatusCode.UNAVAILABLE, f"the daemon is shutting down; reconnect and {error}"
+    if isinstance(error, PastTheEnd):
+        return grpc.StatusCode.OUT_OF_RANGE, str(error)
     if isinstance(error, InvalidTransition):
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, AlreadyExists):

@@ -12,6 +12,7 @@ is registered.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -98,6 +99,18 @@ def check_schema(workflow: str, schema: dict[str, Any]) -> None:
 def _reason(error: Exception) -> str:
     reason = error.args[0] if error.args else error
     return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+
+
+def all_errors(schema: dict[str, Any], data: Any, bound: int = 50) -> list[jsonschema.ValidationError]:
+    """Every way `data` breaks `schema`, most relevant first, at most `bound` of them (a huge input's errors are not
+    all collected); a schema stored before the checks above is InvalidArgument."""
+    try:
+        found = list(itertools.islice(jsonschema.Draft202012Validator(schema).iter_errors(data), bound))
+    except Exception as error:  # noqa: BLE001 - a bad $ref, a schema error: the stored schema is at fault, not the input
+        raise InvalidArgument(
+            f"the workflow's input_schema cannot be applied ({type(error).__name__}); register it again"
+        ) from None
+    return sorted(found, key=jsonschema.exceptions.relevance)
 
 
 def first_error(schema: dict[str, Any], data: Any) -> jsonschema.ValidationError | None:

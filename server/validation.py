@@ -61,14 +61,28 @@ def workflow_input(workflow: str, data: Any, schema: dict[str, Any] | None) -> s
     if schema:
         from pausable.server import schemas  # jsonschema and RE2: only workflows with an input schema need them
 
-        error = schemas.first_error(schema, data)
-        if error is not None:
-            where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        errors = schemas.all_errors(schema, data, SCHEMA_ERRORS_READ)
+        if errors:
             raise InvalidArgument(
-                f"input does not match the schema of workflow {workflow!r} at {where}: {error.message[:500]}; "
+                f"input does not match the schema of workflow {workflow!r}: {schema_problems(errors)}; "
                 "see ListWorkflows (`pausable workflows`) for the schema"
             )
     return text
+
+
+SCHEMA_ERRORS_READ, SCHEMA_ERRORS_SHOWN = 50, 10
+
+
+def schema_problems(errors: list[Any]) -> str:
+    """Each violation as "at rows: ...", the first SCHEMA_ERRORS_SHOWN of them, each cut at 300 characters."""
+    shown = []
+    for error in errors[:SCHEMA_ERRORS_SHOWN]:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        shown.append(f"at {where}: {error.message[:300]}")
+    more = len(errors) - len(shown)
+    if more > 0:
+        shown.append(f"and {more}{'+' if len(errors) >= SCHEMA_ERRORS_READ else ''} more")
+    return "; ".join(shown)
 
 
 async def workflow_input_off_loop(workflow: str, value: struct_pb2.Value | None, schema: dict[str, Any] | None) -> str:

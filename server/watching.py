@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from pausable.server.convert import event_message, event_to_pb, heavy
-from pausable.server.domain import Event, OperationFilter, ShuttingDown, decode_cursor
+from pausable.server.domain import Event, OperationFilter, PastTheEnd, ShuttingDown, decode_cursor
 from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
 from pausable.server.store import Store
@@ -34,11 +34,20 @@ class Watching:
         hub.global_watchers = lambda: len(self.feed.subscribers)
 
     async def follow(self, operation_id: str, after_seq: int) -> AsyncGenerator[pb.WatchResponse, None]:
-        """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one."""
+        """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one.
+
+        Past the end: `after_seq` = last_seq of an ended operation ends at once; `after_seq` > last_seq raises PastTheEnd
+        (OUT_OF_RANGE), since events it would skip (the terminal one among them) could never end the stream.
+        """
         subscription = self.hub.subscribe(operation_id)
         try:
             current = await self.store.get_operation(operation_id)
             last = after_seq
+            if last > current.last_seq:
+                raise PastTheEnd(
+                    f"after_seq {after_seq} is past the last event of operation {operation_id}: its last seq is "
+                    f"{current.last_seq} ({current.state}); watch with after_seq at most {current.last_seq}"
+                )
             if current.terminal and last >= current.last_seq:
                 return
             while True:

@@ -26,7 +26,6 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    OperationView,
     call_metadata,
     channel_credentials,
     client_token,
@@ -37,6 +36,7 @@ from pausable.clients.common import (
     start_request,
 )
 from pausable.clients.errors import from_rpc_error
+from pausable.clients.model import Event, OperationData
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import aio_client_interceptors
 from pausable.v1 import operation_pb2 as pb
@@ -128,28 +128,33 @@ class AsyncClient:
         page_token: str = "",
         stuck: bool = False,
         view: int = pb.OPERATION_VIEW_BASIC,
+        labels: Mapping[str, str] | None = None,
     ) -> pb.ListOperationsResponse:
-        """Newest first; `stuck`: only active operations whose step lease lapsed; `view`: OPERATION_VIEW_FULL to get
-        each operation's input and result too (BASIC leaves them out; a page may end early, see next_page_token)."""
-        request = list_request(states, workflow, page_size, page_token, stuck, view)
+        """Newest first; `stuck`: only active operations whose step lease lapsed; `labels`: only those carrying all of
+        these; `view`: OPERATION_VIEW_FULL to get each operation's input and result too (BASIC leaves them out; a page
+        may end early, see next_page_token)."""
+        request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return await self._call(self.stub.ListOperations, request, read=True)
 
-    async def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return (await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id))).operation
+    async def pause(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
+        reply = await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id))
+        return AsyncOperation(self, reply.operation)
 
-    async def resume(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return (await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id))).operation
+    async def resume(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
+        reply = await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id))
+        return AsyncOperation(self, reply.operation)
 
-    async def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return (await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))).operation
+    async def cancel(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
+        reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))
+        return AsyncOperation(self, reply.operation)
 
     async def workflows(self) -> builtins.list[pb.Workflow]:
         return list((await self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True)).workflows)
 
     async def watch(
         self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0
-    ) -> AsyncGenerator[pb.OperationEvent, None]:
-        """Every event after `after_seq`, each once, in order, until the terminal one.
+    ) -> AsyncGenerator[Event, None]:
+        """Every event after `after_seq`, each once, in order, until the terminal one (`Event.raw`: the protobuf).
 
         A broken stream (daemon restart, network) is reopened with the last
         seq seen as after_seq; events the daemon sends again are dropped, so
@@ -167,7 +172,7 @@ class AsyncClient:
                         continue
                     last = event.seq
                     backoff.reset()
-                    yield event
+                    yield Event.from_proto(event)
                 return
             except grpc.RpcError as error:
                 delay = backoff.next_delay() if self.retry.retryable(error) else None
@@ -178,31 +183,33 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
 
-class AsyncOperation(OperationView):
-    """A handle on one operation; `.proto` is the last state seen."""
+class AsyncOperation(OperationData):
+    """A handle on one operation; its properties (OperationData) are the last state seen, `.proto` the raw message."""
 
-    client: AsyncClient
+    def __init__(self, client: AsyncClient, proto: pb.Operation) -> None:
+        super().__init__(proto)
+        self.client = client
 
     async def refresh(self) -> AsyncOperation:
         self.proto = await self.client._get(self.id)
         return self
 
     async def pause(self) -> AsyncOperation:
-        self.proto = await self.client.pause(self.id)
+        self.proto = (await self.client.pause(self.id)).proto
         return self
 
     async def resume(self) -> AsyncOperation:
-        self.proto = await self.client.resume(self.id)
+        self.proto = (await self.client.resume(self.id)).proto
         return self
 
     async def cancel(self) -> AsyncOperation:
-        self.proto = await self.client.cancel(self.id)
+        self.proto = (await self.client.cancel(self.id)).proto
         return self
 
-    async def watch(self, after_seq: int = 0) -> AsyncIterator[pb.OperationEvent]:
+    async def watch(self, after_seq: int = 0) -> AsyncIterator[Event]:
         async with contextlib.aclosing(self.client.watch(self.id, after_seq)) as events:
             async for event in events:
-                self.proto = event.operation
+                self.proto = event.operation.proto
                 yield event
 
     async def wait(self, timeout: float | None = None) -> Any:
@@ -216,7 +223,7 @@ class AsyncOperation(OperationView):
                 async with asyncio.timeout(timeout):
                     async with contextlib.aclosing(self.client.watch(self.id, self.proto.last_seq)) as events:
                         async for event in events:
-                            self.proto = event.operation
+                            self.proto = event.operation.proto
                     await self.refresh()
             except TimeoutError:
                 raise TimeoutError(f"operation {self.id} is still {self.state} after {timeout}s") from None

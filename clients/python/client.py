@@ -13,6 +13,7 @@ print(op.wait(timeout=60))
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self, TypeVar
@@ -20,19 +21,17 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
-    OperationView,
     call_metadata,
     channel_credentials,
     client_token,
     command_request,
-    event_name,
     list_request,
     outcome,
     retry_policies,
     start_request,
-    state_name,
 )
 from pausable.clients.errors import PausableError, from_rpc_error
+from pausable.clients.model import Event, OperationData, event_name, state_name
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import client_channel
 from pausable.v1 import operation_pb2 as pb
@@ -63,14 +62,32 @@ class Client:
         self.metadata = call_metadata(client_token(token, token_file))
         credentials = channel_credentials(tls)
         address, options = channel_target(target), channel_options()
-        self.channel = (
+        self._connection = (
             grpc.secure_channel(address, credentials, options) if credentials else grpc.insecure_channel(address, options)
         )
-        self.channel = client_channel(self.channel)  # trace context, when OpenTelemetry is on
+        self.channel = client_channel(self._connection)  # trace context, when OpenTelemetry is on
         self.stub = operation_pb2_grpc.OperationServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether the daemon accepts a connection: False as soon as connecting fails (nothing listens), or after
+        `timeout` seconds without an answer. Calls themselves retry UNAVAILABLE for longer (`retry_seconds`)."""
+        answered = threading.Event()
+        states: list[grpc.ChannelConnectivity] = []
+
+        def seen(state: grpc.ChannelConnectivity) -> None:
+            if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+                states.append(state)
+                answered.set()
+
+        self._connection.subscribe(seen, try_to_connect=True)
+        try:
+            answered.wait(timeout)
+        finally:
+            self._connection.unsubscribe(seen)
+        return bool(states) and states[0] == grpc.ChannelConnectivity.READY
 
     def __enter__(self) -> Self:
         return self
@@ -120,26 +137,28 @@ class Client:
         page_token: str = "",
         stuck: bool = False,
         view: int = pb.OPERATION_VIEW_BASIC,
+        labels: Mapping[str, str] | None = None,
     ) -> pb.ListOperationsResponse:
-        """Newest first; `stuck`: only active operations whose step lease lapsed; `view`: OPERATION_VIEW_FULL to get
-        each operation's input and result too (BASIC leaves them out; a page may end early, see next_page_token)."""
-        request = list_request(states, workflow, page_size, page_token, stuck, view)
+        """Newest first; `stuck`: only active operations whose step lease lapsed; `labels`: only those carrying all of
+        these; `view`: OPERATION_VIEW_FULL to get each operation's input and result too (BASIC leaves them out; a page
+        may end early, see next_page_token)."""
+        request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return self._call(self.stub.ListOperations, request, read=True)
 
-    def pause(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return self._call(self.stub.Pause, command_request("Pause", operation_id, request_id)).operation
+    def pause(self, operation_id: str, request_id: str | None = None) -> Operation:
+        return Operation(self, self._call(self.stub.Pause, command_request("Pause", operation_id, request_id)).operation)
 
-    def resume(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return self._call(self.stub.Resume, command_request("Resume", operation_id, request_id)).operation
+    def resume(self, operation_id: str, request_id: str | None = None) -> Operation:
+        return Operation(self, self._call(self.stub.Resume, command_request("Resume", operation_id, request_id)).operation)
 
-    def cancel(self, operation_id: str, request_id: str | None = None) -> pb.Operation:
-        return self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id)).operation
+    def cancel(self, operation_id: str, request_id: str | None = None) -> Operation:
+        return Operation(self, self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id)).operation)
 
     def workflows(self) -> builtins.list[pb.Workflow]:
         return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True).workflows)
 
-    def watch(self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0) -> Iterator[pb.OperationEvent]:
-        """Every event after `after_seq`, each once, in order, until the terminal one.
+    def watch(self, operation_id: str, after_seq: int = 0, *, reconnect_seconds: float = 60.0) -> Iterator[Event]:
+        """Every event after `after_seq`, each once, in order, until the terminal one (`Event.raw`: the protobuf).
 
         A broken stream (daemon restart, network) is reopened from the last
         seq seen; reconnecting gives up after `reconnect_seconds` without progress.
@@ -156,7 +175,7 @@ class Client:
                         continue
                     last = event.seq
                     backoff.reset()
-                    yield event
+                    yield Event.from_proto(event)
                 return
             except grpc.RpcError as error:
                 delay = backoff.next_delay() if self.retry.retryable(error) else None
@@ -165,30 +184,32 @@ class Client:
             time.sleep(delay)
 
 
-class Operation(OperationView):
-    """A handle on one operation; `.proto` is the last state seen."""
+class Operation(OperationData):
+    """A handle on one operation; its properties (OperationData) are the last state seen, `.proto` the raw message."""
 
-    client: Client
+    def __init__(self, client: Client, proto: pb.Operation) -> None:
+        super().__init__(proto)
+        self.client = client
 
     def refresh(self) -> Operation:
         self.proto = self.client._get(self.id)
         return self
 
     def pause(self) -> Operation:
-        self.proto = self.client.pause(self.id)
+        self.proto = self.client.pause(self.id).proto
         return self
 
     def resume(self) -> Operation:
-        self.proto = self.client.resume(self.id)
+        self.proto = self.client.resume(self.id).proto
         return self
 
     def cancel(self) -> Operation:
-        self.proto = self.client.cancel(self.id)
+        self.proto = self.client.cancel(self.id).proto
         return self
 
-    def watch(self, after_seq: int = 0) -> Iterator[pb.OperationEvent]:
+    def watch(self, after_seq: int = 0) -> Iterator[Event]:
         for event in self.client.watch(self.id, after_seq):
-            self.proto = event.operation
+            self.proto = event.operation.proto
             yield event
 
     def wait(self, timeout: float | None = None) -> Any:

@@ -14,11 +14,10 @@ from typing import Any, cast
 import grpc
 
 from pausable.clients.errors import OperationFailed
-from pausable.jsonvalue import from_value, to_value
+from pausable.clients.model import result_of, state_name
+from pausable.jsonvalue import to_value
 from pausable.retry import TRANSIENT, RetryPolicy
 from pausable.v1 import operation_pb2 as pb
-
-TERMINAL = frozenset({pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATION_STATE_CANCELLED})
 
 
 def retry_policies(retry_seconds: float) -> tuple[RetryPolicy, RetryPolicy]:
@@ -29,14 +28,6 @@ def retry_policies(retry_seconds: float) -> tuple[RetryPolicy, RetryPolicy]:
     """
     calls = RetryPolicy(TRANSIENT, patience=retry_seconds)
     return calls, calls.also(grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
-def state_name(state: int) -> str:
-    return pb.OperationState.Name(state).removeprefix("OPERATION_STATE_")
-
-
-def event_name(event_type: int) -> str:
-    return pb.EventType.Name(event_type).removeprefix("EVENT_TYPE_")
 
 
 # -- requests -------------------------------------------------------------------
@@ -61,6 +52,7 @@ def list_request(
     page_token: str,
     stuck: bool = False,
     view: int = pb.OPERATION_VIEW_BASIC,
+    labels: Mapping[str, str] | None = None,
 ) -> pb.ListOperationsRequest:
     # The numbers of pb.OperationState; protoc's .pyi types the field as the enum's class.
     return pb.ListOperationsRequest(
@@ -70,6 +62,7 @@ def list_request(
         page_token=page_token,
         stuck=stuck,
         view=cast("pb.OperationView", view),
+        labels=dict(labels or {}),
     )
 
 
@@ -86,10 +79,6 @@ def command_request(method: str, operation_id: str, request_id: str | None) -> A
 
 
 # -- results --------------------------------------------------------------------
-
-
-def result_of(operation: pb.Operation) -> Any:
-    return from_value(operation.result) if operation.HasField("result") else None
 
 
 def outcome(operation: pb.Operation) -> Any:
@@ -157,27 +146,3 @@ def channel_credentials(tls: grpc.ChannelCredentials | bool | None) -> grpc.Chan
     if isinstance(tls, grpc.ChannelCredentials):
         return tls
     raise TypeError(f"tls must be True, False, None or grpc.ChannelCredentials, not {type(tls).__name__}")
-
-
-class OperationView:
-    """What the sync and async operation handles share: the last state seen, read without a call."""
-
-    def __init__(self, client: Any, proto: pb.Operation) -> None:
-        self.client = client
-        self.proto = proto
-
-    @property
-    def id(self) -> str:
-        return self.proto.id
-
-    @property
-    def state(self) -> str:
-        return state_name(self.proto.state)
-
-    @property
-    def done(self) -> bool:
-        return self.proto.state in TERMINAL
-
-    @property
-    def result(self) -> Any:
-        return result_of(self.proto)

@@ -53,6 +53,12 @@ class PermissionDenied(PausableError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class OutOfRange(PausableError):
+    """E.g. Watch after a seq the operation has not reached; the message names its last seq."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Internal(PausableError):
     code = grpc.StatusCode.INTERNAL
 
@@ -73,6 +79,7 @@ _BY_CODE = {
         ResourceExhausted,
         Unauthenticated,
         PermissionDenied,
+        OutOfRange,
         Internal,
     )
 }

@@ -87,7 +87,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 def events(client: Client, operation_id: str, timeout: float = 90.0) -> list[pb.OperationEvent]:
     """The whole history, waiting until the operation has ended (Watch ends after the terminal event)."""
-    return list(client.watch(operation_id, reconnect_seconds=timeout))
+    return [event.raw for event in client.watch(operation_id, reconnect_seconds=timeout)]
 
 
 def first_event(

@@ -57,12 +57,9 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
         )
     try:
         wait_for(lambda: "Ctrl-C stops it all" in log.read_text(), "banner", dev, log)
-
-        def registered() -> bool:
-            listed = cli("-o", "json", "workflows")
-            return listed.returncode == 0 and {"mymod.hello", "demo.etl"} <= {w["name"] for w in json.loads(listed.stdout)}
-
-        wait_for(registered, "mymod.hello and demo.etl registered", dev, log)
+        # The banner says the workers have registered: what it suggests works at once, without polling.
+        listed = cli("-o", "json", "workflows")
+        assert {"mymod.hello", "demo.etl"} <= {w["name"] for w in json.loads(listed.stdout)}, listed.stdout
 
         started = cli("-o", "json", "start", "mymod.hello", "--input", '{"name": "dev"}')
         assert started.returncode == 0, started.stderr
@@ -70,7 +67,7 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
         watched = cli("watch", operation_id)
         assert watched.returncode == 0, watched.stdout + watched.stderr  # 0: SUCCEEDED
         got = json.loads(cli("-o", "json", "get", operation_id).stdout)
-        assert got["state"] == "OPERATION_STATE_SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
+        assert got["state"] == "SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
     finally:
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGINT)
@@ -81,3 +78,22 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
             raise
     assert code == 0, log.read_text()
     assert "pausable dev: stopped" in log.read_text()
+
+
+def test_dev_names_a_worker_module_that_fails_to_load_with_the_end_of_its_log(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAUSABLE_")}
+    env["PAUSABLE_WORKER_MODULES"] = "no_such_workflows_module"  # a plain name, not a JSON list
+    target = f"127.0.0.1:{free_port()}"
+    run = subprocess.run(
+        [sys.executable, "-m", "pausable.cli", "--daemon", target, "dev", "-c", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "the worker exited" in run.stdout, run.stdout
+    assert "cause: ModuleNotFoundError: No module named 'no_such_workflows_module'" in run.stdout, run.stdout
+    assert "Traceback" not in run.stderr and "pausable dev: stopped" in run.stdout

@@ -6,11 +6,22 @@ The retry policy against a fake channel is in tests/unit/test_sdk_retries.py.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from support.stack import Stack, step_completed
 
-from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument, NotFound
+from pausable.clients import (
+    AsyncClient,
+    Client,
+    Event,
+    EventType,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Operation,
+    State,
+)
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -110,3 +121,34 @@ def test_async_watch_survives_a_cut_connection_without_repeat_or_gap(stack: Stac
         assert final.state == pb.OPERATION_STATE_SUCCEEDED
 
     asyncio.run(main())
+
+
+def test_watch_yields_typed_events_with_plain_names(client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 3, "step_seconds": 0})
+    events = list(op.watch())
+    assert all(isinstance(e, Event) for e in events)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    first, last = events[0], events[-1]
+    assert first.type is EventType.CREATED and first.type.name == "CREATED" and str(first.type) == "CREATED"
+    assert last.type is EventType.SUCCEEDED and last.state is State.SUCCEEDED and last.state == "SUCCEEDED"
+    assert last.type == pb.EVENT_TYPE_SUCCEEDED, "the enums are the proto's numbers"
+    assert isinstance(last.time, datetime) and last.time.tzinfo is not None
+    assert isinstance(last.raw, pb.OperationEvent) and last.raw.seq == last.seq
+    assert last.operation.id == op.id and last.operation.result == op.result
+    assert last.to_dict()["type"] == "SUCCEEDED" and last.to_dict()["operation"]["state"] == "SUCCEEDED"
+
+
+def test_step_numbers_count_from_one_as_the_cli_shows_them(client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 3, "step_seconds": 0})
+    numbers = [(e.operation.step, e.operation.total_steps) for e in op.watch() if e.type is EventType.STEP_COMPLETED]
+    assert numbers == [(2, 5), (3, 5), (4, 5), (5, 5)], "after step 1/5 completes, step 2/5 runs"
+    assert (op.step, op.proto.step_number, op.current_step) == (5, 5, 5), "done: step 5/5; the 0-based index is past it"
+    assert op.to_dict()["step"] == 5 and op.to_dict()["total_steps"] == 5
+
+
+def test_client_and_handle_commands_return_the_same_type(client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 3, "step_seconds": 1})
+    paused = client.pause(op.id)
+    assert isinstance(paused, Operation) and paused.state is State.PAUSE_REQUESTED
+    assert isinstance(op.cancel(), Operation) and op.state in (State.CANCEL_REQUESTED, State.CANCELLED)
+    assert type(client.get(op.id)) is type(op.refresh()) is Operation

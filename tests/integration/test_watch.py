@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import grpc
+import pytest
 from support.stack import history, step_completed, wait_event
 
-from pausable.clients import Client
+from pausable.clients import Client, OutOfRange
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -39,3 +41,26 @@ def test_many_watchers_see_the_same_history(client: Client) -> None:
     seqs = [[r.event.seq for r in stream] for stream in streams]
     assert all(s == seqs[0] for s in seqs)
     assert seqs[0] == list(range(1, op.refresh().proto.last_seq + 1))
+
+
+def test_watch_past_the_last_event_is_out_of_range_naming_the_last_seq(client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 3, "step_seconds": 0})
+    op.wait(timeout=30)
+    last = op.refresh().last_seq
+    assert list(client.stub.Watch(pb.WatchRequest(operation_id=op.id, after_seq=last), timeout=10)) == []
+    with pytest.raises(grpc.RpcError) as raised:
+        list(client.stub.Watch(pb.WatchRequest(operation_id=op.id, after_seq=last + 5), timeout=10))
+    assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert f"last seq is {last}" in (raised.value.details() or "")
+    with pytest.raises(OutOfRange):
+        list(client.watch(op.id, after_seq=last + 1))
+
+
+def test_watch_past_the_end_of_a_running_operation_is_out_of_range_too(client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 3, "step_seconds": 0.5})
+    try:
+        with pytest.raises(grpc.RpcError) as raised:
+            list(client.stub.Watch(pb.WatchRequest(operation_id=op.id, after_seq=10_000), timeout=10))
+        assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    finally:
+        client.cancel(op.id)

@@ -126,6 +126,9 @@ class OperationServiceServicer:
 
     def Watch(self, request, context):
         """Replays the events after after_seq, then streams live ones; ends after the terminal event.
+        after_seq equal to last_seq of an operation that has ended: the stream
+        ends at once, with no event. after_seq greater than the operation's
+        last_seq (ended or not): OUT_OF_RANGE, the message naming last_seq.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

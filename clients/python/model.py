@@ -1,0 +1,328 @@
+"""What an SDK user reads: states and event types with plain names, a typed view of an operation, typed events,
+and the one JSON rendering of them that the CLI prints too.
+
+Values come from the exact JSON text the daemon sends (`input_json`, `result_json`), so an integer stays an
+integer however large; the `google.protobuf.Value` beside it is the fallback for older daemons.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from pausable.jsonvalue import from_value
+from pausable.v1 import operation_pb2 as pb
+
+
+class _Named(enum.IntEnum):
+    """An enum whose members are the proto's numbers with plain names: `State.RUNNING == pb.OPERATION_STATE_RUNNING`,
+    `State.RUNNING == "RUNNING"`, and `str(State.RUNNING) == "RUNNING"`."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.name == other
+        return int(self) == other
+
+    def __hash__(self) -> int:
+        return int(self)
+
+
+class State(_Named):
+    UNSPECIFIED = pb.OPERATION_STATE_UNSPECIFIED
+    PENDING = pb.OPERATION_STATE_PENDING
+    RUNNING = pb.OPERATION_STATE_RUNNING
+    PAUSE_REQUESTED = pb.OPERATION_STATE_PAUSE_REQUESTED
+    PAUSED = pb.OPERATION_STATE_PAUSED
+    CANCEL_REQUESTED = pb.OPERATION_STATE_CANCEL_REQUESTED
+    SUCCEEDED = pb.OPERATION_STATE_SUCCEEDED
+    FAILED = pb.OPERATION_STATE_FAILED
+    CANCELLED = pb.OPERATION_STATE_CANCELLED
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+
+class EventType(_Named):
+    UNSPECIFIED = pb.EVENT_TYPE_UNSPECIFIED
+    CREATED = pb.EVENT_TYPE_CREATED
+    STARTED = pb.EVENT_TYPE_STARTED
+    STEP_COMPLETED = pb.EVENT_TYPE_STEP_COMPLETED
+    PROGRESS = pb.EVENT_TYPE_PROGRESS
+    PAUSE_REQUESTED = pb.EVENT_TYPE_PAUSE_REQUESTED
+    PAUSED = pb.EVENT_TYPE_PAUSED
+    RESUMED = pb.EVENT_TYPE_RESUMED
+    CANCEL_REQUESTED = pb.EVENT_TYPE_CANCEL_REQUESTED
+    CANCELLED = pb.EVENT_TYPE_CANCELLED
+    SUCCEEDED = pb.EVENT_TYPE_SUCCEEDED
+    FAILED = pb.EVENT_TYPE_FAILED
+    STEP_RETRIED = pb.EVENT_TYPE_STEP_RETRIED
+
+
+def state_of(value: int) -> State:
+    """The State of a proto number (UNSPECIFIED for one this SDK does not know yet)."""
+    try:
+        return State(value)
+    except ValueError:
+        return State.UNSPECIFIED
+
+
+def event_type_of(value: int) -> EventType:
+    try:
+        return EventType(value)
+    except ValueError:
+        return EventType.UNSPECIFIED
+
+
+def state_name(state: int) -> str:
+    return state_of(state).name
+
+
+def event_name(event_type: int) -> str:
+    return event_type_of(event_type).name
+
+
+def step_number(operation: pb.Operation) -> int:
+    """The 1-based step users see ("step 3/5"); from `step_number`, or derived as the daemon does for older ones."""
+    if operation.step_number:
+        return operation.step_number
+    return min(operation.current_step + 1, operation.total_steps)
+
+
+def input_of(operation: pb.Operation) -> Any:
+    if operation.input_json:
+        return json.loads(operation.input_json)
+    return from_value(operation.input) if operation.HasField("input") else None
+
+
+def result_of(operation: pb.Operation) -> Any:
+    if operation.result_json:
+        return json.loads(operation.result_json)
+    return from_value(operation.result) if operation.HasField("result") else None
+
+
+def time_of(stamp: timestamp_pb2.Timestamp, present: bool = True) -> datetime | None:
+    """An aware UTC datetime, None for an unset Timestamp."""
+    if not present:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StepError:
+    """Why an operation FAILED: `step` is the 1-based number users see (0: no step was involved)."""
+
+    code: str
+    message: str
+    step: int
+    step_name: str
+
+
+class OperationData:
+    """An operation as last seen, read without a call. `proto` is the raw message.
+
+    Steps: `step` of `total_steps` is what users see ("step 3/5", 1-based); `current_step` is the 0-based index in
+    the plan (see the proto's Operation.current_step).
+    """
+
+    def __init__(self, proto: pb.Operation) -> None:
+        self.proto = proto
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.workflow} {self.state.name} step {self.step}/{self.total_steps}>"
+
+    @property
+    def id(self) -> str:
+        return self.proto.id
+
+    @property
+    def workflow(self) -> str:
+        return self.proto.workflow
+
+    @property
+    def state(self) -> State:
+        return state_of(self.proto.state)
+
+    @property
+    def done(self) -> bool:
+        return self.state.terminal
+
+    @property
+    def step(self) -> int:
+        return step_number(self.proto)
+
+    @property
+    def total_steps(self) -> int:
+        return self.proto.total_steps
+
+    @property
+    def current_step(self) -> int:
+        return self.proto.current_step
+
+    @property
+    def step_name(self) -> str:
+        return self.proto.current_step_name
+
+    @property
+    def progress(self) -> float:
+        return self.proto.progress
+
+    @property
+    def progress_message(self) -> str:
+        return self.proto.progress_message
+
+    @property
+    def input(self) -> Any:
+        return input_of(self.proto)
+
+    @property
+    def result(self) -> Any:
+        return result_of(self.proto)
+
+    @property
+    def error(self) -> StepError | None:
+        if not self.proto.HasField("error"):
+            return None
+        error = self.proto.error
+        number = error.step_number or (error.step + 1 if error.step >= 0 else 0)
+        return StepError(error.code, error.message, number, error.step_name)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.proto.labels)
+
+    @property
+    def requester(self) -> str:
+        return self.proto.requester
+
+    @property
+    def last_seq(self) -> int:
+        return self.proto.last_seq
+
+    @property
+    def attempt(self) -> int:
+        return self.proto.attempt
+
+    @property
+    def create_time(self) -> datetime | None:
+        return time_of(self.proto.create_time, self.proto.HasField("create_time"))
+
+    @property
+    def update_time(self) -> datetime | None:
+        return time_of(self.proto.update_time, self.proto.HasField("update_time"))
+
+    @property
+    def end_time(self) -> datetime | None:
+        return time_of(self.proto.end_time, self.proto.HasField("end_time"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the CLI prints with `-o json`."""
+        return operation_dict(self.proto)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of an operation's history, as `watch()` yields it; `raw` is the protobuf message."""
+
+    operation_id: str
+    seq: int
+    type: EventType
+    time: datetime
+    message: str
+    actor: str
+    operation: OperationData
+    raw: pb.OperationEvent
+
+    @property
+    def state(self) -> State:
+        """The operation's state right after this event."""
+        return self.operation.state
+
+    @classmethod
+    def from_proto(cls, event: pb.OperationEvent) -> Event:
+        return cls(
+            operation_id=event.operation_id,
+            seq=event.seq,
+            type=event_type_of(event.type),
+            time=event.time.ToDatetime(tzinfo=UTC),
+            message=event.message,
+            actor=event.actor,
+            operation=OperationData(event.operation),
+            raw=event,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return event_dict(self.raw)
+
+
+# -- the JSON rendering ------------------------------------------------------------------------------------------
+
+
+def operation_dict(op: pb.Operation) -> dict[str, Any]:
+    """An operation as JSON data: plain state names, ints as ints, input and result from their exact JSON text,
+    the 1-based `step` of `total_steps`, times in ISO 8601 (UTC, Z)."""
+    view = OperationData(op)
+    data: dict[str, Any] = {
+        "id": op.id,
+        "workflow": op.workflow,
+        "state": view.state.name,
+        "step": view.step,
+        "total_steps": op.total_steps,
+        "step_name": op.current_step_name,
+        "progress": op.progress,
+        "progress_message": op.progress_message,
+    }
+    if op.input_json or op.HasField("input"):
+        data["input"] = view.input
+    if op.result_json or op.HasField("result"):
+        data["result"] = view.result
+    error = view.error
+    if error is not None:
+        data["error"] = {"code": error.code, "message": error.message, "step": error.step, "step_name": error.step_name}
+    data |= {
+        "requester": op.requester,
+        "labels": dict(sorted(op.labels.items())),
+        "attempt": op.attempt,
+        "last_seq": op.last_seq,
+        "create_time": _iso(view.create_time),
+        "update_time": _iso(view.update_time),
+        "end_time": _iso(view.end_time),
+        "lease_expire_time": _iso(time_of(op.lease_expire_time, op.HasField("lease_expire_time"))),
+    }
+    return data
+
+
+def event_dict(event: pb.OperationEvent) -> dict[str, Any]:
+    return {
+        "operation_id": event.operation_id,
+        "seq": event.seq,
+        "type": event_name(event.type),
+        "time": _iso(event.time.ToDatetime(tzinfo=UTC)),
+        "message": event.message,
+        "actor": event.actor,
+        "operation": operation_dict(event.operation),
+    }
+
+
+def workflow_dict(flow: pb.Workflow) -> dict[str, Any]:
+    return {
+        "name": flow.name,
+        "description": flow.description,
+        "steps": list(flow.steps),
+        "input_schema": from_value(flow.input_schema) if flow.HasField("input_schema") else None,
+        "max_attempts": flow.max_attempts,
+        "register_time": _iso(time_of(flow.register_time, flow.HasField("register_time"))),
+        "plan": json.loads(flow.plan_json) if flow.plan_json else [],
+    }
