@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -123,20 +123,16 @@ def stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGT
 
 def wait_serving(target: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
     """Block until the daemon at `target` answers its health check with SERVING."""
-    deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"the daemon exited with code {process.returncode} before serving")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the daemon at {target} is not serving after {timeout}s")
-            time.sleep(0.05)
+        _poll(
+            lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING,
+            process,
+            timeout,
+            gone="the daemon exited with code {code} before serving",
+            late=f"the daemon at {target} is not serving after {timeout}s",
+            interval=0.05,
+        )
 
 
 def wait_registered(
@@ -146,22 +142,39 @@ def wait_registered(
     seconds): by a worker started since then, not only kept in the store from an earlier run."""
     from pausable.v1 import operation_pb2, operation_pb2_grpc
 
-    deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
         stub = operation_pb2_grpc.OperationServiceStub(channel)
-        while True:
-            try:
-                listed = stub.ListWorkflows(operation_pb2.ListWorkflowsRequest(), timeout=2).workflows
-                fresh = {w.name for w in listed if w.register_time.ToNanoseconds() >= int(since * 1e9)}
-                if names <= fresh:
-                    return
-            except grpc.RpcError:
-                pass
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"the worker exited with code {process.returncode} before registering its workflows")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the worker has not registered {', '.join(sorted(names))} after {timeout:.0f}s")
-            time.sleep(0.1)
+
+        def registered() -> bool:
+            listed = stub.ListWorkflows(operation_pb2.ListWorkflowsRequest(), timeout=2).workflows
+            return names <= {w.name for w in listed if w.register_time.ToNanoseconds() >= int(since * 1e9)}
+
+        _poll(
+            registered,
+            process,
+            timeout,
+            gone="the worker exited with code {code} before registering its workflows",
+            late=f"the worker has not registered {', '.join(sorted(names))} after {timeout:.0f}s",
+            interval=0.1,
+        )
+
+
+def _poll(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes] | None, timeout: float, *, gone: str, late: str, interval: float
+) -> None:
+    """Call `ready` (an RPC: its errors count as not yet) until it is true; fail when `process` exits or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except grpc.RpcError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(gone.format(code=process.returncode))
+        if time.monotonic() > deadline:
+            raise TimeoutError(late)
+        time.sleep(interval)
 
 
 def last_lines(path: Path, count: int = 15) -> list[str]:
