@@ -30,7 +30,7 @@ def overall_fraction(op: pb.Operation) -> float:
         return 0.0
     if op.state == pb.OPERATION_STATE_SUCCEEDED:
         return 1.0
-    return min((op.current_step + op.progress) / op.total_steps, 1.0)
+    return min((step_number(op) - 1 + op.progress) / op.total_steps, 1.0)
 
 
 def event_line(event: pb.OperationEvent) -> str:
