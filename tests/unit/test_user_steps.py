@@ -137,3 +137,35 @@ def test_snapshots_from_before_user_numbering_read_as_they_were() -> None:
     del old["step_number"], old["step_count"]
     again = Operation.from_dict(old)
     assert (again.step_number, again.step_count) == (3, 6)
+
+
+def test_operations_started_before_the_migration_keep_counting_every_plan_entry(tmp_path: Path) -> None:
+    """0007 fills step_count and step_number as the daemon counted before (their plans carry no marks)."""
+    from sqlalchemy import text
+
+    from pausable.server import migrate
+    from pausable.server.store import make_engine
+
+    async def scenario() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await migrate.upgrade(engine, "0006")
+            columns = "id, workflow, state, current_step, current_step_name, total_steps, step_names, progress, "
+            columns += "progress_message, input_json, plan, requester, labels, last_seq, created_at, updated_at"
+            async with engine.begin() as conn:
+                for op_id, current in (("running", 2), ("done", 6)):
+                    await conn.execute(
+                        text(
+                            f"INSERT INTO operations ({columns}) VALUES (:id, 'w', 'RUNNING', :current, 'x', 6, '[]', 0, '', "
+                            "'0', '[]', '', '{}', 1, datetime('now'), datetime('now'))"
+                        ),
+                        {"id": op_id, "current": current},
+                    )
+            await migrate.upgrade(engine)
+            async with engine.connect() as conn:
+                rows = (await conn.execute(text("SELECT id, step_number, step_count FROM operations ORDER BY id"))).all()
+            assert [tuple(row) for row in rows] == [("done", 6, 6), ("running", 3, 6)]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
