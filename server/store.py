@@ -364,7 +364,8 @@ class Store(Reads):
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
-        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step.
+        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step of
+        the user's (entries the worker inserted, such as tappable's pause points, get none: states.Numbering).
         A report of an older attempt than the operation's changes nothing and stops its chain. A report that would
         change the operation must carry the current dispatch's step token; otherwise it is refused and changes nothing."""
         operation_id, step = report.operation_id, report.step

@@ -169,3 +169,18 @@ def test_operations_started_before_the_migration_keep_counting_every_plan_entry(
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_pausable_workflows_marks_the_inserted_tasks() -> None:
+    import json
+
+    from pausable.cli.render import steps_line
+    from pausable.v1 import operation_pb2 as pb
+
+    flow = pb.Workflow(name="tap3", steps=[e["task"] for e in TAPPED], plan_json=json.dumps(TAPPED))
+    assert steps_line(flow) == (
+        "a → (pausable.pause_or_continue) → b → (pausable.pause_or_continue) → c → (pausable.finish)"
+        "  [3 steps; (inserted) ones are not counted]"
+    )
+    plain = pb.Workflow(name="p", steps=["a", "b"])
+    assert steps_line(plain) == "a → b"
