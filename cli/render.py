@@ -30,7 +30,7 @@ def overall_fraction(op: pb.Operation) -> float:
         return 0.0
     if op.state == pb.OPERATION_STATE_SUCCEEDED:
         return 1.0
-    return min((op.current_step + op.progress) / op.total_steps, 1.0)
+    return min((step_number(op) - 1 + op.progress) / op.total_steps, 1.0)
 
 
 def event_line(event: pb.OperationEvent) -> str:
@@ -131,10 +131,26 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
     return last
 
 
+def steps_line(flow: pb.Workflow) -> str:
+    """The workflow's tasks in order; those the worker inserted (tappable's pause points, the closing finish) in
+    parentheses, as they are not counted in "step k/n"."""
+    try:
+        plan = json.loads(flow.plan_json) if flow.plan_json else []
+    except ValueError:
+        plan = []
+    if not isinstance(plan, list) or len(plan) != len(flow.steps):
+        return " → ".join(flow.steps)
+    inserted = [isinstance(entry, dict) and entry.get("inserted") is True for entry in plan]
+    if not any(inserted) or all(inserted):
+        return " → ".join(flow.steps)
+    shown = [f"({name})" if extra else name for name, extra in zip(flow.steps, inserted, strict=True)]
+    return f"{' → '.join(shown)}  [{inserted.count(False)} steps; (inserted) ones are not counted]"
+
+
 def print_workflows(console: Console, flows: Iterable[pb.Workflow]) -> None:
     for flow in flows:
         console.print(f"[bold]{flow.name}[/]  {flow.description}", highlight=False)
-        console.print("  steps: " + " → ".join(flow.steps), highlight=False, markup=False)
+        console.print("  steps: " + steps_line(flow), highlight=False, markup=False)
         schema = from_value(flow.input_schema) if flow.HasField("input_schema") else None
         if schema is None:
             console.print("  input: any JSON value", highlight=False)

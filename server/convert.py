@@ -47,8 +47,8 @@ def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
         workflow=operation.workflow,
         state=state_to_pb(operation.state),
         current_step=operation.current_step,
-        total_steps=operation.total_steps,
-        step_number=step_number(operation.current_step, operation.total_steps),
+        total_steps=operation.step_count,
+        step_number=operation.step_number,
         current_step_name=operation.current_step_name,
         progress=operation.progress,
         progress_message=operation.progress_message,
@@ -71,13 +71,9 @@ def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
             message.result_json = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
     if operation.error:
         message.error.CopyFrom(pb.OperationError(**operation.error))
-        message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
+        if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry
+            message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
     return message
-
-
-def step_number(current_step: int, total_steps: int) -> int:
-    """The 1-based step users see ("step 3/5"): the 0-based current_step + 1, at most total_steps."""
-    return min(current_step + 1, total_steps)
 
 
 def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> bool:

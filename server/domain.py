@@ -11,9 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from pausable.server.states import Decision, EventType, State
+from pausable.server.states import Decision, EventType, Numbering, State
 
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -44,7 +45,12 @@ class ShuttingDown(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """An operation as clients see it; `input_json` is None where the input was not read."""
+    """An operation as clients see it; `input_json` is None where the input was not read.
+
+    `current_step` is the 0-based index in the plan, `total_steps` the plan's
+    length; `step_number` of `step_count` is what users see ("step 3/5"),
+    counting only the user's steps (states.Numbering).
+    """
 
     id: str
     workflow: str
@@ -65,6 +71,8 @@ class Operation:
     attempt: int = 1
     lease_expire_time: float | None = None
     input_json: str | None = None
+    step_number: int = 0
+    step_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON kept with each event (without the input, which never changes)."""
@@ -87,6 +95,8 @@ class Operation:
             "last_seq": self.last_seq,
             "attempt": self.attempt,
             "lease_expire_time": self.lease_expire_time,
+            "step_number": self.step_number,
+            "step_count": self.step_count,
         }
 
     @classmethod
@@ -111,6 +121,9 @@ class Operation:
             last_seq=data["last_seq"],
             attempt=data.get("attempt", 1),
             lease_expire_time=data.get("lease_expire_time"),
+            # Snapshots from before user step numbering counted every plan entry.
+            step_number=data.get("step_number", min(data["current_step"] + 1, data["total_steps"])),
+            step_count=data.get("step_count", data["total_steps"]),
         )
 
     @property
@@ -148,6 +161,11 @@ class Workflow:
     @property
     def steps(self) -> list[str]:
         return [entry["task"] for entry in self.plan]
+
+    @cached_property
+    def numbering(self) -> Numbering:
+        """Which plan entries are the user's steps (entries marked `inserted` are not)."""
+        return Numbering.of(self.plan)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,11 @@ def to_lro(operation: pb.Operation, basic_metadata: bool = False) -> lro.Operati
 def failure_status(operation: pb.Operation) -> status_pb2.Status:
     error = operation.error
     code = code_pb2.UNAVAILABLE if error.code == BROKER_FAILURE else code_pb2.UNKNOWN
-    where = f" in step {error.step + 1}/{operation.total_steps} {error.step_name}".rstrip() if error.step >= 0 else ""
+    where = (
+        f" in step {error.step_number or error.step + 1}/{operation.total_steps} {error.step_name}".rstrip()
+        if error.step >= 0
+        else ""
+    )
     detail = any_pb2.Any()
     detail.Pack(error)
     return status_pb2.Status(code=code, message=f"{error.code or 'Error'}{where}: {error.message}", details=[detail])

@@ -42,7 +42,11 @@ class OperationRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     current_step_name: Mapped[str] = mapped_column(String(200), server_default="")
+    # The plan's length: current_step runs from 0 to it (the state machine's count; see states.Numbering).
     total_steps: Mapped[int] = mapped_column(Integer, server_default="0")
+    # What users see: the user's step at current_step (1-based) of step_count, plan entries a worker inserted not counted.
+    step_number: Mapped[int] = mapped_column(Integer, server_default="0")
+    step_count: Mapped[int] = mapped_column(Integer, server_default="0")
     # Large and never changing: loaded only where needed, not on every checkpoint.
     step_names: Mapped[list[Any]] = mapped_column(deferred=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)

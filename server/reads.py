@@ -55,6 +55,8 @@ def operation_of(row: Any, with_input: bool = False) -> Operation:
         attempt=row.attempt,
         lease_expire_time=epoch(row.lease_expires_at),
         input_json=row.input_json if with_input else None,
+        step_number=row.step_number,
+        step_count=row.step_count,
     )
 
 

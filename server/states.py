@@ -7,7 +7,10 @@ operation's row lock, so every transition is a compare-and-set.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 
 class State(enum.StrEnum):
@@ -115,8 +118,64 @@ def command(kind: Command, state: State) -> Transition:
     return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel}[kind](state)
 
 
-def checkpoint(state: State, current_step: int, step: int, total_steps: int, continued: bool = False) -> CheckpointOutcome:
-    """Decide what the end of `step` means for an operation at `current_step`.
+@dataclass(frozen=True)
+class Numbering:
+    """How users count an operation's steps.
+
+    A plan entry marked `"inserted": true` (a `pause_or_continue` pause point
+    `tappable` put between the user's tasks, the closing `pausable.finish`)
+    runs like any other but is not one of the user's steps: the steps are
+    the unmarked entries, numbered from 1. A plan with no unmarked entry
+    counts every entry. Plans carry no marks from workers older than the
+    mark, nor in operations started before it: every entry counts there.
+    """
+
+    names: tuple[str, ...]
+    counted: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, plan: Sequence[Mapping[str, Any]]) -> Numbering:
+        counted = tuple(entry.get("inserted") is not True for entry in plan)
+        return cls(tuple(str(entry["task"]) for entry in plan), counted if any(counted) else (True,) * len(counted))
+
+    @cached_property
+    def _before(self) -> tuple[int, ...]:
+        """How many of the user's steps come before each plan index (len(plan) + 1 entries)."""
+        before = [0]
+        for counts in self.counted:
+            before.append(before[-1] + counts)
+        return tuple(before)
+
+    @property
+    def count(self) -> int:
+        """How many steps the user sees (Operation.total_steps)."""
+        return self._before[-1]
+
+    def counts(self, index: int) -> bool:
+        """Whether plan entry `index` is one of the user's steps."""
+        return 0 <= index < len(self.counted) and self.counted[index]
+
+    def done(self, index: int) -> int:
+        """How many of the user's steps have finished once plan entry `index` has."""
+        return self._before[min(max(index + 1, 0), len(self.counted))]
+
+    def number(self, index: int) -> int:
+        """The 1-based user step at plan index `index` (Operation.step_number): the one running there, or the next one
+        after inserted entries; the last once all have finished (`index` at the plan's end); 0 without steps."""
+        return min(self._before[min(max(index, 0), len(self.counted))] + 1, self.count)
+
+    def name(self, index: int) -> str:
+        """The task name of the user step `number(index)` (Operation.current_step_name); empty once all have finished."""
+        for at in range(max(index, 0), len(self.counted)):
+            if self.counted[at]:
+                return self.names[at]
+        return ""
+
+
+def checkpoint(
+    state: State, current_step: int, step: int, total_steps: int, continued: bool = False, numbering: Numbering | None = None
+) -> CheckpointOutcome:
+    """Decide what the end of plan entry `step` means for an operation at `current_step` (`total_steps`: the plan's length).
 
     `step` may lie ahead of `current_step` when the steps between are plain
     Celery tasks that do not checkpoint (or their background reports are
@@ -127,6 +186,10 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
     A `continued` checkpoint was reported after the worker forwarded the
     chain (it saw no stop flag, see pausable/flags.py): it is recorded, and a
     requested pause or cancel waits for the next boundary.
+
+    Messages count the user's steps (`numbering`, default: every entry). An
+    inserted entry that goes on finishes none of them: its STEP_COMPLETED
+    was the user's step before it, so it adds no event.
     """
     if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
@@ -136,8 +199,12 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
             State.CANCEL_REQUESTED: "cancel requested too late: the last step was already running; the operation finished",
         }.get(state, "all steps finished")
         return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
-    done = step_done(step, total_steps)
+    numbering = numbering or Numbering(("",) * total_steps, (True,) * total_steps)
+    number, count = numbering.done(step), numbering.count
+    done = step_done(number, count)
     if continued:
+        if not numbering.counts(step):
+            return CheckpointOutcome(Decision.CONTINUE, Transition(state), True)
         waiting = {
             State.PAUSE_REQUESTED: "; the pause takes effect at the next step boundary",
             State.CANCEL_REQUESTED: "; the cancel takes effect at the next step boundary",
@@ -147,17 +214,20 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
         )
     if state is State.PAUSE_REQUESTED:
         return CheckpointOutcome(
-            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {step + 1}/{total_steps}"), True
+            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {number}/{count}"), True
         )
     if state is State.CANCEL_REQUESTED:
         return CheckpointOutcome(
-            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}")
+            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {number}/{count}")
         )
+    if not numbering.counts(step):
+        return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING), True)
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
 
 
-def step_done(step: int, total_steps: int) -> str:
-    return f"step {step + 1}/{total_steps} done"
+def step_done(number: int, count: int) -> str:
+    """The message of STEP_COMPLETED: the user's step `number` (1-based) of `count`."""
+    return f"step {number}/{count} done"
 
 
 def accepts_progress(state: State, current_step: int, step: int) -> bool:
@@ -214,21 +284,19 @@ def lapsed_lease(state: State, attempt: int, max_attempts: int) -> LeaseVerdict 
     return LeaseVerdict.RETRY if attempt < max_attempts else LeaseVerdict.GIVE_UP
 
 
-def settle_lost(state: State, step: int, total_steps: int, reason: str) -> Transition:
-    """A stop requested of an operation whose running step was lost takes effect now."""
+def settle_lost(state: State, number: int, count: int, reason: str) -> Transition:
+    """A stop requested of an operation whose running step (the user's `number` of `count`) was lost takes effect now."""
     if state is State.PAUSE_REQUESTED:
-        return Transition(
-            State.PAUSED, EventType.PAUSED, f"paused at step {step + 1}/{total_steps}: {reason}; Resume runs it again"
-        )
+        return Transition(State.PAUSED, EventType.PAUSED, f"paused at step {number}/{count}: {reason}; Resume runs it again")
     if state is State.CANCEL_REQUESTED:
-        return Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled at step {step + 1}/{total_steps}: {reason}")
+        return Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled at step {number}/{count}: {reason}")
     return NOTHING
 
 
-def retried(step: int, total_steps: int, attempt: int, reason: str) -> Transition:
+def retried(number: int, count: int, attempt: int, reason: str) -> Transition:
     return Transition(
         State.RUNNING,
         EventType.STEP_RETRIED,
-        f"step {step + 1}/{total_steps} runs again (attempt {attempt}): {reason}",
+        f"step {number}/{count} runs again (attempt {attempt}): {reason}",
         dispatch=True,
     )

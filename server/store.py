@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import secrets
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -51,7 +50,7 @@ from pausable.server.writer import SqliteWriter, sqlite_pragmas
 Result = TypeVar("Result")
 OutboxId = int
 
-STEP_NAME_CACHE = 10_000
+NUMBERING_CACHE = 10_000
 SECRET_BATCH = 500  # operation ids per query when RenewLeases reads step secrets
 OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
@@ -82,6 +81,8 @@ class WorkingRow:
     current_step: int
     total_steps: int
     current_step_name: str
+    step_number: int
+    step_count: int
     progress: float
     progress_message: str
     result_json: str | None
@@ -153,7 +154,7 @@ class Store(Reads):
         self.lease = timedelta(seconds=60)
         # Reports without a step token are refused (settings.require_step_tokens); off: taken as the current dispatch's.
         self.require_step_tokens = True
-        self._step_names: dict[str, tuple[str, ...]] = {}
+        self._numberings: dict[str, states.Numbering] = {}
         self.sqlite: SqliteWriter | None = None
         self.writer: SqliteWriter | PostgresWriter
         if self.postgres:
@@ -237,13 +238,17 @@ class Store(Reads):
             ):
                 raise _RequestSeen()
             steps = workflow.steps
+            numbering = workflow.numbering
+            operation_id = new_operation_id()
             values = {
-                "id": new_operation_id(),
+                "id": operation_id,
                 "workflow": workflow.name,
                 "state": State.PENDING,
                 "current_step": 0,
-                "current_step_name": steps[0],
+                "current_step_name": numbering.name(0),
                 "total_steps": len(steps),
+                "step_number": numbering.number(0),
+                "step_count": numbering.count,
                 "step_names": steps,
                 "progress": 0.0,
                 "progress_message": "",
@@ -267,6 +272,7 @@ class Store(Reads):
                 "checkpoint_decision": "",
                 "step_secret": new_step_secret(),
             }
+            self._remember_numbering(operation_id, numbering)
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
             self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": 2})
             if labels:
@@ -358,7 +364,8 @@ class Store(Reads):
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
-        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step.
+        worker process, which will then change nothing) get their STEP_COMPLETED here, so every history lists every step of
+        the user's (entries the worker inserted, such as tappable's pause points, get none: states.Numbering).
         A report of an older attempt than the operation's changes nothing and stops its chain. A report that would
         change the operation must carry the current dispatch's step token; otherwise it is refused and changes nothing."""
         operation_id, step = report.operation_id, report.step
@@ -367,18 +374,19 @@ class Store(Reads):
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state), row.attempt)
             if report.attempt and report.attempt != row.attempt:
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
-            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
+            numbering = self._numbering(session, operation_id)
+            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued, numbering)
             changes = outcome.record_result or outcome.transition.state is not None
             if changes and not self.dispatched(row.step_secret, report.step_token):
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt, refused=True)
             if outcome.record_result:
                 for skipped in range(row.current_step, step):
-                    row.current_step = skipped + 1
-                    row.current_step_name = self._step_name(session, operation_id, skipped + 1)
-                    self._append(session, events, row, EventType.STEP_COMPLETED, states.step_done(skipped, row.total_steps), now)
+                    _move(row, skipped + 1, numbering)
+                    if numbering.counts(skipped):  # a user's step; inserted entries (pause points) have no event
+                        done = states.step_done(numbering.done(skipped), numbering.count)
+                        self._append(session, events, row, EventType.STEP_COMPLETED, done, now)
                 row.result_json = report.result_json
-                row.current_step = step + 1
-                row.current_step_name = self._step_name(session, operation_id, step + 1)
+                _move(row, step + 1, numbering)
                 row.progress, row.progress_message = 0.0, ""
                 row.lease_expires_at = now + self.lease
             if outcome.transition.state is not None:
@@ -425,7 +433,8 @@ class Store(Reads):
                 if transition.state is not None:
                     if step >= 0 and not self.dispatched(row.step_secret, step_token):  # -1: the daemon's own
                         return State(row.state), False
-                    row.error = error
+                    number = self._numbering(session, operation_id).number(step) if step >= 0 else 0
+                    row.error = {**error, "step_number": number}
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
@@ -519,14 +528,15 @@ class Store(Reads):
                 dispatch = outbox = None
                 if verdict is LeaseVerdict.SETTLE:
                     row.lease_expires_at = None
-                    self._apply(session, events, row, states.settle_lost(state, row.current_step, row.total_steps, reason), now)
+                    self._apply(session, events, row, states.settle_lost(state, row.step_number, row.step_count, reason), now)
                 elif verdict is LeaseVerdict.GIVE_UP:
                     row.lease_expires_at = None
                     row.error = {
                         "code": "WORKER_LOST",
-                        "message": f"{reason}; step {row.current_step + 1}/{row.total_steps} was tried {row.attempt} times",
+                        "message": f"{reason}; step {row.step_number}/{row.step_count} was tried {row.attempt} times",
                         "step": row.current_step,
                         "step_name": row.current_step_name,
+                        "step_number": row.step_number,
                     }
                     self._apply(
                         session, events, row, states.Transition(State.FAILED, EventType.FAILED, f"WORKER_LOST: {reason}"), now
@@ -535,7 +545,7 @@ class Store(Reads):
                     row.attempt += 1
                     row.lease_expires_at = now + self.lease
                     row.progress, row.progress_message = 0.0, ""
-                    self._apply(session, events, row, states.retried(row.current_step, row.total_steps, row.attempt, reason), now)
+                    self._apply(session, events, row, states.retried(row.step_number, row.step_count, row.attempt, reason), now)
                     dispatch = self._dispatch_of(session, row, None)
                     outbox = self._enqueue(session, dispatch, now)
                 return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
@@ -743,16 +753,19 @@ class Store(Reads):
         else:
             session.connection().execute(statement, params)
 
-    def _step_name(self, session: Session, operation_id: str, index: int) -> str:
-        """The name of step `index`; an operation's step names never change, so they are cached."""
-        names = self._step_names.get(operation_id)
-        if names is None:
-            found = session.scalar(select(OperationRow.step_names).where(OperationRow.id == operation_id)) or ()
-            names = tuple(sys.intern(name) for name in found)
-            if len(self._step_names) >= STEP_NAME_CACHE:
-                self._step_names.pop(next(iter(self._step_names)))
-            self._step_names[operation_id] = names
-        return names[index] if index < len(names) else ""
+    def _numbering(self, session: Session, operation_id: str) -> states.Numbering:
+        """How users count the operation's steps (from its plan, which never changes, so it is cached)."""
+        numbering = self._numberings.get(operation_id)
+        if numbering is None:
+            plan = session.scalar(select(OperationRow.plan).where(OperationRow.id == operation_id)) or ()
+            numbering = states.Numbering.of(plan)
+            self._remember_numbering(operation_id, numbering)
+        return numbering
+
+    def _remember_numbering(self, operation_id: str, numbering: states.Numbering) -> None:
+        if len(self._numberings) >= NUMBERING_CACHE:
+            self._numberings.pop(next(iter(self._numberings)))
+        self._numberings[operation_id] = numbering
 
     def _apply(
         self,
@@ -792,6 +805,13 @@ class Store(Reads):
         }  # fmt: skip
         self._execute(session, INSERT_EVENT, values)
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), operation, actor=actor))
+
+
+def _move(row: WorkingRow, index: int, numbering: states.Numbering) -> None:
+    """The operation is now at plan entry `index`: the user's step there (or the next one) and its name."""
+    row.current_step = index
+    row.current_step_name = numbering.name(index)
+    row.step_number = numbering.number(index)
 
 
 class _RequestSeen(Exception):

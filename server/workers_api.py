@@ -121,6 +121,8 @@ def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
             raise InvalidArgument(f"{where}: args must be a JSON list")
         if not isinstance(entry.get("kwargs") or {}, dict):
             raise InvalidArgument(f"{where}: kwargs must be a JSON object")
+        if not isinstance(entry.get("inserted", False), bool):
+            raise InvalidArgument(f"{where}: inserted must be true or false (true: not one of the user's steps)")
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise InvalidArgument(f"{where}: options must be a JSON object")

@@ -31,6 +31,8 @@ from pausable.workers.task import PausableTask
 
 log = logging.getLogger("pausable.workers")
 
+PAUSE_POINT = "pausable.pause_or_continue"
+
 
 @app.task(base=PausableTask, name="pausable.finish")
 def finish(result: Any) -> Any:
@@ -68,11 +70,15 @@ def _as_signature(step: Task | Signature) -> Signature:
 
 def _checkpoints(signature: Signature) -> bool:
     task = app.tasks.get(signature.task or "")  # celery-types: a signature's task name may be None
-    return isinstance(task, PausableTask) or signature.task == "pausable.pause_or_continue"
+    return isinstance(task, PausableTask) or signature.task == PAUSE_POINT
 
 
-def _plan_entry(workflow_name: str, signature: Signature) -> dict[str, Any]:
-    """A signature dict; its `queue` is what routes the step, by the daemon and by every hop of the chain."""
+def _plan_entry(workflow_name: str, signature: Signature, inserted: bool = False) -> dict[str, Any]:
+    """A signature dict; its `queue` is what routes the step, by the daemon and by every hop of the chain.
+
+    `"inserted": true` marks a task pausable added, not one of the user's steps (a `pause_or_continue` pause point,
+    the closing `finish`): it runs like the others, but users' step numbers ("step 2/3") do not count it.
+    """
     options = {k: v for k, v in signature.options.items() if k != "task_id"}
     extra = sorted(set(options) - PLAN_OPTIONS)
     if extra:
@@ -81,7 +87,15 @@ def _plan_entry(workflow_name: str, signature: Signature) -> dict[str, Any]:
             f"a plan step may carry only {', '.join(sorted(PLAN_OPTIONS))} (the daemon refuses the others)"
         )
     options["queue"] = step_queue(workflow_name, signature.task or "", options)
-    return {"task": signature.task, "args": list(signature.args), "kwargs": dict(signature.kwargs), "options": options}
+    entry: dict[str, Any] = {
+        "task": signature.task,
+        "args": list(signature.args),
+        "kwargs": dict(signature.kwargs),
+        "options": options,
+    }
+    if inserted or signature.task == PAUSE_POINT:
+        entry["inserted"] = True
+    return entry
 
 
 def workflow(
@@ -110,9 +124,9 @@ def workflow(
     )
     if not signatures:
         raise ValueError(f"workflow {name!r} has no steps")
-    if not _checkpoints(signatures[-1]):
-        signatures.append(finish.s())
     plan = [_plan_entry(name, s) for s in signatures]
+    if not _checkpoints(signatures[-1]):
+        plan.append(_plan_entry(name, finish.s(), inserted=True))
     flow = Workflow(name, plan, description or "", input_schema, max_attempts)
     _workflows[name] = flow
     return flow

@@ -51,10 +51,11 @@ export interface Operation {
   /**
    * 1-based step number as users see it ("step 3/5", as the CLI prints it): the
    * step running now, or, when paused, the one Resume runs first; `totalSteps`
-   * once every step has finished.
+   * once every step has finished. Counts the user's steps only, not the tasks
+   * `tappable` inserts.
    */
   step: number;
-  /** The proto's raw `current_step`: 0-based; equals `totalSteps` once every step has finished. */
+  /** The proto's raw `current_step`: the 0-based index in the plan, inserted entries (tappable's pause points) included. */
   currentStep: number;
   totalSteps: number;
   currentStepName: string;
@@ -279,7 +280,7 @@ export function parseJson(text: string): JsonValue;
 /** Exact JSON text when non-empty (see parseJson), else the google.protobuf.Value. */
 export function jsonField(text: string | undefined | null, value: unknown): JsonValue;
 /** The 1-based step number users see from the proto's 0-based current_step. */
-export function stepNumber(currentStep: number, totalSteps: number): number;
+export function stepNumber(currentStep: number, totalSteps: number, stepNumber?: number): number;
 /** A JSON-shaped value -> google.protobuf.Value as @grpc/proto-loader takes it. */
 export function toValue(data: unknown): object;
 export function toStruct(object: Record<string, unknown>): object;

@@ -133,8 +133,9 @@ class StepError:
 class OperationData:
     """An operation as last seen, read without a call. `proto` is the raw message.
 
-    Steps: `step` of `total_steps` is what users see ("step 3/5", 1-based); `current_step` is the 0-based index in
-    the plan (see the proto's Operation.current_step).
+    Steps: `step` of `total_steps` is what users see ("step 3/5", 1-based), counting the workflow's own steps (not
+    the tasks `tappable` inserts); `current_step` is the 0-based index in the plan, inserted tasks included (see the
+    proto's Operation.current_step).
     """
 
     def __init__(self, proto: pb.Operation) -> None:

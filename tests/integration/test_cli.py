@@ -151,6 +151,20 @@ def test_start_watch_shows_the_result(stack: Stack) -> None:
     assert run.stdout.rstrip().splitlines()[-1] == "result 15"
 
 
+def test_tappable_workflows_show_the_users_steps(stack: Stack) -> None:
+    """demo.tapped: 4 plain tasks, with 2 tasks inserted by tappable() and finish; the CLI says "step k/4"."""
+    run = after(stack, "start", "demo.tapped", "-i", "5", "--watch")
+    assert run.returncode == 0, run.stderr
+    assert "step 4/4" in run.stdout and "/6" not in run.stdout and "pause_or_continue" not in run.stdout, run.stdout
+    for k in range(1, 5):
+        assert f"step {k}/4 done" in run.stdout, run.stdout
+    as_json = after(stack, "start", "demo.tapped", "-o", "json", "-i", "5", "--watch")
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {e["operation"]["total_steps"] for e in events if "operation" in e} == {4}, as_json.stdout
+    got = json.loads(after(stack, "get", events[0]["operation_id"], "-o", "json").stdout)
+    assert (got["step"], got["total_steps"]) == (4, 4)
+
+
 def test_ls_keeps_ids_whole_and_workflows_show_the_schema(stack: Stack, client: Client) -> None:
     op = client.start("demo.tapped", 1)
     narrow = subprocess.run(

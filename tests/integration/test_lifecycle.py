@@ -147,11 +147,29 @@ def test_tappable_chain_of_plain_tasks_pauses_and_resumes(client: Client) -> Non
     op = client.start("demo.tapped", 10)
     requested = client.pause(op.id)
     assert requested.state == pb.OPERATION_STATE_PAUSE_REQUESTED
-    paused = wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30).operation
+    paused_event = wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30)
+    paused = paused_event.operation
     assert paused.current_step == 3, "paused at the pause_or_continue task after the 2nd step"
     assert op.refresh().result == 13
     client.resume(op.id)
     assert op.wait(timeout=30) == 20
+
+
+def test_tappable_steps_are_the_users_steps_not_the_inserted_tasks(client: Client) -> None:
+    """demo.tapped is 4 plain tasks; tappable(nth=2) and the closing finish make its plan 6 entries long. Users see 4."""
+    op = client.start("demo.tapped", 10)
+    assert (op.step, op.total_steps, op.step_name) == (1, 4, "demo.tapped.add")
+    client.pause(op.id)
+    paused = wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30)
+    assert paused.message == "paused after step 2/4"
+    assert (paused.operation.step_number, paused.operation.total_steps) == (3, 4), "Resume runs the user's 3rd step"
+    client.resume(op.id)
+    assert op.wait(timeout=30) == 20
+    events = history(client, op.id)
+    done = [e.message for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED]
+    assert done == ["step 1/4 done", "step 2/4 done", "step 3/4 done", "step 4/4 done"]
+    assert all(e.operation.total_steps == 4 and 1 <= e.operation.step_number <= 4 for e in events)
+    assert (op.step, op.total_steps, op.current_step) == (4, 4, 6), "done: step 4/4; the plan index is past its 6 entries"
 
 
 def test_start_with_the_same_request_id_starts_one_run(client: Client) -> None:

@@ -146,6 +146,13 @@ def test_step_numbers_count_from_one_as_the_cli_shows_them(client: Client) -> No
     assert op.to_dict()["step"] == 5 and op.to_dict()["total_steps"] == 5
 
 
+def test_step_numbers_of_a_tappable_workflow_count_the_users_steps(client: Client) -> None:
+    op = client.start("demo.tapped", 1)
+    numbers = [(e.operation.step, e.operation.total_steps) for e in op.watch() if e.type is EventType.STEP_COMPLETED]
+    assert numbers == [(2, 4), (3, 4), (4, 4), (4, 4)], "4 plain tasks: tappable's pause points and finish are no steps"
+    assert (op.step, op.total_steps) == (4, 4)
+
+
 def test_client_and_handle_commands_return_the_same_type(client: Client) -> None:
     op = client.start("demo.etl", {"rows": 3, "step_seconds": 1})
     paused = client.pause(op.id)

@@ -106,6 +106,6 @@ def test_a_lapsed_lease(state: State, attempt: int, expected: states.LeaseVerdic
 def test_a_lost_step_settles_a_requested_stop_and_is_retried_otherwise() -> None:
     assert states.settle_lost(State.PAUSE_REQUESTED, 1, 5, "worker lost").state is State.PAUSED
     assert states.settle_lost(State.CANCEL_REQUESTED, 1, 5, "worker lost").state is State.CANCELLED
-    retried = states.retried(1, 5, 2, "message lost")
+    retried = states.retried(2, 5, 2, "message lost")  # the user's step number (1-based) of the count
     assert retried.state is State.RUNNING and retried.event is EventType.STEP_RETRIED and retried.dispatch
     assert retried.message == "step 2/5 runs again (attempt 2): message lost"

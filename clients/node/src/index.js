@@ -95,18 +95,22 @@ export function jsonField(text, value) {
 }
 
 /**
- * The 1-based step number users see ("step 3/5", as the CLI prints it) from the
+ * The 1-based step number users see ("step 3/5", as the CLI prints it): the
+ * daemon's `step_number` when it sends one (it counts the user's steps only, not
+ * the tasks `tappable` inserts), else, from an older daemon, derived from the
  * proto's 0-based `current_step`: the step running now, or, when paused, the one
  * Resume runs first; `total_steps` once every step has finished (0 without steps).
  */
-export function stepNumber(currentStep, totalSteps) {
+export function stepNumber(currentStep, totalSteps, number = 0) {
+  if (Number(number ?? 0) > 0) return Number(number);
   return Math.min(Number(currentStep ?? 0) + 1, Number(totalSteps ?? 0));
 }
 
 function toOperationError(error) {
   if (!error) return null;
   const index = error.step ?? -1; // the proto's 0-based index of the failed step; -1: no step involved
-  return { code: error.code, message: error.message, step: index >= 0 ? index + 1 : null, stepIndex: index, stepName: error.stepName };
+  const step = index >= 0 ? Number(error.stepNumber ?? 0) || index + 1 : null; // the daemon's user numbering when sent
+  return { code: error.code, message: error.message, step, stepIndex: index, stepName: error.stepName };
 }
 
 /**
@@ -119,8 +123,8 @@ export function toOperation(op) {
     id: op.id,
     workflow: op.workflow,
     state: unprefix(op.state, STATE_PREFIX),
-    step: stepNumber(op.currentStep, op.totalSteps), // 1-based, as users see it: "step 3/5"
-    currentStep: op.currentStep, // the proto's current_step: 0-based; equals totalSteps once every step has finished
+    step: stepNumber(op.currentStep, op.totalSteps, op.stepNumber), // 1-based, as users see it: "step 3/5"
+    currentStep: op.currentStep, // the proto's current_step: 0-based index in the plan (inserted entries included)
     totalSteps: op.totalSteps,
     currentStepName: op.currentStepName,
     progress: op.progress,

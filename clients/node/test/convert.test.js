@@ -87,6 +87,16 @@ test('step is 1-based as the CLI shows it ("step 3/5"); currentStep stays the pr
   assert.equal(stepNumber(4, 5), 5);
 });
 
+test('step is the daemon\'s step_number when sent: the user\'s steps, not the tasks tappable inserts', () => {
+  // a tappable chain of 3 tasks: plan [a, pause, b, pause, c, finish]; at b (index 2) users see step 2/3
+  const tapped = toOperation(message({ currentStep: 2, totalSteps: 3, stepNumber: 2 }));
+  assert.equal(tapped.step, 2);
+  assert.equal(tapped.currentStep, 2);
+  const failed = toOperation(message({ error: { code: 'E', message: 'boom', step: 4, stepName: 'c', stepNumber: 3 } }));
+  assert.equal(failed.error.step, 3);
+  assert.equal(failed.error.stepIndex, 4);
+});
+
 test('the error\'s step is 1-based too (null without a step), its 0-based index kept as stepIndex', () => {
   const failed = toOperation(message({ error: { code: 'StepFailed', message: 'boom', step: 2, stepName: 'demo.etl.t3_filter' } }));
   assert.deepEqual(failed.error, { code: 'StepFailed', message: 'boom', step: 3, stepIndex: 2, stepName: 'demo.etl.t3_filter' });
