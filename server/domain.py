@@ -74,34 +74,9 @@ class Operation:
     step_number: int = 0
     step_count: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON kept with each event (without the input, which never changes)."""
-        return {
-            "id": self.id,
-            "workflow": self.workflow,
-            "state": str(self.state),
-            "current_step": self.current_step,
-            "total_steps": self.total_steps,
-            "current_step_name": self.current_step_name,
-            "progress": self.progress,
-            "progress_message": self.progress_message,
-            "result": self.result,
-            "error": self.error,
-            "requester": self.requester,
-            "labels": self.labels,
-            "create_time": self.create_time,
-            "update_time": self.update_time,
-            "end_time": self.end_time,
-            "last_seq": self.last_seq,
-            "attempt": self.attempt,
-            "lease_expire_time": self.lease_expire_time,
-            "step_number": self.step_number,
-            "step_count": self.step_count,
-        }
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Operation:
-        """From `to_dict`'s JSON, including that of events stored before a field existed."""
+    def from_dict(cls, data: dict[str, Any], input_json: str | None = None) -> Operation:
+        """From a snapshot (reads.snapshot_of, the JSON kept with each event), including one stored before a field existed."""
         return cls(
             id=data["id"],
             workflow=data["workflow"],
@@ -124,6 +99,7 @@ class Operation:
             # Snapshots from before user step numbering counted every plan entry.
             step_number=data.get("step_number", min(data["current_step"] + 1, data["total_steps"])),
             step_count=data.get("step_count", data["total_steps"]),
+            input_json=input_json,
         )
 
     @property
@@ -131,20 +107,35 @@ class Operation:
         return self.state.terminal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
+    """A committed event; `snapshot` is its operation as of the event (reads.snapshot_of).
+
+    `operation` is built from the snapshot when first asked for: most events
+    are committed with no watcher to convert them, and building an Operation
+    for each cost the single SQLite writer a visible share of a start.
+    """
+
     operation_id: str
     seq: int
     type: EventType
     message: str
     time: float
-    operation: Operation
+    snapshot: dict[str, Any]
     cursor: str = ""
     actor: str = ""  # who asked, for command events (start, pause, resume, cancel)
 
+    @cached_property
+    def operation(self) -> Operation:
+        return Operation.from_dict(self.snapshot)
+
+    @property
+    def state(self) -> State:
+        return State(self.snapshot["state"])
+
     @property
     def terminal(self) -> bool:
-        return self.operation.state.terminal
+        return self.state.terminal
 
 
 @dataclass(frozen=True)

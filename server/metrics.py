@@ -212,7 +212,7 @@ class DaemonMetrics:
             elif event.operation_id in pending:
                 if event.type == EventType.PAUSED:
                     self.pause_latency.observe(max(0.0, event.time - pending.pop(event.operation_id)))
-                elif event.operation.state is not State.PAUSE_REQUESTED:
+                elif event.state is not State.PAUSE_REQUESTED:
                     pending.pop(event.operation_id)  # resumed or cancelled before the pause took effect
 
     # -- serving ----------------------------------------------------------------

@@ -43,7 +43,7 @@ def log_events(events: list[Event]) -> None:
                 "%s: %s",
                 event.type,
                 event.message,
-                extra={"operation_id": event.operation_id, "seq": event.seq, "state": str(event.operation.state)},
+                extra={"operation_id": event.operation_id, "seq": event.seq, "state": event.snapshot["state"]},
             )
 
 

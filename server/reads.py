@@ -33,31 +33,36 @@ def epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
+def snapshot_of(row: Any) -> dict[str, Any]:
+    """The operation in a row (an OperationRow, a Core row or the store's plain row object) as the JSON kept with
+    each event; `Operation.from_dict` reads it back."""
+    return {
+        "id": row.id,
+        "workflow": row.workflow,
+        "state": str(row.state),
+        "current_step": row.current_step,
+        "total_steps": row.total_steps,
+        "current_step_name": row.current_step_name,
+        "progress": row.progress,
+        "progress_message": row.progress_message,
+        "result": json.loads(row.result_json) if row.result_json is not None else None,
+        "error": row.error,
+        "requester": row.requester,
+        "labels": row.labels,
+        "create_time": epoch(row.created_at),
+        "update_time": epoch(row.updated_at),
+        "end_time": epoch(row.ended_at),
+        "last_seq": row.last_seq,
+        "attempt": row.attempt,
+        "lease_expire_time": epoch(row.lease_expires_at),
+        "step_number": row.step_number,
+        "step_count": row.step_count,
+    }
+
+
 def operation_of(row: Any, with_input: bool = False) -> Operation:
-    """The operation in a row (an OperationRow, a Core row or the store's plain row object)."""
-    return Operation(
-        id=row.id,
-        workflow=row.workflow,
-        state=State(row.state),
-        current_step=row.current_step,
-        total_steps=row.total_steps,
-        current_step_name=row.current_step_name,
-        progress=row.progress,
-        progress_message=row.progress_message,
-        result=json.loads(row.result_json) if row.result_json is not None else None,
-        error=row.error,
-        requester=row.requester,
-        labels=row.labels,
-        create_time=epoch(row.created_at),
-        update_time=epoch(row.updated_at),
-        end_time=epoch(row.ended_at),
-        last_seq=row.last_seq,
-        attempt=row.attempt,
-        lease_expire_time=epoch(row.lease_expires_at),
-        input_json=row.input_json if with_input else None,
-        step_number=row.step_number,
-        step_count=row.step_count,
-    )
+    """The operation in a row; its input only `with_input` (the row must then hold input_json)."""
+    return Operation.from_dict(snapshot_of(row), row.input_json if with_input else None)
 
 
 def workflow_of(row: WorkflowRow) -> Workflow:
@@ -67,7 +72,7 @@ def workflow_of(row: WorkflowRow) -> Workflow:
 def event_of(row: EventRow) -> Event:
     return Event(
         row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0,
-        Operation.from_dict(row.snapshot), encode_cursor(row.tx, row.id), row.actor or "",
+        row.snapshot, encode_cursor(row.tx, row.id), row.actor or "",
     )  # fmt: skip
 
 

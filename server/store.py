@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from pausable.server.domain import (
 from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
 from pausable.server.postgres import PostgresWriter
-from pausable.server.reads import Reads, operation_of
+from pausable.server.reads import Reads, operation_of, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
@@ -693,9 +693,7 @@ class Store(Reads):
             rows.remember(operation_id, after, not State(after["state"]).terminal)
 
     def _operation(self, row: WorkingRow) -> Operation:
-        operation = operation_of(row)
-        input_json = getattr(row, "input_json", None)
-        return replace(operation, input_json=input_json) if input_json is not None else operation
+        return Operation.from_dict(snapshot_of(row), getattr(row, "input_json", None))
 
     def _dispatch_of(self, session: Session, row: WorkingRow, headers: dict[str, str] | None) -> Dispatch:
         """The rest of the plan from the row's current step, with a new step secret."""
@@ -798,13 +796,13 @@ class Store(Reads):
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
         row.updated_at = now
-        operation = operation_of(row)
+        snapshot = snapshot_of(row)
         values = {
             "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
-            "snapshot": operation.to_dict(), "created_at": now, "actor": actor,
+            "snapshot": snapshot, "created_at": now, "actor": actor,
         }  # fmt: skip
         self._execute(session, INSERT_EVENT, values)
-        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), operation, actor=actor))
+        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snapshot, actor=actor))
 
 
 def _move(row: WorkingRow, index: int, numbering: states.Numbering) -> None:

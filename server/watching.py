@@ -207,7 +207,7 @@ class GlobalFeed:
             subscriber.offer(items)
         by_workflow: dict[str, list[FeedItem]] = {}
         for item in items:
-            by_workflow.setdefault(item.event.operation.workflow, []).append(item)
+            by_workflow.setdefault(item.event.snapshot["workflow"], []).append(item)
         for workflow, group in by_workflow.items():
             for subscriber in list(self.by_workflow.get(workflow, ()) if workflow else ()):
                 subscriber.offer(group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pausable.server.domain import Event, Operation, OperationFilter, decode_cursor, encode_cursor
+from pausable.server.domain import Event, OperationFilter, decode_cursor, encode_cursor
 from pausable.server.hub import EventHub
 from pausable.server.states import EventType, State
 from pausable.server.watching import Watching, matches
@@ -17,7 +17,7 @@ def event(index: int, workflow: str, state: str = "RUNNING") -> Event:
         "requester": "", "labels": {"team": workflow}, "create_time": 0.0, "update_time": 0.0, "end_time": None,
         "last_seq": 1,
     }  # fmt: skip
-    return Event(f"{index:032x}", 1, EventType.PROGRESS, "", 0.0, Operation.from_dict(snapshot), encode_cursor(index, index))
+    return Event(f"{index:032x}", 1, EventType.PROGRESS, "", 0.0, snapshot, encode_cursor(index, index))
 
 
 class FakeStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pausable.server.domain import Event, Operation
+from pausable.server.domain import Event
 from pausable.server.hub import EventHub
 from pausable.server.states import EventType
 
@@ -15,7 +15,7 @@ def event(seq: int, state: str = "RUNNING") -> Event:
         "progress": 0.0, "progress_message": "", "result": None, "error": None, "requester": "", "labels": {},
         "create_time": 0.0, "update_time": 0.0, "end_time": None, "last_seq": seq,
     }  # fmt: skip
-    return Event("a" * 32, seq, EventType.PROGRESS, "", 0.0, Operation.from_dict(snapshot))
+    return Event("a" * 32, seq, EventType.PROGRESS, "", 0.0, snapshot)
 
 
 def test_events_reach_every_subscriber_in_order() -> None:

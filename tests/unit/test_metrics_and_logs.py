@@ -6,13 +6,12 @@ import json
 
 
 def test_pause_latency_pairs_each_pause_request_with_its_paused_event() -> None:
-    from pausable.server.domain import Event, Operation
+    from pausable.server.domain import Event
     from pausable.server.metrics import DaemonMetrics
-    from pausable.server.states import EventType, State
+    from pausable.server.states import EventType
 
     def event(op: str, seq: int, type_: EventType, state: str, at: float) -> Event:
-        operation = Operation(op, "w", State(state), 0, 1, "", 0.0, "", None, None, "", {}, at, at, None, seq)
-        return Event(op, seq, type_, "", at, operation)
+        return Event(op, seq, type_, "", at, {"id": op, "workflow": "w", "state": state, "last_seq": seq})
 
     metrics = DaemonMetrics()
     metrics.observe_events([event("a", 1, EventType.PAUSE_REQUESTED, "PAUSE_REQUESTED", 10.0)])

@@ -40,7 +40,12 @@ def operation(result: Any, input_json: str | None = None) -> Operation:
 
 
 def event(result: Any, seq: int = 1) -> Event:
-    return Event("0" * 32, seq, EventType.STEP_COMPLETED, "", 1.0, operation(result))
+    snapshot = {
+        "id": "0" * 32, "workflow": "wf", "state": "RUNNING", "current_step": 1, "total_steps": 3, "current_step_name": "s",
+        "progress": 0.5, "progress_message": "", "result": result, "error": None, "requester": "me", "labels": {},
+        "create_time": 1.0, "update_time": 1.0, "end_time": None, "last_seq": 2,
+    }  # fmt: skip
+    return Event("0" * 32, seq, EventType.STEP_COMPLETED, "", 1.0, snapshot)
 
 
 class Conversions:

@@ -131,10 +131,11 @@ def test_a_failure_in_a_tapped_workflow_names_the_users_step(tmp_path: Path) -> 
 
 
 def test_snapshots_from_before_user_numbering_read_as_they_were() -> None:
-    old = Operation(
-        "x", "w", State.RUNNING, 2, 6, "t", 0.0, "", None, None, "", {}, None, None, None, 3, step_number=3, step_count=6
-    ).to_dict()
-    del old["step_number"], old["step_count"]
+    old = {
+        "id": "x", "workflow": "w", "state": "RUNNING", "current_step": 2, "total_steps": 6, "current_step_name": "t",
+        "progress": 0.0, "progress_message": "", "result": None, "error": None, "requester": "", "labels": {},
+        "create_time": None, "update_time": None, "end_time": None, "last_seq": 3,
+    }  # fmt: skip
     again = Operation.from_dict(old)
     assert (again.step_number, again.step_count) == (3, 6)
 
