@@ -115,7 +115,9 @@ def command(kind: Command, state: State) -> Transition:
     return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel}[kind](state)
 
 
-def checkpoint(state: State, current_step: int, step: int, total_steps: int, continued: bool = False) -> CheckpointOutcome:
+def checkpoint(
+    state: State, current_step: int, step: int, total_steps: int, continued: bool = False, next_not_started: bool = False
+) -> CheckpointOutcome:
     """Decide what the end of `step` means for an operation at `current_step`.
 
     `step` may lie ahead of `current_step` when the steps between are plain
@@ -127,7 +129,14 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
     A `continued` checkpoint was reported after the worker forwarded the
     chain (it saw no stop flag, see pausable/flags.py): it is recorded, and a
     requested pause or cancel waits for the next boundary.
+
+    A `next_not_started` checkpoint comes from the task of step `step` + 1
+    before its body runs (its worker saw a stop flag): when `step` is
+    already recorded (`current_step` is `step` + 1), the stop still takes
+    effect at this boundary, and Resume runs step `step` + 1.
     """
+    if next_not_started and state in ACTIVE and step == current_step - 1:
+        return boundary_not_crossed(state, step, total_steps)
     if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
     if step == total_steps - 1:
@@ -154,6 +163,20 @@ def checkpoint(state: State, current_step: int, step: int, total_steps: int, con
             Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {step + 1}/{total_steps}")
         )
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
+
+
+def boundary_not_crossed(state: State, step: int, total_steps: int) -> CheckpointOutcome:
+    """A stop at the boundary after `step` (-1: before the first step), recorded already, whose next step has not started."""
+    where = f"after step {step + 1}/{total_steps}" if step >= 0 else f"before step 1/{total_steps}"
+    if state is State.PAUSE_REQUESTED:
+        return CheckpointOutcome(
+            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused {where}; the next step had not started")
+        )
+    if state is State.CANCEL_REQUESTED:
+        return CheckpointOutcome(
+            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled {where}; the next step had not started")
+        )
+    return CheckpointOutcome(Decision.CONTINUE, NOTHING)
 
 
 def step_done(step: int, total_steps: int) -> str:

@@ -366,7 +366,9 @@ class Store(Reads):
                 return CheckpointResult(Decision(row.checkpoint_decision), State(row.state), row.attempt)
             if report.attempt and report.attempt != row.attempt:
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
-            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued)
+            outcome = states.checkpoint(
+                State(row.state), row.current_step, step, row.total_steps, report.continued, report.next_not_started
+            )
             changes = outcome.record_result or outcome.transition.state is not None
             if changes and not self.dispatched(row.step_secret, report.step_token):
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt, refused=True)
