@@ -168,20 +168,23 @@ def measure_pause_load(
 # -- watch delay against Celery's AsyncResult.get() ----------------------------------------
 
 
-def pausable_round(ops: operation_pb2_grpc.OperationServiceStub, broker: redis.Redis) -> list[float]:
-    """One 40-step operation of 10 ms steps: for each step, its end → its event (STEP_COMPLETED, SUCCEEDED last) on a Watch (ms)."""
+def pausable_round(ops: operation_pb2_grpc.OperationServiceStub, broker: redis.Redis) -> tuple[list[float], list[float]]:
+    """One 40-step operation of 10 ms steps: for each step, its end → its event (STEP_COMPLETED, SUCCEEDED last) on a
+    Watch (ms); and its end → the event's time (when the daemon's transaction began), the worker's share of that."""
     op = ops.StartOperation(pb.StartOperationRequest(workflow="latency.sleep10")).operation
-    arrivals: dict[int, float] = {}
+    arrivals: dict[int, tuple[float, float]] = {}
     for response in ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=op.last_seq)):
         now = time.time()
         event = response.event
+        stamped = event.time.ToNanoseconds() / 1e9
         if event.type == pb.EVENT_TYPE_STEP_COMPLETED:
-            arrivals[event.operation.current_step - 1] = now
+            arrivals[event.operation.current_step - 1] = now, stamped
         elif event.type == pb.EVENT_TYPE_SUCCEEDED:
-            arrivals[event.operation.total_steps - 1] = now
+            arrivals[event.operation.total_steps - 1] = now, stamped
     ended = [float(value) for value in broker.lrange(f"latency:ended:{op.id}", 0, -1)]
     broker.delete(f"latency:ended:{op.id}")
-    return [(arrivals[step] - ended[step]) * 1000 for step in sorted(arrivals) if step < len(ended)]
+    steps = [step for step in sorted(arrivals) if step < len(ended)]
+    return [(arrivals[s][0] - ended[s]) * 1000 for s in steps], [(arrivals[s][1] - ended[s]) * 1000 for s in steps]
 
 
 def celery_round(app: Celery, steps: int) -> list[float]:
@@ -198,6 +201,7 @@ def measure_watch_delay(target: str, broker_url: str, folder: Path, rounds: int)
     app = Celery("latency-bench", broker=broker_url, backend=broker_url, set_as_current=False)
     broker = redis.Redis.from_url(broker_url)
     pausable: list[float] = []
+    to_daemon: list[float] = []
     celery: list[float] = []
     ratios: list[float] = []
     with default_worker(target, broker_url, folder), grpc.insecure_channel(target) as channel:
@@ -205,8 +209,9 @@ def measure_watch_delay(target: str, broker_url: str, folder: Path, rounds: int)
         pausable_round(ops, broker)  # warm-up
         celery_round(app, 40)
         for _ in range(rounds):
-            ours, theirs = pausable_round(ops, broker), celery_round(app, 40)
+            (ours, reached), theirs = pausable_round(ops, broker), celery_round(app, 40)
             pausable += ours
+            to_daemon += reached
             celery += theirs
             ratios.append(statistics.median(ours) / statistics.median(theirs))
     broker.delete(*broker.keys("latency:celery:*") or ["latency:none"])
@@ -214,6 +219,7 @@ def measure_watch_delay(target: str, broker_url: str, folder: Path, rounds: int)
     return {
         "watch_delay_p50_ms": statistics.median(pausable),
         "watch_delay_p99_ms": p99(pausable),
+        "watch_delay_to_daemon_p50_ms": statistics.median(to_daemon),
         "celery_get_delay_p50_ms": statistics.median(celery),
         "celery_get_delay_p99_ms": p99(celery),
         "watch_delay_samples": float(len(pausable)),
