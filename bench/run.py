@@ -34,6 +34,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
 
+from user_latency import measure_pause_load, measure_watch_delay
+
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -578,7 +580,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated measures to run (overhead, throughput, pause, fanout, growth, lease, watchevents); all by default",
+        help="comma-separated measures to run (overhead, throughput, pause, pauseload, watchdelay, fanout, growth, lease, "
+        "watchevents); all by default",
     )
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
@@ -592,6 +595,18 @@ def main() -> int:
             ("overhead", "checkpoint overhead", lambda: measure_overhead(rig, repeats)),
             ("throughput", "throughput", lambda: measure_throughput(rig, repeats, seconds)),
             ("pause", "pause latency", lambda: measure_pause_latency(rig, 30 if quick else 100)),
+            (
+                "pauseload",
+                "pause latency users feel (idle, 300 running)",
+                lambda: measure_pause_load(
+                    rig.daemon.target, rig.redis.url, rig.folder, 200 if quick else 1000, 2 if quick else 4
+                ),
+            ),
+            (
+                "watchdelay",
+                "watch delay against AsyncResult.get()",
+                lambda: measure_watch_delay(rig.daemon.target, rig.redis.url, rig.folder, 5 if quick else 25),
+            ),
             ("fanout", "fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
@@ -613,6 +628,9 @@ def main() -> int:
         "start_throughput_ratio": (">=", 0.25),
         "store_growth_ratio": ("<=", 1.1),
         "watchevents_idle_ratio": ("<=", 1.10),
+        "pause_to_paused_p99_ms": ("<=", 50 + 20),  # the step length (50 ms) + 20
+        "pause_all_300_s": ("<=", 1.0),
+        "watch_delay_ratio": ("<=", 1.5),
     }
     print(f"\n{'measure':<34}{'value':>12}  target")
     for key, value in results.items():

@@ -170,6 +170,7 @@ class StepReport:
     continued: bool = False
     attempt: int = 0
     step_token: str = ""
+    next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
 
 
 @dataclass(frozen=True, slots=True)

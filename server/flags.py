@@ -11,11 +11,23 @@ from pausable.server.states import ACTIVE, State
 
 log = logging.getLogger("pausable.server")
 STOP_STATES = {State.PAUSE_REQUESTED: "pause", State.CANCEL_REQUESTED: "cancel"}
+MAX_CONNECTIONS = 16
+POOL_WAIT_SECONDS = 10.0
 
 
 class StopFlags:
     def __init__(self, broker_url: str) -> None:
-        self.redis = aioredis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+        # A blocking pool: a burst of commands (300 Pause calls at once) waits for a connection. redis-py's default
+        # asyncio pool refuses the 101st concurrent command ("Too many connections"), and each refused flag
+        # delayed its stop by a whole step.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            broker_url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
+        self.redis = aioredis.Redis.from_pool(pool)
 
     async def follow(self, operation_id: str, state: State, attempt: int = 1) -> None:
         """Make the flag match `state`. Best effort: the store decides, the flag only saves workers a call.

@@ -173,7 +173,13 @@ class Numbering:
 
 
 def checkpoint(
-    state: State, current_step: int, step: int, total_steps: int, continued: bool = False, numbering: Numbering | None = None
+    state: State,
+    current_step: int,
+    step: int,
+    total_steps: int,
+    continued: bool = False,
+    numbering: Numbering | None = None,
+    next_not_started: bool = False,
 ) -> CheckpointOutcome:
     """Decide what the end of plan entry `step` means for an operation at `current_step` (`total_steps`: the plan's length).
 
@@ -190,7 +196,15 @@ def checkpoint(
     Messages count the user's steps (`numbering`, default: every entry). An
     inserted entry that goes on finishes none of them: its STEP_COMPLETED
     was the user's step before it, so it adds no event.
+
+    A `next_not_started` checkpoint comes from the task of step `step` + 1
+    before its body runs (its worker saw a stop flag): when `step` is
+    already recorded (`current_step` is `step` + 1), the stop still takes
+    effect at this boundary, and Resume runs step `step` + 1.
     """
+    numbering = numbering or Numbering(("",) * total_steps, (True,) * total_steps)
+    if next_not_started and state in ACTIVE and step == current_step - 1:
+        return boundary_not_crossed(state, numbering.done(step), numbering.count)
     if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
     if step == total_steps - 1:
@@ -199,7 +213,6 @@ def checkpoint(
             State.CANCEL_REQUESTED: "cancel requested too late: the last step was already running; the operation finished",
         }.get(state, "all steps finished")
         return CheckpointOutcome(Decision.STOP, Transition(State.SUCCEEDED, EventType.SUCCEEDED, late), True)
-    numbering = numbering or Numbering(("",) * total_steps, (True,) * total_steps)
     number, count = numbering.done(step), numbering.count
     done = step_done(number, count)
     if continued:
@@ -223,6 +236,20 @@ def checkpoint(
     if not numbering.counts(step):
         return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING), True)
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
+
+
+def boundary_not_crossed(state: State, done: int, count: int) -> CheckpointOutcome:
+    """A stop at a boundary already recorded, after `done` of the user's `count` steps, whose next step has not started."""
+    where = f"after step {done}/{count}" if done > 0 else f"before step 1/{count}"
+    if state is State.PAUSE_REQUESTED:
+        return CheckpointOutcome(
+            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused {where}; the next step had not started")
+        )
+    if state is State.CANCEL_REQUESTED:
+        return CheckpointOutcome(
+            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled {where}; the next step had not started")
+        )
+    return CheckpointOutcome(Decision.CONTINUE, NOTHING)
 
 
 def step_done(number: int, count: int) -> str:

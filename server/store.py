@@ -375,7 +375,9 @@ class Store(Reads):
             if report.attempt and report.attempt != row.attempt:
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
             numbering = self._numbering(session, operation_id)
-            outcome = states.checkpoint(State(row.state), row.current_step, step, row.total_steps, report.continued, numbering)
+            outcome = states.checkpoint(
+                State(row.state), row.current_step, step, row.total_steps, report.continued, numbering, report.next_not_started
+            )
             changes = outcome.record_result or outcome.transition.state is not None
             if changes and not self.dispatched(row.step_secret, report.step_token):
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt, refused=True)

@@ -28,14 +28,19 @@ log = logging.getLogger("pausable.server")
 def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
     """The report of a well-formed checkpoint; InvalidArgument otherwise. A result too large or too deep to store is a
     well-formed report of a failed step: see `_refused`."""
+    before = request.next_not_started and not continued
+    first = before and request.step == -1  # before the first step: there is no result to record
+    if first and request.result_json:
+        raise InvalidArgument("a checkpoint before the first step (step -1) carries no result_json: leave it empty")
     return StepReport(
         validation.operation_id(request.operation_id),
-        _step(request.step),
-        request.result_json,
+        -1 if first else _step(request.step),
+        "null" if first else request.result_json,
         validation.short_text("attempt_id", request.attempt_id),
         continued,
         _attempt(request.attempt),
         validation.short_text("step_token", request.step_token),
+        before,
     )
 
 

@@ -141,7 +141,15 @@ class DaemonLink:
             log.warning("the pausable daemon at %s answers again after %.1fs", self.target, time.monotonic() - since)
 
     def checkpoint(
-        self, operation_id: str, step: int, result_json: str, *, attempt: int = 0, continued: bool = False, step_token: str = ""
+        self,
+        operation_id: str,
+        step: int,
+        result_json: str,
+        *,
+        attempt: int = 0,
+        continued: bool = False,
+        step_token: str = "",
+        next_not_started: bool = False,
     ) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer.
 
@@ -155,6 +163,7 @@ class DaemonLink:
             continued=continued,
             attempt=attempt,
             step_token=step_token,
+            next_not_started=next_not_started,
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision

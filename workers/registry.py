@@ -34,9 +34,12 @@ log = logging.getLogger("pausable.workers")
 PAUSE_POINT = "pausable.pause_or_continue"
 
 
-@app.task(base=PausableTask, name="pausable.finish")
+@app.task(base=PausableTask, name="pausable.finish", stop_before_body=False)
 def finish(result: Any) -> Any:
-    """Appended to workflows whose last task does not checkpoint, so the operation still ends SUCCEEDED."""
+    """Appended to workflows whose last task does not checkpoint, so the operation still ends SUCCEEDED.
+
+    Its stop check stays after its body: a stop requested once the last real step ran is too late, as for any last step.
+    """
     return result
 
 

@@ -1,9 +1,11 @@
 """Background checkpoints: reports of steps whose chain has already moved on (see pausable/flags.py).
 
-One sender thread per worker process sends them in order, those of up to
-LINGER_SECONDS together in one ReportSteps call (fewer calls cost the
-worker and the daemon less CPU per step; watchers see STEP_COMPLETED that
-much later). Reports are delivered, never dropped because the daemon or
+One sender thread per worker process sends them in order: a report is
+sent at once when none is on its way, so watchers learn of a step as soon
+as the daemon can record it; the reports that arrive while one call is on
+its way wait for it and go together in the next ReportSteps call (up to
+MAX_BATCH), so under load fewer calls cost the worker and the daemon less
+CPU per step. Reports are delivered, never dropped because the daemon or
 its store is away: the sender retries without a time cap (DaemonLink.call),
 and reports wait meanwhile in a bounded buffer (MAX_PENDING per process);
 when it is full, `submit` blocks the step that reports (backpressure)
@@ -25,7 +27,6 @@ from pausable.per_process import PerProcess
 from pausable.workers.link import daemon
 
 log = logging.getLogger("pausable.workers")
-LINGER_SECONDS = 0.02
 MAX_BATCH = 100
 FLUSH_NOTICE_SECONDS = 5.0  # a flush waiting longer says so in the log, once
 MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps wait for the daemon
@@ -36,7 +37,6 @@ class Reporter:
         self.max_pending = max_pending
         self._pending: list[tuple[str, int, int, str, str]] = []
         self._unsent = 0
-        self._urgent = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
@@ -46,16 +46,14 @@ class Reporter:
         with self._changed:
             if len(self._pending) >= self.max_pending:
                 log.warning("%d step reports wait for the daemon; this step waits until it takes them", len(self._pending))
-                self._urgent = True
-                self._changed.notify_all()
                 self._changed.wait_for(lambda: len(self._pending) < self.max_pending)
             self._pending.append((operation_id, step, attempt, result_json, step_token))
             self._unsent += 1
-            if len(self._pending) in (1, MAX_BATCH):
-                self._changed.notify_all()
+            if len(self._pending) == 1:
+                self._changed.notify_all()  # the sender, if it waits for a report
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send every queued report now and wait until they are delivered; None: as long as it takes.
+        """Wait until every queued report is delivered (the sender sends without delay); None: as long as it takes.
 
         Called before each synchronous call to the daemon, so the daemon sees a process's reports in step order.
         False if `timeout` seconds passed first: the reports stay queued and are still delivered.
@@ -63,8 +61,6 @@ class Reporter:
         with self._changed:
             if self._unsent == 0:
                 return True
-            self._urgent = True
-            self._changed.notify_all()
             return self._changed.wait_for(lambda: self._unsent == 0, timeout)
 
     @property
@@ -76,7 +72,6 @@ class Reporter:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._pending)
-                self._changed.wait_for(lambda: self._urgent or len(self._pending) >= MAX_BATCH, LINGER_SECONDS)
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._send(batch)  # retries, without a time cap, while the daemon or its store is away
@@ -86,8 +81,6 @@ class Reporter:
             finally:
                 with self._changed:
                     self._unsent -= len(batch)
-                    if self._unsent == 0:
-                        self._urgent = False
                     self._changed.notify_all()
 
     @staticmethod

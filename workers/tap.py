@@ -24,7 +24,7 @@ from pausable.workers.app import app
 from pausable.workers.task import PausableTask
 
 
-@app.task(bind=True, base=PausableTask, name="pausable.pause_or_continue")
+@app.task(bind=True, base=PausableTask, name="pausable.pause_or_continue", stop_before_body=False)
 def pause_or_continue(
     self: Task, retval: Any, clause: dict[str, Any] | None = None, callback: dict[str, Any] | None = None
 ) -> Any:

@@ -9,6 +9,12 @@ the result and answers CONTINUE, PAUSE, CANCEL or STOP; on anything but
 CONTINUE it clears the request's chain, so Celery does not forward the
 rest. No extra task, no extra broker hop per step.
 
+The flag is also checked as a step starts, before its body runs: a stop
+requested while the step waited on the broker (behind a busy worker, say)
+then takes effect at the boundary before it, with one Checkpoint call
+marked `next_not_started`, instead of after the step's body. With no flag
+set, that check is a set lookup.
+
 The control plane being down never fails a step: every call to the daemon
 (checkpoint, progress, the failure report) waits and retries until it
 answers (see pausable/workers/link.py), blocking the step's worker process
@@ -61,12 +67,46 @@ def _position(request: Any) -> Position | None:
 class PausableTask(Task):
     """Base class of workflow steps (use the `@step` decorator)."""
 
+    # Whether a stop flagged as the task starts is decided before its body runs (see may_start). tappable()'s
+    # pause_or_continue turns it off: its body only passes the result on, so its pause point stays after it.
+    stop_before_body = True
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().__call__(*args, **kwargs)
         position = _position(self.request)
-        if position is not None and not self.request.called_directly:
-            self.checkpoint(position, result)
+        if position is None or self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        if self.stop_before_body and stop_flags().flagged(position.operation_id) and not self.may_start(position, args):
+            return None
+        result = super().__call__(*args, **kwargs)
+        self.checkpoint(position, result)
         return result
+
+    def may_start(self, position: Position, args: tuple[Any, ...]) -> bool:
+        """A stop is flagged for this step's operation: before the body runs, ask the daemon whether to run it.
+
+        The call reports the boundary before this step (the previous step's result is this task's input), so a
+        pause or cancel requested while this step waited on the broker takes effect there, and Resume runs this
+        step. On anything but CONTINUE the chain is cleared and the body does not run.
+        """
+        operation_id, step, attempt, _ = position
+        if step == 0:
+            boundary, previous_json = -1, ""  # before the first step: nothing to record
+        elif not args:
+            return True  # no input to report as the previous result: the check after the body decides
+        else:
+            try:
+                boundary, previous_json = step - 1, json.dumps(args[0])
+            except TypeError:
+                return True
+        flush()
+        decision = self._ask(position, boundary, previous_json, next_not_started=True)
+        if decision == worker_pb2.DECISION_CONTINUE:
+            stop_flags().forget(operation_id)
+            return True
+        name = worker_pb2.Decision.Name(decision)
+        log.info("operation %s: step %d (attempt %d) stops before its body runs: %s", operation_id, step, attempt, name)
+        self.request.chain = None
+        return False
 
     def checkpoint(self, position: Position, result: Any) -> None:
         operation_id, step, attempt, token = position
@@ -78,18 +118,26 @@ class PausableTask(Task):
             reporter().submit(operation_id, step, attempt, result_json, token)
             return
         flush()
+        decision = self._ask(position, step, result_json)
+        if decision == worker_pb2.DECISION_CONTINUE:
+            stop_flags().forget(operation_id)
+        else:
+            self.request.chain = None
+
+    @staticmethod
+    def _ask(position: Position, step: int, result_json: str, next_not_started: bool = False) -> int:
+        """The synchronous Checkpoint of the boundary after `step`: the daemon's decision."""
+        operation_id, _, attempt, token = position
         try:
-            decision = daemon().checkpoint(operation_id, step, result_json, attempt=attempt, step_token=token)
+            return daemon().checkpoint(
+                operation_id, step, result_json, attempt=attempt, step_token=token, next_not_started=next_not_started
+            )
         except grpc.RpcError as error:
             if error.code() is not grpc.StatusCode.PERMISSION_DENIED:
                 raise
             # Not this operation's current dispatch (its step was sent again, or resumed, since): stop this chain.
             log.error("operation %s step %d: %s; this chain stops here", operation_id, step, error.details())
-            decision = worker_pb2.DECISION_STOP
-        if decision == worker_pb2.DECISION_CONTINUE:
-            stop_flags().forget(operation_id)
-        else:
-            self.request.chain = None
+            return worker_pb2.DECISION_STOP
 
 
 def progress(fraction: float, message: str = "") -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 from support.histories import TERMINAL, assert_legal
+from support.stack import step_running  # noqa: F401 - the fault tests import it from here
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
@@ -115,8 +116,3 @@ def assert_sound_history(history: list[pb.OperationEvent]) -> None:
     assert len(completed) == len(set(completed)), f"a step was recorded twice: {completed}"
     assert history[-1].operation.state in TERMINAL
     assert sum(1 for event in history if event.operation.state in TERMINAL) == 1
-
-
-def step_running(step: int) -> Callable[[pb.OperationEvent], bool]:
-    """True once 0-based `step` runs and has reported progress (so a worker holds it)."""
-    return lambda e: e.type == pb.EVENT_TYPE_PROGRESS and e.operation.current_step == step

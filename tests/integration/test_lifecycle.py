@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from support.stack import Stack, history, state_is, step_completed, wait_event
+from support.stack import Stack, history, state_is, step_running, wait_event
 
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
@@ -24,7 +24,7 @@ def trace_lines(path: Path, operation_id: str) -> list[str]:
 def test_pause_mid_run_then_resume_gives_the_uninterrupted_result(client: Client) -> None:
     expected = run_uninterrupted(client)
     op = client.start("demo.etl", {"rows": 12, "step_seconds": SLOW})
-    wait_event(client, op.id, step_completed(0), timeout=30)
+    wait_event(client, op.id, step_running(1), timeout=30)
 
     requested = client.pause(op.id)
     assert requested.state == pb.OPERATION_STATE_PAUSE_REQUESTED
@@ -43,6 +43,7 @@ def test_three_pause_resume_cycles_in_one_run(client: Client) -> None:
     op = client.start("demo.etl", {"rows": 12, "step_seconds": SLOW})
     after = 0
     for cycle in range(3):
+        wait_event(client, op.id, step_running(cycle), after_seq=after, timeout=30)
         requested = client.pause(op.id)
         paused = wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), after_seq=after, timeout=30)
         assert paused.operation.current_step == requested.current_step + 1 == cycle + 1
@@ -55,7 +56,7 @@ def test_three_pause_resume_cycles_in_one_run(client: Client) -> None:
 
 def test_resume_before_the_pause_took_effect_withdraws_it(client: Client) -> None:
     op = client.start("demo.etl", {"rows": 5, "step_seconds": 1.0})
-    wait_event(client, op.id, step_completed(0), timeout=30)
+    wait_event(client, op.id, step_running(1), timeout=30)
     assert client.pause(op.id).state == pb.OPERATION_STATE_PAUSE_REQUESTED
     assert client.resume(op.id).state == pb.OPERATION_STATE_RUNNING
     op.wait(timeout=60)
@@ -69,7 +70,7 @@ def test_resume_before_the_pause_took_effect_withdraws_it(client: Client) -> Non
 
 def test_pause_during_the_last_step_ends_succeeded_and_says_too_late(client: Client) -> None:
     op = client.start("demo.etl", {"rows": 5, "step_seconds": 0.6})
-    wait_event(client, op.id, step_completed(3), timeout=30)
+    wait_event(client, op.id, step_running(4), timeout=30)
     assert client.pause(op.id).state == pb.OPERATION_STATE_PAUSE_REQUESTED
     op.wait(timeout=30)
     last = history(client, op.id)[-1]
@@ -105,7 +106,7 @@ def test_two_concurrent_resumes_dispatch_the_rest_once(stack: Stack, client: Cli
 def test_cancel_while_running_stops_at_the_next_boundary(stack: Stack, client: Client, tmp_path: Path) -> None:
     trace = stack.demo_dir / f"trace-{tmp_path.name}.txt"
     op = client.start("demo.etl", {"rows": 5, "step_seconds": SLOW, "trace_file": trace.name})
-    wait_event(client, op.id, step_completed(0), timeout=30)
+    wait_event(client, op.id, step_running(1), timeout=30)
     requested = client.cancel(op.id)
     assert requested.state == pb.OPERATION_STATE_CANCEL_REQUESTED
     cancelled = wait_event(client, op.id, state_is(pb.OPERATION_STATE_CANCELLED), timeout=30).operation
@@ -187,7 +188,7 @@ def test_a_lost_stop_flag_only_delays_the_pause_by_a_step(stack: Stack, client: 
     from pausable import flags
 
     op = client.start("demo.etl", {"rows": 5, "step_seconds": SLOW})
-    wait_event(client, op.id, step_completed(0), timeout=30)
+    wait_event(client, op.id, step_running(1), timeout=30)
     requested = client.pause(op.id)
     broker = redis.Redis.from_url(stack.redis.url)
     broker.delete(flags.key(op.id))

@@ -70,3 +70,21 @@ def test_a_stale_local_flag_is_forgotten(server: RedisServer) -> None:
     assert mirror.wait_in_sync(10)
     mirror.forget(A)
     assert not mirror.flagged(A)
+
+
+def test_a_burst_of_stops_sets_every_flag(server: RedisServer) -> None:
+    """More concurrent updates than the daemon's connections: each waits for one instead of being refused."""
+    import redis
+
+    from pausable import flags
+
+    ids = [f"{index:032x}" for index in range(300)]
+
+    async def run() -> None:
+        stop = StopFlags(server.url)
+        await asyncio.gather(*(stop.follow(operation_id, State.PAUSE_REQUESTED) for operation_id in ids))
+        await stop.close()
+
+    asyncio.run(run())
+    client = redis.Redis.from_url(server.url)
+    assert sum(client.exists(flags.key(operation_id)) for operation_id in ids) == len(ids)

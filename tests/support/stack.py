@@ -98,5 +98,10 @@ def step_completed(step: int) -> Callable[[pb.OperationEvent], bool]:
     return lambda e: e.type == pb.EVENT_TYPE_STEP_COMPLETED and e.operation.current_step == step + 1
 
 
+def step_running(step: int) -> Callable[[pb.OperationEvent], bool]:
+    """True on progress from 0-based `step`: its body runs (a stop requested before it started takes effect before it)."""
+    return lambda e: e.type == pb.EVENT_TYPE_PROGRESS and e.operation.current_step == step
+
+
 def state_is(state: int) -> Callable[[pb.OperationEvent], bool]:
     return lambda e: e.operation.state == state

@@ -80,6 +80,32 @@ def test_a_continued_checkpoint_records_the_step_and_never_stops_the_chain() -> 
     assert states.checkpoint(State.PAUSE_REQUESTED, 4, 4, 5, continued=True).transition.state is State.SUCCEEDED
 
 
+def test_a_stop_before_the_next_step_started_takes_effect_at_a_boundary_already_recorded() -> None:
+    """Step 1 was reported in the background (current step 2); step 2's task saw the flag before its body ran."""
+    paused = states.checkpoint(State.PAUSE_REQUESTED, 2, 1, 5, next_not_started=True)
+    assert paused.decision is Decision.PAUSE and paused.transition.state is State.PAUSED and not paused.record_result
+    assert "after step 2/5" in paused.transition.message
+    cancelled = states.checkpoint(State.CANCEL_REQUESTED, 2, 1, 5, next_not_started=True)
+    assert cancelled.decision is Decision.CANCEL and cancelled.transition.state is State.CANCELLED
+    stale_flag = states.checkpoint(State.RUNNING, 2, 1, 5, next_not_started=True)
+    assert stale_flag.decision is Decision.CONTINUE and stale_flag.transition.state is None and not stale_flag.record_result
+    first = states.checkpoint(State.PAUSE_REQUESTED, 0, -1, 5, next_not_started=True)
+    assert first.decision is Decision.PAUSE and "before step 1/5" in first.transition.message
+
+
+def test_a_stop_before_the_next_step_records_a_step_not_yet_reported() -> None:
+    paused = states.checkpoint(State.PAUSE_REQUESTED, 1, 1, 5, next_not_started=True)
+    assert paused.decision is Decision.PAUSE and paused.record_result
+    running = states.checkpoint(State.RUNNING, 1, 1, 5, next_not_started=True)
+    assert running.decision is Decision.CONTINUE and running.transition.event is EventType.STEP_COMPLETED
+
+
+def test_a_stop_before_a_step_already_run_or_of_an_ended_operation_stops_the_chain() -> None:
+    for state, current, step in ((State.PAUSE_REQUESTED, 3, 1), (State.PAUSED, 2, 1), (State.CANCELLED, 2, 1)):
+        outcome = states.checkpoint(state, current, step, 5, next_not_started=True)
+        assert outcome.decision is Decision.STOP and outcome.transition.state is None
+
+
 def test_a_failure_counts_from_the_running_step_or_a_later_one_but_progress_only_from_the_running_step() -> None:
     """Reports of the steps before a failure may still be on their way from another worker process."""
     assert states.accepts_failure(State.RUNNING, 2, 2) and states.accepts_failure(State.PAUSE_REQUESTED, 2, 4)

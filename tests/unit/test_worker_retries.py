@@ -144,3 +144,34 @@ def test_a_full_buffer_blocks_the_step_and_nothing_is_dropped(monkeypatch: pytes
     assert submitted.wait(10)
     assert reporter.flush(timeout=10)
     assert daemon.delivered == reports, "every report delivered, once, in order"
+
+
+class GatedLink:
+    """Records each ReportSteps batch; a call waits until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.called = threading.Event()
+        self.batches: list[list[tuple[str, int, int, str, str]]] = []
+
+    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
+        self.batches.append(list(steps))
+        self.called.set()
+        self.release.wait()
+
+
+def test_a_report_goes_alone_when_none_is_on_its_way_and_those_that_come_meanwhile_go_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    daemon = GatedLink()
+    monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
+    monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
+    reporter = Reporter()
+    reports = [(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(4)]
+    reporter.submit(*reports[0])
+    assert daemon.called.wait(10), "the first report is sent without waiting for more"
+    for report in reports[1:]:
+        reporter.submit(*report)  # while the first call is on its way
+    daemon.release.set()
+    assert reporter.flush(timeout=10)
+    assert daemon.batches == [reports[:1], reports[1:]], "one call for the first, the rest together next, in order"

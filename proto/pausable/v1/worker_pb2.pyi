@@ -34,7 +34,7 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token", "next_not_started")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class CheckpointRequest(_message.Message):
     CONTINUED_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEXT_NOT_STARTED_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
@@ -49,7 +50,8 @@ class CheckpointRequest(_message.Message):
     continued: bool
     attempt: int
     step_token: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
+    next_not_started: bool
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., next_not_started: _Optional[bool] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")
