@@ -9,7 +9,7 @@ import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, operation_message, operation_to_pb, state_from_pb
+from pausable.server.convert import dumps, heavy_all, operation_message, operation_to_pb, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
@@ -67,14 +67,17 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.Lis
     """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
 
     The page ends early, with a next_page_token, before its operations grow past `list_page_bytes` (at least one
-    operation per page); BASIC (the default view) leaves input and result out.
+    operation per page; FULL pages read no more than that from the store either); BASIC (the default view) leaves
+    input and result out, and does not read them.
     """
     limit = validation.page_size(request.page_size)
     full = validation.operation_view(request.view)
-    found = await engine.list(list_filter(request), limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
-    # FULL pages convert up to list_page_bytes of JSON values: in a thread, off the event loop.
-    operations = await asyncio.to_thread(bounded_page, found[:limit], full) if full else bounded_page(found[:limit], full)
-    more = len(found) > len(operations)
+    before_id = validation.decode_page_token(request.page_token)
+    found = await engine.list(list_filter(request), limit=limit + 1, before_id=before_id, values=full)
+    # A FULL page's values become messages in a thread when they are large (convert.heavy_all), off the event loop.
+    page = found[:limit]
+    operations = await asyncio.to_thread(bounded_page, page, full) if full and heavy_all(page) else bounded_page(page, full)
+    more = found.more or len(found) > len(operations)
     token = validation.encode_page_token(operations[-1].id) if more and operations else ""
     return pb.ListOperationsResponse(operations=operations, next_page_token=token)
 

@@ -19,7 +19,7 @@ import pytest
 
 from pausable.server import convert, limits, reads
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import Event, Operation, StepReport, Workflow
+from pausable.server.domain import Event, Operation, Page, StepReport, Workflow
 from pausable.server.hub import EventHub
 from pausable.server.operations import OperationService
 from pausable.server.states import EventType, State
@@ -116,8 +116,9 @@ class OneOperation:
     async def get_operation(self, operation_id: str) -> Operation:
         return self.events[-1].operation
 
-    async def events_after(self, operation_id: str, after_seq: int, limit: int) -> list[Event]:
-        return [e for e in self.events if e.seq > after_seq][:limit]
+    async def events_after(self, operation_id: str, after_seq: int, limit: int) -> Page[Event]:
+        found = [e for e in self.events if e.seq > after_seq]
+        return Page(found[:limit], more=len(found) > limit)
 
 
 def test_get_operation_with_a_large_result_leaves_the_loop_free(conversions: Conversions) -> None:
