@@ -148,6 +148,12 @@ async def operation_message(operation: Operation) -> pb.Operation:
     return await _off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
 
 
+async def reply(operation: Operation, build: Callable[[pb.Operation], Message]) -> Message:
+    """`build(operation_to_pb(operation))`, both in one thread when the operation is `heavy`: building the reply
+    copies (or, for an LRO, serializes) the message, 10-25 ms for a 1 MiB result measured on 2 cores."""
+    return await _off_loop_if(heavy(operation), lambda: build(operation_to_pb(operation)))
+
+
 async def event_message(event: Event) -> pb.WatchResponse:
     """`event_to_pb`, in a thread when the event's operation is `heavy` (see operation_message)."""
     return await _off_loop_if(heavy(event.operation), lambda: event_to_pb(event))

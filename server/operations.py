@@ -9,7 +9,7 @@ import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, heavy_all, operation_message, operation_to_pb, state_from_pb
+from pausable.server.convert import dumps, heavy_all, operation_to_pb, reply, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
@@ -104,13 +104,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
         )
-        return pb.StartOperationResponse(operation=await operation_message(operation))
+        return await reply(operation, lambda message: pb.StartOperationResponse(operation=message))
 
     @rpc
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
         auth.check_owner(operation.requester, steer=False)
-        return pb.GetOperationResponse(operation=await operation_message(operation))
+        return await reply(operation, lambda message: pb.GetOperationResponse(operation=message))
 
     @rpc
     async def ListOperations(
@@ -118,23 +118,25 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     ) -> pb.ListOperationsResponse:
         return await list_page(self.engine, request)
 
-    async def _command(self, kind: Command, operation_id: str, request_id: str) -> pb.Operation:
+    async def _command(self, kind: Command, operation_id: str, request_id: str) -> Operation:
         operation_id = validation.operation_id(operation_id)
         await authorize(self.engine, operation_id, steer=True)
-        operation = await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
-        return await operation_message(operation)
+        return await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
 
     @rpc
     async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
-        return pb.PauseResponse(operation=await self._command(Command.PAUSE, request.operation_id, request.request_id))
+        operation = await self._command(Command.PAUSE, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.PauseResponse(operation=message))
 
     @rpc
     async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.ResumeResponse:
-        return pb.ResumeResponse(operation=await self._command(Command.RESUME, request.operation_id, request.request_id))
+        operation = await self._command(Command.RESUME, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.ResumeResponse(operation=message))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
-        return pb.CancelResponse(operation=await self._command(Command.CANCEL, request.operation_id, request.request_id))
+        operation = await self._command(Command.CANCEL, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.CancelResponse(operation=message))
 
     @rpc
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> None:
