@@ -3,10 +3,12 @@
 Every event row keeps a JSON snapshot of its operation, result included, so
 after a step returns a large result (up to max_result_bytes) every later
 event of that operation carries it: 500 such rows are hundreds of MiB. A
-page is therefore read in two queries: first the rows' keys and the length
-of their snapshot text (computed by the database; on Postgres from the
-value's header, nothing decompressed), then only the rows that fit in
-`replay_page_bytes` (at least one, so a reader always moves on).
+page is therefore one query (`page_query`) that picks the candidate rows
+(filter, order, row limit), adds up the length of their snapshot text in
+the database (on Postgres from the value's header, nothing decompressed)
+and returns the snapshot only of the rows that fit in `replay_page_bytes`
+(at least one, so a reader always moves on); the rows after them come
+without it and only say that more follow. One round trip, as before.
 
 The snapshot column is read as text (CAST in SQL): SQLAlchemy's JSON result
 processor on SQLite, and the json codec SQLAlchemy installs in asyncpg on
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func
+from sqlalchemy import BigInteger, ColumnElement, Select, Text, case, cast, func, literal, or_, select
 
 from pausable.server import limits
 from pausable.server.domain import Event, Operation, encode_cursor
@@ -34,7 +36,7 @@ from pausable.server.models import EventRow
 from pausable.server.states import EventType
 
 SNAPSHOT_TEXT = cast(EventRow.snapshot, Text)
-# Every column an Event needs, the snapshot as text (no JSON processor runs on the loop).
+# Every column an Event needs but the snapshot, which page_query adds as text (no JSON processor runs on the loop).
 COLUMNS = (
     EventRow.id,
     EventRow.operation_id,
@@ -44,7 +46,6 @@ COLUMNS = (
     EventRow.created_at,
     EventRow.actor,
     EventRow.tx,
-    SNAPSHOT_TEXT.label("snapshot_text"),
 )
 
 
@@ -57,6 +58,37 @@ def text_size(value: Any, postgres: bool) -> ColumnElement[int]:
 
 def snapshot_size(postgres: bool) -> ColumnElement[int]:
     return text_size(SNAPSHOT_TEXT, postgres)
+
+
+def page_query(candidates: Select[*tuple[Any, ...]], order: Sequence[str], postgres: bool) -> Select[*tuple[Any, ...]]:
+    """The rows of `candidates` (a select of EventRow.id and the `order` columns, with its filter, order and limit):
+    COLUMNS, and `snapshot_text` for those that fit in `replay_page_bytes` (NULL for the ones after them), in order.
+
+    The running total is taken over the keys and sizes only, then joined back to the events by id, so no snapshot
+    is carried through the window (SQLite would copy it into a temporary table) or read for a row left out.
+    """
+    chosen = candidates.add_columns(snapshot_size(postgres).label("size")).subquery("chosen")
+    ordered = [chosen.c[name] for name in order]
+    sized = select(
+        chosen.c.id,
+        func.sum(chosen.c.size).over(order_by=ordered).label("running"),
+        func.row_number().over(order_by=ordered).label("place"),
+    ).subquery("sized")
+    budget = literal(limits.current.replay_page_bytes, BigInteger)
+    fits = or_(sized.c.running <= budget, sized.c.place == 1)
+    return (
+        select(*COLUMNS, case((fits, SNAPSHOT_TEXT)).label("snapshot_text"))
+        .select_from(sized)
+        .join(EventRow, EventRow.id == sized.c.id)
+        .order_by(*[EventRow.__table__.c[name] for name in order])
+    )
+
+
+def fitting(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], bool]:
+    """The rows of a page_query that came with their snapshot, and whether more may follow them (some came without,
+    or the query stopped at its `limit` rows)."""
+    count = sum(1 for row in rows if row.snapshot_text is not None)
+    return rows[:count], count < len(rows) or len(rows) == limit
 
 
 def within_budget(sizes: Sequence[int], budget: int) -> int:

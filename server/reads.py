@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, TextClause, exists, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
 from pausable.server import event_rows, limits
@@ -175,43 +175,27 @@ class Reads:
         only once every transaction older than its own has ended
         (`pg_snapshot_xmin`): nothing can later appear before a cursor.
         """
-        sized = select(EventRow.id, event_rows.snapshot_size(self.postgres)).join(
-            OperationRow, OperationRow.id == EventRow.operation_id
-        )
-        sized = filtered(where, sized).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
+        candidates = select(EventRow.id, EventRow.tx).join(OperationRow, OperationRow.id == EventRow.operation_id)
+        candidates = filtered(where, candidates).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
         async with self.sessions() as session:
-            ids, more = await self._fitting(session, sized, limit)
-            if not ids:
-                return Page()
-            rows = (await session.execute(select(*event_rows.COLUMNS).where(EventRow.id.in_(ids)).order_by(*CURSOR_ORDER))).all()
+            found = (await session.execute(event_rows.page_query(candidates, ("tx", "id"), self.postgres))).all()
+        rows, more = event_rows.fitting(found, limit)
         return Page(await event_rows.parse(rows), more)
 
     async def events_with_state(self, after: str, limit: int = 500) -> Page[tuple[Event, State]]:
         """Every operation's events after the global cursor `after`, each with its operation's current state: what
         `events_matching` would filter on, for the one shared reader of WatchEvents (watching.GlobalFeed)."""
-        sized = select(EventRow.id, event_rows.snapshot_size(self.postgres))
-        sized = sized.where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
+        candidates = select(EventRow.id, EventRow.tx).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
+        query = (
+            event_rows.page_query(candidates, ("tx", "id"), self.postgres)
+            .add_columns(OperationRow.state)
+            .join(OperationRow, OperationRow.id == EventRow.operation_id)
+        )
         async with self.sessions() as session:
-            ids, more = await self._fitting(session, sized, limit)
-            if not ids:
-                return Page()
-            query = (
-                select(*event_rows.COLUMNS, OperationRow.state)
-                .join(OperationRow, OperationRow.id == EventRow.operation_id)
-                .where(EventRow.id.in_(ids))
-                .order_by(*CURSOR_ORDER)
-            )
-            rows = (await session.execute(query)).all()
+            found = (await session.execute(query)).all()
+        rows, more = event_rows.fitting(found, limit)
         events = await event_rows.parse(rows)
         return Page(((event, State(row.state)) for event, row in zip(events, rows, strict=True)), more)
-
-    @staticmethod
-    async def _fitting(session: AsyncSession, sized: Select[*tuple[Any, ...]], limit: int) -> tuple[list[Any], bool]:
-        """The keys of the rows of `sized` (key, snapshot size) that fit in `replay_page_bytes`, and whether more may
-        follow them (the page stopped at the budget or at `limit` rows)."""
-        found = (await session.execute(sized)).all()
-        count = event_rows.within_budget([size or 0 for _key, size in found], limits.current.replay_page_bytes)
-        return [key for key, _size in found[:count]], count < len(found) or len(found) == limit
 
     def _after_cursor(self, after: str) -> list[ColumnElement[bool] | TextClause]:
         """The events after the global cursor `after` (on Postgres, only those no older transaction can still
@@ -234,12 +218,13 @@ class Reads:
 
     async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> Page[Event]:
         """The operation's events after `after_seq`, in order, at most `limit` and `replay_page_bytes` (event_rows)."""
-        of_operation = (EventRow.operation_id == operation_id, EventRow.seq > after_seq)
-        sized = select(EventRow.seq, event_rows.snapshot_size(self.postgres)).where(*of_operation)
+        candidates = (
+            select(EventRow.id, EventRow.seq)
+            .where(EventRow.operation_id == operation_id, EventRow.seq > after_seq)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
         async with self.sessions() as session:
-            seqs, more = await self._fitting(session, sized.order_by(EventRow.seq).limit(limit), limit)
-            if not seqs:
-                return Page()
-            query = select(*event_rows.COLUMNS).where(*of_operation, EventRow.seq <= seqs[-1]).order_by(EventRow.seq)
-            rows = (await session.execute(query)).all()
+            found = (await session.execute(event_rows.page_query(candidates, ("seq",), self.postgres))).all()
+        rows, more = event_rows.fitting(found, limit)
         return Page(await event_rows.parse(rows), more)
