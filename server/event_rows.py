@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, Text, case, cast, func, literal, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Text, bindparam, case, cast, func, or_, select
 
 from pausable.server import limits
 from pausable.server.domain import Event, Operation, encode_cursor
@@ -63,6 +63,7 @@ def snapshot_size(postgres: bool) -> ColumnElement[int]:
 def page_query(candidates: Select[*tuple[Any, ...]], order: Sequence[str], postgres: bool) -> Select[*tuple[Any, ...]]:
     """The rows of `candidates` (a select of EventRow.id and the `order` columns, with its filter, order and limit):
     COLUMNS, and `snapshot_text` for those that fit in `replay_page_bytes` (NULL for the ones after them), in order.
+    Run it with `budget()` among its parameters.
 
     The running total is taken over the keys and sizes only, then joined back to the events by id, so no snapshot
     is carried through the window (SQLite would copy it into a temporary table) or read for a row left out.
@@ -74,14 +75,18 @@ def page_query(candidates: Select[*tuple[Any, ...]], order: Sequence[str], postg
         func.sum(chosen.c.size).over(order_by=ordered).label("running"),
         func.row_number().over(order_by=ordered).label("place"),
     ).subquery("sized")
-    budget = literal(limits.current.replay_page_bytes, BigInteger)
-    fits = or_(sized.c.running <= budget, sized.c.place == 1)
+    fits = or_(sized.c.running <= bindparam("replay_page_bytes", type_=BigInteger), sized.c.place == 1)
     return (
         select(*COLUMNS, case((fits, SNAPSHOT_TEXT)).label("snapshot_text"))
         .select_from(sized)
         .join(EventRow, EventRow.id == sized.c.id)
         .order_by(*[EventRow.__table__.c[name] for name in order])
     )
+
+
+def budget() -> dict[str, int]:
+    """page_query's parameter: the budget in force."""
+    return {"replay_page_bytes": limits.current.replay_page_bytes}
 
 
 def fitting(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], bool]:

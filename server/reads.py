@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, TextClause, exists, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
@@ -96,6 +96,22 @@ class Reads:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.postgres = engine.dialect.name == "postgresql"
         self._workflows: dict[str, tuple[Workflow, float]] = {}
+        # Built once: building the page query costs about 2 ms of SQLAlchemy per call, more than running it.
+        self._events_after = event_rows.page_query(
+            select(EventRow.id, EventRow.seq)
+            .where(EventRow.operation_id == bindparam("operation_id"), EventRow.seq > bindparam("after_seq"))
+            .order_by(EventRow.seq)
+            .limit(bindparam("limit")),
+            ("seq",),
+            self.postgres,
+        )
+        after_cursor = tuple_(EventRow.tx, EventRow.id) > tuple_(bindparam("tx"), bindparam("event_id"))
+        candidates = select(EventRow.id, EventRow.tx).where(after_cursor, *self._visible()).order_by(*CURSOR_ORDER)
+        self._events_with_state = (
+            event_rows.page_query(candidates.limit(bindparam("limit")), ("tx", "id"), self.postgres)
+            .add_columns(OperationRow.state)
+            .join(OperationRow, OperationRow.id == EventRow.operation_id)
+        )
 
     async def list_workflows(self) -> list[Workflow]:
         async with self.sessions() as session:
@@ -178,21 +194,18 @@ class Reads:
         candidates = select(EventRow.id, EventRow.tx).join(OperationRow, OperationRow.id == EventRow.operation_id)
         candidates = filtered(where, candidates).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
         async with self.sessions() as session:
-            found = (await session.execute(event_rows.page_query(candidates, ("tx", "id"), self.postgres))).all()
+            query = event_rows.page_query(candidates, ("tx", "id"), self.postgres)
+            found = (await session.execute(query, event_rows.budget())).all()
         rows, more = event_rows.fitting(found, limit)
         return Page(await event_rows.parse(rows), more)
 
     async def events_with_state(self, after: str, limit: int = 500) -> Page[tuple[Event, State]]:
         """Every operation's events after the global cursor `after`, each with its operation's current state: what
         `events_matching` would filter on, for the one shared reader of WatchEvents (watching.GlobalFeed)."""
-        candidates = select(EventRow.id, EventRow.tx).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
-        query = (
-            event_rows.page_query(candidates, ("tx", "id"), self.postgres)
-            .add_columns(OperationRow.state)
-            .join(OperationRow, OperationRow.id == EventRow.operation_id)
-        )
+        tx, event_id = decode_cursor(after)
+        parameters = {"tx": tx, "event_id": event_id, "limit": limit, **event_rows.budget()}
         async with self.sessions() as session:
-            found = (await session.execute(query)).all()
+            found = (await session.execute(self._events_with_state, parameters)).all()
         rows, more = event_rows.fitting(found, limit)
         events = await event_rows.parse(rows)
         return Page(((event, State(row.state)) for event, row in zip(events, rows, strict=True)), more)
@@ -201,10 +214,11 @@ class Reads:
         """The events after the global cursor `after` (on Postgres, only those no older transaction can still
         precede: see events_matching)."""
         tx, event_id = decode_cursor(after)
-        conditions: list[ColumnElement[bool] | TextClause] = [tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id)]
-        if self.postgres:
-            conditions.append(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-        return conditions
+        return [tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id), *self._visible()]
+
+    def _visible(self) -> list[TextClause]:
+        """On Postgres, only events no older transaction can still precede (see events_matching)."""
+        return [text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")] if self.postgres else []
 
     async def newest_cursor(self) -> str:
         """The cursor of the newest event `events_matching` could return now ("" when none): nothing can later appear
@@ -218,13 +232,8 @@ class Reads:
 
     async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> Page[Event]:
         """The operation's events after `after_seq`, in order, at most `limit` and `replay_page_bytes` (event_rows)."""
-        candidates = (
-            select(EventRow.id, EventRow.seq)
-            .where(EventRow.operation_id == operation_id, EventRow.seq > after_seq)
-            .order_by(EventRow.seq)
-            .limit(limit)
-        )
+        parameters = {"operation_id": operation_id, "after_seq": after_seq, "limit": limit, **event_rows.budget()}
         async with self.sessions() as session:
-            found = (await session.execute(event_rows.page_query(candidates, ("seq",), self.postgres))).all()
+            found = (await session.execute(self._events_after, parameters)).all()
         rows, more = event_rows.fitting(found, limit)
         return Page(await event_rows.parse(rows), more)
