@@ -216,3 +216,21 @@ def test_list_reads_values_only_for_full_pages_and_parses_large_ones_off_the_loo
 
     loop_thread = run(make_database(tmp_path), scenario)
     assert threads and loop_thread not in threads
+
+
+def test_an_event_larger_than_the_budget_still_makes_a_page_of_its_own(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    async def scenario(store: Store) -> None:
+        operation_id, last_seq = await operation_with_a_large_result(store)
+        limits.configure(replace(limits.current, replay_page_bytes=1_000))  # two small events, or one large
+        pages, after = [], 0
+        while True:
+            page = await store.events_after(operation_id, after)
+            pages.append([event.seq for event in page])
+            after = page[-1].seq if page else after
+            if not page.more:
+                break
+        assert pages == [[1, 2], *([seq] for seq in range(3, last_seq + 1))]
+
+    run(make_database(tmp_path), scenario)
