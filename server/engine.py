@@ -36,17 +36,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, limits
+from pausable.server import auth, domain, limits
 from pausable.server.dispatch import Dispatcher
-from pausable.server.domain import (
-    CheckpointResult,
-    Operation,
-    OperationFilter,
-    Page,
-    StepReport,
-    UnknownWorkflow,
-    Workflow,
-)
+from pausable.server.domain import CheckpointResult, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, LeaseVerdict, State
@@ -146,7 +138,9 @@ class Engine:
     async def get(self, operation_id: str) -> Operation:
         return await self.store.get_operation(operation_id)
 
-    async def list(self, where: OperationFilter, *, limit: int, before_id: str | None, values: bool = True) -> Page[Operation]:
+    async def list(
+        self, where: OperationFilter, *, limit: int, before_id: str | None, values: bool = True
+    ) -> domain.Page[Operation]:
         return await self.store.list_operations(where, limit=limit, before_id=before_id, values=values)
 
     async def workflows(self) -> builtins.list[Workflow]:
