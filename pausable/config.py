@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         description="inputs larger than this (protobuf bytes) are converted and checked against their schema in a thread, "
         "off the event loop; stored inputs and results larger than this (JSON bytes) become reply messages in a thread",
     )
+    replay_page_bytes: int = Field(
+        default=2 << 20,
+        description="a page of events read from the store (Watch and WatchEvents replay, the WatchEvents feed) stops "
+        "before its operation snapshots grow past this (at least one event per page)",
+    )
 
     @field_validator("worker_modules", mode="before")
     @classmethod

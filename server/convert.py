@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -117,11 +117,22 @@ def heavy(operation: Operation) -> bool:
     value; below it, the common small result, the hop would cost as much as the conversion it saves. (The conversion
     is Python code and still takes the GIL in its thread, but the loop gets it back every switch interval, 5 ms.)
     """
-    limit = limits.current.offload_json_bytes
-    size = len(operation.input_json or "")
-    if size > limit:
-        return True
-    return operation.result is not None and limits.json_bytes_over(operation.result, limit - size)
+    return heavy_all([operation])
+
+
+def heavy_all(operations: Sequence[Operation]) -> bool:
+    """Whether the operations' inputs and results are more than `offload_json_bytes` of JSON in all (see heavy); it
+    stops as soon as it knows, so judging a large page costs no more than walking that many bytes of it."""
+    budget = limits.current.offload_json_bytes
+    for operation in operations:
+        budget -= len(operation.input_json or "")
+        if budget < 0:
+            return True
+        if operation.result is not None:
+            budget = limits.json_bytes_left(operation.result, budget)
+            if budget < 0:
+                return True
+    return False
 
 
 async def _off_loop_if(large: bool, convert: Callable[[], Message]) -> Message:
@@ -131,6 +142,12 @@ async def _off_loop_if(large: bool, convert: Callable[[], Message]) -> Message:
 async def operation_message(operation: Operation) -> pb.Operation:
     """`operation_to_pb` (full), in a thread when the operation is `heavy`, so a large value never holds the loop."""
     return await _off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
+
+
+async def reply(operation: Operation, build: Callable[[pb.Operation], Message]) -> Message:
+    """`build(operation_to_pb(operation))`, both in one thread when the operation is `heavy`: building the reply
+    copies (or, for an LRO, serializes) the message, 10-25 ms for a 1 MiB result measured on 2 cores."""
+    return await _off_loop_if(heavy(operation), lambda: build(operation_to_pb(operation)))
 
 
 async def event_message(event: Event) -> pb.WatchResponse:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from pausable.server.states import Decision, EventType, Numbering, State
 
 DEFAULT_MAX_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 class NotFound(Exception):
@@ -207,6 +208,15 @@ class OperationFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     stuck: bool = False
+
+
+class Page(list[T]):
+    """One page of a read: its items, in order, and whether more may follow (it stopped at its row limit or its byte
+    budget), so a reader goes on reading without an extra query that finds nothing."""
+
+    def __init__(self, items: Iterable[T] = (), more: bool = False) -> None:
+        super().__init__(items)
+        self.more = more
 
 
 def encode_cursor(tx: int, event_id: int) -> str:

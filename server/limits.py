@@ -1,7 +1,8 @@
 """Limits on what enters the daemon: JSON size and nesting depth, and requests protobuf cannot decode.
 
 Each limit is a setting (pausable.config: max_json_depth, max_input_bytes,
-max_result_bytes, max_workflow_bytes, list_page_bytes, offload_json_bytes);
+max_result_bytes, max_workflow_bytes, list_page_bytes, offload_json_bytes,
+replay_page_bytes);
 `app.start` installs them with `configure`. A breach answers INVALID_ARGUMENT
 naming the setting, except a step result: that one fails its operation
 (RESULT_TOO_LARGE, RESULT_TOO_DEEP), so what is stored can always be read,
@@ -36,6 +37,7 @@ class Limits:
     max_workflow_bytes: int = 1 << 20
     list_page_bytes: int = 4 << 20
     offload_json_bytes: int = 8 << 10
+    replay_page_bytes: int = 2 << 20
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
@@ -78,7 +80,12 @@ def json_bytes_over(data: Any, limit: int) -> bool:
     """Whether `data` as compact JSON is longer than about `limit` bytes (strings by their length, other scalars as a
     few bytes); without recursion, and it stops as soon as it knows, so judging a large value costs no more than
     walking `limit` bytes of it."""
-    budget = limit
+    return json_bytes_left(data, limit) < 0
+
+
+def json_bytes_left(data: Any, budget: int) -> int:
+    """`budget` less the size of `data` as compact JSON, estimated as json_bytes_over does; negative (not exact) as
+    soon as it is known to be over."""
     pending: list[Any] = [data]
     while pending:
         item = pending.pop()
@@ -86,21 +93,21 @@ def json_bytes_over(data: Any, limit: int) -> bool:
             budget -= 2 + 2 * len(item)  # braces, and a colon and a comma per member
             for key, value in item.items():
                 if budget < 0:
-                    return True
+                    return budget
                 budget -= len(key) + 2
                 pending.append(value)
         elif isinstance(item, list):
             budget -= 2 + len(item)  # brackets and commas
             if budget < 0:
-                return True
+                return budget
             pending.extend(item)
         elif isinstance(item, str):
             budget -= len(item) + 2
         else:
             budget -= 4  # a number, true, false, null
         if budget < 0:
-            return True
-    return False
+            return budget
+    return budget
 
 
 def too_deep(data: Any, limits: Limits | None = None) -> bool:

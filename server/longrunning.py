@@ -40,7 +40,8 @@ from google.protobuf import any_pb2, empty_pb2, struct_pb2
 from google.rpc import code_pb2, status_pb2
 
 from pausable.server import auth, states
-from pausable.server.convert import operation_message, state_to_pb
+from pausable.server.convert import reply, state_to_pb
+from pausable.server.domain import Operation
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.operations import authorize, list_page
@@ -160,14 +161,14 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         self.engine = engine
         self.watching = watching
 
-    async def _get(self, id_: str, context: grpc.aio.ServicerContext) -> pb.Operation:
+    async def _get(self, id_: str) -> Operation:
         operation = await self.engine.get(id_)
         auth.check_owner(operation.requester, steer=False)
-        return await operation_message(operation)
+        return operation
 
     @rpc
     async def GetOperation(self, request: lro.GetOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:
-        return to_lro(await self._get(operation_id(request.name), context))
+        return await reply(await self._get(operation_id(request.name)), to_lro)
 
     @rpc
     async def ListOperations(
@@ -199,9 +200,9 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
     async def WaitOperation(self, request: lro.WaitOperationRequest, context: grpc.aio.ServicerContext) -> lro.Operation:
         id_ = operation_id(request.name)
         limit = self._wait_limit(request, context)
-        current = await self._get(id_, context)
-        if current.state in TERMINAL or (limit is not None and limit <= 0):
-            return to_lro(current)
+        current = await self._get(id_)
+        if current.terminal or (limit is not None and limit <= 0):
+            return await reply(current, to_lro)
         # Watch replays from the store after last_seq, then follows the hub, and
         # ends after the terminal event: nothing can slip between the read above
         # and the wait, and no polling is needed.
@@ -210,7 +211,7 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
             async with asyncio.timeout(limit), contextlib.aclosing(watch):
                 async for _ in watch:
                     pass
-        return to_lro(await self._get(id_, context))
+        return await reply(await self._get(id_), to_lro)
 
     @staticmethod
     def _wait_limit(request: lro.WaitOperationRequest, context: grpc.aio.ServicerContext) -> float | None:

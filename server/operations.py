@@ -9,7 +9,7 @@ import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, operation_message, operation_to_pb, state_from_pb
+from pausable.server.convert import dumps, heavy_all, operation_to_pb, reply, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
@@ -67,14 +67,17 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.Lis
     """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
 
     The page ends early, with a next_page_token, before its operations grow past `list_page_bytes` (at least one
-    operation per page); BASIC (the default view) leaves input and result out.
+    operation per page; FULL pages read no more than that from the store either); BASIC (the default view) leaves
+    input and result out, and does not read them.
     """
     limit = validation.page_size(request.page_size)
     full = validation.operation_view(request.view)
-    found = await engine.list(list_filter(request), limit=limit + 1, before_id=validation.decode_page_token(request.page_token))
-    # FULL pages convert up to list_page_bytes of JSON values: in a thread, off the event loop.
-    operations = await asyncio.to_thread(bounded_page, found[:limit], full) if full else bounded_page(found[:limit], full)
-    more = len(found) > len(operations)
+    before_id = validation.decode_page_token(request.page_token)
+    found = await engine.list(list_filter(request), limit=limit + 1, before_id=before_id, values=full)
+    # A FULL page's values become messages in a thread when they are large (convert.heavy_all), off the event loop.
+    page = found[:limit]
+    operations = await asyncio.to_thread(bounded_page, page, full) if full and heavy_all(page) else bounded_page(page, full)
+    more = found.more or len(found) > len(operations)
     token = validation.encode_page_token(operations[-1].id) if more and operations else ""
     return pb.ListOperationsResponse(operations=operations, next_page_token=token)
 
@@ -101,13 +104,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
         )
-        return pb.StartOperationResponse(operation=await operation_message(operation))
+        return await reply(operation, lambda message: pb.StartOperationResponse(operation=message))
 
     @rpc
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
         auth.check_owner(operation.requester, steer=False)
-        return pb.GetOperationResponse(operation=await operation_message(operation))
+        return await reply(operation, lambda message: pb.GetOperationResponse(operation=message))
 
     @rpc
     async def ListOperations(
@@ -115,23 +118,25 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     ) -> pb.ListOperationsResponse:
         return await list_page(self.engine, request)
 
-    async def _command(self, kind: Command, operation_id: str, request_id: str) -> pb.Operation:
+    async def _command(self, kind: Command, operation_id: str, request_id: str) -> Operation:
         operation_id = validation.operation_id(operation_id)
         await authorize(self.engine, operation_id, steer=True)
-        operation = await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
-        return await operation_message(operation)
+        return await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
 
     @rpc
     async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
-        return pb.PauseResponse(operation=await self._command(Command.PAUSE, request.operation_id, request.request_id))
+        operation = await self._command(Command.PAUSE, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.PauseResponse(operation=message))
 
     @rpc
     async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.ResumeResponse:
-        return pb.ResumeResponse(operation=await self._command(Command.RESUME, request.operation_id, request.request_id))
+        operation = await self._command(Command.RESUME, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.ResumeResponse(operation=message))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
-        return pb.CancelResponse(operation=await self._command(Command.CANCEL, request.operation_id, request.request_id))
+        operation = await self._command(Command.CANCEL, request.operation_id, request.request_id)
+        return await reply(operation, lambda message: pb.CancelResponse(operation=message))
 
     @rpc
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> None:

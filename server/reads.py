@@ -9,33 +9,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, TextClause, exists, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import defer, undefer
 
-from pausable.server import limits
-from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Workflow, decode_cursor, encode_cursor
+from pausable.server import event_rows, limits
+from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Page, Workflow, decode_cursor, encode_cursor
+from pausable.server.event_rows import epoch
 from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
-from pausable.server.states import ACTIVE, EventType, State
+from pausable.server.states import ACTIVE, State
 
 WORKFLOW_CACHE_SECONDS = 5.0
 CURSOR_ORDER = (EventRow.tx, EventRow.id)
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
 
-def epoch(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
-def snapshot_of(row: Any) -> dict[str, Any]:
+def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
     """The operation in a row (an OperationRow, a Core row or the store's plain row object) as the JSON kept with
-    each event; `Operation.from_dict` reads it back."""
+    each event; `Operation.from_dict` reads it back. Without `with_result` its result is None and the row's
+    result_json is not touched (it may not have been read)."""
     return {
         "id": row.id,
         "workflow": row.workflow,
@@ -45,7 +41,7 @@ def snapshot_of(row: Any) -> dict[str, Any]:
         "current_step_name": row.current_step_name,
         "progress": row.progress,
         "progress_message": row.progress_message,
-        "result": json.loads(row.result_json) if row.result_json is not None else None,
+        "result": json.loads(row.result_json) if with_result and row.result_json is not None else None,
         "error": row.error,
         "requester": row.requester,
         "labels": row.labels,
@@ -60,23 +56,28 @@ def snapshot_of(row: Any) -> dict[str, Any]:
     }
 
 
-def operation_of(row: Any, with_input: bool = False) -> Operation:
+def operation_of(row: Any, with_input: bool = False, with_result: bool = True) -> Operation:
     """The operation in a row; its input only `with_input` (the row must then hold input_json)."""
-    return Operation.from_dict(snapshot_of(row), row.input_json if with_input else None)
+    return Operation.from_dict(snapshot_of(row, with_result), row.input_json if with_input else None)
+
+
+async def operation_with_input(row: Any) -> Operation:
+    """`operation_of` with the input, in a thread when the result is large: parsing a 1 MiB result takes tens of ms
+    (43 ms measured; see convert.heavy)."""
+    if row.result_json is not None and len(row.result_json) > limits.current.offload_json_bytes:
+        return await asyncio.to_thread(operation_of, row, True)
+    return operation_of(row, with_input=True)
+
+
+def operations_of(rows: Sequence[Any]) -> list[Operation]:
+    return [operation_of(row, with_input=True) for row in rows]
 
 
 def workflow_of(row: WorkflowRow) -> Workflow:
     return Workflow(row.name, list(row.plan), row.description, row.input_schema, row.max_attempts, row.registered_at)
 
 
-def event_of(row: EventRow) -> Event:
-    return Event(
-        row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0,
-        row.snapshot, encode_cursor(row.tx, row.id), row.actor or "",
-    )  # fmt: skip
-
-
-def filtered(where: OperationFilter, query: Select[Any]) -> Select[Any]:
+def filtered(where: OperationFilter, query: AnySelect) -> AnySelect:
     if where.states:
         query = query.where(OperationRow.state.in_([str(s) for s in where.states]))
     if where.workflow:
@@ -102,6 +103,22 @@ class Reads:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.postgres = engine.dialect.name == "postgresql"
         self._workflows: dict[str, tuple[Workflow, float]] = {}
+        # Built once: building the page query costs about 2 ms of SQLAlchemy per call, more than running it.
+        self._events_after = event_rows.page_query(
+            select(EventRow.id, EventRow.seq)
+            .where(EventRow.operation_id == bindparam("operation_id"), EventRow.seq > bindparam("after_seq"))
+            .order_by(EventRow.seq)
+            .limit(bindparam("limit")),
+            ("seq",),
+            self.postgres,
+        )
+        after_cursor = tuple_(EventRow.tx, EventRow.id) > tuple_(bindparam("tx"), bindparam("event_id"))
+        candidates = select(EventRow.id, EventRow.tx).where(after_cursor, *self._visible()).order_by(*CURSOR_ORDER)
+        self._events_with_state = (
+            event_rows.page_query(candidates.limit(bindparam("limit")), ("tx", "id"), self.postgres)
+            .add_columns(OperationRow.state)
+            .join(OperationRow, OperationRow.id == EventRow.operation_id)
+        )
 
     async def list_workflows(self) -> list[Workflow]:
         async with self.sessions() as session:
@@ -128,10 +145,7 @@ class Reads:
             row = await session.get(OperationRow, operation_id, options=[undefer(OperationRow.input_json)])
         if row is None:
             raise NotFound(operation_id)
-        if row.result_json is not None and len(row.result_json) > limits.current.offload_json_bytes:
-            # Parsing a 1 MiB result takes tens of ms (43 ms measured): in a thread (see convert.heavy).
-            return await asyncio.to_thread(operation_of, row, True)
-        return operation_of(row, with_input=True)
+        return await operation_with_input(row)
 
     async def by_request_id(self, request_id: str, requester: str = "") -> tuple[Operation, str | None] | None:
         """The operation `requester` started with `request_id`, and the hash of that request (None before revision 0004)."""
@@ -142,50 +156,76 @@ class Reads:
                 .where(OperationRow.request_id == request_id, OperationRow.requester == requester)
             )
             row = await session.scalar(query)
-            return (operation_of(row, with_input=True), row.request_hash) if row is not None else None
+        return (await operation_with_input(row), row.request_hash) if row is not None else None
 
-    async def list_operations(self, where: OperationFilter, *, limit: int, before_id: str | None) -> list[Operation]:
-        """Newest first; keyset pagination on the time-ordered id, stable while operations are added."""
-        query = (
-            filtered(where, select(OperationRow).options(undefer(OperationRow.input_json)))
-            .order_by(OperationRow.id.desc())
-            .limit(limit)
-        )
+    async def list_operations(
+        self, where: OperationFilter, *, limit: int, before_id: str | None, values: bool = True
+    ) -> Page[Operation]:
+        """Newest first; keyset pagination on the time-ordered id, stable while operations are added.
+
+        Without `values` (ListOperations' BASIC view) inputs and results are not read at all. With them, only the
+        rows whose input and result text fit in `list_page_bytes` are read (at least one; the page's `more` then says
+        it stopped early), and they are parsed in a thread when that text is over `offload_json_bytes` in all.
+        """
+        newest = filtered(where, select(OperationRow.id)).order_by(OperationRow.id.desc()).limit(limit)
         if before_id:
-            query = query.where(OperationRow.id < before_id)
+            newest = newest.where(OperationRow.id < before_id)
         async with self.sessions() as session:
-            return [operation_of(row, with_input=True) for row in (await session.scalars(query)).all()]
+            if not values:
+                query = filtered(where, select(OperationRow).options(defer(OperationRow.result_json, raiseload=True)))
+                query = query.order_by(OperationRow.id.desc()).limit(limit)
+                if before_id:
+                    query = query.where(OperationRow.id < before_id)
+                rows = (await session.scalars(query)).all()
+                return Page(operation_of(row, with_result=False) for row in rows)
+            size = event_rows.text_size(OperationRow.input_json, self.postgres) + event_rows.text_size(
+                OperationRow.result_json, self.postgres
+            )
+            found = (await session.execute(newest.add_columns(size))).all()
+            count = event_rows.within_budget([text_size for _id, text_size in found], limits.current.list_page_bytes)
+            ids = [id_ for id_, _size in found[:count]]
+            query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.id.in_(ids))
+            rows = (await session.scalars(query.order_by(OperationRow.id.desc()))).all() if ids else []
+        large = sum(len(row.input_json) + len(row.result_json or "") for row in rows) > limits.current.offload_json_bytes
+        operations = await asyncio.to_thread(operations_of, rows) if large else operations_of(rows)
+        return Page(operations, more=count < len(found))
 
-    async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> list[Event]:
-        """Events of every operation matching `where`, after the global cursor `after`, in a stable order.
+    async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> Page[Event]:
+        """Events of every operation matching `where`, after the global cursor `after`, in a stable order; a page is
+        bounded in bytes too (event_rows).
 
         On Postgres, ids are handed out before commit, so an event is shown
         only once every transaction older than its own has ended
         (`pg_snapshot_xmin`): nothing can later appear before a cursor.
         """
-        joined = select(EventRow).join(OperationRow, OperationRow.id == EventRow.operation_id)
-        query = filtered(where, joined).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
+        candidates = select(EventRow.id, EventRow.tx).join(OperationRow, OperationRow.id == EventRow.operation_id)
+        candidates = filtered(where, candidates).where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
         async with self.sessions() as session:
-            rows = (await session.scalars(query)).all()
-        return [event_of(row) for row in rows]
+            query = event_rows.page_query(candidates, ("tx", "id"), self.postgres)
+            found = (await session.execute(query, event_rows.budget())).all()
+        rows, more = event_rows.fitting(found, limit)
+        return Page(await event_rows.parse(rows), more)
 
-    async def events_with_state(self, after: str, limit: int = 500) -> list[tuple[Event, State]]:
+    async def events_with_state(self, after: str, limit: int = 500) -> Page[tuple[Event, State]]:
         """Every operation's events after the global cursor `after`, each with its operation's current state: what
         `events_matching` would filter on, for the one shared reader of WatchEvents (watching.GlobalFeed)."""
-        joined = select(EventRow, OperationRow.state).join(OperationRow, OperationRow.id == EventRow.operation_id)
-        query = joined.where(*self._after_cursor(after)).order_by(*CURSOR_ORDER).limit(limit)
+        tx, event_id = decode_cursor(after)
+        parameters = {"tx": tx, "event_id": event_id, "limit": limit, **event_rows.budget()}
         async with self.sessions() as session:
-            rows = (await session.execute(query)).all()
-        return [(event_of(row), State(state)) for row, state in rows]
+            found = (await session.execute(self._events_with_state, parameters)).all()
+        rows, more = event_rows.fitting(found, limit)
+        events = await event_rows.parse(rows)
+        return Page(((event, State(row.state)) for event, row in zip(events, rows, strict=True)), more)
 
     def _after_cursor(self, after: str) -> list[ColumnElement[bool] | TextClause]:
         """The events after the global cursor `after` (on Postgres, only those no older transaction can still
         precede: see events_matching)."""
         tx, event_id = decode_cursor(after)
-        conditions: list[ColumnElement[bool] | TextClause] = [tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id)]
-        if self.postgres:
-            conditions.append(text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-        return conditions
+        return [tuple_(EventRow.tx, EventRow.id) > tuple_(tx, event_id), *self._visible()]
+
+    def _visible(self) -> list[TextClause]:
+        """On Postgres, only events no older transaction can still precede (see events_matching)."""
+        return [text("events.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")] if self.postgres else []
 
     async def newest_cursor(self) -> str:
         """The cursor of the newest event `events_matching` could return now ("" when none): nothing can later appear
@@ -197,13 +237,10 @@ class Reads:
             found = (await session.execute(query)).one_or_none()
         return "" if found is None else encode_cursor(found[0], found[1])
 
-    async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> list[Event]:
-        query = (
-            select(EventRow)
-            .where(EventRow.operation_id == operation_id, EventRow.seq > after_seq)
-            .order_by(EventRow.seq)
-            .limit(limit)
-        )
+    async def events_after(self, operation_id: str, after_seq: int, limit: int = 500) -> Page[Event]:
+        """The operation's events after `after_seq`, in order, at most `limit` and `replay_page_bytes` (event_rows)."""
+        parameters = {"operation_id": operation_id, "after_seq": after_seq, "limit": limit, **event_rows.budget()}
         async with self.sessions() as session:
-            rows = (await session.scalars(query)).all()
-        return [event_of(row) for row in rows]
+            found = (await session.execute(self._events_after, parameters)).all()
+        rows, more = event_rows.fitting(found, limit)
+        return Page(await event_rows.parse(rows), more)

@@ -19,7 +19,7 @@ from pausable.server.states import State
 from pausable.server.store import Store
 from pausable.v1 import operation_pb2 as pb
 
-REPLAY_PAGE = 500
+REPLAY_PAGE = 500  # rows; a page is bounded in bytes too (replay_page_bytes, see event_rows)
 log = logging.getLogger("pausable.server")
 
 
@@ -58,7 +58,7 @@ class Watching:
                     last = event.seq
                     if event.terminal:
                         return
-                if len(replayed) == REPLAY_PAGE:
+                if replayed.more:
                     continue
                 while (live := await subscription.next()) is not None:
                     if live.seq <= last:
@@ -96,7 +96,7 @@ class Watching:
                     yield pb.WatchEventsResponse(event=(await event_message(event)).event, cursor=event.cursor)
                     cursor = event.cursor
                     last = decode_cursor(cursor)
-                if len(batch) == REPLAY_PAGE:
+                if batch.more:
                     continue
                 while (item := await subscriber.next()) is not None:
                     if item.position <= last:
@@ -230,7 +230,7 @@ class GlobalFeed:
                     items = await asyncio.to_thread(feed_items, batch) if large else feed_items(batch)
                     cursor = batch[-1][0].cursor
                     self._offer(items)
-                if len(batch) == REPLAY_PAGE:
+                if batch.more:
                     continue
                 try:
                     await asyncio.wait_for(subscription.next(), self.recheck_seconds)

@@ -26,6 +26,7 @@ INPUT_BYTES = 5_000
 RESULT_BYTES = 4_000
 WORKFLOW_BYTES = 3_000
 OFFLOAD_BYTES = 1_000  # stored values larger than this become messages in a thread (as results near RESULT_BYTES do)
+REPLAY_BYTES = 12_000  # a replay page holds two or three snapshots carrying a result near RESULT_BYTES
 PLAN = [{"task": "nobody.runs.this", "args": [], "kwargs": {}, "options": {"queue": "no-worker-reads-this"}}] * 3
 
 
@@ -63,6 +64,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         max_workflow_bytes=str(WORKFLOW_BYTES),
         max_receive_message_bytes=str(1 << 20),
         list_page_bytes="20000",
+        replay_page_bytes=str(REPLAY_BYTES),
         max_concurrent_rpcs="40",
         offload_json_bytes=str(OFFLOAD_BYTES),
         require_step_tokens="false",  # the test reports results itself, with no dispatched message to take a token from
@@ -210,6 +212,24 @@ def test_a_value_converted_off_the_loop_reads_and_streams_whole(daemon: Daemon) 
     found = next(r.event for r in events if r.event.operation_id == op.id and r.event.type == pb.EVENT_TYPE_STEP_COMPLETED)
     events.cancel()
     assert from_value(found.operation.result) == result
+
+
+def test_a_replay_over_many_events_with_a_near_limit_result_delivers_each_once_in_order(daemon: Daemon) -> None:
+    """replay_page_bytes is 12000 here: every event after the result carries it, so the replay takes many pages."""
+    op = daemon.start()
+    result = {"s": "r" * (RESULT_BYTES - 20)}
+    assert checkpoint(daemon, op.id, 0, json.dumps(result)).decision == worker_pb2.DECISION_CONTINUE
+    for n in range(40):
+        request = worker_pb2.ReportProgressRequest(operation_id=op.id, step=1, fraction=n / 40, message=f"{n}")
+        daemon.workers.ReportProgress(request, timeout=10)
+    last_seq = daemon.get(op.id).last_seq
+    assert last_seq >= 40
+    for after in (0, 7):
+        stream = daemon.ops.Watch(pb.WatchRequest(operation_id=op.id, after_seq=after), timeout=30)
+        events = first(stream, last_seq - after)
+        stream.cancel()
+        assert [e.event.seq for e in events] == list(range(after + 1, last_seq + 1))
+        assert all(from_value(e.event.operation.result) == result for e in events if e.event.seq >= 3)
 
 
 def test_report_steps_fails_only_the_operation_with_the_bad_result(daemon: Daemon) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pausable.server.domain import Event, OperationFilter, decode_cursor, encode_cursor
+from pausable.server.domain import Event, OperationFilter, Page, decode_cursor, encode_cursor
 from pausable.server.hub import EventHub
 from pausable.server.states import EventType, State
 from pausable.server.watching import Watching, matches
@@ -33,15 +33,17 @@ class FakeStore:
     def after(self, cursor: str) -> list[Event]:
         return [e for e in self.events if decode_cursor(e.cursor) > decode_cursor(cursor)]
 
-    async def events_matching(self, where: OperationFilter, cursor: str, limit: int) -> list[Event]:
+    async def events_matching(self, where: OperationFilter, cursor: str, limit: int) -> Page[Event]:
         self.matching_reads += 1
         await asyncio.sleep(0)
-        return [e for e in self.after(cursor) if matches(where, e, e.operation.state)][:limit]
+        found = [e for e in self.after(cursor) if matches(where, e, e.operation.state)]
+        return Page(found[:limit], more=len(found) > limit)
 
-    async def events_with_state(self, cursor: str, limit: int) -> list[tuple[Event, State]]:
+    async def events_with_state(self, cursor: str, limit: int) -> Page[tuple[Event, State]]:
         self.feed_reads += 1
         await asyncio.sleep(0)
-        return [(e, e.operation.state) for e in self.after(cursor)][:limit]
+        found = [(e, e.operation.state) for e in self.after(cursor)]
+        return Page(found[:limit], more=len(found) > limit)
 
     async def newest_cursor(self) -> str:
         return self.events[-1].cursor if self.events else ""

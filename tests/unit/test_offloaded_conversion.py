@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from pausable.server import convert, limits, reads
+from pausable.jsonvalue import to_value
+from pausable.server import convert, engine, limits, reads
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import Event, Operation, StepReport, Workflow
+from pausable.server.domain import Event, Operation, Page, StepReport, Workflow
 from pausable.server.hub import EventHub
 from pausable.server.operations import OperationService
 from pausable.server.states import EventType, State
@@ -56,10 +57,11 @@ class Conversions:
         self.loop_ran = threading.Event()
         self.threads: list[int] = []
         self.blocked = False
+        self.large: Callable[[Any], bool] = lambda data: data is LARGE
 
     def __call__(self, data: Any) -> Any:
         self.threads.append(threading.get_ident())
-        if data is LARGE and not self.loop_ran.wait(WAIT):
+        if self.large(data) and not self.loop_ran.wait(WAIT):
             self.blocked = True  # the loop could not run while this converted: it ran on the loop
         return self.real(data)
 
@@ -121,8 +123,9 @@ class OneOperation:
     async def get_operation(self, operation_id: str) -> Operation:
         return self.events[-1].operation
 
-    async def events_after(self, operation_id: str, after_seq: int, limit: int) -> list[Event]:
-        return [e for e in self.events if e.seq > after_seq][:limit]
+    async def events_after(self, operation_id: str, after_seq: int, limit: int) -> Page[Event]:
+        found = [e for e in self.events if e.seq > after_seq]
+        return Page(found[:limit], more=len(found) > limit)
 
 
 def test_get_operation_with_a_large_result_leaves_the_loop_free(conversions: Conversions) -> None:
@@ -209,3 +212,49 @@ def test_the_store_parses_a_large_stored_result_in_a_thread(tmp_path: Path, monk
     (small, large), loop_thread = asyncio.run(scenario())
     assert (small.result, large.result) == (SMALL, LARGE)
     assert threads == [loop_thread, threads[1]] and threads[1] != loop_thread
+
+
+class Starts:
+    """The engine calls StartOperation makes; the operation it starts has a large input."""
+
+    async def workflow(self, name: str) -> Workflow:
+        return Workflow(name, plan_for(["a", "b", "c"]))
+
+    async def start(self, workflow_name: str, input_json: str, **_fields: Any) -> tuple[Operation, bool]:
+        return operation(None, input_json=input_json), True
+
+
+def test_start_operation_replies_with_a_large_input_off_the_loop(conversions: Conversions) -> None:
+    service = OperationService(Starts(), None)  # type: ignore[arg-type]
+    large = to_value(LARGE)
+    conversions.threads.clear()
+    conversions.large = lambda data: isinstance(data, dict) and data == LARGE  # the input parsed back from its JSON text
+    request = pb.StartOperationRequest(workflow="wf", input=large)
+    response, loop_thread = concurrently(conversions, service.StartOperation(request, None))  # type: ignore[arg-type]
+    assert not conversions.blocked and conversions.threads and loop_thread not in conversions.threads
+    assert response.operation.input == large and json.loads(response.operation.input_json) == LARGE
+
+
+def test_the_request_hash_of_a_large_input_is_computed_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop_ran, threads = threading.Event(), []
+    real = engine.request_hash
+
+    def spy(workflow: str, input_json: str, labels: dict[str, str]) -> str:
+        threads.append(threading.get_ident())
+        if len(input_json) > limits.current.offload_json_bytes and not loop_ran.wait(WAIT):
+            raise AssertionError("hashed on the loop")
+        return real(workflow, input_json, labels)
+
+    async def both() -> tuple[list[str], int]:
+        async def mark() -> None:
+            await asyncio.sleep(0)
+            loop_ran.set()
+
+        small = await engine.request_hash_of("wf", "[1]", {})
+        large, _ = await asyncio.gather(engine.request_hash_of("wf", json.dumps(LARGE), {"a": "b"}), mark())
+        return [small, large], threading.get_ident()
+
+    monkeypatch.setattr(engine, "request_hash", spy)
+    (small, large), loop_thread = asyncio.run(both())
+    assert small == real("wf", "[1]", {}) and large == real("wf", json.dumps(LARGE), {"a": "b"})
+    assert threads[0] == loop_thread and threads[1] != loop_thread
