@@ -169,9 +169,11 @@ def test_metrics_after_a_pause_resume_run(observed: Observed) -> None:
     )
 
     checkpoints = {d: value(samples, "pausable_checkpoints_total", decision=d) for d in ("CONTINUE", "PAUSE", "CANCEL", "STOP")}
-    assert checkpoints["PAUSE"] >= 1, checkpoints
+    # One per step (the last answered STOP), and the check a step's task makes before its body when it sees a stop
+    # flag: the pause is decided by one or the other.
+    assert checkpoints["PAUSE"] == 1 and checkpoints["STOP"] == 1 and checkpoints["CANCEL"] == 0, checkpoints
     assert checkpoints["CONTINUE"] >= 3, checkpoints
-    assert sum(checkpoints.values()) == 5, "one checkpoint per step"
+    assert 5 <= sum(checkpoints.values()) <= 7, checkpoints
 
     assert value(samples, "pausable_pause_latency_seconds_count") == 1
     latency = value(samples, "pausable_pause_latency_seconds_sum")
@@ -182,14 +184,17 @@ def test_metrics_after_a_pause_resume_run(observed: Observed) -> None:
     assert value(samples, "pausable_operations", state="RUNNING") == 0
     assert ("pausable_operations", frozenset({("state", "PAUSED")})) in samples, "every state is exported, zeros too"
     assert value(samples, "pausable_events_total", type="PAUSED") == 1
-    assert value(samples, "pausable_events_total", type="STEP_COMPLETED") == 3, "5 steps: one paused, the last succeeded"
+    # 5 steps, the last SUCCEEDED: the paused one has its STEP_COMPLETED too when the pause was found before the next
+    # step's body (its report had gone in the background), not at its own end (PAUSED "after step k" stands for it).
+    assert value(samples, "pausable_events_total", type="STEP_COMPLETED") in (3, 4), "5 steps: one paused, the last succeeded"
 
     def rpc(service: str, method: str, code: str = "OK") -> float:
         return count(samples, service, method, code)
 
     assert rpc(ops, "StartOperation") == 1 and rpc(ops, "Pause") == 1 and rpc(ops, "Resume") == 1
-    assert rpc(workers, "Checkpoint") == 2, "synchronous only at the flagged stop and after the last step"
-    assert 1 <= rpc(workers, "ReportSteps") <= 3, "the other three steps reported in the background"
+    assert rpc(workers, "Checkpoint") in (2, 3), "synchronous only at the flagged stop and after the last step"
+    # The steps not checkpointed synchronously: three, or four when the stop was found before the next step's body.
+    assert 1 <= rpc(workers, "ReportSteps") <= 4, "the other steps reported in the background"
     assert rpc(ops, "Watch") == 1, "history() read its stream to the end"
     assert rpc("grpc.health.v1.Health", "Check") >= 1
     assert value(samples, "pausable_rpc_duration_seconds_bucket", service=ops, method="Pause", code="OK", le="+Inf") == 1
