@@ -62,12 +62,15 @@ def start_rig(quick: bool) -> Rig:
     server = RedisServer(folder / "redis").start()
     os.environ["PAUSABLE_BROKER_URL"] = server.url
     # The benches' own Checkpoint and ReportProgress calls stand in for workers: they carry no step tokens.
+    # Their void operations' chains are deleted from the broker and never run: a lease longer than the run keeps the
+    # lease sweep from dispatching thousands of them again in the middle of later measures.
     daemon = DaemonProcess(
         f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         server.url,
         folder / "daemon.log",
         retention_seconds="0",
         require_step_tokens="false",
+        step_lease_seconds="3600",
     ).start()
     worker = WorkerProcess(
         daemon.target, server.url, folder / "worker.log", modules=["bench_tasks"], concurrency=1, pool="solo"

@@ -246,7 +246,11 @@ def test_json_logs_carry_the_operation_id(observed: Observed) -> None:
         return len([line for line in lines if line.get("operation_id") == op_id and " succeeded in " in line["message"]]) >= 5
 
     worker_lines = wait_lines(folder / "worker.log", five_steps)
-    steps = {line["message"].split("[")[0].split()[-1] for line in worker_lines if line.get("operation_id") == op_id}
+    steps = {
+        line["message"].split("[")[0].split()[-1]
+        for line in worker_lines
+        if line.get("operation_id") == op_id and " succeeded in " in line["message"]
+    }
     assert steps == {f"demo.etl.{name}" for name in ("t1_extract", "t2_transform", "t3_filter", "t4_aggregate", "t5_save")}, steps
     assert any("registered workflows" in line["message"] for line in worker_lines)
     assert not any(line.get("operation_id") for line in worker_lines if "registered workflows" in line["message"])
