@@ -57,8 +57,17 @@ class FakeStub:
 
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits of this test's thread (time.sleep is patched for every thread; others' sleeps are not the link's)."""
     slept: list[float] = []
-    monkeypatch.setattr(link_module.time, "sleep", slept.append)
+    caller, real_sleep = threading.get_ident(), link_module.time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            slept.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(link_module.time, "sleep", sleep)
     return slept
 
 
