@@ -10,7 +10,7 @@ from celery import chain
 from pausable.server import convert, states
 from pausable.server.domain import Operation, StepReport, Workflow
 from pausable.server.states import Command, Decision, EventType, Numbering, State
-from pausable.server.store import Store
+from pausable.server.store import Change, Store
 from pausable.workers import registry, tappable, workflow
 from pausable.workers.examples.demo import add
 
@@ -63,14 +63,19 @@ def test_checkpoint_messages_count_the_users_steps() -> None:
     assert states.checkpoint(State.RUNNING, 4, 5, 6, numbering=numbering).transition.state is State.SUCCEEDED
 
 
+async def tapped_operation(store: Store) -> Change:
+    """An operation of a 3-task tappable workflow (TAPPED), just started."""
+    await store.register_workflows([Workflow("tap3", TAPPED)], "test")
+    flow = await store.get_workflow("tap3")
+    assert flow is not None
+    return await store.create_operation(flow, input_json="0", request_id="", requester="", labels={})
+
+
 def test_an_operation_of_a_tapped_workflow_shows_three_steps(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            await store.register_workflows([Workflow("tap3", TAPPED)], "test")
-            flow = await store.get_workflow("tap3")
-            assert flow is not None
-            change = await store.create_operation(flow, input_json="0", request_id="", requester="", labels={})
+            change = await tapped_operation(store)
             assert change.dispatch is not None
             op_id, token = change.operation.id, change.dispatch.step_token
             started = convert.operation_to_pb(change.operation)
@@ -115,10 +120,7 @@ def test_a_failure_in_a_tapped_workflow_names_the_users_step(tmp_path: Path) -> 
     async def scenario() -> None:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            await store.register_workflows([Workflow("tap3", TAPPED)], "test")
-            flow = await store.get_workflow("tap3")
-            assert flow is not None
-            change = await store.create_operation(flow, input_json="0", request_id="", requester="", labels={})
+            change = await tapped_operation(store)
             assert change.dispatch is not None
             error = {"code": "E", "message": "boom", "step": 4, "step_name": "c"}
             await store.fail(change.operation.id, 4, error, step_token=change.dispatch.step_token)
