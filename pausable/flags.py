@@ -7,15 +7,20 @@ publish `-<id>`. Each worker process mirrors the set of flagged operations
 from that channel (workers/stop_flags.py), so after each step it checks the
 flag without a round trip:
 
-- flag set: a synchronous Checkpoint, where the daemon records the result
-  and decides PAUSE, CANCEL or CONTINUE in one transaction;
+- flag set after a step's body: a synchronous Checkpoint, where the
+  daemon records the result and decides PAUSE, CANCEL or CONTINUE in one
+  transaction;
+- flag set as a step starts (it waited on the broker): the step is dropped
+  with its chain and the boundary before it is reported in the background
+  (`next_not_started`); the daemon decides there;
 - no flag: the chain goes on at once and the checkpoint is reported in the
   background, marked `continued`, so the daemon records it but never stops
   a chain that has already moved on.
 
 The store stays the only authority: a stale flag costs one synchronous
-call, a missing one delays the stop by a step (and the daemon sets it again
-when the next background report finds a stop requested).
+call, or, for a dropped step, the daemon sending it again; a missing one
+delays the stop by a step (and the daemon sets it again when the next
+background report finds a stop requested).
 """
 
 from __future__ import annotations

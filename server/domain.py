@@ -172,6 +172,7 @@ class StepReport:
     attempt: int = 0
     step_token: str = ""
     next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
+    next_dropped: bool = False  # ...by a worker that dropped that step: if the operation goes on, it is sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,8 @@ class CheckpointResult:
     state: State
     attempt: int = 1
     refused: bool = False
+    resend: Dispatch | None = None  # the dropped next step, sent again (a next_dropped report that goes on)
+    outbox: int | None = None  # resend's outbox entry
 
 
 @dataclass(frozen=True, slots=True)

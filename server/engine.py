@@ -38,7 +38,7 @@ from typing import Any
 from pausable import tracing
 from pausable.server import auth, domain, limits
 from pausable.server.dispatch import Dispatcher
-from pausable.server.domain import CheckpointResult, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
+from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, LeaseVerdict, State
@@ -162,6 +162,8 @@ class Engine:
                 continue
             if not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
                 await self.flags.follow(report.operation_id, outcome.state, outcome.attempt)
+            if outcome.resend is not None and outcome.outbox is not None:
+                await self._send(outcome.resend, outcome.outbox)
         return outcomes
 
     async def progress(
@@ -180,18 +182,20 @@ class Engine:
     # -- dispatch --------------------------------------------------------------
 
     async def _publish(self, change: Change) -> None:
+        if change.outbox is not None and change.dispatch is not None:
+            await self._send(change.dispatch, change.outbox)
+
+    async def _send(self, dispatch: Dispatch, outbox_id: int) -> None:
         """Send a committed chain; on failure it stays in the outbox for the sweep."""
-        if change.outbox is None or change.dispatch is None:
-            return
         if self.crash_before_publish:
-            log.critical("fault injection: exiting between the commit and the publish of %s", change.operation.id)
+            log.critical("fault injection: exiting between the commit and the publish of %s", dispatch.operation_id)
             os._exit(70)
         try:
-            await self.dispatcher.publish(change.dispatch)
+            await self.dispatcher.publish(dispatch)
         except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
-            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", change.operation.id, error)
+            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", dispatch.operation_id, error)
             return
-        self._mark_sent(change.outbox)
+        self._mark_sent(outbox_id)
 
     def _mark_sent(self, outbox_id: int) -> None:
         """Forget sent outbox entries in batches: one write for every chain published meanwhile."""

@@ -378,7 +378,8 @@ class Store(Reads):
             outcome = states.checkpoint(
                 State(row.state), row.current_step, step, row.total_steps, report.continued, numbering, report.next_not_started
             )
-            changes = outcome.record_result or outcome.transition.state is not None
+            resend = report.next_dropped and outcome.decision is Decision.CONTINUE
+            changes = outcome.record_result or outcome.transition.state is not None or resend
             if changes and not self.dispatched(row.step_secret, report.step_token):
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt, refused=True)
             if outcome.record_result:
@@ -391,10 +392,16 @@ class Store(Reads):
                 _move(row, step + 1, numbering)
                 row.progress, row.progress_message = 0.0, ""
                 row.lease_expires_at = now + self.lease
-            if outcome.transition.state is not None:
+            if outcome.transition.state is not None or resend:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = report.attempt_id, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
-            return CheckpointResult(outcome.decision, State(row.state), row.attempt)
+            if not resend:
+                return CheckpointResult(outcome.decision, State(row.state), row.attempt)
+            # The worker dropped the next step on a stale stop flag: send it again, as the same attempt.
+            row.lease_expires_at = now + self.lease
+            dispatch = self._dispatch_of(session, row, None)
+            outbox = self._enqueue(session, dispatch, now)
+            return CheckpointResult(outcome.decision, State(row.state), row.attempt, resend=dispatch, outbox=outbox)
 
     async def report_progress(
         self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, step_token: str = ""

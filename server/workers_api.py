@@ -25,9 +25,10 @@ from pausable.v1 import worker_pb2 as pb
 log = logging.getLogger("pausable.server")
 
 
-def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
+def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = False) -> StepReport:
     """The report of a well-formed checkpoint; InvalidArgument otherwise. A result too large or too deep to store is a
-    well-formed report of a failed step: see `_refused`."""
+    well-formed report of a failed step: see `_refused`. `dropped`: a `next_not_started` report's worker dropped the
+    next step without waiting for an answer (ReportSteps)."""
     before = request.next_not_started and not continued
     first = before and request.step == -1  # before the first step: there is no result to record
     if first and request.result_json:
@@ -41,6 +42,7 @@ def _report(request: pb.CheckpointRequest, continued: bool) -> StepReport:
         _attempt(request.attempt),
         validation.short_text("step_token", request.step_token),
         before,
+        next_dropped=before and dropped,
     )
 
 
@@ -178,14 +180,16 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
     @rpc
     async def ReportSteps(self, request: pb.ReportStepsRequest, context: grpc.aio.ServicerContext) -> pb.ReportStepsResponse:
-        """Every step is checked before any is applied; then they are applied in order, as `continued`, in one transaction.
+        """Every step is checked before any is applied; then they are applied in order, in one transaction: as
+        `continued`, or as the boundary before a step the worker dropped (`next_not_started`: the daemon decides, and
+        sends that step again if the operation goes on).
 
         An operation deleted meanwhile is skipped: nothing is waiting for its answer. A step whose token is not
         its operation's current one changes nothing and is left out of `recorded` (the others still count: one
         worker's batch holds the reports of many operations). A result too large or too deep to store fails its
         operation (RESULT_TOO_LARGE, RESULT_TOO_DEEP) after the reports before it are recorded.
         """
-        reports = [_report(step, continued=True) for step in request.steps]
+        reports = [_report(step, not step.next_not_started, dropped=True) for step in request.steps]
         refused: dict[str, tuple[int, StepReport, dict[str, Any]]] = {}  # operation -> its first report that fails it
         for index, (report, error) in enumerate(zip(reports, await _refusals(reports), strict=True)):
             if report.operation_id not in refused and error is not None:

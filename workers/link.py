@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
@@ -44,6 +44,18 @@ Reply = TypeVar("Reply")
 log = logging.getLogger("pausable.workers")
 # Every WorkerService call may be sent again (see above), so a call that ran out of time is retried too.
 RETRIED = TRANSIENT | {grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class StepReport(NamedTuple):
+    """A report sent in the background (workers/reporter.py): step `step` ended with `result_json`, or, with
+    `next_not_started`, the boundary after it was reached and the next step dropped on a stop flag."""
+
+    operation_id: str
+    step: int
+    attempt: int
+    result_json: str
+    step_token: str
+    next_not_started: bool = False
 
 
 class DaemonLink:
@@ -168,20 +180,22 @@ class DaemonLink:
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
 
-    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
-        """Background reports of steps whose chain went on (operation, step, attempt, result JSON, step token), in order, in one call."""
+    def report_steps(self, steps: list[StepReport]) -> None:
+        """Background reports, in order, in one call: of steps whose chain went on (`continued`), and of boundaries
+        before a step that was dropped on a stop flag (`next_not_started`)."""
         request = worker_pb2.ReportStepsRequest(
             steps=[
                 worker_pb2.CheckpointRequest(
-                    operation_id=op,
-                    step=step,
-                    result_json=result,
+                    operation_id=report.operation_id,
+                    step=report.step,
+                    result_json=report.result_json,
                     attempt_id=uuid.uuid4().hex,
-                    continued=True,
-                    attempt=attempt,
-                    step_token=token,
+                    continued=not report.next_not_started,
+                    attempt=report.attempt,
+                    step_token=report.step_token,
+                    next_not_started=report.next_not_started,
                 )
-                for op, step, attempt, result, token in steps
+                for report in steps
             ]
         )
         self.call(lambda s: s.ReportSteps, request)

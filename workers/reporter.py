@@ -24,7 +24,7 @@ import threading
 
 from pausable import tracing
 from pausable.per_process import PerProcess
-from pausable.workers.link import daemon
+from pausable.workers.link import StepReport, daemon
 
 log = logging.getLogger("pausable.workers")
 MAX_BATCH = 100
@@ -35,19 +35,19 @@ MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps w
 class Reporter:
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self.max_pending = max_pending
-        self._pending: list[tuple[str, int, int, str, str]] = []
+        self._pending: list[StepReport] = []
         self._unsent = 0
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
 
-    def submit(self, operation_id: str, step: int, attempt: int, result_json: str, step_token: str = "") -> None:
+    def submit(self, report: StepReport) -> None:
         """Queue one report; blocks while `max_pending` reports already wait (the daemon is away), never drops it."""
         with self._changed:
             if len(self._pending) >= self.max_pending:
                 log.warning("%d step reports wait for the daemon; this step waits until it takes them", len(self._pending))
                 self._changed.wait_for(lambda: len(self._pending) < self.max_pending)
-            self._pending.append((operation_id, step, attempt, result_json, step_token))
+            self._pending.append(report)
             self._unsent += 1
             if len(self._pending) == 1:
                 self._changed.notify_all()  # the sender, if it waits for a report
@@ -84,14 +84,19 @@ class Reporter:
                     self._changed.notify_all()
 
     @staticmethod
-    def _send(batch: list[tuple[str, int, int, str, str]]) -> None:
-        """One ReportSteps call; with tracing on, one call per step, so each joins its own step's trace."""
-        if tracing.active():
-            for operation_id, step, attempt, result_json, token in batch:
-                with tracing.step_context(operation_id, step):
-                    daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True, step_token=token)
-        else:
+    def _send(batch: list[StepReport]) -> None:
+        """One ReportSteps call; with tracing on, one call per report, so each joins its own step's trace: a
+        Checkpoint of a step whose chain went on, or a ReportSteps of a dropped step (the worker waits for no answer)."""
+        if not tracing.active():
             daemon().report_steps(batch)
+            return
+        for report in batch:
+            with tracing.step_context(report.operation_id, report.step):
+                if report.next_not_started:
+                    daemon().report_steps([report])
+                else:
+                    operation_id, step, attempt, result_json, token, _ = report
+                    daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True, step_token=token)
 
 
 _reporter = PerProcess(Reporter)

@@ -4,8 +4,8 @@ A thread subscribes to the daemon's flag channel, then reads every flag key
 once, then applies each published change. Until that first read is done,
 and whenever the subscription is broken, `flagged` falls back to one Redis
 read per call, and when Redis cannot answer it says "flagged" so the daemon
-decides. A stale local flag costs one synchronous checkpoint, after which
-the worker forgets it.
+decides. A stale local flag costs one extra call to the daemon (see
+workers/task.py), after which the worker forgets it.
 """
 
 from __future__ import annotations
@@ -41,8 +41,14 @@ class StopFlagMirror:
         except redis.RedisError:
             return True
 
+    @property
+    def in_sync(self) -> bool:
+        """Whether `flagged` answers from the subscription (else from one Redis read, or "flagged" when Redis is away)."""
+        return self._in_sync.is_set()
+
     def forget(self, operation_id: str) -> None:
-        """The daemon said CONTINUE: a local flag for this operation is stale."""
+        """The daemon has been told of this flag at a step boundary: a later step of the operation goes on until the
+        flag is published again."""
         self._flagged.discard(operation_id)
 
     def wait_in_sync(self, timeout: float) -> bool:

@@ -169,9 +169,12 @@ def test_metrics_after_a_pause_resume_run(observed: Observed) -> None:
     )
 
     checkpoints = {d: value(samples, "pausable_checkpoints_total", decision=d) for d in ("CONTINUE", "PAUSE", "CANCEL", "STOP")}
-    # One per step (the last answered STOP), and the check a step's task makes before its body when it sees a stop
-    # flag: the pause is decided by one or the other.
-    assert checkpoints["PAUSE"] == 1 and checkpoints["STOP"] == 1 and checkpoints["CANCEL"] == 0, checkpoints
+    # One per step (the last answered STOP), and the report a step's task makes before its body when it sees a stop
+    # flag: the pause is decided by one or the other. That report and the background report of the step before it
+    # may come from two worker processes: when the stop's arrives first, it records that step, and the other is
+    # answered STOP (it changes nothing).
+    assert checkpoints["PAUSE"] == 1 and checkpoints["CANCEL"] == 0, checkpoints
+    assert checkpoints["STOP"] in (1, 2), checkpoints
     assert checkpoints["CONTINUE"] >= 3, checkpoints
     assert 5 <= sum(checkpoints.values()) <= 7, checkpoints
 
@@ -192,9 +195,10 @@ def test_metrics_after_a_pause_resume_run(observed: Observed) -> None:
         return count(samples, service, method, code)
 
     assert rpc(ops, "StartOperation") == 1 and rpc(ops, "Pause") == 1 and rpc(ops, "Resume") == 1
-    assert rpc(workers, "Checkpoint") in (2, 3), "synchronous only at the flagged stop and after the last step"
-    # The steps not checkpointed synchronously: three, or four when the stop was found before the next step's body.
-    assert 1 <= rpc(workers, "ReportSteps") <= 4, "the other steps reported in the background"
+    # Synchronous only after the last step, and at the flagged stop when it was found after a step's body; a stop
+    # found before the next step's body is reported in the background, as the steps that went on are.
+    assert rpc(workers, "Checkpoint") in (1, 2), "synchronous only at a stop found after a body and after the last step"
+    assert 1 <= rpc(workers, "ReportSteps") <= 5, "the other steps reported in the background"
     assert rpc(ops, "Watch") == 1, "history() read its stream to the end"
     assert rpc("grpc.health.v1.Health", "Check") >= 1
     assert value(samples, "pausable_rpc_duration_seconds_bucket", service=ops, method="Pause", code="OK", le="+Inf") == 1

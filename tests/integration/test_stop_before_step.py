@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from support.histories import assert_legal
 from support.stack import Stack, history, state_is, step_completed, wait_event
 
+from pausable import flags
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.clients import Client
 from pausable.v1 import operation_pb2 as pb
@@ -27,7 +29,8 @@ TIMEOUT = 90.0
 def one_process(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[Path], str]) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stop-before")
     with RedisServer(folder / "redis") as redis:
-        daemon = DaemonProcess(make_database(folder), redis.url, folder / "daemon.log").start()
+        # No outbox sweep within a test: a dropped step must be sent again by the report that dropped it.
+        daemon = DaemonProcess(make_database(folder), redis.url, folder / "daemon.log", outbox_grace_seconds="3600").start()
         path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
         env = {"PYTHONPATH": path}
         worker = WorkerProcess(daemon.target, redis.url, folder / "worker.log", ["workflows_gated"], concurrency=1, env=env)
@@ -88,4 +91,23 @@ def test_a_cancel_while_the_next_step_is_queued_stops_before_its_body(one_proces
         events = history(client, mark, timeout=TIMEOUT)
         assert events[-1].type == pb.EVENT_TYPE_CANCELLED and "had not started" in events[-1].message
         assert [runs(tmp_path, mark, step) for step in range(3)] == [1, 0, 0], "nothing ran after the boundary"
+        assert_legal(events)
+
+
+def test_a_step_dropped_on_a_stale_stop_flag_is_sent_again_and_runs_once(one_process: Stack, tmp_path: Path) -> None:
+    """A flag with no pause or cancel behind it (as one left over from a Resume that the mirror had not seen yet): the
+    worker drops step 1 and reports the boundary without waiting; the daemon, finding the operation RUNNING, clears the
+    flag and sends step 1 again as the same attempt."""
+    with one_process.client() as client:
+        mark = queue_step_one_behind_a_busy_worker(client, tmp_path)
+        broker = redis.Redis.from_url(one_process.redis.url)
+        broker.set(flags.key(mark), "1")
+        broker.publish(flags.CHANNEL, flags.set_message(mark))
+        events = history(client, mark, timeout=TIMEOUT)
+        assert events[-1].type == pb.EVENT_TYPE_SUCCEEDED
+        assert [runs(tmp_path, mark, step) for step in range(3)] == [1, 1, 1], "every step ran exactly once"
+        assert client.get(mark).result["ran"] == [0, 1, 2]
+        assert {e.type for e in events}.isdisjoint({pb.EVENT_TYPE_PAUSED, pb.EVENT_TYPE_STEP_RETRIED})
+        assert events[-1].operation.attempt == 1, "sent again as the same attempt, not a retry"
+        assert not broker.exists(flags.key(mark)), "the daemon cleared the stale flag"
         assert_legal(events)

@@ -12,7 +12,7 @@ import pytest
 from pausable.v1 import worker_pb2
 from pausable.workers import link as link_module
 from pausable.workers import reporter as reporter_module
-from pausable.workers.link import DaemonLink
+from pausable.workers.link import DaemonLink, StepReport
 from pausable.workers.reporter import Reporter
 
 
@@ -89,7 +89,7 @@ def test_every_report_is_retried_without_a_time_cap_until_the_daemon_answers(
     assert link.timeout, "each attempt still has a deadline, so a hung call is sent again"
     calls = {
         "checkpoint": lambda: link.checkpoint(OP, 1, "{}"),
-        "report_steps": lambda: link.report_steps([(OP, 1, 0, "{}", "token")]),
+        "report_steps": lambda: link.report_steps([StepReport(OP, 1, 0, "{}", "token")]),
         "progress": lambda: link.progress(OP, 1, 0.5, "half"),
         "fail": lambda: link.fail(OP, 1, "Boom", "boom", "t1"),
     }
@@ -125,9 +125,9 @@ class StalledLink:
 
     def __init__(self) -> None:
         self.back = threading.Event()
-        self.delivered: list[tuple[str, int, int, str, str]] = []
+        self.delivered: list[StepReport] = []
 
-    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
+    def report_steps(self, steps: list[StepReport]) -> None:
         self.back.wait()
         self.delivered.extend(steps)
 
@@ -137,12 +137,12 @@ def test_a_full_buffer_blocks_the_step_and_nothing_is_dropped(monkeypatch: pytes
     monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
     monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
     reporter = Reporter(max_pending=3)
-    reports = [(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(10)]
+    reports = [StepReport(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(10)]
     submitted = threading.Event()
 
     def steps() -> None:
         for report in reports:
-            reporter.submit(*report)
+            reporter.submit(report)
         submitted.set()
 
     producer = threading.Thread(target=steps, daemon=True)
@@ -161,9 +161,9 @@ class GatedLink:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.called = threading.Event()
-        self.batches: list[list[tuple[str, int, int, str, str]]] = []
+        self.batches: list[list[StepReport]] = []
 
-    def report_steps(self, steps: list[tuple[str, int, int, str, str]]) -> None:
+    def report_steps(self, steps: list[StepReport]) -> None:
         self.batches.append(list(steps))
         self.called.set()
         self.release.wait()
@@ -176,11 +176,11 @@ def test_a_report_goes_alone_when_none_is_on_its_way_and_those_that_come_meanwhi
     monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
     monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
     reporter = Reporter()
-    reports = [(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(4)]
-    reporter.submit(*reports[0])
+    reports = [StepReport(OP, step, 0, f'{{"step": {step}}}', "token") for step in range(4)]
+    reporter.submit(reports[0])
     assert daemon.called.wait(10), "the first report is sent without waiting for more"
     for report in reports[1:]:
-        reporter.submit(*report)  # while the first call is on its way
+        reporter.submit(report)  # while the first call is on its way
     daemon.release.set()
     assert reporter.flush(timeout=10)
     assert daemon.batches == [reports[:1], reports[1:]], "one call for the first, the rest together next, in order"
