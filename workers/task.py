@@ -92,7 +92,8 @@ class PausableTask(Task):
         The report carries the previous step's result (this task's input), so a pause or cancel requested while
         this step waited on the broker takes effect there, and Resume runs this step. With the flag known from the
         mirror's subscription, the task does not run: it reports in the background and clears its chain (a stale
-        flag: the daemon sends the step again). Otherwise it asks the daemon and runs only on CONTINUE.
+        flag: the daemon sends the step again). Otherwise, and for a step of a later attempt (whose operation stays
+        flagged while it runs), it asks the daemon and runs only on CONTINUE.
         """
         operation_id, step, attempt, _ = position
         if step == 0:
@@ -104,13 +105,14 @@ class PausableTask(Task):
                 boundary, previous_json = step - 1, json.dumps(args[0])
             except TypeError:
                 return True
-        if stop_flags().in_sync:
+        if stop_flags().in_sync and attempt <= 1:
             reporter().submit(StepReport(operation_id, boundary, attempt, previous_json, position.token, next_not_started=True))
             stop_flags().forget(operation_id)
             log.info("operation %s: step %d (attempt %d) stops before its body runs", operation_id, step, attempt)
             self.request.chain = None
             return False
-        # The flag may only say that Redis is away (see stop_flags): ask, and run the step unless told otherwise.
+        # The flag may say only that Redis is away (see stop_flags), or, for a step sent again (attempt > 1), only that
+        # its operation was retried (it stays flagged while active, see server/flags.py): ask, and run unless told not to.
         flush()
         decision = self._ask(position, boundary, previous_json, next_not_started=True)
         if decision == worker_pb2.DECISION_CONTINUE:
