@@ -160,6 +160,9 @@ class Workflow:
         return Numbering.of(self.plan)
 
 
+UNPARSED: Any = type("Unparsed", (), {"__repr__": lambda self: "UNPARSED"})()
+
+
 @dataclass(frozen=True, slots=True)
 class StepReport:
     """A worker's report that `step` of an operation ended with `result_json` (see states.checkpoint)."""
@@ -172,6 +175,9 @@ class StepReport:
     attempt: int = 0
     step_token: str = ""
     next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
+    # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
+    # snapshots instead of parsing the text again (reads.ParsedResults). UNPARSED when not.
+    result: Any = field(default=UNPARSED, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ class OffLoop:
             result, _ = await asyncio.gather(work, self.mark())
             return result, threading.get_ident()
 
+        self.loop_ran.clear()
         return asyncio.run(both())
 
     def off_the_loop(self, loop_thread: int) -> bool:
