@@ -11,7 +11,11 @@ and a wake-up belongs to the path whose window holds it. Paths, each repeated `-
 - reports_watched: the same with a Watch following the operation live;
 - get, lro_get: GetOperation and the LRO service's GetOperation of the finished operation (5 calls each);
 - list_full: ListOperations FULL (its page holds as many operations as list_page_bytes allows);
-- watch_replay, watch_events: Watch from seq 0 and WatchEvents from the start (filtered to the operation) of it.
+- watch_replay, watch_events: Watch from seq 0 and WatchEvents from the start (filtered to the operation) of it;
+- idle: a second with no request, the floor that the machine's other load sets (a shared machine deschedules the
+  daemon now and then, whatever it runs).
+
+Each path also reports how many of its gaps were over 10 ms (`over_10ms`).
 
     python bench/loop_lag.py [--rounds 5]
 """
@@ -87,6 +91,7 @@ def one_round(target: str, windows: Windows, label: str) -> None:
         ops = operation_pb2_grpc.OperationServiceStub(channel)
         lros = lro_grpc.OperationsStub(channel)
         value = to_value(VALUE)
+        windows.timed("idle", lambda: time.sleep(1.0))  # the noise floor: the machine's own scheduling, no request
         operation_ids = []
         for path in ("reports", "reports_watched"):
             request = pb.StartOperationRequest(workflow="lag.echo", input=value, labels={"round": label, "path": path})
@@ -145,6 +150,7 @@ def summary(ticks: list[tuple[float, float]], windows: Windows) -> dict[str, dic
         path: {
             "max_ms": round(max(values), 1),
             "p99_ms": round(p99(values), 1) if len(values) >= 1000 else None,
+            "over_10ms": sum(1 for value in values if value > 10),
             "samples": len(values),
         }
         for path, values in sorted(gaps.items())

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pausable.jsonvalue import set_value
-from pausable.server import limits
+from pausable.server import limits, parsed
 from pausable.server.domain import Event, Operation
 from pausable.server.offload import off_loop_if
 from pausable.server.states import EventType, State
@@ -79,7 +79,7 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
     if full and operation.result is not None:
         result = operation.result
         if stored_value(message.result, operation.id, "result", lambda: result):
-            message.result_json = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+            message.result_json = parsed.results.compact_json(operation.id, result)
     if operation.error:
         message.error.MergeFrom(pb.OperationError(**operation.error))
         if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry

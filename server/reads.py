@@ -6,9 +6,6 @@ lets readers go on while the writer thread commits).
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, sel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
-from pausable.server import event_rows, limits, offload
+from pausable.server import event_rows, limits, offload, parsed
 from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Page, Workflow, decode_cursor, encode_cursor
 from pausable.server.event_rows import epoch
 from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
@@ -27,46 +24,6 @@ from pausable.server.states import ACTIVE, State
 WORKFLOW_CACHE_SECONDS = 5.0
 CURSOR_ORDER = (EventRow.tx, EventRow.id)
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
-
-
-class ParsedResults:
-    """The parsed last result of the few operations whose result was large most recently, by operation id.
-
-    Every event of an operation keeps a snapshot of it, result included, and every read of it parses the row's
-    result_json: json.loads of 1 MiB is one C call that holds the GIL (so the event loop) for about 10 ms, paid again
-    for each event after a large result (progress, pause, the terminal event) and each GetOperation. The value the
-    daemon parsed when the result came in (limits.checked_result) is kept here instead and used while the row's text
-    is the same (a string comparison: 0.1 ms for 1 MiB). Only results over offload_json_bytes are kept (small ones
-    cost little to parse), and at most `capacity` of them: a parsed 1 MiB value takes about 10 MB. The values are
-    shared and must not be changed by their readers.
-    """
-
-    def __init__(self, capacity: int = 8) -> None:
-        self.capacity = capacity
-        self._values: dict[str, tuple[str, Any]] = {}
-        self._lock = threading.Lock()  # the writer thread, the loop and conversion threads all use it
-
-    def keep(self, operation_id: str, text: str, data: Any) -> None:
-        if not offload.large(len(text)):
-            return
-        with self._lock:
-            values = self._values
-            values.pop(operation_id, None)
-            if len(values) >= self.capacity:
-                values.pop(next(iter(values)))
-            values[operation_id] = (text, data)
-
-    def parse(self, operation_id: str, text: str) -> Any:
-        """`json.loads(text)`: the kept value when it was parsed from that same text."""
-        kept = self._values.get(operation_id)
-        if kept is not None and kept[0] == text:
-            return kept[1]
-        data = json.loads(text)
-        self.keep(operation_id, text, data)
-        return data
-
-
-parsed_results = ParsedResults()
 
 
 def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
@@ -82,7 +39,7 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "current_step_name": row.current_step_name,
         "progress": row.progress,
         "progress_message": row.progress_message,
-        "result": parsed_results.parse(row.id, row.result_json) if with_result and row.result_json is not None else None,
+        "result": parsed.results.parse(row.id, row.result_json) if with_result and row.result_json is not None else None,
         "error": row.error,
         "requester": row.requester,
         "labels": row.labels,
@@ -106,7 +63,7 @@ async def operation_with_input(row: Any) -> Operation:
     """`operation_of` with the input, in a thread when the result is large: parsing a 1 MiB result takes tens of ms
     (43 ms measured; see convert.heavy)."""
     if row.result_json is not None and len(row.result_json) > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(operation_of, row, True)
+        return await offload.off_loop(lambda: operation_of(row, True))
     return operation_of(row, with_input=True)
 
 
@@ -228,7 +185,7 @@ class Reads:
             query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.id.in_(ids))
             rows = (await session.scalars(query.order_by(OperationRow.id.desc()))).all() if ids else []
         large = sum(len(row.input_json) + len(row.result_json or "") for row in rows) > limits.current.offload_json_bytes
-        operations = await asyncio.to_thread(operations_of, rows) if large else operations_of(rows)
+        operations = await offload.off_loop_if(large, lambda: operations_of(rows))
         return Page(operations, more=count < len(found))
 
     async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> Page[Event]:

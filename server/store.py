@@ -43,8 +43,9 @@ from pausable.server.domain import (
 )
 from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
+from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
-from pausable.server.reads import Reads, operation_of, parsed_results, snapshot_of
+from pausable.server.reads import Reads, operation_of, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 

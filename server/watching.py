@@ -11,7 +11,9 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import partial
 
+from pausable.server import offload
 from pausable.server.convert import event_message, feed_message, feed_response, heavy
 from pausable.server.domain import Event, OperationFilter, PastTheEnd, ShuttingDown, decode_cursor
 from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
@@ -227,7 +229,7 @@ class GlobalFeed:
                 self.reads += 1
                 if batch:
                     large = any(heavy(event.operation) for event, _state in batch)
-                    items = await asyncio.to_thread(feed_items, batch) if large else feed_items(batch)
+                    items = await offload.off_loop_if(large, partial(feed_items, batch))
                     cursor = batch[-1][0].cursor
                     self._offer(items)
                 if batch.more:
