@@ -15,7 +15,8 @@ and a wake-up belongs to the path whose window holds it. Paths, each repeated `-
 - idle: a second with no request, the floor that the machine's other load sets (a shared machine deschedules the
   daemon now and then, whatever it runs).
 
-Each path also reports how many of its gaps were over 10 ms (`over_10ms`).
+Each path also reports how many of its gaps were over 10 ms (`over_10ms`), and its longest full garbage
+collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread runs it).
 
     python bench/loop_lag.py [--rounds 5]
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -61,14 +63,25 @@ def serve(ticks_path: str) -> None:
     from pausable.config import Settings
     from pausable.server.app import serve as run
 
+    collections: list[tuple[float, float, int]] = []  # (monotonic end, seconds, generation) of each gc run
+    began: list[float] = []
+
+    def timed_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[:] = [time.monotonic()]
+        elif began:
+            now = time.monotonic()
+            collections.append((now, now - began[0], info["generation"]))
+
     async def probed() -> None:
         probe = LoopLag()
         probe.start()
+        gc.callbacks.append(timed_gc)
         try:
             await run(Settings())
         finally:
             probe.stop()
-            Path(ticks_path).write_text(json.dumps(probe.ticks))
+            Path(ticks_path).write_text(json.dumps({"ticks": probe.ticks, "gc": collections}))
 
     asyncio.run(probed())
 
@@ -139,19 +152,29 @@ def p99(values: list[float]) -> float:
     return sorted(values)[math.ceil(0.99 * len(values)) - 1]
 
 
-def summary(ticks: list[tuple[float, float]], windows: Windows) -> dict[str, dict[str, float | None]]:
+def window_of(moment: float, windows: Windows) -> str | None:
+    for path, began, ended in windows.spans:
+        if began <= moment <= ended + 0.005:
+            return path
+    return None
+
+
+def summary(recorded: dict[str, list[list[float]]], windows: Windows) -> dict[str, dict[str, float | None]]:
     gaps: dict[str, list[float]] = defaultdict(list)
-    for woke, gap in ticks:
-        for path, began, ended in windows.spans:
-            if began <= woke <= ended + 0.005:
-                gaps[path].append(gap * 1000)
-                break
+    for woke, gap in recorded["ticks"]:
+        if (path := window_of(woke, windows)) is not None:
+            gaps[path].append(gap * 1000)
+    collections: dict[str, list[float]] = defaultdict(list)
+    for ended, seconds, generation in recorded["gc"]:
+        if generation == 2 and (path := window_of(ended, windows)) is not None:
+            collections[path].append(seconds * 1000)
     return {
         path: {
             "max_ms": round(max(values), 1),
             "p99_ms": round(p99(values), 1) if len(values) >= 1000 else None,
             "over_10ms": sum(1 for value in values if value > 10),
             "samples": len(values),
+            "full_gc_max_ms": round(max(collections[path], default=0.0), 1),
         }
         for path, values in sorted(gaps.items())
     }

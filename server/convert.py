@@ -136,10 +136,10 @@ def heavy(operation: Operation) -> bool:
     `offload_json_bytes` (8 KiB) of JSON between them.
 
     Measured on 2 shared cores: converting a stored value costs about 0.3 µs per byte of JSON (1 KiB 0.3 ms, 8 KiB
-    2.7 ms, 1 MiB 330 ms), a hop to a thread and back (asyncio.to_thread) 60 µs at the median, 100 µs at p90, about
-    what 250 bytes cost. Above 8 KiB the hop adds under 4% and the loop is never held more than about 3 ms by one
-    value; below it, the common small result, the hop would cost as much as the conversion it saves. (The conversion
-    is Python code and still takes the GIL in its thread, but the loop gets it back every switch interval, 5 ms.)
+    2.7 ms, 1 MiB 330 ms), a hop to a thread and back 60 µs at the median, 100 µs at p90, about what 250 bytes cost.
+    Above 8 KiB the hop adds under 4%; below it, the common small result, the hop would cost as much as the
+    conversion it saves. (The conversion is Python code and still takes the GIL in its thread, but the loop gets it
+    back every switch interval: see offload.py.)
     """
     return heavy_all([operation])
 
