@@ -15,7 +15,9 @@ and a wake-up belongs to the path whose window holds it. Paths, each repeated `-
 - idle: a second with no request, the floor that the machine's other load sets (a shared machine deschedules the
   daemon now and then, whatever it runs).
 
-Each path also reports how many of its gaps were over 10 ms (`over_10ms`), and its longest full garbage
+Each path also reports how many of its gaps were over 10 ms (`over_10ms`); the same figures of the daemon's own
+CPU time within each gap (`busy_*`: a gap the daemon spent waiting for a core on a shared machine is wall time
+but not CPU time, so these leave out the machine's other load), and its longest full garbage
 collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread runs it).
 
     python bench/loop_lag.py [--rounds 5]
@@ -161,9 +163,11 @@ def window_of(moment: float, windows: Windows) -> str | None:
 
 def summary(recorded: dict[str, list[list[float]]], windows: Windows) -> dict[str, dict[str, float | None]]:
     gaps: dict[str, list[float]] = defaultdict(list)
-    for woke, gap in recorded["ticks"]:
+    busy: dict[str, list[float]] = defaultdict(list)
+    for woke, gap, cpu in recorded["ticks"]:
         if (path := window_of(woke, windows)) is not None:
             gaps[path].append(gap * 1000)
+            busy[path].append(min(gap, cpu) * 1000)
     collections: dict[str, list[float]] = defaultdict(list)
     for ended, seconds, generation in recorded["gc"]:
         if generation == 2 and (path := window_of(ended, windows)) is not None:
@@ -173,6 +177,9 @@ def summary(recorded: dict[str, list[list[float]]], windows: Windows) -> dict[st
             "max_ms": round(max(values), 1),
             "p99_ms": round(p99(values), 1) if len(values) >= 1000 else None,
             "over_10ms": sum(1 for value in values if value > 10),
+            "busy_max_ms": round(max(busy[path]), 1),
+            "busy_p99_ms": round(p99(busy[path]), 1) if len(values) >= 1000 else None,
+            "busy_over_10ms": sum(1 for value in busy[path] if value > 10),
             "samples": len(values),
             "full_gc_max_ms": round(max(collections[path], default=0.0), 1),
         }

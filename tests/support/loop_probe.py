@@ -59,23 +59,28 @@ class OffLoop:
 
 
 class LoopLag:
-    """Records (monotonic time of each wake-up, seconds since the previous one) of a 1 ms timer on the running loop."""
+    """Records each wake-up of a 1 ms timer on the running loop: (monotonic time, seconds since the previous one, CPU
+    seconds the process used meanwhile).
+
+    On a shared machine a gap also grows while the process waits for a core; the CPU seconds tell the two apart: a
+    gap the process spent computing (its own threads holding the GIL) has about as much CPU time as wall time.
+    """
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
-        self.ticks: list[tuple[float, float]] = []
+        self.ticks: list[tuple[float, float, float]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-probe")
 
     async def _run(self) -> None:
-        last = time.monotonic()
+        last, last_cpu = time.monotonic(), time.process_time()
         while True:
             await asyncio.sleep(self.interval)
-            now = time.monotonic()
-            self.ticks.append((now, now - last))
-            last = now
+            now, cpu = time.monotonic(), time.process_time()
+            self.ticks.append((now, now - last, cpu - last_cpu))
+            last, last_cpu = now, cpu
 
     def stop(self) -> None:
         if self._task is not None:
