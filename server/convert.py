@@ -74,7 +74,7 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
     )
     if full and operation.input_json is not None:
         input_text = operation.input_json
-        if stored_value(message.input, operation.id, "input", lambda: json.loads(input_text)):
+        if stored_value(message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text)):
             message.input_json = input_text
     if full and operation.result is not None:
         result = operation.result

@@ -176,7 +176,7 @@ class StepReport:
     step_token: str = ""
     next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
     # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
-    # snapshots instead of parsing the text again (parsed.ParsedResults). UNPARSED when not.
+    # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
     result: Any = field(default=UNPARSED, compare=False)
 
 

@@ -165,7 +165,7 @@ def result_problem(text: str) -> tuple[str, str] | None:
 
 def checked_result(text: str) -> tuple[tuple[str, str] | None, Any]:
     """`result_problem` of the text, and the value it parsed (None when there is a problem): the store keeps that
-    value for the operation's event snapshots, so a large result is parsed once (parsed.ParsedResults)."""
+    value for the operation's event snapshots, so a large result is parsed once (parsed.ParsedValues)."""
     limits = current
     size = len(text.encode())
     if size > limits.max_result_bytes:

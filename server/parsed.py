@@ -1,4 +1,4 @@
-"""Large step results parsed once: the value and compact JSON text of the few most recent ones, by operation."""
+"""Large values parsed once: step results (with their compact JSON text) and inputs, the few most recent, by operation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from pausable.server import offload
 
 
-class ParsedResults:
+class ParsedValues:
     """The parsed last result of the few operations whose result was large most recently, by operation id.
 
     Every event of an operation keeps a snapshot of it, result included, and every read of it parses the row's
@@ -19,6 +19,9 @@ class ParsedResults:
     is the same (a string comparison: 0.1 ms for 1 MiB). Only results over offload_json_bytes are kept (small ones
     cost little to parse), and at most `capacity` of them: a parsed 1 MiB value takes about 10 MB. The values are
     shared and must not be changed by their readers.
+
+    Inputs are kept the same way (`inputs`): GetOperation, its LRO twin and the command replies parse an operation's
+    input text on every call.
     """
 
     def __init__(self, capacity: int = 8) -> None:
@@ -62,4 +65,5 @@ class ParsedResults:
         return text
 
 
-results = ParsedResults()
+results = ParsedValues()
+inputs = ParsedValues()
