@@ -21,6 +21,15 @@ but not CPU time, so these leave out the machine's other load), and its longest 
 collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread runs it).
 
     python bench/loop_lag.py [--rounds 5]
+
+Measured on the shared 2-core machine (load average about 6 from other work), 3 interleaved runs of 2 rounds each,
+main (7cd9e32) → this branch, median of the runs' busy_max_ms / busy_p99_ms, and busy gaps over 10 ms of all
+samples: get 57 → 51 / 25 → 6.2 ms, 5.5% → 0.6%; lro_get 38 → 23 / 17 → 8.5 ms, 4.6% → 0.8%; list_full 55 → 27,
+5.6% → 0.9%; start 36 → 46, 5.4% → 1.4%; reports 22 → 15, 1.4% → 0.5%; reports_watched 56 → 55, 8.4% → 1.1%;
+watch_replay 27 → 28, 5.7% → 1.6%; watch_events 27 → 23, 6.2% → 1.5%; idle 1.2 → 1.3. The loop is held less
+often by far, but single holds of 15-80 ms remain: one C call on a 1 MiB value (json.loads of a replayed snapshot,
+json.dumps of a snapshot as the store writes it, protobuf serializing the reply on the loop, decoding a 1 MiB
+StartOperation request on the loop) still holds the GIL for its whole run.
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ class ParsedValues:
     for each event after a large result (progress, pause, the terminal event) and each GetOperation. The value the
     daemon parsed when the result came in (limits.checked_result) is kept here instead and used while the row's text
     is the same (a string comparison: 0.1 ms for 1 MiB). Only results over offload_json_bytes are kept (small ones
-    cost little to parse), and at most `capacity` of them: a parsed 1 MiB value takes about 10 MB. The values are
-    shared and must not be changed by their readers.
+    cost little to parse), and at most `capacity` of them: a parsed 1 MiB value of small objects takes about 11 MB.
+    The values are shared and must not be changed by their readers.
 
     Inputs are kept the same way (`inputs`): GetOperation, its LRO twin and the command replies parse an operation's
     input text on every call.
     """
 
-    def __init__(self, capacity: int = 8) -> None:
+    def __init__(self, capacity: int = 4) -> None:
         self.capacity = capacity
         self._values: dict[str, tuple[str, Any]] = {}
         self._compact: dict[str, tuple[Any, str]] = {}  # operation id -> (a kept value, its compact JSON text)
