@@ -17,8 +17,13 @@ MAX_EXACT_INT = 2**53
 
 def to_value(data: Any) -> struct_pb2.Value:
     value = struct_pb2.Value()
-    json_format.ParseDict(data, value)
+    set_value(value, data)
     return value
+
+
+def set_value(target: struct_pb2.Value, data: Any) -> None:
+    """Build `data` in `target` (a field of a larger message, say): no copy of the built Value is made."""
+    json_format.ParseDict(data, target)
 
 
 def from_value(value: struct_pb2.Value) -> Any:

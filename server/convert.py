@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from pausable.jsonvalue import to_value
-from pausable.server import limits
+from pausable.jsonvalue import set_value
+from pausable.server import limits, parsed
 from pausable.server.domain import Event, Operation
+from pausable.server.offload import off_loop_if
 from pausable.server.states import EventType, State
 from pausable.v1 import operation_pb2 as pb
 
@@ -42,50 +42,60 @@ def state_from_pb(value: int) -> State:
 
 def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
     """The operation as a message; without `full` (ListOperations' BASIC view), input and result are left out."""
-    message = pb.Operation(
-        id=operation.id,
-        workflow=operation.workflow,
-        state=state_to_pb(operation.state),
-        current_step=operation.current_step,
-        total_steps=operation.step_count,
-        step_number=operation.step_number,
-        current_step_name=operation.current_step_name,
-        progress=operation.progress,
-        progress_message=operation.progress_message,
-        requester=operation.requester,
-        labels=operation.labels,
-        create_time=_timestamp(operation.create_time),
-        update_time=_timestamp(operation.update_time),
-        end_time=_timestamp(operation.end_time),
-        last_seq=operation.last_seq,
-        attempt=operation.attempt,
-        lease_expire_time=_timestamp(operation.lease_expire_time),
+    message = pb.Operation()
+    operation_into(message, operation, full)
+    return message
+
+
+def operation_into(message: pb.Operation, operation: Operation, full: bool = True) -> None:
+    """Fill `message` (empty, usually a field of the reply) with the operation: the values are built in place, because
+    copying a message that holds a 1 MiB value (building a reply around it, CopyFrom) is one C call that holds the
+    GIL, and so the event loop, for 13-50 ms on 2 cores."""
+    message.MergeFrom(
+        pb.Operation(
+            id=operation.id,
+            workflow=operation.workflow,
+            state=state_to_pb(operation.state),
+            current_step=operation.current_step,
+            total_steps=operation.step_count,
+            step_number=operation.step_number,
+            current_step_name=operation.current_step_name,
+            progress=operation.progress,
+            progress_message=operation.progress_message,
+            requester=operation.requester,
+            labels=operation.labels,
+            create_time=_timestamp(operation.create_time),
+            update_time=_timestamp(operation.update_time),
+            end_time=_timestamp(operation.end_time),
+            last_seq=operation.last_seq,
+            attempt=operation.attempt,
+            lease_expire_time=_timestamp(operation.lease_expire_time),
+        )
     )
     if full and operation.input_json is not None:
         input_text = operation.input_json
-        if stored_value(message.input, operation.id, "input", lambda: json.loads(input_text)):
+        if stored_value(message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text)):
             message.input_json = input_text
     if full and operation.result is not None:
         result = operation.result
         if stored_value(message.result, operation.id, "result", lambda: result):
-            message.result_json = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+            message.result_json = parsed.results.compact_json(operation.id, result)
     if operation.error:
-        message.error.CopyFrom(pb.OperationError(**operation.error))
+        message.error.MergeFrom(pb.OperationError(**operation.error))
         if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry
             message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
-    return message
 
 
 def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> bool:
-    """Copy a stored JSON value into `target`; one that cannot be a Value every client decodes (stored before the limits,
-    nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it.
+    """Build a stored JSON value in `target`; one that cannot be a Value every client decodes (stored before the
+    limits, nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it.
 
     False when it was left out (its JSON text is then left out too)."""
     try:
         data = load()
         if limits.too_deep(data):
             raise ValueError(f"nested deeper than {limits.current.max_json_depth} levels (setting max_json_depth)")
-        target.CopyFrom(to_value(data))
+        set_value(target, data)
         return True
     except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
         target.Clear()
@@ -93,18 +103,32 @@ def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: 
         return False
 
 
-def event_to_pb(event: Event) -> pb.WatchResponse:
-    return pb.WatchResponse(
-        event=pb.OperationEvent(
+def event_into(message: pb.OperationEvent, event: Event) -> None:
+    """Fill `message` (empty: the `event` field of a WatchResponse or WatchEventsResponse) with the event, in place
+    (see operation_into)."""
+    message.MergeFrom(
+        pb.OperationEvent(
             operation_id=event.operation_id,
             seq=event.seq,
             type=cast(pb.EventType, pb.EventType.Value(f"EVENT_TYPE_{event.type}")),
             time=_timestamp(event.time),
             message=event.message,
-            operation=operation_to_pb(event.operation),
             actor=event.actor,
         )
     )
+    operation_into(message.operation, event.operation)
+
+
+def event_to_pb(event: Event) -> pb.WatchResponse:
+    response = pb.WatchResponse()
+    event_into(response.event, event)
+    return response
+
+
+def feed_response(event: Event) -> pb.WatchEventsResponse:
+    response = pb.WatchEventsResponse(cursor=event.cursor)
+    event_into(response.event, event)
+    return response
 
 
 def heavy(operation: Operation) -> bool:
@@ -112,10 +136,10 @@ def heavy(operation: Operation) -> bool:
     `offload_json_bytes` (8 KiB) of JSON between them.
 
     Measured on 2 shared cores: converting a stored value costs about 0.3 µs per byte of JSON (1 KiB 0.3 ms, 8 KiB
-    2.7 ms, 1 MiB 330 ms), a hop to a thread and back (asyncio.to_thread) 60 µs at the median, 100 µs at p90, about
-    what 250 bytes cost. Above 8 KiB the hop adds under 4% and the loop is never held more than about 3 ms by one
-    value; below it, the common small result, the hop would cost as much as the conversion it saves. (The conversion
-    is Python code and still takes the GIL in its thread, but the loop gets it back every switch interval, 5 ms.)
+    2.7 ms, 1 MiB 330 ms), a hop to a thread and back 60 µs at the median, 100 µs at p90, about what 250 bytes cost.
+    Above 8 KiB the hop adds under 4%; below it, the common small result, the hop would cost as much as the
+    conversion it saves. (The conversion is Python code and still takes the GIL in its thread, but the loop gets it
+    back every switch interval: see offload.py.)
     """
     return heavy_all([operation])
 
@@ -135,24 +159,45 @@ def heavy_all(operations: Sequence[Operation]) -> bool:
     return False
 
 
-async def _off_loop_if(large: bool, convert: Callable[[], Message]) -> Message:
-    return await asyncio.to_thread(convert) if large else convert()
+class HasOperation(Protocol):
+    @property
+    def operation(self) -> pb.Operation: ...
+
+
+Reply = TypeVar("Reply", bound=HasOperation)
 
 
 async def operation_message(operation: Operation) -> pb.Operation:
     """`operation_to_pb` (full), in a thread when the operation is `heavy`, so a large value never holds the loop."""
-    return await _off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
+    return await off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
 
 
-async def reply(operation: Operation, build: Callable[[pb.Operation], Message]) -> Message:
-    """`build(operation_to_pb(operation))`, both in one thread when the operation is `heavy`: building the reply
-    copies (or, for an LRO, serializes) the message, 10-25 ms for a 1 MiB result measured on 2 cores."""
-    return await _off_loop_if(heavy(operation), lambda: build(operation_to_pb(operation)))
+async def reply(operation: Operation, reply_type: Callable[[], Reply]) -> Reply:
+    """A `reply_type` message whose `operation` is the operation (full), built in place, in a thread when the
+    operation is `heavy`."""
+
+    def build() -> Reply:
+        message = reply_type()
+        operation_into(message.operation, operation)
+        return message
+
+    return await off_loop_if(heavy(operation), build)
+
+
+async def converted(operation: Operation, build: Callable[[pb.Operation], Message]) -> Message:
+    """`build(operation_to_pb(operation))`, both in one thread when the operation is `heavy` (the LRO service's
+    replies pack, that is serialize, the message: 5-10 ms for a 1 MiB value)."""
+    return await off_loop_if(heavy(operation), lambda: build(operation_to_pb(operation)))
 
 
 async def event_message(event: Event) -> pb.WatchResponse:
     """`event_to_pb`, in a thread when the event's operation is `heavy` (see operation_message)."""
-    return await _off_loop_if(heavy(event.operation), lambda: event_to_pb(event))
+    return await off_loop_if(heavy(event.operation), lambda: event_to_pb(event))
+
+
+async def feed_message(event: Event) -> pb.WatchEventsResponse:
+    """`feed_response`, in a thread when the event's operation is `heavy` (see operation_message)."""
+    return await off_loop_if(heavy(event.operation), lambda: feed_response(event))
 
 
 def event_type_from_pb(value: int) -> EventType:

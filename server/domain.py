@@ -160,6 +160,9 @@ class Workflow:
         return Numbering.of(self.plan)
 
 
+UNPARSED: Any = type("Unparsed", (), {"__repr__": lambda self: "UNPARSED"})()
+
+
 @dataclass(frozen=True, slots=True)
 class StepReport:
     """A worker's report that `step` of an operation ended with `result_json` (see states.checkpoint)."""
@@ -173,6 +176,9 @@ class StepReport:
     step_token: str = ""
     next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
     next_dropped: bool = False  # ...by a worker that dropped that step: if the operation goes on, it is sent again
+    # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
+    # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
+    result: Any = field(default=UNPARSED, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,10 +36,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain, limits
+from pausable.server import auth, domain
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
+from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, LeaseVerdict, State
 from pausable.server.store import Change, Store
@@ -57,9 +58,7 @@ def request_hash(workflow: str, input_json: str, labels: dict[str, str]) -> str:
 
 async def request_hash_of(workflow: str, input_json: str, labels: dict[str, str]) -> str:
     """`request_hash`, in a thread for an input over offload_json_bytes (1 MiB: about 40 ms of JSON on 2 cores)."""
-    if len(input_json) > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(request_hash, workflow, input_json, labels)
-    return request_hash(workflow, input_json, labels)
+    return await off_loop_if(large(len(input_json)), lambda: request_hash(workflow, input_json, labels))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ about what the parse does).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, Text, bindparam, case, cast, func, or_, select
 
-from pausable.server import limits
+from pausable.server import limits, offload
 from pausable.server.domain import Event, encode_cursor
 from pausable.server.models import EventRow
 from pausable.server.states import EventType
@@ -130,5 +129,5 @@ def events_of(rows: Sequence[Any]) -> list[Event]:
 async def parse(rows: Sequence[Any]) -> list[Event]:
     """`events_of`, in a thread when the rows' snapshots exceed `offload_json_bytes` in all."""
     if sum(len(row.snapshot_text) for row in rows) > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(events_of, rows)
+        return await offload.off_loop(lambda: events_of(rows))
     return events_of(rows)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from pausable.server import offload
 from pausable.server.convert import event_to_pb, heavy
 from pausable.server.domain import Event
 from pausable.v1 import operation_pb2 as pb
@@ -38,7 +39,7 @@ class LiveEvent:
     def of(cls, event: Event) -> LiveEvent:
         if not heavy(event.operation):
             return cls(event.seq, event.terminal, event_to_pb(event))
-        converting = asyncio.ensure_future(asyncio.to_thread(event_to_pb, event))
+        converting = asyncio.ensure_future(offload.off_loop(lambda: event_to_pb(event)))
         converting.add_done_callback(_log_failure)
         return cls(event.seq, event.terminal, None, converting)
 

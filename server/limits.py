@@ -160,13 +160,20 @@ def result_problem(text: str) -> tuple[str, str] | None:
 
     Text that is not JSON at all is the caller's mistake (InvalidArgument), not the step's.
     """
+    return checked_result(text)[0]
+
+
+def checked_result(text: str) -> tuple[tuple[str, str] | None, Any]:
+    """`result_problem` of the text, and the value it parsed (None when there is a problem): the store keeps that
+    value for the operation's event snapshots, so a large result is parsed once (parsed.ParsedValues)."""
     limits = current
     size = len(text.encode())
     if size > limits.max_result_bytes:
-        return RESULT_TOO_LARGE, (
+        message = (
             f"the step's result is {size} bytes of JSON; the limit is {limits.max_result_bytes} (setting max_result_bytes): "
             "return a reference to large data (a path, a key) instead"
         )
+        return (RESULT_TOO_LARGE, message), None
     try:
         data = json.loads(text)
     except RecursionError:
@@ -174,11 +181,12 @@ def result_problem(text: str) -> tuple[str, str] | None:
     except ValueError as error:
         raise InvalidArgument(f"result_json must be JSON text: {error}") from None
     if too_deep(data, limits):
-        return RESULT_TOO_DEEP, (
+        message = (
             f"the step's result nests objects and lists deeper than {limits.max_json_depth} levels "
             "(setting max_json_depth): return flatter data"
         )
-    return None
+        return (RESULT_TOO_DEEP, message), None
+    return None, data
 
 
 # -- requests protobuf cannot decode -------------------------------------------

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, heavy_all, operation_to_pb, reply, state_from_pb
+from pausable.server.convert import dumps, heavy_all, operation_into, reply, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
+from pausable.server.offload import off_loop_if
 from pausable.server.states import Command
 from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
@@ -50,17 +50,19 @@ def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
     return where
 
 
-def bounded_page(found: list[Operation], full: bool) -> list[pb.Operation]:
-    """The operations as messages, up to `list_page_bytes` (at least one)."""
+def bounded_page(found: list[Operation], full: bool) -> pb.ListOperationsResponse:
+    """A reply holding the operations, built in place (see convert.operation_into), up to `list_page_bytes` (at least
+    one); its next_page_token is left to the caller."""
     budget = limits.current.list_page_bytes
-    operations: list[pb.Operation] = []
+    page = pb.ListOperationsResponse()
     for operation in found:
-        message = operation_to_pb(operation, full)
+        message = page.operations.add()
+        operation_into(message, operation, full)
         budget -= message.ByteSize() + 8  # the field's tag and length
-        if budget < 0 and operations:
+        if budget < 0 and len(page.operations) > 1:
+            del page.operations[-1]
             break
-        operations.append(message)
-    return operations
+    return page
 
 
 async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.ListOperationsResponse:
@@ -76,10 +78,10 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.Lis
     found = await engine.list(list_filter(request), limit=limit + 1, before_id=before_id, values=full)
     # A FULL page's values become messages in a thread when they are large (convert.heavy_all), off the event loop.
     page = found[:limit]
-    operations = await asyncio.to_thread(bounded_page, page, full) if full and heavy_all(page) else bounded_page(page, full)
-    more = found.more or len(found) > len(operations)
-    token = validation.encode_page_token(operations[-1].id) if more and operations else ""
-    return pb.ListOperationsResponse(operations=operations, next_page_token=token)
+    reply = await off_loop_if(full and heavy_all(page), lambda: bounded_page(page, full))
+    more = found.more or len(found) > len(reply.operations)
+    reply.next_page_token = validation.encode_page_token(reply.operations[-1].id) if more and reply.operations else ""
+    return reply
 
 
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
@@ -104,13 +106,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
         )
-        return await reply(operation, lambda message: pb.StartOperationResponse(operation=message))
+        return await reply(operation, pb.StartOperationResponse)
 
     @rpc
     async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
         auth.check_owner(operation.requester, steer=False)
-        return await reply(operation, lambda message: pb.GetOperationResponse(operation=message))
+        return await reply(operation, pb.GetOperationResponse)
 
     @rpc
     async def ListOperations(
@@ -126,17 +128,17 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     @rpc
     async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
         operation = await self._command(Command.PAUSE, request.operation_id, request.request_id)
-        return await reply(operation, lambda message: pb.PauseResponse(operation=message))
+        return await reply(operation, pb.PauseResponse)
 
     @rpc
     async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.ResumeResponse:
         operation = await self._command(Command.RESUME, request.operation_id, request.request_id)
-        return await reply(operation, lambda message: pb.ResumeResponse(operation=message))
+        return await reply(operation, pb.ResumeResponse)
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
         operation = await self._command(Command.CANCEL, request.operation_id, request.request_id)
-        return await reply(operation, lambda message: pb.CancelResponse(operation=message))
+        return await reply(operation, pb.CancelResponse)
 
     @rpc
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> None:

@@ -6,8 +6,6 @@ lets readers go on while the writer thread commits).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, sel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
-from pausable.server import event_rows, limits
+from pausable.server import event_rows, limits, offload, parsed
 from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Page, Workflow, decode_cursor, encode_cursor
 from pausable.server.event_rows import epoch
 from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
@@ -41,7 +39,7 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "current_step_name": row.current_step_name,
         "progress": row.progress,
         "progress_message": row.progress_message,
-        "result": json.loads(row.result_json) if with_result and row.result_json is not None else None,
+        "result": parsed.results.parse(row.id, row.result_json) if with_result and row.result_json is not None else None,
         "error": row.error,
         "requester": row.requester,
         "labels": row.labels,
@@ -65,7 +63,7 @@ async def operation_with_input(row: Any) -> Operation:
     """`operation_of` with the input, in a thread when the result is large: parsing a 1 MiB result takes tens of ms
     (43 ms measured; see convert.heavy)."""
     if row.result_json is not None and len(row.result_json) > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(operation_of, row, True)
+        return await offload.off_loop(lambda: operation_of(row, True))
     return operation_of(row, with_input=True)
 
 
@@ -187,7 +185,7 @@ class Reads:
             query = select(OperationRow).options(undefer(OperationRow.input_json)).where(OperationRow.id.in_(ids))
             rows = (await session.scalars(query.order_by(OperationRow.id.desc()))).all() if ids else []
         large = sum(len(row.input_json) + len(row.result_json or "") for row in rows) > limits.current.offload_json_bytes
-        operations = await asyncio.to_thread(operations_of, rows) if large else operations_of(rows)
+        operations = await offload.off_loop_if(large, lambda: operations_of(rows))
         return Page(operations, more=count < len(found))
 
     async def events_matching(self, where: OperationFilter, after: str, limit: int = 500) -> Page[Event]:

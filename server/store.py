@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
 from pausable.server.domain import (
+    UNPARSED,
     AlreadyExists,
     CheckpointResult,
     Dispatch,
@@ -42,6 +43,7 @@ from pausable.server.domain import (
 )
 from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
+from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
 from pausable.server.reads import Reads, operation_of, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
@@ -389,6 +391,8 @@ class Store(Reads):
                         done = states.step_done(numbering.done(skipped), numbering.count)
                         self._append(session, events, row, EventType.STEP_COMPLETED, done, now)
                 row.result_json = report.result_json
+                if report.result is not UNPARSED:
+                    parsed_results.keep(operation_id, report.result_json, report.result)
                 _move(row, step + 1, numbering)
                 row.progress, row.progress_message = 0.0, ""
                 row.lease_expires_at = now + self.lease
@@ -841,7 +845,10 @@ def dispatch_from(
     headers: dict[str, str] | None,
 ) -> Dispatch:
     """The plan from `step` on, fed the last step's result (the input before the first step)."""
-    argument = json.loads(result_json if step > 0 and result_json is not None else input_json)
+    if step > 0 and result_json is not None:
+        argument = parsed_results.parse(operation_id, result_json)
+    else:
+        argument = json.loads(input_json)
     return Dispatch(operation_id, plan, step, argument, attempt, headers or {}, secret)
 
 

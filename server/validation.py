@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -14,7 +13,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pausable.jsonvalue import from_value
-from pausable.server import limits
+from pausable.server import limits, offload
 from pausable.server.domain import decode_cursor
 from pausable.server.errors import InvalidArgument
 
@@ -89,7 +88,7 @@ async def workflow_input_off_loop(workflow: str, value: struct_pb2.Value | None,
     """`workflow_input` of the request's Value: converted and checked in a thread when it is larger than
     offload_json_bytes, so a large input (or schema) never holds the event loop (720 kB with a schema: about 0.5 s)."""
     if value is not None and value.ByteSize() > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(lambda: workflow_input(workflow, from_value(value), schema))
+        return await offload.off_loop(lambda: workflow_input(workflow, from_value(value), schema))
     return workflow_input(workflow, None if value is None else from_value(value), schema)
 
 

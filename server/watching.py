@@ -11,8 +11,10 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import partial
 
-from pausable.server.convert import event_message, event_to_pb, heavy
+from pausable.server import offload
+from pausable.server.convert import event_message, feed_message, feed_response, heavy
 from pausable.server.domain import Event, OperationFilter, PastTheEnd, ShuttingDown, decode_cursor
 from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
@@ -93,7 +95,7 @@ class Watching:
                 subscriber.resync()
                 batch = await self.store.events_matching(where, cursor, REPLAY_PAGE)
                 for event in batch:
-                    yield pb.WatchEventsResponse(event=(await event_message(event)).event, cursor=event.cursor)
+                    yield await feed_message(event)
                     cursor = event.cursor
                     last = decode_cursor(cursor)
                 if batch.more:
@@ -134,7 +136,7 @@ def feed_items(batch: list[tuple[Event, State]]) -> list[FeedItem]:
     items = []
     for event, state in batch:
         try:
-            message = pb.WatchEventsResponse(event=event_to_pb(event).event, cursor=event.cursor)
+            message = feed_response(event)
         except Exception:
             log.exception("event %s of %s cannot be encoded; left out of WatchEvents", event.seq, event.operation_id)
             continue
@@ -227,7 +229,7 @@ class GlobalFeed:
                 self.reads += 1
                 if batch:
                     large = any(heavy(event.operation) for event, _state in batch)
-                    items = await asyncio.to_thread(feed_items, batch) if large else feed_items(batch)
+                    items = await offload.off_loop_if(large, partial(feed_items, batch))
                     cursor = batch[-1][0].cursor
                     self._offer(items)
                 if batch.more:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
+from dataclasses import replace
 from typing import Any, cast
 
 import grpc
 
 from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
-from pausable.server import limits, validation
+from pausable.server import limits, offload, validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
@@ -46,20 +46,20 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
     )
 
 
-def _refused(report: StepReport) -> dict[str, Any] | None:
-    """The error that fails the report's operation when its result cannot be stored (limits.result_problem), else None."""
-    problem = limits.result_problem(report.result_json)
+def _checked(report: StepReport) -> tuple[StepReport, dict[str, Any] | None]:
+    """The report with its result parsed, and the error that fails its operation when that result cannot be stored
+    (limits.result_problem), else None."""
+    problem, data = limits.checked_result(report.result_json)
     if problem is None:
-        return None
+        return replace(report, result=data), None
     code, message = problem
-    return {"code": code, "message": message, "step": report.step, "step_name": ""}
+    return report, {"code": code, "message": message, "step": report.step, "step_name": ""}
 
 
-async def _refusals(reports: list[StepReport]) -> list[dict[str, Any] | None]:
-    """`_refused` of each report; in a thread when their results are large (over offload_json_bytes in all)."""
-    if sum(len(report.result_json) for report in reports) > limits.current.offload_json_bytes:
-        return await asyncio.to_thread(lambda: [_refused(report) for report in reports])
-    return [_refused(report) for report in reports]
+async def _refusals(reports: list[StepReport]) -> list[tuple[StepReport, dict[str, Any] | None]]:
+    """`_checked` of each report; in a thread when their results are large (over offload_json_bytes in all)."""
+    large = offload.large(sum(len(report.result_json) for report in reports))
+    return await offload.off_loop_if(large, lambda: [_checked(report) for report in reports])
 
 
 def _step(value: int) -> int:
@@ -164,8 +164,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
     @rpc
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext) -> pb.CheckpointResponse:
-        report = _report(request, request.continued)
-        [error] = await _refusals([report])
+        [(report, error)] = await _refusals([_report(request, request.continued)])
         if error is not None:
             state = await self.engine.fail(report.operation_id, report.step, error, report.attempt, report.step_token)
             return pb.CheckpointResponse(decision=pb.DECISION_STOP, state=state_to_pb(state))
@@ -189,9 +188,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         worker's batch holds the reports of many operations). A result too large or too deep to store fails its
         operation (RESULT_TOO_LARGE, RESULT_TOO_DEEP) after the reports before it are recorded.
         """
-        reports = [_report(step, not step.next_not_started, dropped=True) for step in request.steps]
+        checked = await _refusals([_report(step, not step.next_not_started, dropped=True) for step in request.steps])
+        reports = [report for report, _error in checked]
         refused: dict[str, tuple[int, StepReport, dict[str, Any]]] = {}  # operation -> its first report that fails it
-        for index, (report, error) in enumerate(zip(reports, await _refusals(reports), strict=True)):
+        for index, (report, error) in enumerate(checked):
             if report.operation_id not in refused and error is not None:
                 refused[report.operation_id] = (index, report, error)
         kept = [r for i, r in enumerate(reports) if r.operation_id not in refused or i < refused[r.operation_id][0]]

@@ -5,7 +5,7 @@ Every event of an operation keeps a snapshot of it, result included: after a
 step returns a large result, each later event carries it. A Watch replay must
 still deliver every event in order, in pages that never load more than
 `replay_page_bytes` (at least one event each). "Off the loop" is shown by
-events, not timings, as in tests/unit/test_offloaded_conversion.py.
+events, not timings (tests/support/loop_probe.OffLoop).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from support.loop_probe import OffLoop
 
 from pausable.server import event_rows, limits, reads
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import Event, Operation, OperationFilter, Page, StepReport, Workflow
+from pausable.server.domain import Event, OperationFilter, Page, StepReport, Workflow
 from pausable.server.hub import EventHub
 from pausable.server.models import EventRow
 from pausable.server.store import Store
 from pausable.server.watching import Watching
 
-WAIT = 5.0
 RESULT_BYTES = 256 << 10  # max_result_bytes here: the result below is just under it
 RESULT = {"rows": [{"n": n, "name": f"row-{n:06d}"} for n in range(7_300)]}
 BUDGET = 1 << 20  # replay_page_bytes here: three or four such snapshots
@@ -138,46 +138,28 @@ def test_global_stream_pages_are_within_the_budget(tmp_path: Path, make_database
     run(make_database(tmp_path), scenario)
 
 
-class Parses:
-    """Wraps event_rows.events_of: records its thread and the snapshot's Python type; a large page waits for
-    `loop_ran` first (on the loop that wait could not end: the loop is the thread waiting)."""
-
-    def __init__(self) -> None:
-        self.loop_ran = threading.Event()
-        self.threads: list[int] = []
-        self.types: set[type] = set()
-        self.blocked = False
-        self.real = event_rows.events_of
-
-    def __call__(self, rows: Sequence[Any]) -> list[Event]:
-        self.threads.append(threading.get_ident())
-        self.types.update(type(row.snapshot_text) for row in rows)
-        if sum(len(row.snapshot_text) for row in rows) > 100_000 and not self.loop_ran.wait(WAIT):
-            self.blocked = True
-        return self.real(rows)
-
-
 def test_large_snapshots_are_parsed_off_the_loop_small_ones_on_it(
     tmp_path: Path, make_database: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parses = Parses()
+    types: set[type] = set()
+
+    def large_page(rows: Sequence[Any]) -> bool:
+        types.update(type(row.snapshot_text) for row in rows)
+        return sum(len(row.snapshot_text) for row in rows) > 100_000
+
+    parses = OffLoop(event_rows.events_of, large_page)
 
     async def scenario(store: Store) -> tuple[list[Event], list[Event], int]:
         operation_id, _last = await operation_with_a_large_result(store)
         monkeypatch.setattr(event_rows, "events_of", parses)
         small = await store.events_after(operation_id, 0, limit=2)  # CREATED, STARTED: no result yet
-
-        async def mark() -> None:
-            await asyncio.sleep(0)
-            parses.loop_ran.set()
-
-        large, _ = await asyncio.gather(store.events_after(operation_id, 2), mark())
+        large, _ = await asyncio.gather(store.events_after(operation_id, 2), parses.mark())
         return small, large, threading.get_ident()
 
     small, large, loop_thread = run(make_database(tmp_path), scenario)
     assert [event.seq for event in small] == [1, 2] and len(large) >= 2
     assert all(event.operation.result == RESULT for event in large)
-    assert parses.types == {str}, "the snapshot reached Python as text: no JSON processor or driver codec parsed it"
+    assert types == {str}, "the snapshot reached Python as text: no JSON processor or driver codec parsed it"
     assert not parses.blocked
     assert parses.threads[0] == loop_thread and parses.threads[1] != loop_thread
 
@@ -185,15 +167,7 @@ def test_large_snapshots_are_parsed_off_the_loop_small_ones_on_it(
 def test_list_reads_values_only_for_full_pages_and_parses_large_ones_off_the_loop(
     tmp_path: Path, make_database: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    threads: list[int] = []
-    loop_ran = threading.Event()
-    real = reads.operations_of
-
-    def spy(rows: Sequence[Any]) -> list[Operation]:
-        threads.append(threading.get_ident())
-        if not loop_ran.wait(WAIT):
-            raise AssertionError("parsed on the loop")
-        return real(rows)
+    spy = OffLoop(reads.operations_of, lambda _rows: True)
 
     async def scenario(store: Store) -> int:
         for _ in range(3):
@@ -204,18 +178,14 @@ def test_list_reads_values_only_for_full_pages_and_parses_large_ones_off_the_loo
         limits.configure(replace(saved, list_page_bytes=RESULT_BYTES))
         monkeypatch.setattr(reads, "operations_of", spy)
 
-        async def mark() -> None:
-            await asyncio.sleep(0)
-            loop_ran.set()
-
-        full, _ = await asyncio.gather(store.list_operations(OperationFilter(), limit=10, before_id=None), mark())
+        full, _ = await asyncio.gather(store.list_operations(OperationFilter(), limit=10, before_id=None), spy.mark())
         limits.configure(saved)
         assert [op.result for op in full] == [RESULT], "the page stopped at list_page_bytes (at least one)"
         assert full.more and full[0].id == basic[0].id
         return threading.get_ident()
 
     loop_thread = run(make_database(tmp_path), scenario)
-    assert threads and loop_thread not in threads
+    assert spy.off_the_loop(loop_thread)
 
 
 def test_an_event_larger_than_the_budget_still_makes_a_page_of_its_own(

@@ -1,9 +1,7 @@
 """Large stored values (over offload_json_bytes) are parsed and become messages in a thread, small ones on the loop.
 
-"Not on the loop" is shown by events, not timings: the conversion of a large
-value waits until a coroutine on the loop has run. On the loop that wait could
-never end (the loop is the thread waiting), so it gives up after WAIT seconds
-and the test fails; in a thread it returns as soon as the loop runs.
+"Not on the loop" is shown by events, not timings (tests/support/loop_probe.OffLoop): the conversion of a large
+value waits until a coroutine on the loop has run, which on the loop itself could never happen.
 """
 
 from __future__ import annotations
@@ -16,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.loop_probe import OffLoop
 
 from pausable.jsonvalue import to_value
-from pausable.server import convert, engine, limits, reads
+from pausable.server import convert, engine, limits, longrunning, reads
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import Event, Operation, Page, StepReport, Workflow
 from pausable.server.hub import EventHub
@@ -28,7 +27,6 @@ from pausable.server.store import Store
 from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
 
-WAIT = 5.0
 LARGE = {"rows": [{"name": f"row-{i}", "value": i} for i in range(20_000)]}  # about 600 kB of JSON
 SMALL = {"rows": 3}
 
@@ -49,42 +47,12 @@ def event(result: Any, seq: int = 1) -> Event:
     return Event("0" * 32, seq, EventType.STEP_COMPLETED, "", 1.0, snapshot)
 
 
-class Conversions:
-    """Wraps convert.to_value: records the thread of each conversion; a large one first waits for `loop_ran`."""
-
-    def __init__(self, real: Callable[[Any], Any]) -> None:
-        self.real = real
-        self.loop_ran = threading.Event()
-        self.threads: list[int] = []
-        self.blocked = False
-        self.large: Callable[[Any], bool] = lambda data: data is LARGE
-
-    def __call__(self, data: Any) -> Any:
-        self.threads.append(threading.get_ident())
-        if self.large(data) and not self.loop_ran.wait(WAIT):
-            self.blocked = True  # the loop could not run while this converted: it ran on the loop
-        return self.real(data)
-
-
 @pytest.fixture
-def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[Conversions]:
-    spy = Conversions(convert.to_value)
-    monkeypatch.setattr(convert, "to_value", spy)
+def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[OffLoop]:
+    """convert.set_value, probed: the building of LARGE waits for the loop to run."""
+    spy = OffLoop(convert.set_value, lambda _target, data: data is LARGE)
+    monkeypatch.setattr(convert, "set_value", spy)
     yield spy
-
-
-def concurrently(conversions: Conversions, work: Awaitable[Any]) -> Any:
-    """Run `work` while another coroutine marks that the loop ran; returns `work`'s result and the loop's thread."""
-
-    async def mark() -> None:
-        await asyncio.sleep(0)
-        conversions.loop_ran.set()
-
-    async def both() -> tuple[Any, int]:
-        result, _ = await asyncio.gather(work, mark())
-        return result, threading.get_ident()
-
-    return asyncio.run(both())
 
 
 def test_size_estimate_stops_early_and_is_close() -> None:
@@ -96,15 +64,14 @@ def test_size_estimate_stops_early_and_is_close() -> None:
     assert not convert.heavy(operation(SMALL, input_json='{"a": 1}'))
 
 
-def test_a_large_operation_converts_in_a_thread(conversions: Conversions) -> None:
-    message, loop_thread = concurrently(conversions, convert.operation_message(operation(LARGE)))
-    assert not conversions.blocked
-    assert conversions.threads and loop_thread not in conversions.threads
+def test_a_large_operation_converts_in_a_thread(conversions: OffLoop) -> None:
+    message, loop_thread = conversions.run(convert.operation_message(operation(LARGE)))
+    assert conversions.off_the_loop(loop_thread)
     assert len(message.result.struct_value.fields["rows"].list_value.values) == 20_000
 
 
-def test_a_small_operation_converts_on_the_loop(conversions: Conversions) -> None:
-    message, loop_thread = concurrently(conversions, convert.operation_message(operation(SMALL, input_json="[1]")))
+def test_a_small_operation_converts_on_the_loop(conversions: OffLoop) -> None:
+    message, loop_thread = conversions.run(convert.operation_message(operation(SMALL, input_json="[1]")))
     assert conversions.threads == [loop_thread, loop_thread]  # input and result: no thread hop
     assert message.result.struct_value.fields["rows"].number_value == 3
 
@@ -128,16 +95,16 @@ class OneOperation:
         return Page(found[:limit], more=len(found) > limit)
 
 
-def test_get_operation_with_a_large_result_leaves_the_loop_free(conversions: Conversions) -> None:
+def test_get_operation_with_a_large_result_leaves_the_loop_free(conversions: OffLoop) -> None:
     service = OperationService(OneOperation(), None)  # type: ignore[arg-type]
     request = pb.GetOperationRequest(operation_id="0" * 32)
-    response, loop_thread = concurrently(conversions, service.GetOperation(request, None))  # type: ignore[arg-type]
-    assert not conversions.blocked and loop_thread not in conversions.threads
+    response, loop_thread = conversions.run(service.GetOperation(request, None))  # type: ignore[arg-type]
+    assert conversions.off_the_loop(loop_thread)
     rows = response.operation.result.struct_value.fields["rows"].list_value.values
     assert rows[-1].struct_value.fields["value"].number_value == 19_999
 
 
-def test_watch_replays_a_large_event_off_the_loop(conversions: Conversions) -> None:
+def test_watch_replays_a_large_event_off_the_loop(conversions: OffLoop) -> None:
     async def replay() -> list[int]:
         seqs = []
         async for response in Watching(OneOperation(), EventHub()).follow("0" * 32, 0):  # type: ignore[arg-type]
@@ -146,13 +113,13 @@ def test_watch_replays_a_large_event_off_the_loop(conversions: Conversions) -> N
                 break
         return seqs
 
-    seqs, loop_thread = concurrently(conversions, replay())
+    seqs, loop_thread = conversions.run(replay())
     assert seqs == [1, 2]
     assert not conversions.blocked
     assert conversions.threads[0] == loop_thread and loop_thread not in conversions.threads[1:]  # small, then large
 
 
-def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(conversions: Conversions) -> None:
+def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(conversions: OffLoop) -> None:
     async def live() -> list[list[int]]:
         store, hub = OneOperation(), EventHub()
         store.events = [event(SMALL, 1)]
@@ -224,37 +191,66 @@ class Starts:
         return operation(None, input_json=input_json), True
 
 
-def test_start_operation_replies_with_a_large_input_off_the_loop(conversions: Conversions) -> None:
+def test_start_operation_replies_with_a_large_input_off_the_loop(conversions: OffLoop) -> None:
     service = OperationService(Starts(), None)  # type: ignore[arg-type]
     large = to_value(LARGE)
     conversions.threads.clear()
-    conversions.large = lambda data: isinstance(data, dict) and data == LARGE  # the input parsed back from its JSON text
+    conversions.large = lambda _target, data: isinstance(data, dict) and data == LARGE  # the input parsed from its text
     request = pb.StartOperationRequest(workflow="wf", input=large)
-    response, loop_thread = concurrently(conversions, service.StartOperation(request, None))  # type: ignore[arg-type]
-    assert not conversions.blocked and conversions.threads and loop_thread not in conversions.threads
+    response, loop_thread = conversions.run(service.StartOperation(request, None))  # type: ignore[arg-type]
+    assert conversions.off_the_loop(loop_thread)
     assert response.operation.input == large and json.loads(response.operation.input_json) == LARGE
 
 
 def test_the_request_hash_of_a_large_input_is_computed_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    loop_ran, threads = threading.Event(), []
     real = engine.request_hash
-
-    def spy(workflow: str, input_json: str, labels: dict[str, str]) -> str:
-        threads.append(threading.get_ident())
-        if len(input_json) > limits.current.offload_json_bytes and not loop_ran.wait(WAIT):
-            raise AssertionError("hashed on the loop")
-        return real(workflow, input_json, labels)
-
-    async def both() -> tuple[list[str], int]:
-        async def mark() -> None:
-            await asyncio.sleep(0)
-            loop_ran.set()
-
-        small = await engine.request_hash_of("wf", "[1]", {})
-        large, _ = await asyncio.gather(engine.request_hash_of("wf", json.dumps(LARGE), {"a": "b"}), mark())
-        return [small, large], threading.get_ident()
-
-    monkeypatch.setattr(engine, "request_hash", spy)
-    (small, large), loop_thread = asyncio.run(both())
+    hashes = OffLoop(real, lambda _workflow, input_json, _labels: limits.current.offload_json_bytes < len(input_json))
+    monkeypatch.setattr(engine, "request_hash", hashes)
+    small, _ = hashes.run(engine.request_hash_of("wf", "[1]", {}))
+    (large, loop_thread) = hashes.run(engine.request_hash_of("wf", json.dumps(LARGE), {"a": "b"}))
     assert small == real("wf", "[1]", {}) and large == real("wf", json.dumps(LARGE), {"a": "b"})
-    assert threads[0] == loop_thread and threads[1] != loop_thread
+    assert hashes.threads[0] == loop_thread and hashes.threads[1] != loop_thread and not hashes.blocked
+
+
+def test_a_checked_result_is_parsed_once_for_every_later_event_and_read(tmp_path: Path) -> None:
+    """The value limits.checked_result parsed is the one every later snapshot and GetOperation carries (not parsed
+    again: each json.loads of 1 MiB holds the loop's GIL for about 10 ms)."""
+    committed: list[Event] = []
+
+    async def scenario() -> tuple[Any, Operation]:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", on_commit=committed.extend)
+        try:
+            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
+            assert change.dispatch is not None
+            operation_id, token = change.operation.id, change.dispatch.step_token
+            text = json.dumps(LARGE)
+            problem, data = limits.checked_result(text)
+            assert problem is None and data == LARGE
+            committed.clear()
+            await store.checkpoints([StepReport(operation_id, 0, text, continued=True, step_token=token, result=data)])
+            for n in range(2):
+                await store.report_progress(operation_id, 1, n / 2, "", step_token=token)
+            return data, await store.get_operation(operation_id)
+        finally:
+            await store.close()
+
+    data, read = asyncio.run(scenario())
+    assert [e.type for e in committed] == [EventType.STEP_COMPLETED, EventType.PROGRESS, EventType.PROGRESS]
+    assert all(e.snapshot["result"] is data for e in committed) and read.result is data
+
+
+def test_lro_list_metadata_leaves_out_exactly_the_values() -> None:
+    full = convert.operation_to_pb(
+        Operation(
+            "0" * 32, "wf", State.FAILED, 1, 3, "s", 0.5, "half", SMALL, {"code": "E", "message": "m", "step": 1},
+            "me", {"team": "a"}, 1.0, 2.0, 3.0, 7, input_json="[1]",
+        )
+    )  # fmt: skip
+    expected = pb.Operation()
+    expected.CopyFrom(full)
+    expected.ClearField("input")
+    expected.ClearField("result")
+    assert longrunning.without_values(full) == expected and expected.labels == {"team": "a"} and expected.result_json
