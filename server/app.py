@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
-from pausable.server import healthcheck, limits, longrunning, offload
+from pausable.server import healthcheck, limits, longrunning
 from pausable.server.auth import Authenticator, AuthInterceptor
 from pausable.server.dispatch import Dispatcher
 from pausable.server.engine import Engine, Timing
@@ -184,7 +184,6 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     daemon = await start(settings)
     settle_garbage_collector()
-    offload.favour_the_loop()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

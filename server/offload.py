@@ -30,14 +30,24 @@ Result = TypeVar("Result")
 _converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausable-offload")
 
 
-def favour_the_loop() -> None:
-    """Make a thread busy with Python code hand the GIL back every 1 ms instead of CPython's 5 ms, so the event loop
-    waits at most about that long while a large value converts in the offload thread.
+FAVOURED_SWITCH_SECONDS = 0.001
 
-    Measured on 2 shared cores, a 1 ms timer on the loop while the offload thread built 1 MiB Values (4 in a row,
-    3 runs): at 5 ms its gaps were 6.3-6.7 ms at the median and 14-291 ms at most; at 1 ms, 2.2 ms and 6.5-85 ms.
+
+def _favouring_the_loop(work: Callable[[], Result]) -> Result:
+    """`work()` with the GIL handed back every 1 ms instead of CPython's 5 ms, so the event loop waits at most about
+    that long while a large value converts here; the interval goes back when the work is done.
+
+    Measured on 2 shared cores, a 1 ms timer on the loop while this thread built 1 MiB Values (4 in a row, 3 runs):
+    at 5 ms its gaps were 6.3-6.7 ms at the median and 14-291 ms at most; at 1 ms, 2.2 ms and 6.5-85 ms. Kept at
+    1 ms all the time, the switching cost every start: 5-10% of the StartOperation rate and 9-20% more daemon CPU
+    per start (bench/paired_start.py, two runs of 6 rounds), hence only while this thread works.
     """
-    sys.setswitchinterval(0.001)
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(FAVOURED_SWITCH_SECONDS)
+    try:
+        return work()
+    finally:
+        sys.setswitchinterval(default)
 
 
 def large(size: int) -> bool:
@@ -47,7 +57,8 @@ def large(size: int) -> bool:
 
 async def off_loop(work: Callable[[], Result]) -> Result:
     """`work()` in the one offload thread (with the caller's context variables, as asyncio.to_thread)."""
-    return await asyncio.get_running_loop().run_in_executor(_converter, contextvars.copy_context().run, work)
+    run = contextvars.copy_context().run
+    return await asyncio.get_running_loop().run_in_executor(_converter, lambda: run(_favouring_the_loop, work))
 
 
 async def off_loop_if(is_large: bool, work: Callable[[], Result]) -> Result:
