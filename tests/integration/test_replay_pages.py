@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from support.loop_probe import OffLoop
+from support.started import started_operation
 
 from pausable.server import event_rows, limits, reads
-from pausable.server.dispatch import plan_for
-from pausable.server.domain import Event, OperationFilter, Page, StepReport, Workflow
+from pausable.server.domain import Event, OperationFilter, Page, StepReport
 from pausable.server.hub import EventHub
 from pausable.server.models import EventRow
 from pausable.server.store import Store
@@ -48,12 +48,7 @@ async def operation_with_a_large_result(store: Store) -> tuple[str, int]:
     """An operation whose first step returned RESULT, then reported progress PROGRESS_EVENTS times: (id, last seq)."""
     text = json.dumps(RESULT)
     assert RESULT_BYTES * 0.9 < len(text) <= RESULT_BYTES
-    await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
-    workflow = await store.get_workflow("w")
-    assert workflow is not None
-    change = await store.create_operation(workflow, input_json="0", request_id="", requester="me", labels={})
-    assert change.dispatch is not None
-    operation_id, token = change.operation.id, change.dispatch.step_token
+    operation_id, token = await started_operation(store, requester="me")
     await store.checkpoints([StepReport(operation_id, 0, text, continued=True, step_token=token)])
     for n in range(PROGRESS_EVENTS):
         await store.report_progress(operation_id, 1, n / PROGRESS_EVENTS, f"{n}", step_token=token)

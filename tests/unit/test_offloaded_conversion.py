@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.loop_probe import OffLoop
+from support.started import started_operation
 
 from pausable.jsonvalue import to_value
 from pausable.server import convert, engine, limits, longrunning, reads
@@ -160,12 +161,7 @@ def test_the_store_parses_a_large_stored_result_in_a_thread(tmp_path: Path, monk
     async def scenario() -> tuple[list[Operation], int]:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
         try:
-            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
-            workflow = await store.get_workflow("w")
-            assert workflow is not None
-            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
-            assert change.dispatch is not None
-            operation_id, token = change.operation.id, change.dispatch.step_token
+            operation_id, token = await started_operation(store)
             found = []
             monkeypatch.setattr(reads, "operation_of", spy)
             for step, result in enumerate((SMALL, LARGE)):
@@ -220,12 +216,7 @@ def test_a_checked_result_is_parsed_once_for_every_later_event_and_read(tmp_path
     async def scenario() -> tuple[Any, Operation]:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", on_commit=committed.extend)
         try:
-            await store.register_workflows([Workflow("w", plan_for(["a", "b", "c"]))], "test")
-            workflow = await store.get_workflow("w")
-            assert workflow is not None
-            change = await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})
-            assert change.dispatch is not None
-            operation_id, token = change.operation.id, change.dispatch.step_token
+            operation_id, token = await started_operation(store)
             text = json.dumps(LARGE)
             problem, data = limits.checked_result(text)
             assert problem is None and data == LARGE
