@@ -138,7 +138,12 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         await listener.start()
     timing = Timing(settings.step_lease_seconds, settings.outbox_grace_seconds)
     engine = Engine(
-        store, Dispatcher(settings.broker_url), StopFlags(settings.broker_url), BrokerProbe(settings.broker_url), timing
+        store,
+        Dispatcher(settings.broker_url),
+        StopFlags(settings.broker_url),
+        BrokerProbe(settings.broker_url),
+        timing,
+        on_decision=observability.checkpoint_decided,
     )
     watching = Watching(store, hub)
     # The auth interceptor is innermost, so the access log (observability) sees the identity and every denial's code;

@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from pausable.server.domain import CheckpointResult, Dispatch, Operation, Operat
 from pausable.server.flags import StopFlags
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
-from pausable.server.states import Command, LeaseVerdict, State
+from pausable.server.states import Command, Decision, LeaseVerdict, State
 from pausable.server.store import Change, Store
 
 log = logging.getLogger("pausable.server")
@@ -75,9 +75,17 @@ class Timing:
 
 class Engine:
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, flags: StopFlags, probe: BrokerProbe, timing: Timing | None = None
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        flags: StopFlags,
+        probe: BrokerProbe,
+        timing: Timing | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
+        """`on_decision` hears the decision on each worker report recorded or answered (the checkpoints metric)."""
         self.store = store
+        self.on_decision = on_decision
         self.dispatcher = dispatcher
         self.flags = flags
         self.probe = probe
@@ -159,6 +167,8 @@ class Engine:
         for report, outcome in zip(reports, outcomes, strict=True):
             if outcome is None or outcome.refused:
                 continue
+            if self.on_decision is not None:
+                self.on_decision(outcome.decision)
             if not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
                 await self.flags.follow(report.operation_id, outcome.state, outcome.attempt)
             if outcome.resend is not None and outcome.outbox is not None:

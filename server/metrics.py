@@ -3,7 +3,7 @@
 Everything lives in a registry of the daemon's own, so two daemons in one
 process (tests) never collide. Counters and histograms are updated on the
 event loop as things happen: RPCs by the interceptor (rpcobserver.py),
-checkpoint decisions from Checkpoint replies, pause latency and event counts
+checkpoint decisions by the engine, pause latency and event counts
 from the events this replica commits (the store's on_commit stream, after the
 commit: nothing is added to the checkpoint transaction).
 
@@ -151,7 +151,7 @@ class DaemonMetrics:
         )
         self.checkpoints = Counter(
             "pausable_checkpoints",
-            "Checkpoints recorded or answered, by decision (background ReportSteps count as CONTINUE; rate() is checkpoints per second)",
+            "Worker reports recorded or answered, by decision (each step of a ReportSteps counts; rate() is checkpoints per second)",
             ["decision"],
             registry=self.registry,
         )

@@ -22,7 +22,7 @@ from pausable.server.domain import Event
 from pausable.server.healthcheck import HealthMonitor, Probe, StoreProbe, broker_probe
 from pausable.server.metrics import DaemonMetrics
 from pausable.server.rpcobserver import RpcObserver
-from pausable.server.states import EventType
+from pausable.server.states import Decision, EventType
 
 if TYPE_CHECKING:
     from pausable.server.app import Daemon
@@ -54,6 +54,11 @@ class Observability:
         self.interceptor = RpcObserver(self.metrics)
         self.monitor: HealthMonitor | None = None
         self.metrics_port: int | None = None
+
+    def checkpoint_decided(self, decision: Decision) -> None:
+        """One worker report recorded or answered (Checkpoint or one step of ReportSteps), by the engine's decision."""
+        if self.metrics is not None:
+            self.metrics.observe_checkpoint(decision.value)
 
     def on_commit(self, publish: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
         """`publish` first (the watchers), then metrics and the operation log; neither may fail a committed change."""

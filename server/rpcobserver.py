@@ -6,8 +6,8 @@ google.longrunning `name` "operations/<id>") it sets
 that call carries the id. Commands (start, pause, resume, cancel, delete) get
 one INFO line each with the status code and duration; other calls log at
 DEBUG. With metrics on, every call, streaming ones included, is timed into
-`pausable_rpc_duration_seconds{service,method,code}`, and each Checkpoint
-reply counts its decision.
+`pausable_rpc_duration_seconds{service,method,code}` (checkpoint decisions
+are counted by the engine: Observability.checkpoint_decided).
 
 Wrapped handlers are built once per method and reused.
 """
@@ -31,7 +31,6 @@ from pausable.server.interceptors import HandlerWrapper
 from pausable.server.longrunning import PREFIX as LRO_PREFIX
 from pausable.server.longrunning import SERVICE_NAME as LRO_SERVICE
 from pausable.server.metrics import DaemonMetrics
-from pausable.v1 import worker_pb2
 
 log = logging.getLogger("pausable.server.rpc")
 
@@ -46,9 +45,6 @@ COMMANDS = frozenset(
         f"/{LRO_SERVICE}/DeleteOperation",
     }
 )
-CHECKPOINT = "/pausable.v1.WorkerService/Checkpoint"
-REPORT_STEPS = "/pausable.v1.WorkerService/ReportSteps"
-DECISIONS = {value: name.removeprefix("DECISION_") for name, value in worker_pb2.Decision.items()}
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -109,10 +105,6 @@ class RpcObserver(HandlerWrapper):
             seconds = time.perf_counter() - started
             if self.metrics is not None:
                 self.metrics.observe_rpc(method, code, seconds)
-                if method == CHECKPOINT and reply is not None:
-                    self.metrics.observe_checkpoint(DECISIONS.get(reply.decision, str(reply.decision)))
-                elif method == REPORT_STEPS and reply is not None:
-                    self.metrics.observe_checkpoint("CONTINUE", reply.recorded)
             command = method in COMMANDS
             if command or log.isEnabledFor(logging.DEBUG):
                 if operation_id is None and reply is not None and method == f"{_OPS}StartOperation":
