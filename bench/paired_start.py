@@ -1,0 +1,180 @@
+"""StartOperation throughput of two daemons (two source trees) measured side by side.
+
+    python bench/paired_start.py --base /work/wt-base            # base tree against this one
+    python bench/paired_start.py --base . --rounds 8             # A/A: both sides this tree (shows the bias)
+
+Each side is a source tree with its own `.venv` (`<tree>/.venv/bin/pausable
+serve`), its own Redis and its own SQLite file, and the void workflow of
+bench/run.py's start_rate (five steps to a queue no worker reads: only the
+daemon's side is measured). Both daemons run for the whole run; one client
+(64 calls in flight, as start_rate) drives one side at a time, in rounds
+that alternate which side goes first (A B, B A, ...), so a change in the
+machine's background load reaches both sides alike. Per side and round: the
+starts per second, and the daemon's CPU time (user + system, /proc) per
+start. Prints each round, then the medians and their ratios (this tree over
+the base), and as its last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import redis
+
+from pausable.cli.launch import RedisServer, free_port, stop_process, wait_serving
+from pausable.v1 import operation_pb2 as pb
+from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+VOID_QUEUE = "bench-void"
+WORKFLOW = "bench.void5"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Side:
+    name: str
+    tree: Path
+    folder: Path
+    redis: RedisServer | None = None
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Its Redis and `pausable serve` from its tree's venv, then the void workflow registered."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisServer(self.folder / "redis").start()
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "PAUSABLE_DATABASE_URL": f"sqlite+aiosqlite:///{self.folder / 'bench.db'}",
+            "PAUSABLE_BROKER_URL": self.redis.url,
+            "PAUSABLE_LISTEN": self.target,
+            "PAUSABLE_RETENTION_SECONDS": "0",
+            # The void chains never run: no reports, no tokens; a lease longer than the run keeps the sweep idle.
+            "PAUSABLE_REQUIRE_STEP_TOKENS": "false",
+            "PAUSABLE_STEP_LEASE_SECONDS": "3600",
+        }
+        env.pop("PYTHONPATH", None)
+        self.process = subprocess.Popen(
+            [str(self.tree / ".venv" / "bin" / "pausable"), "serve"],
+            env=env,
+            cwd=self.folder,
+            stdout=(self.folder / "daemon.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_serving(self.target, 60, self.process)
+        plan = [{"task": "bench.noop", "args": [], "kwargs": {}, "options": {"queue": VOID_QUEUE}} for _ in range(5)]
+        with grpc.insecure_channel(self.target) as channel:
+            worker_pb2_grpc.WorkerServiceStub(channel).RegisterWorkflows(
+                worker_pb2.RegisterWorkflowsRequest(workflows=[pb.Workflow(name=WORKFLOW, plan_json=json.dumps(plan))])
+            )
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+
+    def clear_queue(self) -> None:
+        assert self.redis is not None
+        redis.Redis.from_url(self.redis.url).delete(VOID_QUEUE)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        if self.redis is not None:
+            self.redis.stop()
+
+
+async def drive(target: str, concurrency: int, seconds: float) -> int:
+    """Starts completed by `concurrency` loops calling StartOperation back to back for `seconds`."""
+    done = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = operation_pb2_grpc.OperationServiceStub(channel)
+        request = pb.StartOperationRequest(workflow=WORKFLOW)
+        deadline = time.monotonic() + seconds
+
+        async def loop() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                await stub.StartOperation(request)
+                done += 1
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return done
+
+
+def measure(side: Side, concurrency: int, seconds: float) -> tuple[float, float]:
+    """(starts/s, daemon CPU µs per start) of one segment."""
+    cpu_before, started = side.cpu_seconds(), time.monotonic()
+    done = asyncio.run(drive(side.target, concurrency, seconds))
+    elapsed, cpu = time.monotonic() - started, side.cpu_seconds() - cpu_before
+    side.clear_queue()
+    return done / elapsed, cpu / max(done, 1) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, type=Path, help="the baseline source tree (with its own .venv)")
+    parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent, help="default: this tree")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds, each measuring both sides (at least 5)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of one side's segment")
+    parser.add_argument("--concurrency", type=int, default=64)
+    options = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="pausable-paired-"))
+    base = Side("base", options.base.resolve(), folder / "base")
+    this = Side("this", options.tree.resolve(), folder / "this")
+    try:
+        for side in (base, this):
+            side.start()
+        for side in (base, this):  # warm-up, not counted
+            measure(side, options.concurrency, 1.0)
+        for round_ in range(options.rounds):
+            order = (base, this) if round_ % 2 == 0 else (this, base)
+            for side in order:
+                rate, cpu_us = measure(side, options.concurrency, options.seconds)
+                side.rates.append(rate)
+                side.cpu_us.append(cpu_us)
+            print(
+                f"round {round_ + 1}: base {base.rates[-1]:7.1f}/s {base.cpu_us[-1]:6.0f} µs/start   "
+                f"this {this.rates[-1]:7.1f}/s {this.cpu_us[-1]:6.0f} µs/start   "
+                f"ratio {this.rates[-1] / base.rates[-1]:.3f}",
+                flush=True,
+            )
+    finally:
+        for side in (base, this):
+            side.stop()
+    per_round = [t / b for t, b in zip(this.rates, base.rates, strict=True)]
+    result = {
+        "base_starts_per_s": statistics.median(base.rates),
+        "this_starts_per_s": statistics.median(this.rates),
+        "start_rate_ratio": statistics.median(this.rates) / statistics.median(base.rates),
+        "start_rate_ratio_per_round_median": statistics.median(per_round),
+        "base_cpu_us_per_start": statistics.median(base.cpu_us),
+        "this_cpu_us_per_start": statistics.median(this.cpu_us),
+        "cpu_per_start_ratio": statistics.median(this.cpu_us) / statistics.median(base.cpu_us),
+    }
+    print(f"base {base.tree}\nthis {this.tree}\nlogs {folder}")
+    for key, value in result.items():
+        print(f"{key:<36}{value:>10.3f}")
+    print(json.dumps({key: round(value, 3) for key, value in result.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
