@@ -12,7 +12,9 @@ that alternate which side goes first (A B, B A, ...), so a change in the
 machine's background load reaches both sides alike. Per side and round: the
 starts per second, and the daemon's CPU time (user + system, /proc) per
 start. Prints each round, then the medians and their ratios (this tree over
-the base), and as its last line one JSON object.
+the base), and as its last line one JSON object. `--threads` adds each
+daemon thread's CPU per start (names from `py-spy dump`; threads without a
+Python name, gRPC's own among them, count as "native").
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +55,8 @@ class Side:
     port: int = 0
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
+    thread_names: dict[int, str] = field(default_factory=dict)
+    thread_us: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -88,8 +94,28 @@ class Side:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+        return _cpu_seconds(Path(f"/proc/{self.process.pid}/stat"))
+
+    def name_threads(self) -> None:
+        """Thread id -> Python thread name, from `py-spy dump`."""
+        assert self.process is not None
+        dump = subprocess.run(
+            [_py_spy(), "dump", "--pid", str(self.process.pid)], capture_output=True, text=True, check=True
+        ).stdout
+        self.thread_names = {int(tid): name for tid, name in re.findall(r'^Thread (\d+) \(\w+\): "(.*)"$', dump, re.MULTILINE)}
+
+    def thread_seconds(self) -> dict[str, float]:
+        """CPU seconds of the daemon's threads by name (gRPC's and other threads without a Python name: "native")."""
+        assert self.process is not None
+        totals: dict[str, float] = {}
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
+                seconds = _cpu_seconds(task / "stat")
+            except OSError:  # the thread ended meanwhile
+                continue
+            name = re.sub(r"^Thread-\d+ ", "", self.thread_names.get(int(task.name), "native"))
+            totals[name] = totals.get(name, 0.0) + seconds
+        return totals
 
     def clear_queue(self) -> None:
         assert self.redis is not None
@@ -119,13 +145,29 @@ async def drive(target: str, concurrency: int, seconds: float) -> int:
     return done
 
 
-def measure(side: Side, concurrency: int, seconds: float) -> tuple[float, float]:
-    """(starts/s, daemon CPU µs per start) of one segment."""
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def _py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("--threads needs py-spy (pip install py-spy)")
+    return found
+
+
+def measure(side: Side, concurrency: int, seconds: float, threads: bool = False) -> tuple[float, float]:
+    """(starts/s, daemon CPU µs per start) of one segment; with `threads`, each thread's µs per start goes to the side."""
+    threads_before = side.thread_seconds() if threads else {}
     cpu_before, started = side.cpu_seconds(), time.monotonic()
-    done = asyncio.run(drive(side.target, concurrency, seconds))
+    done = max(asyncio.run(drive(side.target, concurrency, seconds)), 1)
     elapsed, cpu = time.monotonic() - started, side.cpu_seconds() - cpu_before
+    if threads:
+        for name, total in side.thread_seconds().items():
+            side.thread_us.setdefault(name, []).append((total - threads_before.get(name, 0.0)) / done * 1e6)
     side.clear_queue()
-    return done / elapsed, cpu / max(done, 1) * 1e6
+    return done / elapsed, cpu / done * 1e6
 
 
 def main() -> int:
@@ -135,6 +177,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6, help="rounds, each measuring both sides (at least 5)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one side's segment")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--threads", action="store_true", help="also each daemon thread's CPU per start (needs py-spy)")
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="pausable-paired-"))
     base = Side("base", options.base.resolve(), folder / "base")
@@ -144,10 +187,12 @@ def main() -> int:
             side.start()
         for side in (base, this):  # warm-up, not counted
             measure(side, options.concurrency, 1.0)
+            if options.threads:
+                side.name_threads()
         for round_ in range(options.rounds):
             order = (base, this) if round_ % 2 == 0 else (this, base)
             for side in order:
-                rate, cpu_us = measure(side, options.concurrency, options.seconds)
+                rate, cpu_us = measure(side, options.concurrency, options.seconds, options.threads)
                 side.rates.append(rate)
                 side.cpu_us.append(cpu_us)
             print(
@@ -170,6 +215,9 @@ def main() -> int:
         "cpu_per_start_ratio": statistics.median(this.cpu_us) / statistics.median(base.cpu_us),
     }
     print(f"base {base.tree}\nthis {this.tree}\nlogs {folder}")
+    for name in sorted(base.thread_us.keys() | this.thread_us.keys()):
+        base_us, this_us = (statistics.median(side.thread_us.get(name) or [0.0]) for side in (base, this))
+        print(f"thread {name:<40} base {base_us:7.0f} µs/start   this {this_us:7.0f} µs/start")
     for key, value in result.items():
         print(f"{key:<36}{value:>10.3f}")
     print(json.dumps({key: round(value, 3) for key, value in result.items()}))
