@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
+from pausable.server.batching import Relay
 from pausable.server.domain import (
     AlreadyExists,
     CheckpointResult,
@@ -113,6 +115,7 @@ class Change:
     dispatch: Dispatch | None = None
     replayed: bool = False
     outbox: OutboxId | None = None
+    relayed: bool = False  # the dispatch went from the writer thread to the publisher (see Engine._relay)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class Store(Reads):
         # Reports without a step token are refused (settings.require_step_tokens); off: taken as the current dispatch's.
         self.require_step_tokens = True
         self._numberings: dict[str, states.Numbering] = {}
+        self._sent: list[OutboxId] = []  # outbox entries published, to delete in the SQLite writer's next transaction
+        self._sent_lock = threading.Lock()
         self.sqlite: SqliteWriter | None = None
         self.writer: SqliteWriter | PostgresWriter
         if self.postgres:
@@ -173,8 +178,14 @@ class Store(Reads):
             await asyncio.to_thread(self.sqlite.close)
         await self.engine.dispose()
 
-    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
-        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
+    async def write(self, fn: Callable[[Session, list[Event]], Result], relay: Relay | None = None) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed.
+
+        On SQLite `relay` is offered the result in the writer thread once committed and may take the caller
+        over (batching.py); on Postgres it is not used.
+        """
+        if relay is not None and self.sqlite is not None:
+            return await self.sqlite.submit(fn, relay)
         return await self.writer.submit(fn)
 
     # -- workflows ---------------------------------------------------------
@@ -212,6 +223,7 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
+        relay: Relay | None = None,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -288,7 +300,7 @@ class Store(Reads):
             return Change(operation_of(row, with_input=True), dispatch, outbox=outbox)
 
         try:
-            return await self.write(create)
+            return await self.write(create, relay)
         except (IntegrityError, _RequestSeen):
             existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:
@@ -568,6 +580,23 @@ class Store(Reads):
                 session.connection().execute(DELETE_OUTBOX, rows)
 
         await self.write(forget)
+
+    def sent_soon(self, outbox_id: OutboxId) -> None:
+        """From any thread, SQLite only: this entry reached the broker. It is deleted in the writer's next
+        transaction, with every entry sent meanwhile (one statement, no transaction of its own)."""
+        assert self.sqlite is not None, "sent_soon is the SQLite writer's; use sent()"
+        with self._sent_lock:
+            self._sent.append(outbox_id)
+            if len(self._sent) > 1:
+                return  # a deletion is already queued: it takes this one too
+        self.sqlite.post(self._delete_sent)
+
+    def _delete_sent(self, _session: Session, _events: list[Event]) -> None:
+        """(A write function.) Lost on a failed transaction: the sweep publishes those entries again, which is harmless."""
+        assert self.sqlite is not None
+        with self._sent_lock:
+            sent, self._sent = self._sent, []
+        self.sqlite.execute_many(DELETE_OUTBOX, [{"outbox_id": outbox_id} for outbox_id in sent])
 
     async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[OutboxId, Dispatch]]:
         """Outbox entries written before `older_than` and still there (their publisher died, or is very slow), as dispatches.

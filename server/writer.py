@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from pausable.server.batching import BatchingThread, Outcome
+from pausable.server.batching import BatchingThread, Outcome, Relay
 from pausable.server.prepared import PreparedStatements
 
 Result = TypeVar("Result")
@@ -94,12 +94,18 @@ class SqliteWriter:
         self.publish = publish
         self._connection: sqlite3.Connection | None = None
         self._thread: BatchingThread[WriteFn[Any]] = BatchingThread(
-            "pausable-sqlite-writer", self._apply, delivered=self._published
+            "pausable-sqlite-writer", self._apply, delivered=self._published, answer=lambda done: done[0]
         )
 
-    async def submit(self, fn: WriteFn[Result]) -> Result:
-        result: tuple[Result, list[Any]] = await self._thread.submit(fn)
-        return result[0]
+    async def submit(self, fn: WriteFn[Result], relay: Relay | None = None) -> Result:
+        """Run `fn` in the next transaction; its result, unless `relay` (offered it in the writer thread once
+        committed) takes the caller over."""
+        result: Result = await self._thread.submit(fn, relay)
+        return result
+
+    def post(self, fn: WriteFn[Any]) -> None:
+        """From any thread: run `fn` in the next transaction; nobody waits for it (a failure is logged)."""
+        self._thread.post(fn)
 
     def execute(self, statement: Any, params: dict[str, Any]) -> None:
         """Run a one-row write statement in the current write (see prepared.py); only from inside a write function."""
