@@ -33,7 +33,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -205,7 +205,8 @@ class Engine:
             return False
         self._crash_if_asked(change)
         done = partial(self._published, change.operation.id, change.outbox)
-        self.dispatcher.publish_for(change.dispatch, caller, replace(change, relayed=True), done)
+        relayed = Change(change.operation, change.dispatch, change.replayed, change.outbox, relayed=True)
+        self.dispatcher.publish_for(change.dispatch, caller, relayed, done)
         return True
 
     def _crash_if_asked(self, change: Change) -> None:

@@ -45,7 +45,7 @@ from pausable.server.domain import (
 from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
 from pausable.server.postgres import PostgresWriter
-from pausable.server.reads import Reads, operation_of, snapshot_of
+from pausable.server.reads import Reads, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
@@ -297,7 +297,8 @@ class Store(Reads):
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
-            return Change(operation_of(row, with_input=True), dispatch, outbox=outbox)
+            # The STARTED event's snapshot is the row as committed: no second snapshot_of.
+            return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
 
         try:
             return await self.write(create, relay)
