@@ -7,9 +7,10 @@ Each side is a source tree with its own `.venv` (`<tree>/.venv/bin/pausable
 serve`), its own Redis and its own SQLite file, and the void workflow of
 bench/run.py's start_rate (five steps to a queue no worker reads: only the
 daemon's side is measured). Both daemons run for the whole run; one client
-(64 calls in flight, as start_rate) drives one side at a time, in rounds
-that alternate which side goes first (A B, B A, ...), so a change in the
-machine's background load reaches both sides alike. Per side and round: the
+(64 calls in flight, as start_rate) drives one side at a time, in short
+turns that alternate (A B, B A, ... `--slices` of them per round), so the
+machine's background load, which changes within seconds, reaches both sides
+alike. Per side and round: the
 starts per second, and the daemon's CPU time (user + system, /proc) per
 start. Prints each round, then the medians and their ratios (this tree over
 the base), and as its last line one JSON object. `--threads` adds each
@@ -127,21 +128,19 @@ class Side:
             self.redis.stop()
 
 
-async def drive(target: str, concurrency: int, seconds: float) -> int:
+async def drive(stub: operation_pb2_grpc.OperationServiceStub, concurrency: int, seconds: float) -> int:
     """Starts completed by `concurrency` loops calling StartOperation back to back for `seconds`."""
     done = 0
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = operation_pb2_grpc.OperationServiceStub(channel)
-        request = pb.StartOperationRequest(workflow=WORKFLOW)
-        deadline = time.monotonic() + seconds
+    request = pb.StartOperationRequest(workflow=WORKFLOW)
+    deadline = time.monotonic() + seconds
 
-        async def loop() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                await stub.StartOperation(request)
-                done += 1
+    async def loop() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await stub.StartOperation(request)
+            done += 1
 
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
     return done
 
 
@@ -157,17 +156,48 @@ def _py_spy() -> str:
     return found
 
 
-def measure(side: Side, concurrency: int, seconds: float, threads: bool = False) -> tuple[float, float]:
-    """(starts/s, daemon CPU µs per start) of one segment; with `threads`, each thread's µs per start goes to the side."""
-    threads_before = side.thread_seconds() if threads else {}
-    cpu_before, started = side.cpu_seconds(), time.monotonic()
-    done = max(asyncio.run(drive(side.target, concurrency, seconds)), 1)
-    elapsed, cpu = time.monotonic() - started, side.cpu_seconds() - cpu_before
-    if threads:
-        for name, total in side.thread_seconds().items():
-            side.thread_us.setdefault(name, []).append((total - threads_before.get(name, 0.0)) / done * 1e6)
-    side.clear_queue()
-    return done / elapsed, cpu / done * 1e6
+@dataclass
+class Tally:
+    """One side's totals over the slices of a round."""
+
+    done: int = 0
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    threads: dict[str, float] = field(default_factory=dict)
+
+
+async def run_round(sides: list[Side], concurrency: int, seconds: float, slices: int, threads: bool) -> list[Tally]:
+    """Each side driven for `seconds` in all, in `slices` turns taken alternately (A B, B A, ...): both sides meet
+    the same background load. One Tally per side."""
+    tallies = [Tally() for _ in sides]
+    channels = [grpc.aio.insecure_channel(side.target) for side in sides]
+    try:
+        stubs = [operation_pb2_grpc.OperationServiceStub(channel) for channel in channels]
+        for turn in range(slices):
+            order = range(len(sides)) if turn % 2 == 0 else reversed(range(len(sides)))
+            for index in order:
+                side, tally = sides[index], tallies[index]
+                threads_before = side.thread_seconds() if threads else {}
+                cpu_before, started = side.cpu_seconds(), time.monotonic()
+                tally.done += await drive(stubs[index], concurrency, seconds / slices)
+                tally.elapsed += time.monotonic() - started
+                tally.cpu += side.cpu_seconds() - cpu_before
+                for name, total in (side.thread_seconds() if threads else {}).items():
+                    tally.threads[name] = tally.threads.get(name, 0.0) + total - threads_before.get(name, 0.0)
+    finally:
+        for channel in channels:
+            await channel.close()
+    for side in sides:
+        side.clear_queue()
+    return tallies
+
+
+def record(side: Side, tally: Tally) -> None:
+    done = max(tally.done, 1)
+    side.rates.append(done / tally.elapsed)
+    side.cpu_us.append(tally.cpu / done * 1e6)
+    for name, seconds in tally.threads.items():
+        side.thread_us.setdefault(name, []).append(seconds / done * 1e6)
 
 
 def main() -> int:
@@ -175,7 +205,8 @@ def main() -> int:
     parser.add_argument("--base", required=True, type=Path, help="the baseline source tree (with its own .venv)")
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent, help="default: this tree")
     parser.add_argument("--rounds", type=int, default=6, help="rounds, each measuring both sides (at least 5)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of one side's segment")
+    parser.add_argument("--seconds", type=float, default=4.0, help="each side's driving time per round")
+    parser.add_argument("--slices", type=int, default=8, help="turns per round, each side's taken alternately")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--threads", action="store_true", help="also each daemon thread's CPU per start (needs py-spy)")
     options = parser.parse_args()
@@ -185,16 +216,15 @@ def main() -> int:
     try:
         for side in (base, this):
             side.start()
-        for side in (base, this):  # warm-up, not counted
-            measure(side, options.concurrency, 1.0)
+        asyncio.run(run_round([base, this], options.concurrency, 2.0, 2, threads=False))  # warm-up, not counted
+        for side in (base, this):
             if options.threads:
                 side.name_threads()
         for round_ in range(options.rounds):
-            order = (base, this) if round_ % 2 == 0 else (this, base)
-            for side in order:
-                rate, cpu_us = measure(side, options.concurrency, options.seconds, options.threads)
-                side.rates.append(rate)
-                side.cpu_us.append(cpu_us)
+            sides = [base, this] if round_ % 2 == 0 else [this, base]
+            tallies = asyncio.run(run_round(sides, options.concurrency, options.seconds, options.slices, options.threads))
+            for side, tally in zip(sides, tallies, strict=True):
+                record(side, tally)
             print(
                 f"round {round_ + 1}: base {base.rates[-1]:7.1f}/s {base.cpu_us[-1]:6.0f} µs/start   "
                 f"this {this.rates[-1]:7.1f}/s {this.cpu_us[-1]:6.0f} µs/start   "
