@@ -5,6 +5,12 @@ item waiting at that moment (up to `max_batch`), runs `handle(items)`, and
 resolves all the futures with one hop back to the loop. Used where the work
 is blocking and cheaper in bulk: SQLite transactions (writer.py) and
 publishing to the broker (dispatch.py).
+
+One thread can pass a caller on to another without going back to the loop
+in between: an item submitted with a `relay` is offered to it once handled,
+in the thread, and the relay may `take_over` the caller into another
+BatchingThread (a committed start goes from the writer straight to the
+publisher). Work nobody waits for is `post`ed, from any thread.
 """
 
 from __future__ import annotations
@@ -14,11 +20,29 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 Item = TypeVar("Item")
 Outcome = tuple[Any, BaseException | None]
+# Whoever awaits an item: its future and the loop that future belongs to.
+Caller = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop]
+# Offered an item's result in the handling thread; True: it took the caller over and answers it later.
+Relay = Callable[[Any, Caller], bool]
 log = logging.getLogger("pausable.server")
+
+
+class _Own:
+    """The answer of an item whose caller gets the item's own outcome (not one fixed by `take_over`)."""
+
+
+OWN = _Own()
+
+
+class _Entry(NamedTuple, Generic[Item]):
+    item: Item
+    caller: Caller | None  # None: posted, nobody waits
+    answer: Any = OWN
+    relay: Relay | None = None
 
 
 class BatchingThread(Generic[Item]):
@@ -28,22 +52,36 @@ class BatchingThread(Generic[Item]):
         handle: Callable[[Sequence[Item]], list[Outcome]],
         *,
         delivered: Callable[[list[Outcome]], None] | None = None,
+        answer: Callable[[Any], Any] = lambda result: result,
         max_batch: int = 256,
     ) -> None:
-        """`handle` returns one (result, error) per item; `delivered` runs on the loop once the futures are resolved
-        (callers resume only on a later turn of the loop, so it still runs before any of them goes on)."""
+        """`handle` returns one (result, error) per item; a caller gets `answer(result)`. `delivered` runs on the
+        loop with the batch's outcomes once the callers are answered (they resume only on a later turn of the
+        loop, so it still runs before any of them goes on)."""
         self.handle = handle
         self.delivered = delivered
+        self.answer = answer
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Entry[Item] | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None  # where `delivered` runs for a batch with no caller
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    async def submit(self, item: Item) -> Any:
-        loop = asyncio.get_running_loop()
+    async def submit(self, item: Item, relay: Relay | None = None) -> Any:
+        """Handle `item` with the next batch; its answer, unless `relay` (offered it in this thread) takes the caller over."""
+        loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((item, future, loop))
+        self._queue.put(_Entry(item, (future, loop), relay=relay))
         return await future
+
+    def take_over(self, item: Item, caller: Caller, answer: Any) -> None:
+        """From any thread: handle `item` for the caller of another thread's item; the caller then gets `answer`
+        (`handle` deals with this item's own outcome, errors included)."""
+        self._queue.put(_Entry(item, caller, answer))
+
+    def post(self, item: Item) -> None:
+        """From any thread: handle `item` with the next batch; nobody waits for it (an error is logged)."""
+        self._queue.put(_Entry(item, None))
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(None)
@@ -62,14 +100,41 @@ class BatchingThread(Generic[Item]):
                     break
                 batch.append(more)
             try:
-                outcomes = self.handle([item for item, _future, _loop in batch])
+                outcomes = self.handle([entry.item for entry in batch])
             except Exception as error:  # noqa: BLE001 - the whole batch failed
                 outcomes = [(None, error)] * len(batch)
-            batch[0][2].call_soon_threadsafe(self._deliver, [future for _item, future, _loop in batch], outcomes)
+            answers = []
+            for entry, outcome in zip(batch, outcomes, strict=True):
+                answer = self._answer(entry, outcome)
+                if entry.caller is not None and answer is not None:
+                    answers.append((entry.caller, answer))
+            loop = answers[0][0][1] if answers else self._loop
+            if loop is not None and (answers or self.delivered is not None):
+                loop.call_soon_threadsafe(self._deliver, answers, outcomes)
 
-    def _deliver(self, futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
+    def _answer(self, entry: _Entry[Item], outcome: Outcome) -> Outcome | None:
+        """What the entry's caller gets now; None when nobody waits or a relay took the caller over."""
+        result, error = outcome
+        if entry.caller is None:
+            if error is not None:
+                log.warning("%s: %r failed: %s", self._thread.name, entry.item, error)
+            return None
+        if entry.answer is not OWN:
+            return entry.answer, None
+        if error is not None:
+            return outcome
+        answer = self.answer(result)
+        if entry.relay is not None:
+            try:
+                if entry.relay(answer, entry.caller):
+                    return None
+            except Exception:
+                log.exception("%s: relaying a result failed; its caller gets it", self._thread.name)
+        return answer, None
+
+    def _deliver(self, answers: list[tuple[Caller, Outcome]], outcomes: list[Outcome]) -> None:
         """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""
-        for future, (result, error) in zip(futures, outcomes, strict=True):
+        for (future, _loop), (result, error) in answers:
             if future.cancelled():
                 continue
             if error is not None:

@@ -28,6 +28,12 @@ def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def _set_time(field: timestamp_pb2.Timestamp, epoch: float | None) -> None:
+    """Set a message's time field in place (a Timestamp passed to the constructor is built, then copied)."""
+    if epoch is not None:
+        field.FromNanoseconds(int(epoch * 1e9))
+
+
 # protoc's .pyi types enum fields as the enum's class but `Value()` as int; at run
 # time both are the same int, so the casts below only tell mypy so.
 
@@ -64,14 +70,14 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
             progress_message=operation.progress_message,
             requester=operation.requester,
             labels=operation.labels,
-            create_time=_timestamp(operation.create_time),
-            update_time=_timestamp(operation.update_time),
-            end_time=_timestamp(operation.end_time),
             last_seq=operation.last_seq,
             attempt=operation.attempt,
-            lease_expire_time=_timestamp(operation.lease_expire_time),
         )
     )
+    _set_time(message.create_time, operation.create_time)
+    _set_time(message.update_time, operation.update_time)
+    _set_time(message.end_time, operation.end_time)
+    _set_time(message.lease_expire_time, operation.lease_expire_time)
     if full and operation.input_json is not None:
         input_text = operation.input_json
         if stored_value(message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text)):

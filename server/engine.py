@@ -7,7 +7,9 @@ validate, then call one method here. Each command is the same sequence:
    events and, when steps must run, their chain in the outbox;
 2. the chain is published to the broker; the outbox entry is then marked
    sent (in batches). A publish that fails, or a daemon that dies before
-   it, leaves the entry: any replica's outbox sweep publishes it again;
+   it, leaves the entry: any replica's outbox sweep publishes it again.
+   On SQLite a start's chain goes from the writer thread, once committed,
+   straight to the publisher thread (`_relay`);
 3. the stop flags are made to match the new state (a hint for workers;
    the store decides);
 4. the committed events reach watchers through the hub (the store's
@@ -33,10 +35,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pausable import tracing
 from pausable.server import auth, domain
+from pausable.server.batching import Caller
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
@@ -119,8 +123,10 @@ class Engine:
             headers=tracing.headers(),
             request_hash=await request_hash_of(workflow.name, input_json, labels) if request_id else None,
             actor=auth.actor() if auth.current_principal().authenticated else requester or auth.actor(),
+            relay=self._relay,
         )
-        await self._publish(change)
+        if not change.relayed:
+            await self._publish(change)
         return change.operation, not change.replayed
 
     async def workflow(self, name: str) -> Workflow:
@@ -196,18 +202,44 @@ class Engine:
 
     async def _send(self, dispatch: Dispatch, outbox_id: int) -> None:
         """Send a committed chain; on failure it stays in the outbox for the sweep."""
-        if self.crash_before_publish:
-            log.critical("fault injection: exiting between the commit and the publish of %s", dispatch.operation_id)
-            os._exit(70)
+        self._crash_if_asked(dispatch.operation_id)
         try:
             await self.dispatcher.publish(dispatch)
         except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
-            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", dispatch.operation_id, error)
+            self._published(dispatch.operation_id, outbox_id, error)
             return
-        self._mark_sent(outbox_id)
+        self._published(dispatch.operation_id, outbox_id, None)
+
+    def _relay(self, change: Change, caller: Caller) -> bool:
+        """In the SQLite writer thread, once the start is committed: its chain goes straight to the publisher thread,
+        whose answer resumes the caller (the event loop hears of the start once, not after the commit and again
+        after the publish). The outbox entry is committed first, as for `_publish`."""
+        if change.outbox is None or change.dispatch is None:
+            return False
+        self._crash_if_asked(change.operation.id)
+        done = partial(self._published, change.operation.id, change.outbox)
+        relayed = Change(change.operation, change.dispatch, change.replayed, change.outbox, relayed=True)
+        self.dispatcher.publish_for(change.dispatch, caller, relayed, done)
+        return True
+
+    def _crash_if_asked(self, operation_id: str) -> None:
+        if self.crash_before_publish:
+            log.critical("fault injection: exiting between the commit and the publish of %s", operation_id)
+            os._exit(70)
+
+    def _published(self, operation_id: str, outbox_id: int, error: BaseException | None) -> None:
+        """(The loop or the publisher thread.) A failed chain stays in the outbox for the sweep; a sent one is forgotten."""
+        if error is not None:
+            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", operation_id, error)
+        else:
+            self._mark_sent(outbox_id)
 
     def _mark_sent(self, outbox_id: int) -> None:
-        """Forget sent outbox entries in batches: one write for every chain published meanwhile."""
+        """Forget sent outbox entries in batches: one write for every chain published meanwhile. On SQLite (from any
+        thread) they join the writer's next transaction; on Postgres (only ever on the loop) a write of their own."""
+        if self.store.sqlite is not None:
+            self.store.sent_soon(outbox_id)
+            return
         self._sent.append(outbox_id)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._forget_sent(), name="pausable-outbox-sent")

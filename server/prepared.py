@@ -5,7 +5,9 @@ one-row statement. The SQLite writer runs the statements of every checkpoint
 (the operation's UPDATE and the event's INSERT) through this instead: the SQL
 text and each parameter's conversion (JSON, DATETIME) come from SQLAlchemy,
 compiled once per statement and set of columns, so both paths write the same
-bytes.
+bytes. A DATETIME converter remembers its last value and text: a write
+stamps one `now` on several columns and rows (the operation, its events,
+its outbox entry), which are formatted once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -47,8 +50,21 @@ class PreparedStatements:
         binds: list[tuple[str, Converter]] = []
         for name in compiled.positiontup or ():
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
-            binds.append((name, kind.bind_processor(self.dialect)))
+            convert = kind.bind_processor(self.dialect)
+            binds.append((name, _last_one(convert) if convert is not None and isinstance(kind, DateTime) else convert))
         return compiled.string, binds
+
+
+def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` that reuses its last text for the same (immutable) datetime object; only the writer thread calls it."""
+    last: list[Any] = [None, None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return converted
 
 
 def _bound(binds: list[tuple[str, Converter]], params: Mapping[str, Any]) -> list[Any]:

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
+from pausable.server.batching import Relay
 from pausable.server.domain import (
     UNPARSED,
     AlreadyExists,
@@ -45,7 +47,7 @@ from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
 from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
-from pausable.server.reads import Reads, operation_of, snapshot_of
+from pausable.server.reads import Reads, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
@@ -115,6 +117,7 @@ class Change:
     dispatch: Dispatch | None = None
     replayed: bool = False
     outbox: OutboxId | None = None
+    relayed: bool = False  # the dispatch went from the writer thread to the publisher (see Engine._relay)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ class Store(Reads):
         # Reports without a step token are refused (settings.require_step_tokens); off: taken as the current dispatch's.
         self.require_step_tokens = True
         self._numberings: dict[str, states.Numbering] = {}
+        self._sent: list[OutboxId] = []  # outbox entries published, to delete in the SQLite writer's next transaction
+        self._sent_lock = threading.Lock()
         self.sqlite: SqliteWriter | None = None
         self.writer: SqliteWriter | PostgresWriter
         if self.postgres:
@@ -175,8 +180,14 @@ class Store(Reads):
             await asyncio.to_thread(self.sqlite.close)
         await self.engine.dispose()
 
-    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
-        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
+    async def write(self, fn: Callable[[Session, list[Event]], Result], relay: Relay | None = None) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed.
+
+        On SQLite `relay` is offered the result in the writer thread once committed and may take the caller
+        over (batching.py); on Postgres it is not used.
+        """
+        if relay is not None and self.sqlite is not None:
+            return await self.sqlite.submit(fn, relay)
         return await self.writer.submit(fn)
 
     # -- workflows ---------------------------------------------------------
@@ -214,6 +225,7 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
+        relay: Relay | None = None,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -287,10 +299,11 @@ class Store(Reads):
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
-            return Change(operation_of(row, with_input=True), dispatch, outbox=outbox)
+            # The STARTED event's snapshot is the row as committed: no second snapshot_of.
+            return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
 
         try:
-            return await self.write(create)
+            return await self.write(create, relay)
         except (IntegrityError, _RequestSeen):
             existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:
@@ -579,6 +592,23 @@ class Store(Reads):
                 session.connection().execute(DELETE_OUTBOX, rows)
 
         await self.write(forget)
+
+    def sent_soon(self, outbox_id: OutboxId) -> None:
+        """From any thread, SQLite only: this entry reached the broker. It is deleted in the writer's next
+        transaction, with every entry sent meanwhile (one statement, no transaction of its own)."""
+        assert self.sqlite is not None, "sent_soon is the SQLite writer's; use sent()"
+        with self._sent_lock:
+            self._sent.append(outbox_id)
+            if len(self._sent) > 1:
+                return  # a deletion is already queued: it takes this one too
+        self.sqlite.post(self._delete_sent)
+
+    def _delete_sent(self, _session: Session, _events: list[Event]) -> None:
+        """(A write function.) Lost on a failed transaction: the sweep publishes those entries again, which is harmless."""
+        assert self.sqlite is not None
+        with self._sent_lock:
+            sent, self._sent = self._sent, []
+        self.sqlite.execute_many(DELETE_OUTBOX, [{"outbox_id": outbox_id} for outbox_id in sent])
 
     async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[OutboxId, Dispatch]]:
         """Outbox entries written before `older_than` and still there (their publisher died, or is very slow), as dispatches.
