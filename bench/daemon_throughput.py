@@ -174,6 +174,21 @@ def measure_throughput(
     }
 
 
+def check_durable(port: int, user: str) -> None:
+    """Refuse to measure a cluster that does not flush its commits to disk."""
+    import asyncpg
+
+    async def settings() -> list[str]:
+        connection = await asyncpg.connect(host="127.0.0.1", port=port, user=user, database="postgres")
+        try:
+            return [await connection.fetchval(f"SHOW {name}") for name in ("fsync", "synchronous_commit")]
+        finally:
+            await connection.close()
+
+    if (found := asyncio.run(settings())) != ["on", "on"]:
+        raise RuntimeError(f"fsync and synchronous_commit must be on; the cluster has {found}")
+
+
 def measure_postgres(baseline_target: str, broker_url: str, folder: Path, repeats: int, seconds: float) -> dict[str, float]:
     """Checkpoints/s of a daemon on PostgreSQL (fsync and synchronous_commit on) over no-op unary calls, interleaved."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -181,6 +196,7 @@ def measure_postgres(baseline_target: str, broker_url: str, folder: Path, repeat
 
     noop, checkpoints = [], []
     with PostgresServer(durable=True) as postgres:
+        check_durable(postgres.port, postgres.user)
         daemon = DaemonProcess(
             postgres.create_database("bench"),
             broker_url,

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +45,17 @@ from daemon_throughput import (
     register_void_workflow,
     void_operations,
 )
+from fanout import measure_fanout
 from stats import p99
 from user_latency import measure_pause_load, measure_watch_delay
 from worker_throughput import measure_worker_throughput
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, free_port, stop_process
 from pausable.v1 import operation_pb2 as pb
-from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
+from pausable.v1 import operation_pb2_grpc
 from pausable.workers.queues import workflow_queue
+
+FULL_RUN_ONLY = {"fanout10k"}  # too heavy for --quick; `--only fanout10k` runs it anyway
 
 
 @dataclass
@@ -107,6 +110,15 @@ def stop_rig(rig: Rig) -> None:
     rig.daemon.stop()
     stop_process(rig.baseline)
     rig.redis.stop()
+
+
+def fanout_sides(rig: Rig) -> tuple[tuple[str, int], tuple[str, int], Callable[[], str]]:
+    """The daemon and the bare server (address, pid) and how to make an operation whose chain no worker runs."""
+    return (
+        (rig.daemon.target, pid(rig.daemon.process)),
+        (rig.baseline_target, pid(rig.baseline)),
+        lambda: void_operations(rig.daemon.target, rig.redis.url, "bench.void", 1)[0],
+    )
 
 
 def pid(process: subprocess.Popen[bytes] | None) -> int:
@@ -280,109 +292,6 @@ def measure_lease_recovery(rig: Rig, repeats: int) -> dict[str, float]:
             survivor.stop()
         daemon.stop()
     return {"lease_recovery_s": statistics.median(recoveries), "lease_recovery_max_s": max(recoveries)}
-
-
-# -- 4. fan-out to 1,000 watchers ------------------------------------------------------
-
-
-def fanout_delays(
-    target: str,
-    watchers: int,
-    events: int,
-    emit: Callable[[operation_pb2_grpc.OperationServiceStub, int], Awaitable[None]],
-    subscribed: Callable[[operation_pb2_grpc.OperationServiceStub, int], Awaitable[bool]],
-    request: pb.WatchRequest,
-) -> list[float]:
-    """For each event: the time from its stamp to its arrival at the last of `watchers` streams."""
-
-    async def run() -> list[float]:
-        channel = grpc.aio.insecure_channel(target)
-        stub = operation_pb2_grpc.OperationServiceStub(channel)
-        arrivals: dict[int, list[float]] = {}
-        stamps: dict[int, float] = {}
-        first_seen = 0
-
-        async def watch() -> None:
-            nonlocal first_seen
-            async for response in stub.Watch(request):
-                event = response.event
-                if request.after_seq and event.seq == request.after_seq + 1:
-                    first_seen += 1
-                arrivals.setdefault(event.seq, []).append(time.time())
-                stamps[event.seq] = event.time.ToNanoseconds() / 1e9
-                if event.type in (pb.EVENT_TYPE_SUCCEEDED, pb.EVENT_TYPE_CANCELLED):
-                    return
-
-        tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-        deadline = time.monotonic() + 120
-        while not await subscribed(stub, first_seen):
-            if time.monotonic() > deadline:
-                raise TimeoutError("watchers did not all subscribe")
-            await asyncio.sleep(0.05)
-        before = set(arrivals)
-        for index in range(events):
-            await emit(stub, index)
-            await asyncio.sleep(0.05)
-        await emit(stub, events)
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
-        await channel.close()
-        return [
-            max(times) - stamps[seq] for seq, times in sorted(arrivals.items()) if seq not in before and len(times) == watchers
-        ]
-
-    return asyncio.run(run())
-
-
-def daemon_rss_mb(rig: Rig) -> float:
-    status = Path(f"/proc/{rig.daemon.process.pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
-
-
-def measure_fanout(rig: Rig, watchers: int, events: int) -> dict[str, float]:
-    op_id = void_operations(rig.daemon.target, rig.redis.url, "bench.void", 1)[0]
-    with grpc.insecure_channel(rig.daemon.target) as channel:
-        worker_pb2_grpc.WorkerServiceStub(channel).ReportProgress(
-            worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=0.0)
-        )
-        ops = operation_pb2_grpc.OperationServiceStub(channel)
-        sample = next(iter(ops.Watch(pb.WatchRequest(operation_id=op_id, after_seq=2))))
-    padding = "x" * max(sample.ByteSize() - 40, 0)
-
-    async def emit_baseline(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
-        """Events as large as the daemon's, so both sides move the same bytes."""
-        await stub.Cancel(pb.CancelRequest(request_id=("last" if index == events else "") + padding))
-
-    async def baseline_subscribed(stub: operation_pb2_grpc.OperationServiceStub, _first_seen: int) -> bool:
-        return len((await stub.ListWorkflows(pb.ListWorkflowsRequest())).workflows) >= watchers
-
-    baseline = fanout_delays(rig.baseline_target, watchers, events, emit_baseline, baseline_subscribed, pb.WatchRequest())
-    rss = {}
-
-    async def emit_pausable(stub: operation_pb2_grpc.OperationServiceStub, index: int) -> None:
-        async with grpc.aio.insecure_channel(rig.daemon.target) as channel:
-            workers = worker_pb2_grpc.WorkerServiceStub(channel)
-            if index == events:
-                rss["mb"] = daemon_rss_mb(rig)
-                await stub.Cancel(pb.CancelRequest(operation_id=op_id))
-                await workers.Checkpoint(worker_pb2.CheckpointRequest(operation_id=op_id, step=0, result_json="0"))
-            else:
-                await workers.ReportProgress(
-                    worker_pb2.ReportProgressRequest(operation_id=op_id, step=0, fraction=(index + 1) / (events + 1))
-                )
-
-    async def pausable_subscribed(_stub: operation_pb2_grpc.OperationServiceStub, first_seen: int) -> bool:
-        return first_seen >= watchers
-
-    pausable = fanout_delays(
-        rig.daemon.target, watchers, events, emit_pausable, pausable_subscribed, pb.WatchRequest(operation_id=op_id, after_seq=2)
-    )
-
-    return {
-        "fanout_p99_ms": p99(pausable) * 1000,
-        "fanout_baseline_p99_ms": p99(baseline) * 1000,
-        "fanout_p99_ratio": p99(pausable) / p99(baseline),
-        "fanout_rss_mb": rss.get("mb", 0.0),
-    }
 
 
 # -- 6. store growth and replay ---------------------------------------------------------
@@ -572,12 +481,21 @@ def main() -> int:
                 "checkpoints on Postgres (fsync on)",
                 lambda: measure_postgres(rig.baseline_target, rig.redis.url, rig.folder, repeats, seconds),
             ),
-            ("fanout", "fan-out", lambda: measure_fanout(rig, 1000, 20 if quick else 50)),
+            (
+                "fanout",
+                "fan-out to 1,000 watchers",
+                lambda: measure_fanout(*fanout_sides(rig), 1000, 10 if quick else 20, 0.25, 2 if quick else 4),
+            ),
+            (
+                "fanout10k",
+                "fan-out to 10,000 watchers",
+                lambda: measure_fanout(*fanout_sides(rig), 10_000, 5, 2.0, 1 if quick else 2, prefix="fanout10k"),
+            ),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
         ):
-            if only and name not in only:
+            if (only and name not in only) or (not only and quick and name in FULL_RUN_ONLY):
                 continue
             started = time.monotonic()
             results.update(measure())
