@@ -55,8 +55,6 @@ from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 from pausable.workers.queues import workflow_queue
 
-FULL_RUN_ONLY = {"fanout10k"}  # too heavy for --quick; `--only fanout10k` runs it anyway
-
 
 @dataclass
 class Rig:
@@ -486,16 +484,11 @@ def main() -> int:
                 "fan-out to 1,000 watchers",
                 lambda: measure_fanout(*fanout_sides(rig), 1000, 10 if quick else 20, 0.25, 2 if quick else 4),
             ),
-            (
-                "fanout10k",
-                "fan-out to 10,000 watchers",
-                lambda: measure_fanout(*fanout_sides(rig), 10_000, 5, 2.0, 1 if quick else 2, prefix="fanout10k"),
-            ),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
         ):
-            if (only and name not in only) or (not only and quick and name in FULL_RUN_ONLY):
+            if only and name not in only:
                 continue
             started = time.monotonic()
             results.update(measure())
