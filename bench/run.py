@@ -154,7 +154,7 @@ def chain_seconds(rig: Rig, variant: str, app: Celery, ops: operation_pb2_grpc.O
         return time.monotonic() - started
     token = uuid.uuid4().hex
     built = plain_chain(app, variant, token)
-    client = redis.Redis.from_url(rig.redis.url)
+    client = redis.Redis.from_url(rig.redis.url, socket_timeout=180)  # redis-py's default (5 s) ends a long BLPOP
     client.ping()
     started = time.monotonic()
     built.apply_async()
