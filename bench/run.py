@@ -445,7 +445,7 @@ def main() -> int:
                 "throughput",
                 "checkpoint, start and resume throughput",
                 lambda: measure_throughput(
-                    rig.daemon.target, rig.baseline_target, rig.redis.url, repeats, seconds, 1000 if quick else 2500
+                    rig.daemon.target, rig.baseline_target, rig.redis.url, repeats, seconds, 500 if quick else 2500
                 ),
             ),
             (
@@ -455,7 +455,7 @@ def main() -> int:
                     rig.daemon.target,
                     rig.redis.url,
                     rig.folder,
-                    200,
+                    100 if quick else 200,
                     3 if quick else 7,
                     pid(rig.daemon.process),
                     pid(rig.redis.process),
@@ -477,7 +477,7 @@ def main() -> int:
             (
                 "postgres",
                 "checkpoints on Postgres (fsync on)",
-                lambda: measure_postgres(rig.baseline_target, rig.redis.url, rig.folder, repeats, seconds),
+                lambda: measure_postgres(rig.baseline_target, rig.redis.url, rig.folder, 2 if quick else repeats, seconds),
             ),
             (
                 "fanout",
@@ -485,7 +485,7 @@ def main() -> int:
                 lambda: measure_fanout(*fanout_sides(rig), 1000, 10 if quick else 20, 0.25, 2 if quick else 4),
             ),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
-            ("lease", "lease recovery", lambda: measure_lease_recovery(rig, repeats)),
+            ("lease", "lease recovery", lambda: measure_lease_recovery(rig, 2 if quick else repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
         ):
             if only and name not in only:
