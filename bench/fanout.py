@@ -92,7 +92,7 @@ async def fanout_pass(side: Side, watchers: int, events: int, interval: float) -
         await asyncio.wait_for(asyncio.gather(*tasks), 120 + watchers / 50)
     finally:
         for channel in channels:
-            await channel.close()
+            await channel.close(grace=None)
     if len(delays) != watchers * events:
         raise RuntimeError(f"{len(delays)} deliveries of {watchers * events}")
     return delays, memory
