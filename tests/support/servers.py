@@ -25,12 +25,15 @@ class PostgresServer:
     """A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free loopback port.
 
     initdb refuses to run as root, so as root the cluster belongs to the
-    `postgres` system user (the Debian package creates it).
+    `postgres` system user (the Debian package creates it). Tests run it
+    without fsync and synchronous_commit; `durable=True` keeps both on, as in
+    production (the benchmarks' Postgres figures).
     """
 
-    def __init__(self, port: int | None = None, user: str = "pausable") -> None:
+    def __init__(self, port: int | None = None, user: str = "pausable", *, durable: bool = False) -> None:
         self.port = port or free_port()
         self.user = user
+        self.durable = durable
         self.data_dir: Path | None = None
 
     @property
@@ -59,7 +62,9 @@ class PostgresServer:
     def restart(self) -> PostgresServer:
         """Start the server on the cluster that `start()` made (again after `halt()`), on the same port."""
         assert self.data_dir is not None, "start() first"
-        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300"
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off"
         self._run(
             "pg_ctl", "-D", str(self.data_dir / "data"), "-o", options, "-l", str(self.data_dir / "postgres.log"), "-w", "start"
         )

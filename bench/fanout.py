@@ -1,0 +1,180 @@
+"""Fan-out: one event to many Watch streams, the daemon against a bare grpc.aio server (bench/baseline.py).
+
+Both sides get the same load in interleaved passes: `watchers` streams
+spread over client channels of their own (STREAMS_PER_CHANNEL streams per
+HTTP/2 connection), and events sent by a separate channel on a fixed
+schedule (`interval` seconds apart, the same on both sides). The daemon's
+events are ReportProgress calls on a running operation whose chain no
+worker runs; the baseline's are as large (bench/baseline.py pads them).
+
+A delivery's delay is its arrival at a stream minus the event's own time
+(the daemon's transaction; the baseline's broadcast), so the p99 is over
+watchers × events deliveries. The bench's one client process receives
+every delivery of both sides: at 1,000 deliveries per event its own
+reading is part of both sides' delays (the same part).
+
+Memory is each server's RSS with the streams
+open, after the events; the bare server's is the baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from stats import p99
+
+from pausable.v1 import operation_pb2 as pb
+from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
+
+STREAMS_PER_CHANNEL = 100
+CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own, not shared with other channels
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+@dataclass
+class Side:
+    """How to drive one server: where it listens, its pid, how to send event `index` (`index == last`: the one that
+    ends every stream), what a stream asks for, and whether `subscribed` streams are all live."""
+
+    target: str
+    pid: int
+    emit: Callable[[int, bool], Awaitable[object]]
+    request: pb.WatchRequest
+    all_subscribed: Callable[[int], Awaitable[bool]]
+
+
+async def fanout_pass(side: Side, watchers: int, events: int, interval: float) -> tuple[list[float], float]:
+    """Delivery delays (s) of `events` PROGRESS events to `watchers` streams, and the server's RSS (MB) after them."""
+    channels = [
+        grpc.aio.insecure_channel(side.target, options=CHANNEL_OPTIONS) for _ in range(math.ceil(watchers / STREAMS_PER_CHANNEL))
+    ]
+    delays: list[float] = []
+    subscribed = 0
+
+    async def watch(stub: operation_pb2_grpc.OperationServiceStub) -> None:
+        nonlocal subscribed
+        async for response in stub.Watch(side.request):
+            arrived = time.time()
+            event = response.event
+            if event.seq <= side.request.after_seq + 1 and side.request.after_seq:
+                subscribed += 1  # the replayed event before the live ones
+            elif event.type == pb.EVENT_TYPE_PROGRESS:
+                delays.append(arrived - event.time.ToNanoseconds() / 1e9)
+            if event.type in (pb.EVENT_TYPE_SUCCEEDED, pb.EVENT_TYPE_CANCELLED):
+                return
+
+    try:
+        stubs = [operation_pb2_grpc.OperationServiceStub(channel) for channel in channels]
+        tasks = [asyncio.create_task(watch(stubs[i // STREAMS_PER_CHANNEL])) for i in range(watchers)]
+        deadline = time.monotonic() + 60 + watchers / 100
+        while not await side.all_subscribed(subscribed):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{subscribed} of {watchers} watchers subscribed to {side.target}")
+            await asyncio.sleep(0.05)
+        began = time.monotonic()
+        for index in range(events):
+            await asyncio.sleep(max(began + index * interval - time.monotonic(), 0.0))
+            await side.emit(index, False)
+        await asyncio.sleep(max(began + events * interval - time.monotonic(), 0.0))
+        memory = rss_mb(side.pid)
+        await side.emit(events, True)
+        await asyncio.wait_for(asyncio.gather(*tasks), 120 + watchers / 50)
+    finally:
+        for channel in channels:
+            await channel.close(grace=None)
+    if len(delays) != watchers * events:
+        raise RuntimeError(f"{len(delays)} deliveries of {watchers * events}")
+    return delays, memory
+
+
+async def baseline_side(target: str, pid: int, watchers: int, padding: str, emitter: grpc.aio.Channel) -> Side:
+    stub = operation_pb2_grpc.OperationServiceStub(emitter)
+
+    async def emit(_index: int, last: bool) -> None:
+        await stub.Cancel(pb.CancelRequest(request_id=("last" if last else "") + padding))
+
+    async def all_subscribed(_seen: int) -> bool:
+        return len((await stub.ListWorkflows(pb.ListWorkflowsRequest())).workflows) >= watchers
+
+    return Side(target, pid, emit, pb.WatchRequest(), all_subscribed)
+
+
+async def pausable_side(target: str, pid: int, watchers: int, operation_id: str, emitter: grpc.aio.Channel) -> Side:
+    """Streams of one running operation, from after its first progress event (replayed: a stream is live after it)."""
+    ops = operation_pb2_grpc.OperationServiceStub(emitter)
+    workers = worker_pb2_grpc.WorkerServiceStub(emitter)
+    await workers.ReportProgress(worker_pb2.ReportProgressRequest(operation_id=operation_id, step=0, fraction=0.0))
+    last_seq = (await ops.GetOperation(pb.GetOperationRequest(operation_id=operation_id))).operation.last_seq
+
+    async def emit(index: int, last: bool) -> None:
+        if last:
+            await ops.Cancel(pb.CancelRequest(operation_id=operation_id))
+            await workers.Checkpoint(worker_pb2.CheckpointRequest(operation_id=operation_id, step=0, result_json="0"))
+        else:
+            await workers.ReportProgress(
+                worker_pb2.ReportProgressRequest(operation_id=operation_id, step=0, fraction=(index + 1) / 1000)
+            )
+
+    async def all_subscribed(seen: int) -> bool:
+        return seen >= watchers
+
+    return Side(target, pid, emit, pb.WatchRequest(operation_id=operation_id, after_seq=last_seq - 1), all_subscribed)
+
+
+def measure_fanout(
+    daemon: tuple[str, int],
+    baseline: tuple[str, int],
+    new_operation: Callable[[], str],
+    watchers: int,
+    events: int,
+    interval: float,
+    passes: int,
+    prefix: str = "fanout",
+) -> dict[str, float]:
+    """`passes` passes per side, alternating; the p99 ratio is the median of the pass pairs' ratios."""
+
+    async def run() -> dict[str, float]:
+        ours: list[list[float]] = []
+        theirs: list[list[float]] = []
+        memory: dict[str, list[float]] = {"pausable": [], "baseline": []}
+        async with grpc.aio.insecure_channel(daemon[0]) as emitter, grpc.aio.insecure_channel(baseline[0]) as bare:
+            sample_id = new_operation()
+            sample = await operation_pb2_grpc.OperationServiceStub(emitter).GetOperation(
+                pb.GetOperationRequest(operation_id=sample_id)
+            )
+            padding = "x" * max(pb.WatchResponse(event=pb.OperationEvent(operation=sample.operation)).ByteSize() - 40, 0)
+            for index in range(passes):
+                for name in ("baseline", "pausable") if index % 2 == 0 else ("pausable", "baseline"):
+                    if name == "pausable":
+                        side = await pausable_side(*daemon, watchers, new_operation(), emitter)
+                    else:
+                        side = await baseline_side(*baseline, watchers, padding, bare)
+                    delays, rss = await fanout_pass(side, watchers, events, interval)
+                    (ours if name == "pausable" else theirs).append(delays)
+                    memory[name].append(rss)
+        pooled_ours = [d for delays in ours for d in delays]
+        pooled_theirs = [d for delays in theirs for d in delays]
+        return {
+            f"{prefix}_p50_ms": statistics.median(pooled_ours) * 1000,
+            f"{prefix}_p99_ms": p99(pooled_ours) * 1000,
+            f"{prefix}_baseline_p50_ms": statistics.median(pooled_theirs) * 1000,
+            f"{prefix}_baseline_p99_ms": p99(pooled_theirs) * 1000,
+            f"{prefix}_p99_ratio": statistics.median(p99(a) / p99(b) for a, b in zip(ours, theirs, strict=True)),
+            f"{prefix}_deliveries": float(len(pooled_ours)),
+            f"{prefix}_rss_mb": statistics.median(memory["pausable"]),
+            f"{prefix}_baseline_rss_mb": statistics.median(memory["baseline"]),
+            f"{prefix}_rss_ratio": statistics.median(memory["pausable"]) / statistics.median(memory["baseline"]),
+        }
+
+    return asyncio.run(run())
