@@ -6,11 +6,7 @@ resolves all the futures with one hop back to the loop. Used where the work
 is blocking and cheaper in bulk: SQLite transactions (writer.py) and
 publishing to the broker (dispatch.py).
 
-One thread can pass a caller on to another without going back to the loop
-in between: an item submitted with a `relay` is offered to it once handled,
-in the thread, and the relay may `take_over` the caller into another
-BatchingThread (a committed start goes from the writer straight to the
-publisher). Work nobody waits for is `post`ed, from any thread.
+Work nobody waits for is `post`ed, from any thread.
 """
 
 from __future__ import annotations
@@ -26,23 +22,12 @@ Item = TypeVar("Item")
 Outcome = tuple[Any, BaseException | None]
 # Whoever awaits an item: its future and the loop that future belongs to.
 Caller = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop]
-# Offered an item's result in the handling thread; True: it took the caller over and answers it later.
-Relay = Callable[[Any, Caller], bool]
 log = logging.getLogger("pausable.server")
-
-
-class _Own:
-    """The answer of an item whose caller gets the item's own outcome (not one fixed by `take_over`)."""
-
-
-OWN = _Own()
 
 
 class _Entry(NamedTuple, Generic[Item]):
     item: Item
     caller: Caller | None  # None: posted, nobody waits
-    answer: Any = OWN
-    relay: Relay | None = None
 
 
 class BatchingThread(Generic[Item]):
@@ -67,17 +52,12 @@ class BatchingThread(Generic[Item]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    async def submit(self, item: Item, relay: Relay | None = None) -> Any:
-        """Handle `item` with the next batch; its answer, unless `relay` (offered it in this thread) takes the caller over."""
+    async def submit(self, item: Item) -> Any:
+        """Handle `item` with the next batch; its answer."""
         loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Entry(item, (future, loop), relay=relay))
+        self._queue.put(_Entry(item, (future, loop)))
         return await future
-
-    def take_over(self, item: Item, caller: Caller, answer: Any) -> None:
-        """From any thread: handle `item` for the caller of another thread's item; the caller then gets `answer`
-        (`handle` deals with this item's own outcome, errors included)."""
-        self._queue.put(_Entry(item, caller, answer))
 
     def post(self, item: Item) -> None:
         """From any thread: handle `item` with the next batch; nobody waits for it (an error is logged)."""
@@ -113,24 +93,13 @@ class BatchingThread(Generic[Item]):
                 loop.call_soon_threadsafe(self._deliver, answers, outcomes)
 
     def _answer(self, entry: _Entry[Item], outcome: Outcome) -> Outcome | None:
-        """What the entry's caller gets now; None when nobody waits or a relay took the caller over."""
+        """What the entry's caller gets; None when nobody waits (a posted item's error is logged)."""
         result, error = outcome
         if entry.caller is None:
             if error is not None:
                 log.warning("%s: %r failed: %s", self._thread.name, entry.item, error)
             return None
-        if entry.answer is not OWN:
-            return entry.answer, None
-        if error is not None:
-            return outcome
-        answer = self.answer(result)
-        if entry.relay is not None:
-            try:
-                if entry.relay(answer, entry.caller):
-                    return None
-            except Exception:
-                log.exception("%s: relaying a result failed; its caller gets it", self._thread.name)
-        return answer, None
+        return outcome if error is not None else (self.answer(result), None)
 
     def _deliver(self, answers: list[tuple[Caller, Outcome]], outcomes: list[Outcome]) -> None:
         """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""

@@ -11,9 +11,8 @@ send_task. One Celery app serves both.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from celery import Celery
@@ -22,16 +21,10 @@ from redis.retry import Retry
 
 from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.server import celery_message
-from pausable.server.batching import BatchingThread, Caller, Outcome
+from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
 
 CONNECT_TIMEOUT_SECONDS = 5.0
-log = logging.getLogger("pausable.server")
-
-
-class Publication(NamedTuple):
-    dispatch: Dispatch
-    done: Callable[[BaseException | None], None] | None = None  # told in the publisher thread how the publish went
 
 
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
@@ -162,7 +155,7 @@ class Dispatcher:
         self.broker_url = broker_url
         self.app = celery_app(broker_url)
         self._redis = RedisPublisher(broker_url, self.app) if publishes_directly(broker_url) else None
-        self._publisher: BatchingThread[Publication] = BatchingThread("pausable-publisher", self._publish)
+        self._publisher: BatchingThread[Dispatch] = BatchingThread("pausable-publisher", self._publish)
 
     def _send(self, steps: list[dict[str, Any]]) -> None:
         first, chain = split_chain(steps)
@@ -170,24 +163,9 @@ class Dispatcher:
 
     async def publish(self, dispatch: Dispatch) -> None:
         """Send one dispatch as a chain; one thread builds and sends the chains of a moment together."""
-        await self._publisher.submit(Publication(dispatch))
+        await self._publisher.submit(dispatch)
 
-    def publish_for(self, dispatch: Dispatch, caller: Caller, answer: Any, done: Callable[[BaseException | None], None]) -> None:
-        """From another thread: send `dispatch` with the publisher's next batch; `done(error or None)` runs in the
-        publisher thread, then `caller` (taken over from that thread, see batching.py) gets `answer`."""
-        self._publisher.take_over(Publication(dispatch, done), caller, answer)
-
-    def _publish(self, publications: Sequence[Publication]) -> list[Outcome]:
-        outcomes = self._send_all([publication.dispatch for publication in publications])
-        for publication, (_result, error) in zip(publications, outcomes, strict=True):
-            if publication.done is not None:
-                try:
-                    publication.done(error)
-                except Exception:
-                    log.exception("after publishing the chain of %s", publication.dispatch.operation_id)
-        return outcomes
-
-    def _send_all(self, dispatches: Sequence[Dispatch]) -> list[Outcome]:
+    def _publish(self, dispatches: Sequence[Dispatch]) -> list[Outcome]:
         """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""
         batch = [messages(dispatch) for dispatch in dispatches]
         outcomes: list[Outcome] = [(None, None)] * len(batch)

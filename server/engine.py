@@ -7,9 +7,7 @@ validate, then call one method here. Each command is the same sequence:
    events and, when steps must run, their chain in the outbox;
 2. the chain is published to the broker; the outbox entry is then marked
    sent (in batches). A publish that fails, or a daemon that dies before
-   it, leaves the entry: any replica's outbox sweep publishes it again.
-   On SQLite a start's chain goes from the writer thread, once committed,
-   straight to the publisher thread (`_relay`);
+   it, leaves the entry: any replica's outbox sweep publishes it again;
 3. the stop flags are made to match the new state (a hint for workers;
    the store decides);
 4. the committed events reach watchers through the hub (the store's
@@ -35,12 +33,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from pausable import tracing
 from pausable.server import auth, domain
-from pausable.server.batching import Caller
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
@@ -123,10 +119,8 @@ class Engine:
             headers=tracing.headers(),
             request_hash=await request_hash_of(workflow.name, input_json, labels) if request_id else None,
             actor=auth.actor() if auth.current_principal().authenticated else requester or auth.actor(),
-            relay=self._relay,
         )
-        if not change.relayed:
-            await self._publish(change)
+        await self._publish(change)
         return change.operation, not change.replayed
 
     async def workflow(self, name: str) -> Workflow:
@@ -209,18 +203,6 @@ class Engine:
             self._published(dispatch.operation_id, outbox_id, error)
             return
         self._published(dispatch.operation_id, outbox_id, None)
-
-    def _relay(self, change: Change, caller: Caller) -> bool:
-        """In the SQLite writer thread, once the start is committed: its chain goes straight to the publisher thread,
-        whose answer resumes the caller (the event loop hears of the start once, not after the commit and again
-        after the publish). The outbox entry is committed first, as for `_publish`."""
-        if change.outbox is None or change.dispatch is None:
-            return False
-        self._crash_if_asked(change.operation.id)
-        done = partial(self._published, change.operation.id, change.outbox)
-        relayed = Change(change.operation, change.dispatch, change.replayed, change.outbox, relayed=True)
-        self.dispatcher.publish_for(change.dispatch, caller, relayed, done)
-        return True
 
     def _crash_if_asked(self, operation_id: str) -> None:
         if self.crash_before_publish:

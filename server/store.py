@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from pausable.server import migrate, states
-from pausable.server.batching import Relay
 from pausable.server.domain import (
     UNPARSED,
     AlreadyExists,
@@ -117,7 +116,6 @@ class Change:
     dispatch: Dispatch | None = None
     replayed: bool = False
     outbox: OutboxId | None = None
-    relayed: bool = False  # the dispatch went from the writer thread to the publisher (see Engine._relay)
 
 
 @dataclass(frozen=True)
@@ -180,14 +178,8 @@ class Store(Reads):
             await asyncio.to_thread(self.sqlite.close)
         await self.engine.dispose()
 
-    async def write(self, fn: Callable[[Session, list[Event]], Result], relay: Relay | None = None) -> Result:
-        """Run `fn(session, events)` in a write transaction; its events are published once committed.
-
-        On SQLite `relay` is offered the result in the writer thread once committed and may take the caller
-        over (batching.py); on Postgres it is not used.
-        """
-        if relay is not None and self.sqlite is not None:
-            return await self.sqlite.submit(fn, relay)
+    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
         return await self.writer.submit(fn)
 
     # -- workflows ---------------------------------------------------------
@@ -225,7 +217,6 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
-        relay: Relay | None = None,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -303,7 +294,7 @@ class Store(Reads):
             return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
 
         try:
-            return await self.write(create, relay)
+            return await self.write(create)
         except (IntegrityError, _RequestSeen):
             existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from pausable.server.batching import BatchingThread, Outcome, Relay
+from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.prepared import PreparedStatements
 
 Result = TypeVar("Result")
@@ -97,10 +97,9 @@ class SqliteWriter:
             "pausable-sqlite-writer", self._apply, delivered=self._published, answer=lambda done: done[0]
         )
 
-    async def submit(self, fn: WriteFn[Result], relay: Relay | None = None) -> Result:
-        """Run `fn` in the next transaction; its result, unless `relay` (offered it in the writer thread once
-        committed) takes the caller over."""
-        result: Result = await self._thread.submit(fn, relay)
+    async def submit(self, fn: WriteFn[Result]) -> Result:
+        """Run `fn` in the next transaction; its result."""
+        result: Result = await self._thread.submit(fn)
         return result
 
     def post(self, fn: WriteFn[Any]) -> None:
