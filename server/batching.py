@@ -37,15 +37,13 @@ class BatchingThread(Generic[Item]):
         handle: Callable[[Sequence[Item]], list[Outcome]],
         *,
         delivered: Callable[[list[Outcome]], None] | None = None,
-        answer: Callable[[Any], Any] = lambda result: result,
         max_batch: int = 256,
     ) -> None:
-        """`handle` returns one (result, error) per item; a caller gets `answer(result)`. `delivered` runs on the
+        """`handle` returns one (result, error) per item, which its caller gets. `delivered` runs on the
         loop with the batch's outcomes once the callers are answered (they resume only on a later turn of the
         loop, so it still runs before any of them goes on)."""
         self.handle = handle
         self.delivered = delivered
-        self.answer = answer
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Entry[Item] | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None  # where `delivered` runs for a batch with no caller
@@ -94,12 +92,12 @@ class BatchingThread(Generic[Item]):
 
     def _answer(self, entry: _Entry[Item], outcome: Outcome) -> Outcome | None:
         """What the entry's caller gets; None when nobody waits (a posted item's error is logged)."""
-        result, error = outcome
         if entry.caller is None:
+            _result, error = outcome
             if error is not None:
                 log.warning("%s: %r failed: %s", self._thread.name, entry.item, error)
             return None
-        return outcome if error is not None else (self.answer(result), None)
+        return outcome
 
     def _deliver(self, answers: list[tuple[Caller, Outcome]], outcomes: list[Outcome]) -> None:
         """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""

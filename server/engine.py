@@ -196,29 +196,19 @@ class Engine:
 
     async def _send(self, dispatch: Dispatch, outbox_id: int) -> None:
         """Send a committed chain; on failure it stays in the outbox for the sweep."""
-        self._crash_if_asked(dispatch.operation_id)
+        if self.crash_before_publish:
+            log.critical("fault injection: exiting between the commit and the publish of %s", dispatch.operation_id)
+            os._exit(70)
         try:
             await self.dispatcher.publish(dispatch)
         except Exception as error:  # noqa: BLE001 - any broker failure: the outbox keeps the chain
-            self._published(dispatch.operation_id, outbox_id, error)
+            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", dispatch.operation_id, error)
             return
-        self._published(dispatch.operation_id, outbox_id, None)
-
-    def _crash_if_asked(self, operation_id: str) -> None:
-        if self.crash_before_publish:
-            log.critical("fault injection: exiting between the commit and the publish of %s", operation_id)
-            os._exit(70)
-
-    def _published(self, operation_id: str, outbox_id: int, error: BaseException | None) -> None:
-        """(The loop or the publisher thread.) A failed chain stays in the outbox for the sweep; a sent one is forgotten."""
-        if error is not None:
-            log.warning("publishing the chain of %s failed, the outbox sweep sends it again: %s", operation_id, error)
-        else:
-            self._mark_sent(outbox_id)
+        self._mark_sent(outbox_id)
 
     def _mark_sent(self, outbox_id: int) -> None:
-        """Forget sent outbox entries in batches: one write for every chain published meanwhile. On SQLite (from any
-        thread) they join the writer's next transaction; on Postgres (only ever on the loop) a write of their own."""
+        """Forget sent outbox entries in batches: one write for every chain published meanwhile. On SQLite they join
+        the writer's next transaction; on Postgres a write of their own."""
         if self.store.sqlite is not None:
             self.store.sent_soon(outbox_id)
             return

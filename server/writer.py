@@ -94,13 +94,13 @@ class SqliteWriter:
         self.publish = publish
         self._connection: sqlite3.Connection | None = None
         self._thread: BatchingThread[WriteFn[Any]] = BatchingThread(
-            "pausable-sqlite-writer", self._apply, delivered=self._published, answer=lambda done: done[0]
+            "pausable-sqlite-writer", self._apply, delivered=self._published
         )
 
     async def submit(self, fn: WriteFn[Result]) -> Result:
         """Run `fn` in the next transaction; its result."""
-        result: Result = await self._thread.submit(fn)
-        return result
+        result: tuple[Result, list[Any]] = await self._thread.submit(fn)
+        return result[0]
 
     def post(self, fn: WriteFn[Any]) -> None:
         """From any thread: run `fn` in the next transaction; nobody waits for it (a failure is logged)."""
