@@ -176,6 +176,8 @@ class Store(Reads):
     async def close(self) -> None:
         if self.sqlite is not None:
             await asyncio.to_thread(self.sqlite.close)
+        elif isinstance(self.writer, PostgresWriter):
+            await self.writer.close()
         await self.engine.dispose()
 
     async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
