@@ -487,7 +487,7 @@ def main() -> int:
             (
                 "fanout10k",
                 "fan-out to 10,000 watchers",
-                lambda: measure_fanout(*fanout_sides(rig), 10_000, 3 if quick else 5, 2.5, 2 if quick else 4, prefix="fanout10k"),
+                lambda: measure_fanout(*fanout_sides(rig), 10_000, 3 if quick else 5, 2.5, 1 if quick else 4, prefix="fanout10k"),
             ),
             ("growth", "store growth", lambda: measure_store_growth(rig, seconds, repeats, (10_000, 100_000))),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, 2 if quick else repeats)),
