@@ -402,7 +402,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, growth, lease, watchevents); all by default",
+        "postgres, fanout, fanout10k, growth, lease, watchevents); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -460,6 +460,11 @@ def main() -> int:
                 lambda: measure_fanout(*fanout_sides(rig), 1000, 10 if quick else 20, 0.25, 2 if quick else 4),
             ),
             (
+                "fanout10k",
+                "fan-out to 10,000 watchers",
+                lambda: measure_fanout(*fanout_sides(rig), 10_000, 3 if quick else 5, 2.5, 1 if quick else 4, prefix="fanout10k"),
+            ),
+            (
                 "growth",
                 "store growth (SQLite, Postgres)",
                 lambda: measure_store_growth(rig, seconds, repeats, (5_000, 50_000) if quick else (10_000, 100_000)),
@@ -493,6 +498,8 @@ def main() -> int:
         "fanout_p99_ratio": ("<=", 1.2),
         "fanout_rss_ratio": ("<=", 1.5),
         "fanout_rss_mb": ("<=", 150),
+        "fanout10k_p99_ratio": ("<=", 1.2),
+        "fanout10k_rss_ratio": ("<=", 1.5),
         "store_growth_ratio": ("<=", 1.1),
         "postgres_store_growth_ratio": ("<=", 1.1),
         "watchevents_idle_ratio": ("<=", 1.10),

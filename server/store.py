@@ -67,6 +67,12 @@ SELECT_LOCKED_WITH_INPUT = (
     .where(OPERATIONS.c.id == bindparam("locked_id"))
     .with_for_update()
 )
+SELECT_LOCKED_MANY = (
+    select(*LOCKED_COLUMNS)
+    .where(OPERATIONS.c.id.in_(bindparam("locked_ids", expanding=True)))
+    .order_by(OPERATIONS.c.id)
+    .with_for_update()
+)
 UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
 INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
@@ -163,11 +169,9 @@ class Store(Reads):
         self._sent: list[OutboxId] = []  # outbox entries published, to delete in the SQLite writer's next transaction
         self._sent_lock = threading.Lock()
         self.sqlite: SqliteWriter | None = None
-        self.writer: SqliteWriter | PostgresWriter
-        if self.postgres:
-            self.writer = PostgresWriter(self.sessions, self.replica, self.on_commit)
-        else:
-            self.writer = self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
+        self.postgres_writer = PostgresWriter(self.sessions, self.replica, self.on_commit)  # unused on SQLite
+        if not self.postgres:
+            self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -178,11 +182,19 @@ class Store(Reads):
     async def close(self) -> None:
         if self.sqlite is not None:
             await asyncio.to_thread(self.sqlite.close)
+        else:
+            await self.postgres_writer.close()
         await self.engine.dispose()
 
-    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
-        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
-        return await self.writer.submit(fn)
+    async def write(
+        self, fn: Callable[[Session, list[Event]], Result], deferrable: bool = False, locks: Sequence[str] = ()
+    ) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed.
+
+        `deferrable` and `locks` (Postgres): see PostgresWriter.submit."""
+        if self.sqlite is not None:
+            return await self.sqlite.submit(fn)
+        return await self.postgres_writer.submit(fn, deferrable, locks)
 
     # -- workflows ---------------------------------------------------------
 
@@ -296,7 +308,7 @@ class Store(Reads):
             return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
 
         try:
-            return await self.write(create)
+            return await self.write(create, deferrable=True)
         except (IntegrityError, _RequestSeen):
             existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:
@@ -353,7 +365,7 @@ class Store(Reads):
                     outbox = self._enqueue(session, dispatch, now)
                 return Change(self._operation(row), dispatch, outbox=outbox)
 
-        return await self.write(apply)
+        return await self.write(apply, deferrable=True, locks=[operation_id])
 
     async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
         """Record step reports in order, in one transaction; None for an operation that no longer exists."""
@@ -368,7 +380,7 @@ class Store(Reads):
                     results.append(None)
             return results
 
-        return await self.write(record)
+        return await self.write(record, deferrable=True, locks=[report.operation_id for report in reports])
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
@@ -430,7 +442,7 @@ class Store(Reads):
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
-        state, accepted = await self.write(report)
+        state, accepted = await self.write(report, deferrable=True, locks=[operation_id])
         if not accepted:
             raise NotDispatched(f"progress of step {step} of operation {operation_id}")
         return state
@@ -457,7 +469,7 @@ class Store(Reads):
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
-        state, accepted = await self.write(mark)
+        state, accepted = await self.write(mark, deferrable=True, locks=[operation_id])
         if not accepted:
             raise NotDispatched(f"failure of step {step} of operation {operation_id}")
         return state
@@ -530,7 +542,7 @@ class Store(Reads):
                     if State(row.state) in ACTIVE and row.lease_expires_at is not None and _aware(row.lease_expires_at) < now:
                         row.lease_expires_at = now + self.lease
 
-        await self.write(extend)
+        await self.write(extend, deferrable=True, locks=operation_ids)
 
     async def lease_lapsed(self, operation_id: str, reason: str) -> LeaseOutcome | None:
         """Settle one operation whose lease lapsed (see states.lapsed_lease): retry its step, fail it, or end its stop."""
@@ -569,7 +581,7 @@ class Store(Reads):
                     outbox = self._enqueue(session, dispatch, now)
                 return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
 
-        return await self.write(settle)
+        return await self.write(settle, deferrable=True, locks=[operation_id])
 
     async def sent(self, outbox_ids: Sequence[int]) -> None:
         """These outbox entries reached the broker."""
@@ -712,7 +724,14 @@ class Store(Reads):
         operation comes from the writer's row cache when this daemon wrote it last.
         """
         rows = self.sqlite.rows if self.sqlite is not None else None
+        deferred = self.postgres_writer.deferred if self.sqlite is None else None
         before = None if with_input or rows is None else rows.get(operation_id)
+        if deferred is not None and (before := deferred.rows.get(operation_id)) is not None and with_input:
+            # locked earlier in this batch, as that write left it; input_json never changes
+            before = {
+                **before,
+                "input_json": session.scalar(select(OPERATIONS.c.input_json).where(OPERATIONS.c.id == operation_id)),
+            }
         if before is None:
             query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
             found = session.connection().execute(query, {"locked_id": operation_id}).one_or_none()
@@ -723,8 +742,13 @@ class Store(Reads):
         yield row
         after = row.values()
         changed = {key: value for key, value in after.items() if before[key] != value}
-        if changed:
+        if changed and deferred is not None:
+            deferred.update(operation_id, changed)
+        elif changed:
             self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
+        if deferred is not None:
+            after.pop("input_json", None)
+            deferred.rows[operation_id] = after
         if rows is not None:
             after.pop("input_json", None)
             after.pop("plan", None)
@@ -842,7 +866,10 @@ class Store(Reads):
             "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
             "snapshot": snapshot, "created_at": now, "actor": actor,
         }  # fmt: skip
-        self._execute(session, INSERT_EVENT, values)
+        if (deferred := self.postgres_writer.deferred) is not None:
+            deferred.inserts.append((INSERT_EVENT, values))
+        else:
+            self._execute(session, INSERT_EVENT, values)
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snapshot, actor=actor))
 
 
