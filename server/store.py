@@ -747,8 +747,7 @@ class Store(Reads):
         elif changed:
             self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
         if deferred is not None:
-            after.pop("input_json", None)
-            deferred.rows[operation_id] = after
+            deferred.rows[operation_id] = {key: value for key, value in after.items() if key not in ("input_json", "plan")}
         if rows is not None:
             after.pop("input_json", None)
             after.pop("plan", None)
@@ -758,8 +757,9 @@ class Store(Reads):
         return Operation.from_dict(snapshot_of(row), getattr(row, "input_json", None))
 
     def _dispatch_of(self, session: Session, row: WorkingRow, headers: dict[str, str] | None) -> Dispatch:
-        """The rest of the plan from the row's current step, with a new step secret."""
-        if "plan" in row.__dict__:  # read with the row (_locked with_input): a second SELECT was 3% of a Resume (py-spy)
+        """The rest of the plan from the row's current step, with a new step secret. The plan and input come with
+        the row when it was read with them (`_locked` with_input): a second SELECT was 3% of a Resume (py-spy)."""
+        if "plan" in row.__dict__ and "input_json" in row.__dict__:
             plan, input_json = row.__dict__["plan"], row.__dict__["input_json"]
         else:
             plan, input_json = session.execute(
