@@ -27,7 +27,6 @@ import asyncio
 import builtins
 import contextlib
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain
+from pausable.server import auth, domain, jsontext
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
 from pausable.server.flags import StopFlags
@@ -52,7 +51,8 @@ FAULT_VARIABLE = "PAUSABLE_TEST_FAULT"
 
 def request_hash(workflow: str, input_json: str, labels: dict[str, str]) -> str:
     """What a repeated request_id must repeat: the workflow, the input and the labels."""
-    canonical = json.dumps([workflow, json.loads(input_json), sorted(labels.items())], sort_keys=True, separators=(",", ":"))
+    data, finite = jsontext.decode(input_json)
+    canonical = jsontext.compact([workflow, data, sorted(labels.items())], finite, ensure_ascii=True, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
