@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from pausable.server import jsontext, parsed
+from pausable.jsonvalue import set_value, to_value
+from pausable.server import convert, jsontext, parsed
+from pausable.server.domain import Operation
+from pausable.server.states import State
 
 TEXTS = [
     "null", "true", "[]", "{}", " [1, 2 ] ", '{"a":1,"b":2,"a":3}', "-0", "-0.0", "1E5", "0.1", "1e16", "1e-5", "4.9e-325",
@@ -107,3 +110,19 @@ def test_a_snapshot_holding_the_kept_result_text_reuses_the_kept_value() -> None
     spaced = written.replace(text + ",", text + " ,")  # the kept text, but not all of the member: parsed as usual
     assert values.snapshot("op", spaced) == snapshot and values.snapshot("op", spaced)["result"] is not data
     assert values.compact_json("op", data) == json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_kept_value_becomes_a_value_message_once_then_is_merged_from_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = {"rows": [{"n": n, "big": 2**60 + n} for n in range(2000)]}
+    text = json.dumps(result)
+    data, finite = jsontext.decode(text)
+    monkeypatch.setattr(parsed, "results", parsed.ParsedValues())
+    parsed.results.keep("0" * 32, text, data, finite)
+    built: list[Any] = []
+    monkeypatch.setattr(convert, "set_value", lambda target, value: built.append(value) or set_value(target, value))
+    operation = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", data, None, "me", {}, 1.0, 2.0, 3.0, 4)
+    first, second = convert.operation_to_pb(operation), convert.operation_to_pb(operation)
+    assert first == second and built == [data] and first.result == to_value(result)
+    assert second.result_json == json.dumps(result, separators=(",", ":"))
+    other = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", json.loads(text), None, "me", {}, 1.0, 2.0, 3.0, 4)
+    assert convert.operation_to_pb(other) == first and len(built) == 2, "a value not kept is built as before"
