@@ -6,12 +6,15 @@ import json
 import math
 import random
 import struct
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kombu.serialization import dumps
 
 from pausable.jsonvalue import set_value, to_value
-from pausable.server import convert, jsontext, parsed
+from pausable.server import celery_message, convert, jsontext, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
 
@@ -126,3 +129,10 @@ def test_a_kept_value_becomes_a_value_message_once_then_is_merged_from_its_bytes
     assert second.result_json == json.dumps(result, separators=(",", ":"))
     other = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", json.loads(text), None, "me", {}, 1.0, 2.0, 3.0, 4)
     assert convert.operation_to_pb(other) == first and len(built) == 2, "a value not kept is built as before"
+
+
+@pytest.mark.parametrize("rows", [3, 5000])
+def test_a_celery_body_is_encoded_as_kombu_encodes_it(rows: int) -> None:
+    argument = {"rows": [{"n": n, "x": n / 7, "é": [None, True, "a\nb", 2**70]} for n in range(rows)]}
+    body = ([argument], {"when": datetime(2026, 1, 2, tzinfo=UTC), "id": uuid.UUID(int=7)}, {"chain": None})
+    assert celery_message.encoded(body, "json") == dumps(body, serializer="json")
