@@ -97,7 +97,7 @@ def json_bytes_left(data: Any, budget: int) -> int:
                     return budget
                 budget -= len(key) + 2
                 pending.append(value)
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):  # a tuple: what Celery's message body is made of
             budget -= 2 + len(item)  # brackets and commas
             if budget < 0:
                 return budget

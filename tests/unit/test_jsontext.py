@@ -14,7 +14,7 @@ import pytest
 from kombu.serialization import dumps
 
 from pausable.jsonvalue import set_value, to_value
-from pausable.server import celery_message, convert, jsontext, parsed
+from pausable.server import celery_message, convert, jsontext, limits, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
 
@@ -136,3 +136,4 @@ def test_a_celery_body_is_encoded_as_kombu_encodes_it(rows: int) -> None:
     argument = {"rows": [{"n": n, "x": n / 7, "é": [None, True, "a\nb", 2**70]} for n in range(rows)]}
     body = ([argument], {"when": datetime(2026, 1, 2, tzinfo=UTC), "id": uuid.UUID(int=7)}, {"chain": None})
     assert celery_message.encoded(body, "json") == dumps(body, serializer="json")
+    assert limits.json_bytes_over(body, limits.current.offload_json_bytes) == (rows > 3), "it is judged large"
