@@ -22,14 +22,21 @@ collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread ru
 
     python bench/loop_lag.py [--rounds 5]
 
-Measured on the shared 2-core machine (load average about 6 from other work), 3 interleaved runs of 2 rounds each,
-main (7cd9e32) → this branch, median of the runs' busy_max_ms / busy_p99_ms, and busy gaps over 10 ms of all
-samples: get 57 → 51 / 25 → 6.2 ms, 5.5% → 0.6%; lro_get 38 → 23 / 17 → 8.5 ms, 4.6% → 0.8%; list_full 55 → 27,
-5.6% → 0.9%; start 36 → 46, 5.4% → 1.4%; reports 22 → 15, 1.4% → 0.5%; reports_watched 56 → 55, 8.4% → 1.1%;
-watch_replay 27 → 28, 5.7% → 1.6%; watch_events 27 → 23, 6.2% → 1.5%; idle 1.2 → 1.3. The loop is held less
-often by far, but single holds of 15-80 ms remain: one C call on a 1 MiB value (json.loads of a replayed snapshot,
-json.dumps of a snapshot as the store writes it, protobuf serializing the reply on the loop, decoding a 1 MiB
-StartOperation request on the loop) still holds the GIL for its whole run.
+Measured on the shared 2-core machine (load average 6-17 from other work, so the busy figures carry other threads'
+CPU while the loop waited for a core), 6 interleaved pairs of runs of 3 rounds each, main (a746a3a) -> this branch
+(h11-s20; start: the last 3 pairs only, after its Celery body fix), median of the runs' busy_max_ms, and busy gaps
+over 10 ms counted over all runs: get 55 -> 13 ms, 110 -> 33 gaps; lro_get 63 -> 11, 142 -> 10; watch_replay 35 ->
+9.3, 62 -> 1; watch_events 25 -> 8.8, 69 -> 1; reports 15 -> 7.4, 57 -> 5; reports_watched 30 -> 27, 140 -> 45;
+list_full 27 -> 24, 62 -> 26; start 24 -> 49 (min 21 -> 12; one run of each over 110), 48 -> 19; idle 1.9 -> 1.8.
+busy_p99_ms (paths with 1000 samples): reports 6.0 -> 3.5, reports_watched 12.7 -> 6.8, start 12.6 -> 8.1. The paths
+also take far less time (get's window holds 5x fewer samples): no reply builds a 1 MiB Value in Python twice.
+
+What still holds the GIL for more than 3-4 ms, one C call each (0.86 MiB value, this machine unloaded): gRPC
+serializing the reply on the loop (GetOperationResponse and a FULL list page of one operation with input and result,
+6-7 ms; WatchResponse 3.6 ms) and parsing a StartOperationRequest (3.5 ms); msgspec decoding a step result or a
+start's input (5 ms, server/jsontext.py; json.loads took 7-10); merging a kept Value from its bytes (3.4 ms,
+server/parsed.py). Under load each takes 1.5-2x that. The largest busy gaps left (20-110 ms, in base and branch
+alike) come with a loop waiting for a core while other threads of the daemon run: they do not repeat run to run.
 """
 
 from __future__ import annotations
