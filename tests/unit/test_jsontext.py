@@ -6,6 +6,8 @@ import json
 import math
 import random
 import struct
+import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from kombu.serialization import dumps
 
 from pausable.jsonvalue import set_value, to_value
-from pausable.server import celery_message, convert, jsontext, limits, parsed
+from pausable.server import celery_message, convert, jsontext, limits, offload, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
 
@@ -137,3 +139,21 @@ def test_a_celery_body_is_encoded_as_kombu_encodes_it(rows: int) -> None:
     body = ([argument], {"when": datetime(2026, 1, 2, tzinfo=UTC), "id": uuid.UUID(int=7)}, {"chain": None})
     assert celery_message.encoded(body, "json") == dumps(body, serializer="json")
     assert limits.json_bytes_over(body, limits.current.offload_json_bytes) == (rows > 3), "it is judged large"
+
+
+def test_the_favoured_switch_interval_lasts_while_any_thread_favours_the_loop() -> None:
+    before = sys.getswitchinterval()
+    inside: list[float] = []
+    started, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        offload.favouring_the_loop(lambda: (started.set(), release.wait(5)))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert started.wait(5)
+    offload.favouring_the_loop(lambda: inside.append(sys.getswitchinterval()))
+    inside.append(sys.getswitchinterval())  # this one is done, the other thread's work goes on
+    release.set()
+    thread.join(5)
+    assert inside == [offload.FAVOURED_SWITCH_SECONDS] * 2 and sys.getswitchinterval() == before
