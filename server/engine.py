@@ -37,7 +37,16 @@ from typing import Any
 from pausable import tracing
 from pausable.server import auth, domain, jsontext
 from pausable.server.dispatch import Dispatcher
-from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
+from pausable.server.domain import (
+    UNPARSED,
+    CheckpointResult,
+    Dispatch,
+    Operation,
+    OperationFilter,
+    StepReport,
+    UnknownWorkflow,
+    Workflow,
+)
 from pausable.server.flags import StopFlags
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
@@ -107,12 +116,15 @@ class Engine:
         requester: str,
         labels: dict[str, str],
         workflow: Workflow | None = None,
+        input_data: Any = UNPARSED,
     ) -> tuple[Operation, bool]:
-        """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one."""
+        """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one.
+        `input_data`: input_json parsed, when the caller has it (see Store.create_operation)."""
         workflow = workflow or await self.workflow(workflow_name)
         change = await self.store.create_operation(
             workflow,
             input_json=input_json,
+            input_data=input_data,
             request_id=request_id,
             requester=requester,
             labels=labels,

@@ -219,6 +219,7 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
+        input_data: Any = UNPARSED,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -228,6 +229,7 @@ class Store(Reads):
         (replayed), also when concurrent calls race: the loser's insert fails on
         the unique key (requester, request_id) and it reads the winner's row.
         The same request_id from another requester is another operation.
+        `input_data`, when given, is input_json parsed, holding no NaN or infinity (as from a google.protobuf.Value).
         """
         if request_id:
             existing = await self.by_request_id(request_id, requester)
@@ -290,7 +292,13 @@ class Store(Reads):
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now, actor)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
-            argument = parsed_inputs.parse(row.id, input_json)  # kept (when large) for the reply's input too
+            # Parsed once (json.loads of 1 MiB holds the GIL, so the loop, for 5-10 ms) and kept, when large, for the
+            # replies; `input_data` came from the request's google.protobuf.Value: no NaN or infinity in it.
+            if input_data is UNPARSED:
+                argument = parsed_inputs.parse(row.id, input_json)
+            else:
+                argument = input_data
+                parsed_inputs.keep(row.id, input_json, input_data, finite=True)
             dispatch = Dispatch(row.id, workflow.plan, 0, argument, 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
             # The STARTED event's snapshot is the row as committed: no second snapshot_of.
