@@ -22,21 +22,23 @@ collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread ru
 
     python bench/loop_lag.py [--rounds 5]
 
-Measured on the shared 2-core machine (load average 6-17 from other work, so the busy figures carry other threads'
-CPU while the loop waited for a core), 6 interleaved pairs of runs of 3 rounds each, main (a746a3a) -> this branch
-(h11-s20; start: the last 3 pairs only, after its Celery body fix), median of the runs' busy_max_ms, and busy gaps
-over 10 ms counted over all runs: get 55 -> 13 ms, 110 -> 33 gaps; lro_get 63 -> 11, 142 -> 10; watch_replay 35 ->
-9.3, 62 -> 1; watch_events 25 -> 8.8, 69 -> 1; reports 15 -> 7.4, 57 -> 5; reports_watched 30 -> 27, 140 -> 45;
-list_full 27 -> 24, 62 -> 26; start 24 -> 49 (min 21 -> 12; one run of each over 110), 48 -> 19; idle 1.9 -> 1.8.
-busy_p99_ms (paths with 1000 samples): reports 6.0 -> 3.5, reports_watched 12.7 -> 6.8, start 12.6 -> 8.1. The paths
-also take far less time (get's window holds 5x fewer samples): no reply builds a 1 MiB Value in Python twice.
+Measured on the shared 2-core machine (load average 3-17 from other work), interleaved pairs of runs of 3 rounds
+each, main (a746a3a) -> this branch (h11-s20), the last 3 pairs on the final code: median of the runs' busy_max_ms,
+and busy gaps over 10 ms counted over the 3 runs: get 27 -> 12 ms, 55 -> 13 gaps; lro_get 57 -> 9.6, 60 -> 0;
+watch_replay 17 -> 8.7, 30 -> 0; watch_events 16 -> 8.3, 35 -> 0; reports 14 -> 8.6, 27 -> 1; reports_watched 16 ->
+52 (min 16 -> 13), 66 -> 14; list_full 16 -> 12, 27 -> 12; start 20 -> 31 (min 17 -> 24), 42 -> 17; idle 1.6 -> 1.3.
+busy_p99_ms (paths with 1000 samples): reports 6.2 -> 3.8, reports_watched 12.5 -> 6.3, start 14.7 -> 7.3. Six
+earlier pairs gave the same picture (get 55 -> 13, lro_get 63 -> 11, watch_replay 35 -> 9.3). The paths also take
+far less time (get's window holds 5-7x fewer samples): no reply builds a 1 MiB Value in Python twice.
 
 What still holds the GIL for more than 3-4 ms, one C call each (0.86 MiB value, this machine unloaded): gRPC
-serializing the reply on the loop (GetOperationResponse and a FULL list page of one operation with input and result,
-6-7 ms; WatchResponse 3.6 ms) and parsing a StartOperationRequest (3.5 ms); msgspec decoding a step result or a
-start's input (5 ms, server/jsontext.py; json.loads took 7-10); merging a kept Value from its bytes (3.4 ms,
-server/parsed.py). Under load each takes 1.5-2x that. The largest busy gaps left (20-110 ms, in base and branch
-alike) come with a loop waiting for a core while other threads of the daemon run: they do not repeat run to run.
+serializing the reply on the loop (GetOperationResponse, and a FULL list page of one operation, with input and
+result: 6-7 ms; WatchResponse 3.6 ms) and parsing a StartOperationRequest (3.5 ms); msgspec decoding a step result
+(5 ms, server/jsontext.py; json.loads took 7-10); merging a kept Value from its bytes (3.4 ms, server/parsed.py).
+Under load each takes 1.5-2x that. The largest busy gaps left (20-300 ms, in main and this branch alike, not
+repeating run to run) are the machine's load after all: /proc's schedstat of the loop's thread shows it waiting on
+the run queue for most of such a gap while another thread of the daemon had a core (busy_* counts the process's
+CPU).
 """
 
 from __future__ import annotations
