@@ -18,7 +18,9 @@ and a wake-up belongs to the path whose window holds it. Paths, each repeated `-
 Each path also reports how many of its gaps were over 10 ms (`over_10ms`); the same figures of the daemon's own
 CPU time within each gap (`busy_*`: a gap the daemon spent waiting for a core on a shared machine is wall time
 but not CPU time, so these leave out the machine's other load), and its longest full garbage
-collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread runs it).
+collection (`full_gc_max_ms`: it holds the GIL, so the loop, whichever thread runs it). `held_*` leave out the time
+the loop's thread waited on the run queue for a core as well (Linux's schedstat): busy_* still count another thread's
+CPU meanwhile, so on a loaded machine a gap the OS kept the loop off its core for looks busy.
 
     python bench/loop_lag.py [--rounds 5]
 
@@ -182,10 +184,12 @@ def window_of(moment: float, windows: Windows) -> str | None:
 def summary(recorded: dict[str, list[list[float]]], windows: Windows) -> dict[str, dict[str, float | None]]:
     gaps: dict[str, list[float]] = defaultdict(list)
     busy: dict[str, list[float]] = defaultdict(list)
-    for woke, gap, cpu in recorded["ticks"]:
+    held: dict[str, list[float]] = defaultdict(list)
+    for woke, gap, cpu, queued in recorded["ticks"]:
         if (path := window_of(woke, windows)) is not None:
             gaps[path].append(gap * 1000)
             busy[path].append(min(gap, cpu) * 1000)
+            held[path].append(max(0.0, min(gap - queued, cpu)) * 1000)
     collections: dict[str, list[float]] = defaultdict(list)
     for ended, seconds, generation in recorded["gc"]:
         if generation == 2 and (path := window_of(ended, windows)) is not None:
@@ -198,6 +202,9 @@ def summary(recorded: dict[str, list[list[float]]], windows: Windows) -> dict[st
             "busy_max_ms": round(max(busy[path]), 1),
             "busy_p99_ms": round(p99(busy[path]), 1) if len(values) >= 1000 else None,
             "busy_over_10ms": sum(1 for value in busy[path] if value > 10),
+            "held_max_ms": round(max(held[path]), 1),
+            "held_p99_ms": round(p99(held[path]), 1) if len(values) >= 1000 else None,
+            "held_over_10ms": sum(1 for value in held[path] if value > 10),
             "samples": len(values),
             "full_gc_max_ms": round(max(collections[path], default=0.0), 1),
         }

@@ -28,7 +28,8 @@ from typing import TypeVar
 from pausable.server import limits
 
 Result = TypeVar("Result")
-_converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausable-offload")
+OFFLOAD_THREAD = "pausable-offload"
+_converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=OFFLOAD_THREAD)
 
 
 FAVOURED_SWITCH_SECONDS = 0.001
@@ -60,6 +61,15 @@ def favouring_the_loop(work: Callable[[], Result]) -> Result:
             _favouring -= 1
             if not _favouring:
                 sys.setswitchinterval(_default_switch)
+
+
+def in_the_offload_thread(work: Callable[[], Result]) -> Result:
+    """From a thread that is not the loop's: `work()` in the offload thread (right here when called from it), waiting
+    for it. Python work there takes turns with the other conversions instead of competing with them for the GIL (two
+    such threads made the loop wait 30-45 ms behind them at a large start, bench/loop_lag.py)."""
+    if threading.current_thread().name.startswith(OFFLOAD_THREAD):
+        return favouring_the_loop(work)
+    return _converter.submit(favouring_the_loop, work).result()
 
 
 def large(size: int) -> bool:
