@@ -33,6 +33,13 @@ busy_p99_ms (paths with 1000 samples): reports 6.2 -> 3.8, reports_watched 12.5 
 earlier pairs gave the same picture (get 55 -> 13, lro_get 63 -> 11, watch_replay 35 -> 9.3). The paths also take
 far less time (get's window holds 5-7x fewer samples): no reply builds a 1 MiB Value in Python twice.
 
+held_* of the final code, 2 interleaved pairs (main -> this branch; max per run, gaps over 10 ms of both runs): get
+14/42 -> 19/17, 31 -> 15; lro_get 13/74 -> 16/15, 39 -> 4; watch_replay 16/27 -> 7.7/6.2, 18 -> 0; watch_events
+15/15 -> 10/9.3, 19 -> 1; reports 16/28 -> 11/8.1, 19 -> 1; reports_watched 21/16 -> 56/12, 41 -> 5; list_full 17/16
+-> 11/20, 16 -> 7; start 16/58 -> 68/13, 25 -> 12; idle 1.8/1.8 -> 1.1/2.0. held_p99_ms: reports 7.5/7.2 -> 3.5/3.7,
+reports_watched 12.5/12.6 -> 6.3/7.0, start 13.3 -> 6.9. Single maxima still swing run to run on this machine (a
+thread holding the GIL can itself be kept off its core), the counts do not.
+
 What still holds the GIL for more than 3-4 ms, one C call each (0.86 MiB value, this machine unloaded): gRPC
 serializing the reply on the loop (GetOperationResponse, and a FULL list page of one operation, with input and
 result: 6-7 ms; WatchResponse 3.6 ms) and parsing a StartOperationRequest (3.5 ms); msgspec decoding a step result
