@@ -80,11 +80,13 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
     _set_time(message.lease_expire_time, operation.lease_expire_time)
     if full and operation.input_json is not None:
         input_text = operation.input_json
-        if stored_value(message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text)):
+        if stored_value(
+            message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text), parsed.inputs
+        ):
             message.input_json = input_text
     if full and operation.result is not None:
         result = operation.result
-        if stored_value(message.result, operation.id, "result", lambda: result):
+        if stored_value(message.result, operation.id, "result", lambda: result, parsed.results):
             message.result_json = parsed.results.compact_json(operation.id, result)
     if operation.error:
         message.error.MergeFrom(pb.OperationError(**operation.error))
@@ -92,16 +94,24 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
             message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
 
 
-def stored_value(target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any]) -> bool:
+def stored_value(
+    target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any], kept: parsed.ParsedValues
+) -> bool:
     """Build a stored JSON value in `target`; one that cannot be a Value every client decodes (stored before the
     limits, nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it.
+    A value `kept` holds is built once and merged from its serialized form after that.
 
     False when it was left out (its JSON text is then left out too)."""
     try:
         data = load()
+        serialized = kept.message(operation_id, data)
+        if serialized is not None:
+            target.MergeFromString(serialized)
+            return True
         if limits.too_deep(data):
             raise ValueError(f"nested deeper than {limits.current.max_json_depth} levels (setting max_json_depth)")
         set_value(target, data)
+        kept.remember_message(operation_id, data, target)
         return True
     except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
         target.Clear()

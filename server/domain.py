@@ -179,6 +179,7 @@ class StepReport:
     # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
     # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
     result: Any = field(default=UNPARSED, compare=False)
+    result_finite: bool = field(default=False, compare=False)  # `result` holds no NaN or infinity (jsontext.decode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ import asyncio
 import builtins
 import contextlib
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -36,9 +35,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain
+from pausable.server import auth, domain, jsontext
 from pausable.server.dispatch import Dispatcher
-from pausable.server.domain import CheckpointResult, Dispatch, Operation, OperationFilter, StepReport, UnknownWorkflow, Workflow
+from pausable.server.domain import (
+    UNPARSED,
+    CheckpointResult,
+    Dispatch,
+    Operation,
+    OperationFilter,
+    StepReport,
+    UnknownWorkflow,
+    Workflow,
+)
 from pausable.server.flags import StopFlags
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
@@ -52,7 +60,8 @@ FAULT_VARIABLE = "PAUSABLE_TEST_FAULT"
 
 def request_hash(workflow: str, input_json: str, labels: dict[str, str]) -> str:
     """What a repeated request_id must repeat: the workflow, the input and the labels."""
-    canonical = json.dumps([workflow, json.loads(input_json), sorted(labels.items())], sort_keys=True, separators=(",", ":"))
+    data, finite = jsontext.decode(input_json)
+    canonical = jsontext.compact([workflow, data, sorted(labels.items())], finite, ensure_ascii=True, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -107,12 +116,15 @@ class Engine:
         requester: str,
         labels: dict[str, str],
         workflow: Workflow | None = None,
+        input_data: Any = UNPARSED,
     ) -> tuple[Operation, bool]:
-        """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one."""
+        """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one.
+        `input_data`: input_json parsed, when the caller has it (see Store.create_operation)."""
         workflow = workflow or await self.workflow(workflow_name)
         change = await self.store.create_operation(
             workflow,
             input_json=input_json,
+            input_data=input_data,
             request_id=request_id,
             requester=requester,
             labels=labels,

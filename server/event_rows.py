@@ -22,14 +22,13 @@ about what the parse does).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, Text, bindparam, case, cast, func, or_, select
 
-from pausable.server import limits, offload
+from pausable.server import limits, offload, parsed
 from pausable.server.domain import Event, encode_cursor
 from pausable.server.models import EventRow
 from pausable.server.states import EventType
@@ -117,7 +116,8 @@ def epoch(value: datetime | None) -> float | None:
 def event_of(row: Any) -> Event:
     """The event in a row of COLUMNS."""
     return Event(
-        row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0, json.loads(row.snapshot_text),
+        row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0,
+        parsed.results.snapshot(row.operation_id, row.snapshot_text),
         encode_cursor(row.tx, row.id), row.actor or "",
     )  # fmt: skip
 

@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from pausable.server import jsontext
 from pausable.server.errors import InvalidArgument
 from pausable.server.interceptors import HandlerWrapper
 
@@ -96,7 +97,7 @@ def json_bytes_left(data: Any, budget: int) -> int:
                     return budget
                 budget -= len(key) + 2
                 pending.append(value)
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):  # a tuple: what Celery's message body is made of
             budget -= 2 + len(item)  # brackets and commas
             if budget < 0:
                 return budget
@@ -166,6 +167,12 @@ def result_problem(text: str) -> tuple[str, str] | None:
 def checked_result(text: str) -> tuple[tuple[str, str] | None, Any]:
     """`result_problem` of the text, and the value it parsed (None when there is a problem): the store keeps that
     value for the operation's event snapshots, so a large result is parsed once (parsed.ParsedValues)."""
+    problem, decoded = decoded_result(text)
+    return problem, None if decoded is None else decoded.data
+
+
+def decoded_result(text: str) -> tuple[tuple[str, str] | None, jsontext.Decoded | None]:
+    """`checked_result`, with the value as jsontext.decode made it (whether it holds no NaN or infinity too)."""
     limits = current
     size = len(text.encode())
     if size > limits.max_result_bytes:
@@ -175,18 +182,18 @@ def checked_result(text: str) -> tuple[tuple[str, str] | None, Any]:
         )
         return (RESULT_TOO_LARGE, message), None
     try:
-        data = json.loads(text)
+        decoded = jsontext.decode(text)
     except RecursionError:
-        data = _deeper_than_limit()
+        decoded = jsontext.Decoded(_deeper_than_limit(), True)
     except ValueError as error:
         raise InvalidArgument(f"result_json must be JSON text: {error}") from None
-    if too_deep(data, limits):
+    if too_deep(decoded.data, limits):
         message = (
             f"the step's result nests objects and lists deeper than {limits.max_json_depth} levels "
             "(setting max_json_depth): return flatter data"
         )
         return (RESULT_TOO_DEEP, message), None
-    return None, data
+    return None, decoded
 
 
 # -- requests protobuf cannot decode -------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -27,27 +28,48 @@ from typing import TypeVar
 from pausable.server import limits
 
 Result = TypeVar("Result")
-_converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pausable-offload")
+OFFLOAD_THREAD = "pausable-offload"
+_converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=OFFLOAD_THREAD)
 
 
 FAVOURED_SWITCH_SECONDS = 0.001
+_favouring = 0  # threads running favouring_the_loop
+_default_switch = sys.getswitchinterval()
+_favouring_lock = threading.Lock()
 
 
-def _favouring_the_loop(work: Callable[[], Result]) -> Result:
+def favouring_the_loop(work: Callable[[], Result]) -> Result:
     """`work()` with the GIL handed back every 1 ms instead of CPython's 5 ms, so the event loop waits at most about
-    that long while a large value converts here; the interval goes back when the work is done.
+    that long while a large value converts here; the interval goes back when the work is done (and no other thread's
+    favouring work still runs: the interval is the process's).
 
     Measured on 2 shared cores, a 1 ms timer on the loop while this thread built 1 MiB Values (4 in a row, 3 runs):
     at 5 ms its gaps were 6.3-6.7 ms at the median and 14-291 ms at most; at 1 ms, 2.2 ms and 6.5-85 ms. Kept at
     1 ms all the time, the switching cost every start: 5-10% of the StartOperation rate and 9-20% more daemon CPU
     per start (bench/paired_start.py, two runs of 6 rounds), hence only while this thread works.
     """
-    default = sys.getswitchinterval()
-    sys.setswitchinterval(FAVOURED_SWITCH_SECONDS)
+    global _favouring, _default_switch
+    with _favouring_lock:
+        if not _favouring:
+            _default_switch = sys.getswitchinterval()
+            sys.setswitchinterval(FAVOURED_SWITCH_SECONDS)
+        _favouring += 1
     try:
         return work()
     finally:
-        sys.setswitchinterval(default)
+        with _favouring_lock:
+            _favouring -= 1
+            if not _favouring:
+                sys.setswitchinterval(_default_switch)
+
+
+def in_the_offload_thread(work: Callable[[], Result]) -> Result:
+    """From a thread that is not the loop's: `work()` in the offload thread (right here when called from it), waiting
+    for it. Python work there takes turns with the other conversions instead of competing with them for the GIL (two
+    such threads made the loop wait 30-45 ms behind them at a large start, bench/loop_lag.py)."""
+    if threading.current_thread().name.startswith(OFFLOAD_THREAD):
+        return favouring_the_loop(work)
+    return _converter.submit(favouring_the_loop, work).result()
 
 
 def large(size: int) -> bool:
@@ -58,7 +80,7 @@ def large(size: int) -> bool:
 async def off_loop(work: Callable[[], Result]) -> Result:
     """`work()` in the one offload thread (with the caller's context variables, as asyncio.to_thread)."""
     run = contextvars.copy_context().run
-    return await asyncio.get_running_loop().run_in_executor(_converter, lambda: run(_favouring_the_loop, work))
+    return await asyncio.get_running_loop().run_in_executor(_converter, lambda: run(favouring_the_loop, work))
 
 
 async def off_loop_if(is_large: bool, work: Callable[[], Result]) -> Result:

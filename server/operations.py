@@ -96,11 +96,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         if not request.workflow:
             raise InvalidArgument("workflow is required: name a registered workflow (see ListWorkflows / `pausable workflows`)")
         workflow = await self.engine.workflow(request.workflow)
+        input_json, input_data = await validation.workflow_input_off_loop(
+            workflow.name, request.input if request.HasField("input") else None, workflow.input_schema
+        )
         operation, _created = await self.engine.start(
             workflow.name,
-            await validation.workflow_input_off_loop(
-                workflow.name, request.input if request.HasField("input") else None, workflow.input_schema
-            ),
+            input_json,
+            input_data=input_data,
             request_id=validation.short_text("request_id", request.request_id),
             requester=auth.requester_for(validation.short_text("requester", request.requester)),
             labels=validation.labels(dict(request.labels)),

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, sel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
-from pausable.server import event_rows, limits, offload, parsed
+from pausable.server import event_rows, jsontext, limits, offload, parsed
 from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Page, Workflow, decode_cursor, encode_cursor
 from pausable.server.event_rows import epoch
 from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
@@ -29,8 +29,9 @@ AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
     """The operation in a row (an OperationRow, a Core row or the store's plain row object) as the JSON kept with
     each event; `Operation.from_dict` reads it back. Without `with_result` its result is None and the row's
-    result_json is not touched (it may not have been read)."""
-    return {
+    result_json is not touched (it may not have been read). A large result's text goes along (jsontext.Spliced): the
+    store writes that text as it is instead of encoding the value again."""
+    snapshot = {
         "id": row.id,
         "workflow": row.workflow,
         "state": str(row.state),
@@ -52,6 +53,9 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "step_number": row.step_number,
         "step_count": row.step_count,
     }
+    if with_result and row.result_json is not None and offload.large(len(row.result_json)):
+        return jsontext.Spliced(snapshot, "result", row.result_json)
+    return snapshot
 
 
 def operation_of(row: Any, with_input: bool = False, with_result: bool = True) -> Operation:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 import threading
@@ -28,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from pausable.server import migrate, states
+from pausable.server import jsontext, migrate, states
 from pausable.server.domain import (
     UNPARSED,
     AlreadyExists,
@@ -44,6 +43,7 @@ from pausable.server.domain import (
 )
 from pausable.server.errors import InvalidArgument
 from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
+from pausable.server.parsed import inputs as parsed_inputs
 from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
 from pausable.server.reads import Reads, snapshot_of
@@ -139,10 +139,12 @@ class LeaseOutcome:
 def make_engine(url: str) -> AsyncEngine:
     """The async engine. On SQLite it only reads (and migrates): writes go through writer.SqliteWriter."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60, json_serializer=jsontext.dumps)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+    return create_async_engine(
+        url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10, json_serializer=jsontext.dumps
+    )
 
 
 def safe_publisher(publish: Callable[[list[Event]], None]) -> Callable[[list[Event]], None]:
@@ -231,6 +233,7 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         request_hash: str | None = None,
         actor: str = "",
+        input_data: Any = UNPARSED,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -240,6 +243,7 @@ class Store(Reads):
         (replayed), also when concurrent calls race: the loser's insert fails on
         the unique key (requester, request_id) and it reads the winner's row.
         The same request_id from another requester is another operation.
+        `input_data`, when given, is input_json parsed, holding no NaN or infinity (as from a google.protobuf.Value).
         """
         if request_id:
             existing = await self.by_request_id(request_id, requester)
@@ -302,7 +306,14 @@ class Store(Reads):
             self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now, actor)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
-            dispatch = Dispatch(row.id, workflow.plan, 0, json.loads(input_json), 1, headers or {}, row.step_secret or "")
+            # Parsed once (json.loads of 1 MiB holds the GIL, so the loop, for 5-10 ms) and kept, when large, for the
+            # replies; `input_data` came from the request's google.protobuf.Value: no NaN or infinity in it.
+            if input_data is UNPARSED:
+                argument = parsed_inputs.parse(row.id, input_json)
+            else:
+                argument = input_data
+                parsed_inputs.keep(row.id, input_json, input_data, finite=True)
+            dispatch = Dispatch(row.id, workflow.plan, 0, argument, 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
             # The STARTED event's snapshot is the row as committed: no second snapshot_of.
             return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
@@ -410,7 +421,7 @@ class Store(Reads):
                         self._append(session, events, row, EventType.STEP_COMPLETED, done, now)
                 row.result_json = report.result_json
                 if report.result is not UNPARSED:
-                    parsed_results.keep(operation_id, report.result_json, report.result)
+                    parsed_results.keep(operation_id, report.result_json, report.result, report.result_finite)
                 _move(row, step + 1, numbering)
                 row.progress, row.progress_message = 0.0, ""
                 row.lease_expires_at = now + self.lease
@@ -903,7 +914,7 @@ def dispatch_from(
     if step > 0 and result_json is not None:
         argument = parsed_results.parse(operation_id, result_json)
     else:
-        argument = json.loads(input_json)
+        argument = parsed_inputs.parse(operation_id, input_json)
     return Dispatch(operation_id, plan, step, argument, attempt, headers or {}, secret)
 
 

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pausable.jsonvalue import from_value
-from pausable.server import limits, offload
+from pausable.server import jsontext, limits, offload
 from pausable.server.domain import decode_cursor
 from pausable.server.errors import InvalidArgument
 
@@ -52,10 +52,11 @@ def labels(values: dict[str, str]) -> dict[str, str]:
     return dict(values)
 
 
-def workflow_input(workflow: str, data: Any, schema: dict[str, Any] | None) -> str:
-    """The input as JSON text, after checking its size, its depth and the workflow's JSON Schema."""
+def workflow_input(workflow: str, data: Any, schema: dict[str, Any] | None, finite: bool = False) -> str:
+    """The input as JSON text, after checking its size, its depth and the workflow's JSON Schema; `finite`: it holds
+    no NaN or infinity (see jsontext.compact)."""
     limits.check_depth("input", data)
-    text = json.dumps(data, separators=(",", ":"))
+    text = jsontext.compact(data, finite, ensure_ascii=True)
     limits.check_bytes("input", len(text.encode()), limits.current.max_input_bytes, "max_input_bytes")
     if schema:
         from pausable.server import schemas  # jsonschema and RE2: only workflows with an input schema need them
@@ -84,12 +85,20 @@ def schema_problems(errors: list[Any]) -> str:
     return "; ".join(shown)
 
 
-async def workflow_input_off_loop(workflow: str, value: struct_pb2.Value | None, schema: dict[str, Any] | None) -> str:
-    """`workflow_input` of the request's Value: converted and checked in a thread when it is larger than
-    offload_json_bytes, so a large input (or schema) never holds the event loop (720 kB with a schema: about 0.5 s)."""
+async def workflow_input_off_loop(
+    workflow: str, value: struct_pb2.Value | None, schema: dict[str, Any] | None
+) -> tuple[str, Any]:
+    """`workflow_input` of the request's Value, and the value as JSON data: converted and checked in a thread when it
+    is larger than offload_json_bytes, so a large input (or schema) never holds the event loop (720 kB with a schema:
+    about 0.5 s)."""
+
+    def checked() -> tuple[str, Any]:
+        data = None if value is None else from_value(value)
+        return workflow_input(workflow, data, schema, finite=True), data
+
     if value is not None and value.ByteSize() > limits.current.offload_json_bytes:
-        return await offload.off_loop(lambda: workflow_input(workflow, from_value(value), schema))
-    return workflow_input(workflow, None if value is None else from_value(value), schema)
+        return await offload.off_loop(checked)
+    return checked()
 
 
 def json_text(field: str, text: str) -> Any:

@@ -49,9 +49,10 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
 def _checked(report: StepReport) -> tuple[StepReport, dict[str, Any] | None]:
     """The report with its result parsed, and the error that fails its operation when that result cannot be stored
     (limits.result_problem), else None."""
-    problem, data = limits.checked_result(report.result_json)
-    if problem is None:
-        return replace(report, result=data), None
+    problem, decoded = limits.decoded_result(report.result_json)
+    if decoded is not None:
+        return replace(report, result=decoded.data, result_finite=decoded.finite), None
+    assert problem is not None
     code, message = problem
     return report, {"code": code, "message": message, "step": report.step, "step_name": ""}
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from pausable.server import jsontext
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.prepared import PreparedStatements
 
@@ -86,7 +87,12 @@ class SqliteWriter:
         url = make_url(async_url).set(drivername="sqlite")
         self._lock = lock_file(url.database) if url.database and url.database != ":memory:" else None
         self.rows = RowCache()
-        self.engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": 30})
+        self.engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=jsontext.dumps,
+        )
         event.listen(self.engine, "connect", _autocommit_driver)
         event.listen(self.engine, "begin", _begin_immediate)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

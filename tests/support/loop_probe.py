@@ -60,10 +60,13 @@ class OffLoop:
 
 class LoopLag:
     """Records each wake-up of a 1 ms timer on the running loop: (monotonic time, seconds since the previous one, CPU
-    seconds the process used meanwhile).
+    seconds the process used meanwhile, seconds the loop's thread waited on the run queue meanwhile).
 
     On a shared machine a gap also grows while the process waits for a core; the CPU seconds tell the two apart: a
-    gap the process spent computing (its own threads holding the GIL) has about as much CPU time as wall time.
+    gap the process spent computing (its own threads holding the GIL) has about as much CPU time as wall time. That
+    still counts another thread's CPU while the loop's thread waited for a core; its run-queue wait (Linux's
+    /proc/thread-self/schedstat, 0 elsewhere) tells that apart too: the gap less that wait is what the loop waited
+    for the GIL (or ran itself).
     """
 
     def __init__(self, interval: float = 0.001) -> None:
@@ -75,13 +78,22 @@ class LoopLag:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-probe")
 
     async def _run(self) -> None:
-        last, last_cpu = time.monotonic(), time.process_time()
+        last, last_cpu, last_queued = time.monotonic(), time.process_time(), _queued()
         while True:
             await asyncio.sleep(self.interval)
-            now, cpu = time.monotonic(), time.process_time()
-            self.ticks.append((now, now - last, cpu - last_cpu))
-            last, last_cpu = now, cpu
+            now, cpu, queued = time.monotonic(), time.process_time(), _queued()
+            self.ticks.append((now, now - last, cpu - last_cpu, queued - last_queued))
+            last, last_cpu, last_queued = now, cpu, queued
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+def _queued() -> float:
+    """Seconds this thread has waited on the run queue for a core (Linux's schedstat), 0.0 where it cannot tell."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from google.protobuf import struct_pb2
 from google.rpc import code_pb2
 from support.lro import metadata, response
 
+from pausable.jsonvalue import from_value
 from pausable.server.errors import InvalidArgument
 from pausable.server.longrunning import parse_filter, to_lro
 from pausable.v1 import operation_pb2 as pb
@@ -40,3 +42,20 @@ def test_mapping_of_each_ending() -> None:
         )
     )
     assert broker.error.code == code_pb2.UNAVAILABLE and broker.error.message == "BROKER_UNAVAILABLE: down"
+
+
+def test_metadata_serialized_in_pieces_is_the_whole_operation() -> None:
+    """to_lro serializes the values of the metadata one by one (shorter GIL holds): it still unpacks to the operation,
+    and the response is the result."""
+    value = struct_pb2.Value()
+    value.struct_value.update({"rows": [{"n": n, "name": f"row-{n}", "x": n / 3} for n in range(500)]})
+    operation = pb.Operation(
+        id="0" * 32, state=pb.OPERATION_STATE_SUCCEEDED, labels={"a": "b"}, input=value, result=value, result_json="{}"
+    )
+    reply = to_lro(operation)
+    assert metadata(reply) == operation and reply.metadata.type_url.endswith("/pausable.v1.Operation")
+    assert response(reply) == from_value(value)
+    basic = to_lro(operation, basic_metadata=True)
+    assert (
+        not metadata(basic).HasField("input") and not metadata(basic).HasField("result") and response(basic) == from_value(value)
+    )
