@@ -12,6 +12,7 @@ publishes them). Reads are in reads.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -166,6 +167,7 @@ class Store(Reads):
             self.writer = PostgresWriter(self.sessions, self.replica, self.on_commit)
         else:
             self.writer = self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
+            self.sqlite.first = self._delete_sent
 
     @classmethod
     async def open(cls, url: str, on_commit: Callable[[list[Event]], None] | None = None, replica: str = "") -> Store:
@@ -175,6 +177,9 @@ class Store(Reads):
 
     async def close(self) -> None:
         if self.sqlite is not None:
+            if self._sent:  # a transaction deletes the entries sent last (or the sweep sends them again: harmless)
+                with contextlib.suppress(Exception):
+                    await self.write(lambda _session, _events: None)
             await asyncio.to_thread(self.sqlite.close)
         await self.engine.dispose()
 
@@ -585,19 +590,21 @@ class Store(Reads):
         await self.write(forget)
 
     def sent_soon(self, outbox_id: OutboxId) -> None:
-        """From any thread, SQLite only: this entry reached the broker. It is deleted in the writer's next
-        transaction, with every entry sent meanwhile (one statement, no transaction of its own)."""
+        """From any thread, SQLite only: this entry reached the broker. It is deleted first thing in the writer's
+        next transaction, with every entry sent meanwhile (one statement, no transaction or thread wake-up of its
+        own: a posted deletion woke the writer thread, and the loop again after it, once per published batch).
+        The outbox sweep's own transaction comes before it claims anything, so it never sends these again."""
         assert self.sqlite is not None, "sent_soon is the SQLite writer's; use sent()"
         with self._sent_lock:
             self._sent.append(outbox_id)
-            if len(self._sent) > 1:
-                return  # a deletion is already queued: it takes this one too
-        self.sqlite.post(self._delete_sent)
 
-    def _delete_sent(self, _session: Session, _events: list[Event]) -> None:
-        """(A write function.) Lost on a failed transaction: the sweep publishes those entries again, which is harmless."""
+    def _delete_sent(self) -> None:
+        """(The SQLite writer's `first`.) Lost on a failed transaction: the sweep publishes those entries again,
+        which is harmless."""
         assert self.sqlite is not None
         with self._sent_lock:
+            if not self._sent:
+                return
             sent, self._sent = self._sent, []
         self.sqlite.execute_many(DELETE_OUTBOX, [{"outbox_id": outbox_id} for outbox_id in sent])
 

@@ -19,6 +19,7 @@ other process writes the file, so the writer takes an exclusive lock on
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from pausable.server.prepared import PreparedStatements
 Result = TypeVar("Result")
 WriteFn = Callable[[Session, list[Any]], Result]
 ROW_CACHE = 10_000
+log = logging.getLogger("pausable.server")
 
 
 class StoreLocked(Exception):
@@ -94,6 +96,9 @@ class SqliteWriter:
         self.publish = publish
         self._connection: sqlite3.Connection | None = None
         self._session: tuple[Session, sqlite3.Connection] | None = None
+        # Runs first in every batch's transaction (Store: delete the outbox entries sent meanwhile); its failure
+        # is logged, the batch goes on.
+        self.first: Callable[[], None] | None = None
         self._thread: BatchingThread[WriteFn[Any]] = BatchingThread(
             "pausable-sqlite-writer", self._apply, delivered=self._published
         )
@@ -102,10 +107,6 @@ class SqliteWriter:
         """Run `fn` in the next transaction; its result."""
         result: tuple[Result, list[Any]] = await self._thread.submit(fn)
         return result[0]
-
-    def post(self, fn: WriteFn[Any]) -> None:
-        """From any thread: run `fn` in the next transaction; nobody waits for it (a failure is logged)."""
-        self._thread.post(fn)
 
     def execute(self, statement: Any, params: dict[str, Any]) -> None:
         """Run a one-row write statement in the current write (see prepared.py); only from inside a write function."""
@@ -150,6 +151,11 @@ class SqliteWriter:
         clean = True
         try:
             connection.execute("BEGIN IMMEDIATE")
+            if self.first is not None:
+                try:
+                    self.first()
+                except Exception as error:  # noqa: BLE001 - not the batch's writes: they go on
+                    log.warning("the SQLite writer's batch preamble failed: %s", error)
             for fn in batch:
                 events: list[Any] = []
                 connection.execute("SAVEPOINT write")
