@@ -150,9 +150,8 @@ class Workflow:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     registered_at: datetime | None = None
 
-    @cached_property
+    @property
     def steps(self) -> list[str]:
-        """The plan's task names (made once: the store writes this list object with every start)."""
         return [entry["task"] for entry in self.plan]
 
     @cached_property

@@ -7,18 +7,13 @@ text and each parameter's conversion (JSON, DATETIME) come from SQLAlchemy,
 compiled once per statement and set of columns, so both paths write the same
 bytes. A DATETIME converter remembers its last value and text: a write
 stamps one `now` on several columns and rows (the operation, its events,
-its outbox entry), which are formatted once. So does the JSON converter of
-a column named in `unchanging`, whose values are never changed in place
-once written: every start of a workflow passes its plan and step names,
-the same list objects, and their JSON text is made once (json.dumps of a
-five-step plan and its names: about 6% of the writer thread's samples per start, py-spy
-of bench/paired_start.py).
+its outbox entry), which are formatted once.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import DateTime
@@ -30,10 +25,8 @@ Converter = Callable[[Any], Any] | None
 
 
 class PreparedStatements:
-    def __init__(self, dialect: Dialect, unchanging: Collection[str] = ()) -> None:
-        """`unchanging`: bind names (column keys) whose values are the same object for the same value."""
+    def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.unchanging = frozenset(unchanging)
         self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
@@ -58,14 +51,12 @@ class PreparedStatements:
         for name in compiled.positiontup or ():
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
             convert = kind.bind_processor(self.dialect)
-            same_text = isinstance(kind, DateTime) or name in self.unchanging
-            binds.append((name, _last_one(convert) if convert is not None and same_text else convert))
+            binds.append((name, _last_one(convert) if convert is not None and isinstance(kind, DateTime) else convert))
         return compiled.string, binds
 
 
 def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`convert` that reuses its last text for the same object (a datetime, an unchanging value); only the writer
-    thread calls it."""
+    """`convert` that reuses its last text for the same (immutable) datetime object; only the writer thread calls it."""
     last: list[Any] = [None, None]
 
     def converted(value: Any) -> Any:

@@ -91,8 +91,7 @@ class SqliteWriter:
         self.engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(self.engine, "connect", _autocommit_driver)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # A workflow's plan and step names: its Workflow's lists, written as they are (store.create_operation).
-        self.prepared = PreparedStatements(self.engine.dialect, unchanging=("plan", "step_names"))
+        self.prepared = PreparedStatements(self.engine.dialect)
         self.publish = publish
         self._connection: sqlite3.Connection | None = None
         self._session: tuple[Session, sqlite3.Connection] | None = None
