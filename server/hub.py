@@ -23,6 +23,7 @@ from pausable.v1 import operation_pb2 as pb
 
 log = logging.getLogger("pausable.server")
 Item = TypeVar("Item")
+S = TypeVar("S", bound="Subscription")
 
 
 @dataclass(eq=False)
@@ -107,8 +108,37 @@ class Subscription(LiveBuffer[LiveEvent]):
     def offer(self, event: LiveEvent) -> None:
         self.take((event,))
 
+    def committed(self, events: list[Event]) -> None:
+        """Events were committed by this replica (a global subscription): read the store."""
+        self.poke()
+
 
 ALL = "*"
+
+
+class GlobalSubscription(Subscription):
+    """The global feed's wake-ups (see watching.GlobalFeed), which skip a store read for commits it cannot want.
+
+    `wants` tells from an event's operation whether any stream may want it. Commits it says no to are left in the
+    store, to be read with the next commit that is wanted, or once `backlog` of them wait, so that read stays about
+    one page. With 1,000 idle streams of another workflow, a read per commit cost a 5-step operation +7 ms of the
+    daemon's CPU (18.3 against 11.0 ms, 150 operations each, py-spy: the feed's read and its SQLite work).
+    """
+
+    def __init__(self, capacity: int, wants: Callable[[Event], bool], backlog: int) -> None:
+        super().__init__(ALL, capacity)
+        self.wants = wants
+        self.backlog = backlog
+        self.skipped = 0
+
+    def committed(self, events: list[Event]) -> None:
+        self.skipped += len(events)
+        if self.skipped >= self.backlog or any(self.wants(event) for event in events):
+            self.poke()
+
+    def resync(self) -> None:
+        super().resync()
+        self.skipped = 0
 
 
 class EventHub:
@@ -119,8 +149,14 @@ class EventHub:
         self.global_watchers: Callable[[], int] = lambda: len(self._subscribers.get(ALL, ()))
 
     def subscribe(self, operation_id: str) -> Subscription:
-        subscription = Subscription(operation_id, self.capacity)
-        self._subscribers[operation_id].add(subscription)
+        return self._added(Subscription(operation_id, self.capacity))
+
+    def subscribe_global(self, wants: Callable[[Event], bool], backlog: int) -> GlobalSubscription:
+        """Wake-ups for every commit whose events `wants` may want (see GlobalSubscription), and every poke."""
+        return self._added(GlobalSubscription(self.capacity, wants, backlog))
+
+    def _added(self, subscription: S) -> S:
+        self._subscribers[subscription.operation_id].add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -147,7 +183,8 @@ class EventHub:
             for subscription in list(watchers):
                 subscription.offer(live)
         if events:
-            self._poke(ALL)
+            for subscription in list(self._subscribers.get(ALL, ())):
+                subscription.committed(events)
 
     def poke(self, operation_id: str) -> None:
         """Events of `operation_id` were committed elsewhere: its watchers and the global ones read the store."""

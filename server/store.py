@@ -64,7 +64,15 @@ LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
 SELECT_LOCKED_WITH_INPUT = (
-    select(*LOCKED_COLUMNS, OPERATIONS.c.input_json).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
+    select(*LOCKED_COLUMNS, OPERATIONS.c.input_json, OPERATIONS.c.plan)
+    .where(OPERATIONS.c.id == bindparam("locked_id"))
+    .with_for_update()
+)
+SELECT_LOCKED_MANY = (
+    select(*LOCKED_COLUMNS)
+    .where(OPERATIONS.c.id.in_(bindparam("locked_ids", expanding=True)))
+    .order_by(OPERATIONS.c.id)
+    .with_for_update()
 )
 UPDATE_OPERATION = OPERATIONS.update().where(OPERATIONS.c.id == bindparam("updated_id"))
 INSERT_EVENT = EVENTS.insert()
@@ -162,11 +170,9 @@ class Store(Reads):
         self._sent: list[OutboxId] = []  # outbox entries published, to delete in the SQLite writer's next transaction
         self._sent_lock = threading.Lock()
         self.sqlite: SqliteWriter | None = None
-        self.writer: SqliteWriter | PostgresWriter
-        if self.postgres:
-            self.writer = PostgresWriter(self.sessions, self.replica, self.on_commit)
-        else:
-            self.writer = self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
+        self.postgres_writer = PostgresWriter(self.sessions, self.replica, self.on_commit)  # unused on SQLite
+        if not self.postgres:
+            self.sqlite = SqliteWriter(engine.url.render_as_string(hide_password=False), self.on_commit)
             self.sqlite.first = self._delete_sent
 
     @classmethod
@@ -181,11 +187,19 @@ class Store(Reads):
                 with contextlib.suppress(Exception):
                     await self.write(lambda _session, _events: None)
             await asyncio.to_thread(self.sqlite.close)
+        else:
+            await self.postgres_writer.close()
         await self.engine.dispose()
 
-    async def write(self, fn: Callable[[Session, list[Event]], Result]) -> Result:
-        """Run `fn(session, events)` in a write transaction; its events are published once committed."""
-        return await self.writer.submit(fn)
+    async def write(
+        self, fn: Callable[[Session, list[Event]], Result], deferrable: bool = False, locks: Sequence[str] = ()
+    ) -> Result:
+        """Run `fn(session, events)` in a write transaction; its events are published once committed.
+
+        `deferrable` and `locks` (Postgres): see PostgresWriter.submit."""
+        if self.sqlite is not None:
+            return await self.sqlite.submit(fn)
+        return await self.postgres_writer.submit(fn, deferrable, locks)
 
     # -- workflows ---------------------------------------------------------
 
@@ -299,7 +313,7 @@ class Store(Reads):
             return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
 
         try:
-            return await self.write(create)
+            return await self.write(create, deferrable=True)
         except (IntegrityError, _RequestSeen):
             existing = await self.by_request_id(request_id, requester) if request_id else None
             if existing is None:
@@ -356,7 +370,7 @@ class Store(Reads):
                     outbox = self._enqueue(session, dispatch, now)
                 return Change(self._operation(row), dispatch, outbox=outbox)
 
-        return await self.write(apply)
+        return await self.write(apply, deferrable=True, locks=[operation_id])
 
     async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
         """Record step reports in order, in one transaction; None for an operation that no longer exists."""
@@ -371,7 +385,7 @@ class Store(Reads):
                     results.append(None)
             return results
 
-        return await self.write(record)
+        return await self.write(record, deferrable=True, locks=[report.operation_id for report in reports])
 
     def _checkpoint(self, session: Session, events: list[Event], report: StepReport, now: datetime) -> CheckpointResult:
         """Record one report. Steps it skips over (plain tasks, or reports still on their way from another
@@ -433,7 +447,7 @@ class Store(Reads):
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
-        state, accepted = await self.write(report)
+        state, accepted = await self.write(report, deferrable=True, locks=[operation_id])
         if not accepted:
             raise NotDispatched(f"progress of step {step} of operation {operation_id}")
         return state
@@ -460,7 +474,7 @@ class Store(Reads):
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
-        state, accepted = await self.write(mark)
+        state, accepted = await self.write(mark, deferrable=True, locks=[operation_id])
         if not accepted:
             raise NotDispatched(f"failure of step {step} of operation {operation_id}")
         return state
@@ -541,7 +555,7 @@ class Store(Reads):
                     if State(row.state) in ACTIVE and row.lease_expires_at is not None and _aware(row.lease_expires_at) < now:
                         row.lease_expires_at = now + self.lease
 
-        await self.write(extend)
+        await self.write(extend, deferrable=True, locks=operation_ids)
 
     async def lease_lapsed(self, operation_id: str, reason: str) -> LeaseOutcome | None:
         """Settle one operation whose lease lapsed (see states.lapsed_lease): retry its step, fail it, or end its stop."""
@@ -580,7 +594,7 @@ class Store(Reads):
                     outbox = self._enqueue(session, dispatch, now)
                 return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
 
-        return await self.write(settle)
+        return await self.write(settle, deferrable=True, locks=[operation_id])
 
     async def sent(self, outbox_ids: Sequence[int]) -> None:
         """These outbox entries reached the broker."""
@@ -717,14 +731,22 @@ class Store(Reads):
 
     @contextmanager
     def _locked(self, session: Session, operation_id: str, with_input: bool = False) -> Iterator[WorkingRow]:
-        """The operation's row, locked; the columns changed in the block are written back.
+        """The operation's row, locked; the columns changed in the block are written back. `with_input`: also its
+        input and plan, what a command's reply and a dispatch need.
 
         Plain Core statements: the ORM's unit of work cost more than the
         rest of a checkpoint together. On SQLite the row of an active
         operation comes from the writer's row cache when this daemon wrote it last.
         """
         rows = self.sqlite.rows if self.sqlite is not None else None
+        deferred = self.postgres_writer.deferred if self.sqlite is None else None
         before = None if with_input or rows is None else rows.get(operation_id)
+        if deferred is not None and (before := deferred.rows.get(operation_id)) is not None and with_input:
+            # locked earlier in this batch, as that write left it; input_json never changes
+            before = {
+                **before,
+                "input_json": session.scalar(select(OPERATIONS.c.input_json).where(OPERATIONS.c.id == operation_id)),
+            }
         if before is None:
             query = SELECT_LOCKED_WITH_INPUT if with_input else SELECT_LOCKED
             found = session.connection().execute(query, {"locked_id": operation_id}).one_or_none()
@@ -735,20 +757,29 @@ class Store(Reads):
         yield row
         after = row.values()
         changed = {key: value for key, value in after.items() if before[key] != value}
-        if changed:
+        if changed and deferred is not None:
+            deferred.update(operation_id, changed)
+        elif changed:
             self._execute(session, UPDATE_OPERATION, {"updated_id": operation_id, **changed})
+        if deferred is not None:
+            deferred.rows[operation_id] = {key: value for key, value in after.items() if key not in ("input_json", "plan")}
         if rows is not None:
             after.pop("input_json", None)
+            after.pop("plan", None)
             rows.remember(operation_id, after, not State(after["state"]).terminal)
 
     def _operation(self, row: WorkingRow) -> Operation:
         return Operation.from_dict(snapshot_of(row), getattr(row, "input_json", None))
 
     def _dispatch_of(self, session: Session, row: WorkingRow, headers: dict[str, str] | None) -> Dispatch:
-        """The rest of the plan from the row's current step, with a new step secret."""
-        plan, input_json = session.execute(
-            select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
-        ).one()
+        """The rest of the plan from the row's current step, with a new step secret. The plan and input come with
+        the row when it was read with them (`_locked` with_input): a second SELECT was 3% of a Resume (py-spy)."""
+        if "plan" in row.__dict__ and "input_json" in row.__dict__:
+            plan, input_json = row.__dict__["plan"], row.__dict__["input_json"]
+        else:
+            plan, input_json = session.execute(
+                select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
+            ).one()
         row.step_secret = new_step_secret()  # every dispatch its own: the steps of an earlier one can change nothing
         return dispatch_from(row.id, plan, row.current_step, input_json, row.result_json, row.attempt, row.step_secret, headers)
 
@@ -850,7 +881,10 @@ class Store(Reads):
             "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
             "snapshot": snapshot, "created_at": now, "actor": actor,
         }  # fmt: skip
-        self._execute(session, INSERT_EVENT, values)
+        if (deferred := self.postgres_writer.deferred) is not None:
+            deferred.inserts.append((INSERT_EVENT, values))
+        else:
+            self._execute(session, INSERT_EVENT, values)
         events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snapshot, actor=actor))
 
 

@@ -12,11 +12,12 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from pausable.server import offload
 from pausable.server.convert import event_message, feed_message, feed_response, heavy
 from pausable.server.domain import Event, OperationFilter, PastTheEnd, ShuttingDown, decode_cursor
-from pausable.server.hub import ALL, EventHub, LiveBuffer, Subscription
+from pausable.server.hub import EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
 from pausable.server.store import Store
 from pausable.v1 import operation_pb2 as pb
@@ -113,14 +114,16 @@ class Watching:
 
 def matches(where: OperationFilter, event: Event, state: State) -> bool:
     """`where` applied in memory as `Reads.events_matching` applies it in SQL: the state is the operation's current one."""
-    operation = event.operation
-    if where.states and state not in where.states:
-        return False
-    if where.workflow and operation.workflow != where.workflow:
-        return False
-    if where.requester and operation.requester != where.requester:
-        return False
-    return all(operation.labels.get(key) == value for key, value in where.labels.items())
+    return (not where.states or state in where.states) and matches_for_good(where, event.snapshot)
+
+
+def matches_for_good(where: OperationFilter, operation: dict[str, Any]) -> bool:
+    """`where` on what never changes in an operation (its snapshot): workflow, requester and labels."""
+    return (
+        (not where.workflow or operation["workflow"] == where.workflow)
+        and (not where.requester or operation["requester"] == where.requester)
+        and all(operation["labels"].get(key) == value for key, value in where.labels.items())
+    )
 
 
 @dataclass(eq=False)
@@ -181,7 +184,7 @@ class GlobalFeed:
         subscriber = FeedSubscriber(where, self.capacity)
         async with self._starting:
             if self._task is None or self._task.done():
-                subscription = self.hub.subscribe(ALL)
+                subscription = self.hub.subscribe_global(self._wanted, REPLAY_PAGE)
                 try:
                     cursor = await self.store.newest_cursor()
                 except BaseException:
@@ -203,6 +206,15 @@ class GlobalFeed:
         if not self.subscribers and self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def _wanted(self, event: Event) -> bool:
+        """Whether a stream may want `event`, whatever its operation's state will be (see hub.GlobalSubscription)."""
+        operation = event.snapshot
+        return any(
+            matches_for_good(subscriber.where, operation)
+            for workflow in ("", operation["workflow"])
+            for subscriber in self.by_workflow.get(workflow, ())
+        )
 
     def _offer(self, items: list[FeedItem]) -> None:
         for subscriber in list(self.by_workflow.get("", ())):

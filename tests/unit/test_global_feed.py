@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pausable.server.domain import Event, OperationFilter, Page, decode_cursor, encode_cursor
 from pausable.server.hub import EventHub
@@ -114,3 +115,51 @@ def test_a_lagging_subscriber_catches_up_from_the_store_without_gaps() -> None:
         assert seen == [e.cursor for e in store.events]
 
     asyncio.run(scenario())
+
+
+def test_commits_no_stream_can_want_cost_no_read() -> None:
+    """Streams filtered on workflow "b": commits of "a" are not read until one of "b" comes (or a page of them waits),
+    and that read still delivers in order, without gaps or repeats."""
+
+    async def scenario() -> None:
+        store, hub = FakeStore(), EventHub(capacity=64)
+        watching = Watching(store, hub)  # type: ignore[arg-type]
+        seen: list[str] = []
+
+        async def follow() -> None:
+            async for response in watching.follow_all(OperationFilter(workflow="b"), ""):
+                seen.append(response.cursor)
+
+        task = asyncio.create_task(follow())
+        while not watching.feed.subscribers or store.matching_reads == 0:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        reads = store.feed_reads
+        for index in range(1, 41):
+            committed = event(index, "a")
+            store.events.append(committed)
+            hub.publish([committed])
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        assert store.feed_reads == reads
+        wanted = event(41, "b")
+        store.events.append(wanted)
+        hub.publish([wanted])
+        await asyncio.wait_for(_until(lambda: seen == [wanted.cursor]), 5)
+        assert store.feed_reads == reads + 1
+
+        reads = store.feed_reads
+        for index in range(42, 42 + 500):
+            committed = event(index, "a")
+            store.events.append(committed)
+            hub.publish([committed])
+        await asyncio.wait_for(_until(lambda: store.feed_reads > reads), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.001)
