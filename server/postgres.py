@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Text
 
+from pausable.server.savepoint import isolated_write
+
 Result = TypeVar("Result")
 WriteFn = Callable[[Session, list[Any]], Any]
 Outcome = tuple[Any, list[Any], BaseException | None]  # result, events, error
@@ -146,8 +148,8 @@ class PostgresWriter:
             deferred.lock(session, sorted({key for entry in batch if entry.deferrable for key in entry.locks}))
         try:
             for fn, deferrable, _future, _locks in batch:
-                events: list[Any] = []
                 if not isolated:
+                    events: list[Any] = []
                     if deferrable:
                         self.deferred = deferred
                     else:
@@ -159,18 +161,7 @@ class PostgresWriter:
                     if not deferrable:
                         deferred.rows.clear()  # `fn` may have changed rows in SQL of its own
                     continue
-                connection = session.connection()
-                connection.exec_driver_sql("SAVEPOINT write")
-                try:
-                    result = fn(session, events)
-                    session.flush()
-                except Exception as error:  # noqa: BLE001 - handed to its caller
-                    connection.exec_driver_sql("ROLLBACK TO SAVEPOINT write")
-                    session.expunge_all()
-                    outcomes.append((None, [], error))
-                else:
-                    outcomes.append((result, events, None))
-                connection.exec_driver_sql("RELEASE SAVEPOINT write")
+                outcomes.append(isolated_write(session, session.connection().exec_driver_sql, fn))
             deferred.flush(session)
         finally:
             self.deferred = None

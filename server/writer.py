@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 from pausable.server import jsontext
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.prepared import PreparedStatements
+from pausable.server.savepoint import isolated_write
 
 Result = TypeVar("Result")
 WriteFn = Callable[[Session, list[Any]], Result]
@@ -162,18 +163,9 @@ class SqliteWriter:
                 except Exception as error:  # noqa: BLE001 - not the batch's writes: they go on
                     log.warning("the SQLite writer's batch preamble failed: %s", error)
             for fn in batch:
-                events: list[Any] = []
-                connection.execute("SAVEPOINT write")
-                try:
-                    result = fn(session, events)
-                    session.flush()
-                except Exception as error:  # noqa: BLE001 - handed to the caller
-                    connection.execute("ROLLBACK TO write")
-                    clean = False
-                    outcomes.append((None, error))
-                else:
-                    outcomes.append(((result, events), None))
-                connection.execute("RELEASE write")
+                result, events, failed = isolated_write(session, connection.execute, fn)
+                outcomes.append((None, failed) if failed is not None else ((result, events), None))
+                clean = clean and failed is None
             connection.execute("COMMIT")
         except Exception:
             if connection.in_transaction:
