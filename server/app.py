@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -19,10 +20,12 @@ from pausable.config import Settings
 from pausable.server import healthcheck, limits, longrunning
 from pausable.server.auth import Authenticator, AuthInterceptor
 from pausable.server.dispatch import Dispatcher
+from pausable.server.encoded import add_servicer
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
 from pausable.server.hub import EventHub
 from pausable.server.limits import DecodeGuard
+from pausable.server.longrunning import LongRunningService
 from pausable.server.observability import Observability
 from pausable.server.operations import OperationService
 from pausable.server.queued import BrokerProbe
@@ -161,8 +164,8 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
-    operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), server)
-    longrunning.add_to_server(engine, watching, server)
+    add_servicer(operation_pb2_grpc.add_OperationServiceServicer_to_server, OperationService(engine, watching), server)
+    add_servicer(operations_pb2_grpc.add_OperationsServicer_to_server, LongRunningService(engine, watching), server)
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine, settings.default_max_attempts), server)
     health_servicer = healthcheck.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

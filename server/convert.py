@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from pausable.jsonvalue import set_value
-from pausable.server import limits, parsed
+from pausable.server import encoded, limits, parsed
 from pausable.server.domain import Event, Operation
-from pausable.server.offload import off_loop_if
+from pausable.server.encoded import Encoded
+from pausable.server.offload import off_loop, off_loop_if
 from pausable.server.states import EventType, State
 from pausable.v1 import operation_pb2 as pb
 
 log = logging.getLogger("pausable.server")
-Message = TypeVar("Message")
+Built = TypeVar("Built")
 
 
 def _timestamp(epoch: float | None) -> timestamp_pb2.Timestamp | None:
@@ -55,8 +58,65 @@ def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
 
 def operation_into(message: pb.Operation, operation: Operation, full: bool = True) -> None:
     """Fill `message` (empty, usually a field of the reply) with the operation: the values are built in place, because
-    copying a message that holds a 1 MiB value (building a reply around it, CopyFrom) is one C call that holds the
-    GIL, and so the event loop, for 13-50 ms on 2 cores."""
+    copying a message that holds a large value (building a reply around it, CopyFrom) is one C call that holds the
+    GIL, and so the event loop, for 13-50 ms per MiB on 2 cores. Replies of a `heavy` operation are made from
+    `operation_parts` in a thread instead."""
+
+    def build_in_place(name: str, data: Any, kept: parsed.ParsedValues) -> bool:
+        target = getattr(message, name)
+        try:
+            serialized = kept.message(operation.id, data)
+            if serialized is not None:
+                target.MergeFromString(serialized)
+            else:
+                set_value(target, data)
+        except BaseException:
+            target.Clear()
+            raise
+        return True
+
+    _fields_into(message, operation)
+    _values_into(message, operation, full, build_in_place)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationParts:
+    """An operation as a message without its input and result Values (`header`, JSON texts included), and those
+    Values serialized (`values`, by field name: made once for a large value, see parsed.ParsedValues)."""
+
+    header: pb.Operation
+    values: dict[str, bytes]
+
+    def serialized(self) -> bytes:
+        return encoded.message_with(self.header, self.values.items())
+
+    def size(self) -> int:
+        """The length of `serialized()`, near enough: each value's field tag and length taken as 8 bytes."""
+        return self.header.ByteSize() + sum(len(value) + 8 for value in self.values.values())
+
+
+def operation_parts(operation: Operation, full: bool = True) -> OperationParts:
+    """The operation in parts (see encoded.py): for a `heavy` operation, in a thread."""
+    header = pb.Operation()
+    values: dict[str, bytes] = {}
+
+    def serialize(name: str, data: Any, kept: parsed.ParsedValues) -> bool:
+        serialized = kept.message(operation.id, data)
+        if serialized is None:
+            value = struct_pb2.Value()
+            set_value(value, data)
+            serialized = value.SerializeToString()
+            kept.remember_message(operation.id, data, serialized)
+        values[name] = serialized
+        return True
+
+    _fields_into(header, operation)
+    _values_into(header, operation, full, serialize)
+    return OperationParts(header, values)
+
+
+def _fields_into(message: pb.Operation, operation: Operation) -> None:
+    """Everything of the operation but its input and result."""
     message.MergeFrom(
         pb.Operation(
             id=operation.id,
@@ -78,43 +138,42 @@ def operation_into(message: pb.Operation, operation: Operation, full: bool = Tru
     _set_time(message.update_time, operation.update_time)
     _set_time(message.end_time, operation.end_time)
     _set_time(message.lease_expire_time, operation.lease_expire_time)
-    if full and operation.input_json is not None:
-        input_text = operation.input_json
-        if stored_value(
-            message.input, operation.id, "input", lambda: parsed.inputs.parse(operation.id, input_text), parsed.inputs
-        ):
-            message.input_json = input_text
-    if full and operation.result is not None:
-        result = operation.result
-        if stored_value(message.result, operation.id, "result", lambda: result, parsed.results):
-            message.result_json = parsed.results.compact_json(operation.id, result)
     if operation.error:
         message.error.MergeFrom(pb.OperationError(**operation.error))
         if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry
             message.error.step_number = message.error.step + 1 if message.error.step >= 0 else 0
 
 
-def stored_value(
-    target: struct_pb2.Value, operation_id: str, field: str, load: Callable[[], Any], kept: parsed.ParsedValues
-) -> bool:
-    """Build a stored JSON value in `target`; one that cannot be a Value every client decodes (stored before the
-    limits, nested deeper than max_json_depth) is left out with a warning, so reads and streams never fail on it.
-    A value `kept` holds is built once and merged from its serialized form after that.
+def _values_into(
+    message: pb.Operation, operation: Operation, full: bool, place: Callable[[str, Any, parsed.ParsedValues], bool]
+) -> None:
+    """With `full`, each stored value `place`d (as the `input` or `result` Value) and its JSON text set beside it.
 
-    False when it was left out (its JSON text is then left out too)."""
+    A value that cannot be a Value every client decodes (stored before the limits, nested deeper than
+    max_json_depth) is left out with a warning, and its text too, so reads and streams never fail on it."""
+    if full and operation.input_json is not None:
+        text = operation.input_json
+        if _placed(operation.id, "input", lambda: parsed.inputs.parse(operation.id, text), parsed.inputs, place):
+            message.input_json = text
+    if full and operation.result is not None:
+        result = operation.result
+        if _placed(operation.id, "result", lambda: result, parsed.results, place):
+            message.result_json = parsed.results.compact_json(operation.id, result)
+
+
+def _placed(
+    operation_id: str,
+    field: str,
+    load: Callable[[], Any],
+    kept: parsed.ParsedValues,
+    place: Callable[[str, Any, parsed.ParsedValues], bool],
+) -> bool:
     try:
         data = load()
-        serialized = kept.message(operation_id, data)
-        if serialized is not None:
-            target.MergeFromString(serialized)
-            return True
-        if limits.too_deep(data):
+        if kept.message(operation_id, data) is None and limits.too_deep(data):  # a kept message was checked when made
             raise ValueError(f"nested deeper than {limits.current.max_json_depth} levels (setting max_json_depth)")
-        set_value(target, data)
-        kept.remember_message(operation_id, data, target)
-        return True
+        return place(field, data, kept)
     except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
-        target.Clear()
         log.warning("operation %s: its stored %s is left out of the reply: %s", operation_id, field, error)
         return False
 
@@ -122,6 +181,11 @@ def stored_value(
 def event_into(message: pb.OperationEvent, event: Event) -> None:
     """Fill `message` (empty: the `event` field of a WatchResponse or WatchEventsResponse) with the event, in place
     (see operation_into)."""
+    _event_fields_into(message, event)
+    operation_into(message.operation, event.operation)
+
+
+def _event_fields_into(message: pb.OperationEvent, event: Event) -> None:
     message.MergeFrom(
         pb.OperationEvent(
             operation_id=event.operation_id,
@@ -132,7 +196,6 @@ def event_into(message: pb.OperationEvent, event: Event) -> None:
             actor=event.actor,
         )
     )
-    operation_into(message.operation, event.operation)
 
 
 def event_to_pb(event: Event) -> pb.WatchResponse:
@@ -181,39 +244,61 @@ class HasOperation(Protocol):
 
 
 Reply = TypeVar("Reply", bound=HasOperation)
+Response = TypeVar("Response", pb.WatchResponse, pb.WatchEventsResponse)
 
 
-async def operation_message(operation: Operation) -> pb.Operation:
-    """`operation_to_pb` (full), in a thread when the operation is `heavy`, so a large value never holds the loop."""
-    return await off_loop_if(heavy(operation), lambda: operation_to_pb(operation))
+def encoded_reply(operation: Operation, reply_type: Callable[[], Reply]) -> Encoded[Reply]:
+    """A `reply_type` message whose `operation` is the operation (full), serialized in parts (see encoded.py)."""
+    parts = operation_parts(operation)
+    message = reply_type()
+    message.operation.MergeFrom(parts.header)
+    return Encoded(message, encoded.message_with(cast(Message, reply_type()), [("operation", parts.serialized())]))
 
 
-async def reply(operation: Operation, reply_type: Callable[[], Reply]) -> Reply:
-    """A `reply_type` message whose `operation` is the operation (full), built in place, in a thread when the
-    operation is `heavy`."""
-
-    def build() -> Reply:
-        message = reply_type()
-        operation_into(message.operation, operation)
-        return message
-
-    return await off_loop_if(heavy(operation), build)
-
-
-async def converted(operation: Operation, build: Callable[[pb.Operation], Message]) -> Message:
-    """`build(operation_to_pb(operation))`, both in one thread when the operation is `heavy` (the LRO service's
-    replies pack, that is serialize, the message: 5-10 ms for a 1 MiB value)."""
-    return await off_loop_if(heavy(operation), lambda: build(operation_to_pb(operation)))
+def encoded_event(event: Event, response: Response) -> Encoded[Response]:
+    """`response` (a WatchResponse or WatchEventsResponse without its event) holding the event, serialized in parts."""
+    parts = operation_parts(event.operation)
+    header = pb.OperationEvent()
+    _event_fields_into(header, event)
+    data = encoded.message_with(response, [("event", encoded.message_with(header, [("operation", parts.serialized())]))])
+    response.event.MergeFrom(header)
+    response.event.operation.MergeFrom(parts.header)
+    return Encoded(response, data)
 
 
-async def event_message(event: Event) -> pb.WatchResponse:
-    """`event_to_pb`, in a thread when the event's operation is `heavy` (see operation_message)."""
-    return await off_loop_if(heavy(event.operation), lambda: event_to_pb(event))
+async def reply(operation: Operation, reply_type: Callable[[], Reply]) -> Reply | Encoded[Reply]:
+    """A `reply_type` message whose `operation` is the operation (full): built in place on the loop, or, for a
+    `heavy` operation, serialized in a thread."""
+    if heavy(operation):
+        return await off_loop(lambda: encoded_reply(operation, reply_type))
+    message = reply_type()
+    operation_into(message.operation, operation)
+    return message
 
 
-async def feed_message(event: Event) -> pb.WatchEventsResponse:
-    """`feed_response`, in a thread when the event's operation is `heavy` (see operation_message)."""
-    return await off_loop_if(heavy(event.operation), lambda: feed_response(event))
+async def converted(operation: Operation, build: Callable[[OperationParts], Built]) -> Built:
+    """`build(operation_parts(operation))`, both in one thread when the operation is `heavy`."""
+    return await off_loop_if(heavy(operation), lambda: build(operation_parts(operation)))
+
+
+def feed_reply(event: Event) -> pb.WatchEventsResponse | Encoded[pb.WatchEventsResponse]:
+    """The event as WatchEvents sends it: serialized in parts when its operation is `heavy` (then call it in a
+    thread)."""
+    if heavy(event.operation):
+        return encoded_event(event, pb.WatchEventsResponse(cursor=event.cursor))
+    return feed_response(event)
+
+
+async def event_message(event: Event) -> pb.WatchResponse | Encoded[pb.WatchResponse]:
+    """The event as Watch sends it: serialized in parts in a thread when its operation is `heavy`."""
+    if heavy(event.operation):
+        return await off_loop(lambda: encoded_event(event, pb.WatchResponse()))
+    return event_to_pb(event)
+
+
+async def feed_message(event: Event) -> pb.WatchEventsResponse | Encoded[pb.WatchEventsResponse]:
+    """`feed_reply`, in a thread when the event's operation is `heavy`."""
+    return await off_loop_if(heavy(event.operation), lambda: feed_reply(event))
 
 
 def event_type_from_pb(value: int) -> EventType:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pausable.server import offload
-from pausable.server.convert import event_to_pb, heavy
+from pausable.server.convert import encoded_event, event_to_pb, heavy
 from pausable.server.domain import Event
+from pausable.server.encoded import Encoded
 from pausable.v1 import operation_pb2 as pb
 
 log = logging.getLogger("pausable.server")
@@ -28,23 +29,23 @@ S = TypeVar("S", bound="Subscription")
 
 @dataclass(eq=False)
 class LiveEvent:
-    """A committed event for the watchers of its operation; a `heavy` one's message is converted in a thread
-    (`converting`), once for all of them."""
+    """A committed event for the watchers of its operation; a `heavy` one is serialized in a thread (`converting`),
+    once for all of them."""
 
     seq: int
     terminal: bool
-    message: pb.WatchResponse | None
-    converting: asyncio.Future[pb.WatchResponse] | None = None
+    message: pb.WatchResponse | Encoded[pb.WatchResponse] | None
+    converting: asyncio.Future[Encoded[pb.WatchResponse]] | None = None
 
     @classmethod
     def of(cls, event: Event) -> LiveEvent:
         if not heavy(event.operation):
             return cls(event.seq, event.terminal, event_to_pb(event))
-        converting = asyncio.ensure_future(offload.off_loop(lambda: event_to_pb(event)))
+        converting = asyncio.ensure_future(offload.off_loop(lambda: encoded_event(event, pb.WatchResponse())))
         converting.add_done_callback(_log_failure)
         return cls(event.seq, event.terminal, None, converting)
 
-    async def response(self) -> pb.WatchResponse:
+    async def response(self) -> pb.WatchResponse | Encoded[pb.WatchResponse]:
         """The message; raises what its conversion raised. Shielded: a watcher that goes away while waiting does not
         cancel the conversion the other watchers wait on."""
         if self.message is None:
@@ -53,7 +54,7 @@ class LiveEvent:
         return self.message
 
 
-def _log_failure(converting: asyncio.Future[pb.WatchResponse]) -> None:
+def _log_failure(converting: asyncio.Future[Encoded[pb.WatchResponse]]) -> None:
     if not converting.cancelled() and (error := converting.exception()) is not None:
         log.error("a committed event cannot be encoded; its watchers read the store", exc_info=error)
 

@@ -41,11 +41,10 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from pausable.server import auth, states
-from pausable.server.convert import converted, state_to_pb
+from pausable.server.convert import OperationParts, converted, state_to_pb
 from pausable.server.domain import Operation
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
-from pausable.server.offload import large, off_loop_if
 from pausable.server.operations import authorize, list_page
 from pausable.server.states import Command
 from pausable.server.validation import OPERATION_ID
@@ -75,84 +74,44 @@ def operation_id(name: str) -> str:
     return id_
 
 
-def to_lro(operation: pb.Operation, basic_metadata: bool = False) -> lro.Operation:
+def to_lro(operation: OperationParts, basic_metadata: bool = False) -> lro.Operation:
     """`basic_metadata` (ListOperations): the metadata leaves out input and result (the result is the response)."""
     message = lro.Operation()
     lro_into(message, operation, basic_metadata)
     return message
 
 
-def lro_into(message: lro.Operation, operation: pb.Operation, basic_metadata: bool = False) -> None:
-    """Fill `message` (empty, a list reply's item say) in place: see to_lro."""
-    message.name, message.done = PREFIX + operation.id, operation.state in TERMINAL
-    basic = without_values(operation)
-    values = (
-        {}
-        if basic_metadata
-        else {name: getattr(operation, name).SerializeToString() for name in VALUES if operation.HasField(name)}
-    )
-    pack(message.metadata, basic, basic.SerializeToString() + b"".join(field_bytes(name, data) for name, data in values.items()))
-    if operation.state == pb.OPERATION_STATE_SUCCEEDED:
-        if "result" in values:
-            pack(message.response, operation.result, values["result"])
-        elif operation.HasField("result"):
-            message.response.Pack(operation.result)
-        else:
-            message.response.Pack(struct_pb2.Value(null_value=struct_pb2.NULL_VALUE))
-    elif operation.state == pb.OPERATION_STATE_CANCELLED:
-        message.error.MergeFrom(status_pb2.Status(code=code_pb2.CANCELLED, message=f"operation {operation.id} was cancelled"))
-    elif operation.state == pb.OPERATION_STATE_FAILED:
-        message.error.MergeFrom(failure_status(operation))
-
-
-VALUES = ("input", "result")  # pausable.v1.Operation's google.protobuf.Value fields
+def lro_into(message: lro.Operation, operation: OperationParts, basic_metadata: bool = False) -> None:
+    """Fill `message` (empty, a list reply's item say) in place: see to_lro. The packed messages are made from the
+    operation's parts (convert.OperationParts): serializing an operation holding a 1 MiB input and result is one C
+    call holding the GIL, so the event loop, for 5-10 ms."""
+    header = operation.header
+    message.name, message.done = PREFIX + header.id, header.state in TERMINAL
+    if basic_metadata:
+        pack(message.metadata, header, header.SerializeToString())
+    else:
+        pack(message.metadata, header, operation.serialized())
+    if header.state == pb.OPERATION_STATE_SUCCEEDED:
+        result = operation.values.get("result")
+        if result is None:
+            result = struct_pb2.Value(null_value=struct_pb2.NULL_VALUE).SerializeToString()
+        pack(message.response, struct_pb2.Value(), result)
+    elif header.state == pb.OPERATION_STATE_CANCELLED:
+        message.error.MergeFrom(status_pb2.Status(code=code_pb2.CANCELLED, message=f"operation {header.id} was cancelled"))
+    elif header.state == pb.OPERATION_STATE_FAILED:
+        message.error.MergeFrom(failure_status(header))
 
 
 def pack(target: any_pb2.Any, message: Message, serialized: bytes) -> None:
-    """`target.Pack(message)` with `message` already serialized.
-
-    The metadata of a full operation is serialized in pieces, its values one by one (field_bytes): serializing an
-    operation holding a 1 MiB input and result is one C call holding the GIL, so the event loop, for 5-10 ms; each
-    value alone, half of that. Parsers take fields in any order, the values after the others."""
+    """`target.Pack(message)`, with `serialized` what the message would serialize to."""
     target.type_url = f"type.googleapis.com/{message.DESCRIPTOR.full_name}"
     target.value = serialized
 
 
-def field_bytes(name: str, serialized: bytes) -> bytes:
-    """A pausable.v1.Operation message field `name` holding the message `serialized`, as protobuf's wire format has it."""
-    return _varint(pb.Operation.DESCRIPTOR.fields_by_name[name].number << 3 | 2) + _varint(len(serialized)) + serialized
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number > 0x7F:
-        out.append(number & 0x7F | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
-def without_values(operation: pb.Operation) -> pb.Operation:
-    """The operation without input and result, made field by field: a copy of the whole message and then clearing
-    them would copy a 1 MiB value first (one C call holding the event loop's GIL for 13-50 ms)."""
-    basic = pb.Operation()
-    for field, value in operation.ListFields():
-        if field.name in ("input", "result"):
-            continue
-        target = getattr(basic, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            target.update(value)
-        elif field.message_type is not None:
-            target.MergeFrom(value)
-        else:
-            setattr(basic, field.name, value)
-    return basic
-
-
-def lro_page(page: pb.ListOperationsResponse) -> lro.ListOperationsResponse:
+def lro_page(page: list[OperationParts], next_page_token: str) -> lro.ListOperationsResponse:
     """The LRO reply of a pausable.v1 page, built in place."""
-    reply = lro.ListOperationsResponse(next_page_token=page.next_page_token)
-    for operation in page.operations:
+    reply = lro.ListOperationsResponse(next_page_token=next_page_token)
+    for operation in page:
         lro_into(reply.operations.add(), operation, basic_metadata=True)
     return reply
 
@@ -243,9 +202,7 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         query.page_size = request.page_size
         query.page_token = request.page_token
         query.view = pb.OPERATION_VIEW_FULL  # the result of a SUCCEEDED operation is its response
-        page = await list_page(self.engine, query)
-        values = sum(len(op.input_json) + len(op.result_json) for op in page.operations)
-        return await off_loop_if(large(values), lambda: lro_page(page))
+        return lro_page(*await list_page(self.engine, query))
 
     @rpc
     async def CancelOperation(self, request: lro.CancelOperationRequest, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
@@ -288,7 +245,3 @@ class LongRunningService(operations_pb2_grpc.OperationsServicer):
         if remaining is not None:
             limit = min(limit if limit is not None else remaining, remaining - DEADLINE_MARGIN)
         return limit
-
-
-def add_to_server(engine: Engine, watching: Watching, server: grpc.aio.Server) -> None:
-    operations_pb2_grpc.add_OperationsServicer_to_server(LongRunningService(engine, watching), server)

@@ -7,9 +7,10 @@ from dataclasses import replace
 import grpc
 
 from pausable.jsonvalue import to_value
-from pausable.server import auth, limits, validation
-from pausable.server.convert import dumps, heavy_all, operation_into, reply, state_from_pb
+from pausable.server import auth, encoded, limits, validation
+from pausable.server.convert import OperationParts, dumps, heavy_all, operation_parts, reply, state_from_pb
 from pausable.server.domain import Operation, OperationFilter
+from pausable.server.encoded import Encoded
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.offload import off_loop_if
@@ -50,23 +51,23 @@ def list_filter(request: pb.ListOperationsRequest) -> OperationFilter:
     return where
 
 
-def bounded_page(found: list[Operation], full: bool) -> pb.ListOperationsResponse:
-    """A reply holding the operations, built in place (see convert.operation_into), up to `list_page_bytes` (at least
-    one); its next_page_token is left to the caller."""
+def bounded_page(found: list[Operation], full: bool) -> list[OperationParts]:
+    """The operations in parts (convert.operation_parts), up to `list_page_bytes` of them (at least one)."""
     budget = limits.current.list_page_bytes
-    page = pb.ListOperationsResponse()
+    page: list[OperationParts] = []
     for operation in found:
-        message = page.operations.add()
-        operation_into(message, operation, full)
-        budget -= message.ByteSize() + 8  # the field's tag and length
-        if budget < 0 and len(page.operations) > 1:
-            del page.operations[-1]
+        parts = operation_parts(operation, full)
+        page.append(parts)
+        budget -= parts.size() + 8  # with the field's tag and length
+        if budget < 0 and len(page) > 1:
+            page.pop()
             break
     return page
 
 
-async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.ListOperationsResponse:
-    """One page of ListOperations, newest first (also serves the LRO service's ListOperations).
+async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> tuple[list[OperationParts], str]:
+    """One page of ListOperations, newest first (also serves the LRO service's ListOperations), and its
+    next_page_token.
 
     The page ends early, with a next_page_token, before its operations grow past `list_page_bytes` (at least one
     operation per page; FULL pages read no more than that from the store either); BASIC (the default view) leaves
@@ -76,12 +77,17 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> pb.Lis
     full = validation.operation_view(request.view)
     before_id = validation.decode_page_token(request.page_token)
     found = await engine.list(list_filter(request), limit=limit + 1, before_id=before_id, values=full)
-    # A FULL page's values become messages in a thread when they are large (convert.heavy_all), off the event loop.
-    page = found[:limit]
-    reply = await off_loop_if(full and heavy_all(page), lambda: bounded_page(page, full))
-    more = found.more or len(found) > len(reply.operations)
-    reply.next_page_token = validation.encode_page_token(reply.operations[-1].id) if more and reply.operations else ""
-    return reply
+    # A FULL page's values are serialized in a thread when they are large (convert.heavy_all), off the event loop.
+    shown = found[:limit]
+    page = await off_loop_if(full and heavy_all(shown), lambda: bounded_page(shown, full))
+    more = found.more or len(found) > len(page)
+    return page, validation.encode_page_token(page[-1].header.id) if more and page else ""
+
+
+def encoded_page(page: list[OperationParts], next_page_token: str) -> Encoded[pb.ListOperationsResponse]:
+    """The ListOperations reply of a page, serialized (see encoded.py); its `message` leaves the operations out."""
+    message = pb.ListOperationsResponse(next_page_token=next_page_token)
+    return Encoded(message, encoded.message_with(message, [("operations", parts.serialized()) for parts in page]))
 
 
 class OperationService(operation_pb2_grpc.OperationServiceServicer):
@@ -92,7 +98,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     @rpc
     async def StartOperation(
         self, request: pb.StartOperationRequest, context: grpc.aio.ServicerContext
-    ) -> pb.StartOperationResponse:
+    ) -> pb.StartOperationResponse | Encoded[pb.StartOperationResponse]:
         if not request.workflow:
             raise InvalidArgument("workflow is required: name a registered workflow (see ListWorkflows / `pausable workflows`)")
         workflow = await self.engine.workflow(request.workflow)
@@ -111,7 +117,9 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         return await reply(operation, pb.StartOperationResponse)
 
     @rpc
-    async def GetOperation(self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext) -> pb.GetOperationResponse:
+    async def GetOperation(
+        self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOperationResponse | Encoded[pb.GetOperationResponse]:
         operation = await self.engine.get(validation.operation_id(request.operation_id))
         auth.check_owner(operation.requester, steer=False)
         return await reply(operation, pb.GetOperationResponse)
@@ -119,8 +127,8 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     @rpc
     async def ListOperations(
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListOperationsResponse:
-        return await list_page(self.engine, request)
+    ) -> Encoded[pb.ListOperationsResponse]:
+        return encoded_page(*await list_page(self.engine, request))
 
     async def _command(self, kind: Command, operation_id: str, request_id: str) -> Operation:
         operation_id = validation.operation_id(operation_id)
@@ -128,17 +136,23 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         return await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
 
     @rpc
-    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
+    async def Pause(
+        self, request: pb.PauseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PauseResponse | Encoded[pb.PauseResponse]:
         operation = await self._command(Command.PAUSE, request.operation_id, request.request_id)
         return await reply(operation, pb.PauseResponse)
 
     @rpc
-    async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.ResumeResponse:
+    async def Resume(
+        self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeResponse | Encoded[pb.ResumeResponse]:
         operation = await self._command(Command.RESUME, request.operation_id, request.request_id)
         return await reply(operation, pb.ResumeResponse)
 
     @rpc
-    async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
+    async def Cancel(
+        self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelResponse | Encoded[pb.CancelResponse]:
         operation = await self._command(Command.CANCEL, request.operation_id, request.request_id)
         return await reply(operation, pb.CancelResponse)
 

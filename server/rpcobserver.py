@@ -27,6 +27,7 @@ import grpc
 
 from pausable.logs import OPERATION_ID
 from pausable.server.auth import current_principal
+from pausable.server.encoded import Encoded
 from pausable.server.interceptors import HandlerWrapper
 from pausable.server.longrunning import PREFIX as LRO_PREFIX
 from pausable.server.longrunning import SERVICE_NAME as LRO_SERVICE
@@ -108,7 +109,7 @@ class RpcObserver(HandlerWrapper):
             command = method in COMMANDS
             if command or log.isEnabledFor(logging.DEBUG):
                 if operation_id is None and reply is not None and method == f"{_OPS}StartOperation":
-                    operation_id = reply.operation.id or None
+                    operation_id = (reply.message if isinstance(reply, Encoded) else reply).operation.id or None
                 details = _details(context) if code != grpc.StatusCode.OK else ""
                 identity = current_principal().name or "unauthenticated"
                 log.log(

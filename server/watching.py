@@ -15,8 +15,9 @@ from functools import partial
 from typing import Any
 
 from pausable.server import offload
-from pausable.server.convert import event_message, feed_message, feed_response, heavy
+from pausable.server.convert import event_message, feed_message, feed_reply, heavy
 from pausable.server.domain import Event, OperationFilter, PastTheEnd, ShuttingDown, decode_cursor
+from pausable.server.encoded import Encoded
 from pausable.server.hub import EventHub, LiveBuffer, Subscription
 from pausable.server.states import State
 from pausable.server.store import Store
@@ -36,7 +37,9 @@ class Watching:
         self.feed = GlobalFeed(store, hub, hub.capacity, self.global_recheck_seconds)
         hub.global_watchers = lambda: len(self.feed.subscribers)
 
-    async def follow(self, operation_id: str, after_seq: int) -> AsyncGenerator[pb.WatchResponse, None]:
+    async def follow(
+        self, operation_id: str, after_seq: int
+    ) -> AsyncGenerator[pb.WatchResponse | Encoded[pb.WatchResponse], None]:
         """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one.
 
         Past the end: `after_seq` = last_seq of an ended operation ends at once; `after_seq` > last_seq raises PastTheEnd
@@ -81,7 +84,9 @@ class Watching:
         finally:
             self.hub.unsubscribe(subscription)
 
-    async def follow_all(self, where: OperationFilter, cursor: str) -> AsyncGenerator[pb.WatchEventsResponse, None]:
+    async def follow_all(
+        self, where: OperationFilter, cursor: str
+    ) -> AsyncGenerator[pb.WatchEventsResponse | Encoded[pb.WatchEventsResponse], None]:
         """The events of every matching operation after the global `cursor`; never ends.
 
         Replays from the store with the filter, then takes the events the replica's one shared reader (GlobalFeed)
@@ -131,7 +136,7 @@ class FeedItem:
     position: tuple[int, int]
     event: Event
     state: State
-    message: pb.WatchEventsResponse
+    message: pb.WatchEventsResponse | Encoded[pb.WatchEventsResponse]
 
 
 def feed_items(batch: list[tuple[Event, State]]) -> list[FeedItem]:
@@ -139,7 +144,7 @@ def feed_items(batch: list[tuple[Event, State]]) -> list[FeedItem]:
     items = []
     for event, state in batch:
         try:
-            message = feed_response(event)
+            message = feed_reply(event)
         except Exception:
             log.exception("event %s of %s cannot be encoded; left out of WatchEvents", event.seq, event.operation_id)
             continue

@@ -14,10 +14,11 @@ from typing import Any
 
 import grpc
 import pytest
-from support.wire import field_bytes, nested, struct_value_bytes
+from support.wire import nested, struct_value_bytes
 
 from pausable.cli.launch import DaemonProcess, RedisServer
 from pausable.jsonvalue import from_value, to_value
+from pausable.server.encoded import field
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc, worker_pb2, worker_pb2_grpc
 
@@ -99,7 +100,7 @@ def test_input_depth_just_below_and_above(daemon: Daemon, kind: str) -> None:
 def test_an_input_protobuf_cannot_decode_is_invalid_argument(daemon: Daemon) -> None:
     """60 levels: deeper than protobuf decodes (its limit is 100 message levels); the servicer never sees it."""
     # Built by hand: the Python runtime refuses to build it, the wire format does not.
-    raw = pb.StartOperationRequest(workflow="test.limits").SerializeToString() + field_bytes(2, struct_value_bytes(60))
+    raw = pb.StartOperationRequest(workflow="test.limits").SerializeToString() + field(2, struct_value_bytes(60))
     call = daemon.channel.unary_unary("/pausable.v1.OperationService/StartOperation")
     error = rejected(call, raw)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error

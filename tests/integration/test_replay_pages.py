@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 from support.loop_probe import OffLoop
 from support.started import started_operation
+from support.wire import decoded
 
 from pausable.server import event_rows, limits, reads
 from pausable.server.domain import Event, OperationFilter, Page, StepReport
@@ -29,6 +30,7 @@ from pausable.server.hub import EventHub
 from pausable.server.models import EventRow
 from pausable.server.store import Store
 from pausable.server.watching import Watching
+from pausable.v1 import operation_pb2 as pb
 
 RESULT_BYTES = 256 << 10  # max_result_bytes here: the result below is just under it
 RESULT = {"rows": [{"n": n, "name": f"row-{n:06d}"} for n in range(7_300)]}
@@ -95,7 +97,8 @@ def test_a_watch_replay_delivers_every_event_in_order_in_pages_within_the_budget
 
         store.events_after = counted  # type: ignore[method-assign]
         seen: list[int] = []
-        async for response in Watching(store, EventHub()).follow(operation_id, 0):
+        async for reply in Watching(store, EventHub()).follow(operation_id, 0):
+            response = decoded(reply, pb.WatchResponse)
             seen.append(response.event.seq)
             if response.event.seq >= 3:
                 assert json.loads(response.event.operation.result_json) == RESULT

@@ -1,8 +1,24 @@
-"""Values built by hand: nested JSON, and protobuf bytes deeper than the Python runtime will encode."""
+"""Values built by hand: nested JSON, and protobuf bytes deeper than the Python runtime will encode; replies as a
+client reads them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from pausable.server.encoded import Encoded, field
+
+M = TypeVar("M", bound=Message)
+
+
+def decoded(reply: Message | Encoded[Any], reply_type: type[M]) -> M:
+    """The reply as the client reads it: one the daemon serialized in parts (Encoded) parsed from its bytes."""
+    if isinstance(reply, Encoded):
+        assert isinstance(reply.message, reply_type)
+        return reply_type.FromString(reply.data)
+    assert isinstance(reply, reply_type)
+    return reply
 
 
 def nested(levels: int, kind: str = "object", leaf: Any = 1) -> Any:
@@ -12,25 +28,11 @@ def nested(levels: int, kind: str = "object", leaf: Any = 1) -> Any:
     return data
 
 
-def varint(number: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = number & 0x7F
-        number >>= 7
-        out.append(low | (0x80 if number else 0))
-        if not number:
-            return bytes(out)
-
-
-def field_bytes(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def struct_value_bytes(levels: int) -> bytes:
     """A google.protobuf.Value holding `levels` nested objects {"a": {"a": ... 1}}, encoded by hand."""
-    value = varint(2 << 3 | 1) + b"\x00\x00\x00\x00\x00\x00\xf0?"  # number_value = 1.0
+    value = bytes([2 << 3 | 1]) + b"\x00\x00\x00\x00\x00\x00\xf0?"  # number_value = 1.0
     for _ in range(levels):
-        entry = field_bytes(1, b"a") + field_bytes(2, value)  # FieldsEntry{key, value}
-        struct = field_bytes(1, entry)  # Struct{fields}
-        value = field_bytes(5, struct)  # Value{struct_value}
+        entry = field(1, b"a") + field(2, value)  # FieldsEntry{key, value}
+        struct = field(1, entry)  # Struct{fields}
+        value = field(5, struct)  # Value{struct_value}
     return value

@@ -19,6 +19,7 @@ from pausable.jsonvalue import set_value, to_value
 from pausable.server import celery_message, convert, jsontext, limits, offload, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
+from pausable.v1 import operation_pb2 as pb
 
 TEXTS = [
     "null", "true", "[]", "{}", " [1, 2 ] ", '{"a":1,"b":2,"a":3}', "-0", "-0.0", "1E5", "0.1", "1e16", "1e-5", "4.9e-325",
@@ -117,7 +118,7 @@ def test_a_snapshot_holding_the_kept_result_text_reuses_the_kept_value() -> None
     assert values.compact_json("op", data) == json.dumps(result, separators=(",", ":"), ensure_ascii=False)
 
 
-def test_a_kept_value_becomes_a_value_message_once_then_is_merged_from_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kept_value_becomes_a_value_message_once_then_is_reused_as_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     result = {"rows": [{"n": n, "big": 2**60 + n} for n in range(2000)]}
     text = json.dumps(result)
     data, finite = jsontext.decode(text)
@@ -126,11 +127,13 @@ def test_a_kept_value_becomes_a_value_message_once_then_is_merged_from_its_bytes
     built: list[Any] = []
     monkeypatch.setattr(convert, "set_value", lambda target, value: built.append(value) or set_value(target, value))
     operation = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", data, None, "me", {}, 1.0, 2.0, 3.0, 4)
-    first, second = convert.operation_to_pb(operation), convert.operation_to_pb(operation)
-    assert first == second and built == [data] and first.result == to_value(result)
-    assert second.result_json == json.dumps(result, separators=(",", ":"))
+    first, second = convert.operation_parts(operation), convert.operation_parts(operation)
+    assert first.values["result"] is second.values["result"] and built == [data]
+    whole = pb.Operation.FromString(second.serialized())
+    assert whole.result == to_value(result) and whole.result_json == json.dumps(result, separators=(",", ":"))
+    assert convert.operation_to_pb(operation) == whole and len(built) == 1, "built in place: merged from the bytes"
     other = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", json.loads(text), None, "me", {}, 1.0, 2.0, 3.0, 4)
-    assert convert.operation_to_pb(other) == first and len(built) == 2, "a value not kept is built as before"
+    assert convert.operation_to_pb(other) == whole and len(built) == 2, "a value not kept is built as before"
 
 
 @pytest.mark.parametrize("rows", [3, 5000])

@@ -54,6 +54,27 @@ test('start runs demo.etl to SUCCEEDED with the expected result', T, async () =>
   assert.ok(listed.operations.some((o) => o.id === op.id));
 });
 
+test('large step results (the daemon serializes such replies in parts) read back whole in watch, get and list', T, async () => {
+  const rows = 5000; // the extract step's result holds ~24 kB of JSON: over the daemon's offload_json_bytes (8 KiB)
+  const op = await client.start('demo.etl', { rows, step_seconds: 0.2 });
+  const expected = Array.from({ length: rows }, (_, i) => i + 1);
+  let seen = false;
+  for await (const event of client.watch(op.id)) {
+    if (event.type === 'STEP_COMPLETED' && event.operation.currentStep === 1) {
+      assert.deepEqual(event.operation.result.rows, expected);
+      const got = await client.get(op.id);
+      assert.ok(got.currentStep >= 1);
+      if (got.currentStep === 1) assert.deepEqual(got.result.rows, expected);
+      const listed = await client.list({ workflow: 'demo.etl', pageSize: 5, full: true });
+      const mine = listed.operations.find((o) => o.id === op.id);
+      assert.ok(mine && mine.input.rows === rows && mine.result !== null);
+      seen = true;
+    }
+  }
+  assert.ok(seen, 'the event of step 1 was seen');
+  assert.equal((await client.get(op.id)).state, 'SUCCEEDED');
+});
+
 test('the same requestId returns the same operation', T, async () => {
   const requestId = `same-${Date.now()}`;
   const first = await client.start('demo.etl', { rows: 2, step_seconds: 0 }, { requestId });
