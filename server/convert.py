@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
 from pausable.jsonvalue import set_value
@@ -103,9 +103,7 @@ def operation_parts(operation: Operation, full: bool = True) -> OperationParts:
     def serialize(name: str, data: Any, kept: parsed.ParsedValues) -> bool:
         serialized = kept.message(operation.id, data)
         if serialized is None:
-            value = struct_pb2.Value()
-            set_value(value, data)
-            serialized = value.SerializeToString()
+            serialized = encoded.value_bytes(data)
             kept.remember_message(operation.id, data, serialized)
         values[name] = serialized
         return True

@@ -30,12 +30,15 @@ class OffLoop:
         self.large = large
         self.loop_ran = threading.Event()
         self.threads: list[int] = []
+        self.large_calls = 0
         self.blocked = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.threads.append(threading.get_ident())
-        if self.large(*args, **kwargs) and not self.loop_ran.wait(WAIT):
-            self.blocked = True  # the loop could not run while this ran: it ran on the loop
+        if self.large(*args, **kwargs):
+            self.large_calls += 1
+            if not self.loop_ran.wait(WAIT):
+                self.blocked = True  # the loop could not run while this ran: it ran on the loop
         return self.real(*args, **kwargs)
 
     async def mark(self) -> None:

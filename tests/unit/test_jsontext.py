@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 from kombu.serialization import dumps
 
 from pausable.jsonvalue import set_value, to_value
-from pausable.server import celery_message, convert, jsontext, limits, offload, parsed
+from pausable.server import celery_message, convert, encoded, jsontext, limits, offload, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
 from pausable.v1 import operation_pb2 as pb
@@ -125,15 +126,35 @@ def test_a_kept_value_becomes_a_value_message_once_then_is_reused_as_bytes(monke
     monkeypatch.setattr(parsed, "results", parsed.ParsedValues())
     parsed.results.keep("0" * 32, text, data, finite)
     built: list[Any] = []
-    monkeypatch.setattr(convert, "set_value", lambda target, value: built.append(value) or set_value(target, value))
+
+    def counted(target: Any, value: Any) -> None:
+        built.append(value)
+        set_value(target, value)
+
+    monkeypatch.setattr(convert, "set_value", counted)
+    monkeypatch.setattr(encoded, "set_value", counted)
     operation = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", data, None, "me", {}, 1.0, 2.0, 3.0, 4)
-    first, second = convert.operation_parts(operation), convert.operation_parts(operation)
-    assert first.values["result"] is second.values["result"] and built == [data]
+    first = convert.operation_parts(operation)
+    made = len(built)
+    second = convert.operation_parts(operation)
+    assert first.values["result"] is second.values["result"] and made == 2000 and len(built) == made  # row by row, once
     whole = pb.Operation.FromString(second.serialized())
     assert whole.result == to_value(result) and whole.result_json == json.dumps(result, separators=(",", ":"))
-    assert convert.operation_to_pb(operation) == whole and len(built) == 1, "built in place: merged from the bytes"
+    assert convert.operation_to_pb(operation) == whole and len(built) == made, "built in place: merged from the bytes"
     other = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", json.loads(text), None, "me", {}, 1.0, 2.0, 3.0, 4)
-    assert convert.operation_to_pb(other) == whole and len(built) == 2, "a value not kept is built as before"
+    assert convert.operation_to_pb(other) == whole and built[made:] == [other.result], "a value not kept: built in place"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": [{"k": "x" * 100, "n": n, "deep": [[n, None, True, 1.5]]} for n in range(2000)], "b": {"c": ""}, "": 1},
+        [[{"n": n} for n in range(3000)], "s" * 50_000, {"é": "ü" * 40_000}, [], {}],
+    ],
+)
+def test_a_large_value_serialized_in_pieces_parses_to_the_same_value(data: Any) -> None:
+    assert limits.json_bytes_over(data, encoded.PIECE_BYTES)
+    assert struct_pb2.Value.FromString(encoded.value_bytes(data)) == to_value(data)
 
 
 @pytest.mark.parametrize("rows", [3, 5000])

@@ -20,7 +20,7 @@ from support.started import started_operation
 from support.wire import decoded
 
 from pausable.jsonvalue import to_value
-from pausable.server import convert, engine, limits, reads
+from pausable.server import convert, encoded, engine, limits, reads
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import Event, Operation, Page, StepReport, Workflow
 from pausable.server.encoded import Encoded
@@ -53,9 +53,11 @@ def event(result: Any, seq: int = 1) -> Event:
 
 @pytest.fixture
 def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[OffLoop]:
-    """convert.set_value, probed: the building of LARGE waits for the loop to run."""
-    spy = OffLoop(convert.set_value, lambda _target, data: data is LARGE)
+    """set_value, probed, as convert builds a value in place and encoded.value_bytes builds the pieces of a large one:
+    the building of LARGE (in place) or of its first row (its first piece) waits for the loop to run."""
+    spy = OffLoop(convert.set_value, lambda _target, data: data is LARGE or data is LARGE["rows"][0])
     monkeypatch.setattr(convert, "set_value", spy)
+    monkeypatch.setattr(encoded, "set_value", spy)
     yield spy
 
 
@@ -155,12 +157,12 @@ def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(con
         streams = [watching.follow("0" * 32, 0) for _ in range(3)]
         seen: list[list[int]] = [[] for _ in streams]
         for stream, seqs in zip(streams, seen, strict=True):
-            seqs.append(
-                decoded(await anext(stream), pb.WatchResponse).event.seq
-            )  # replayed from the store; now each waits for live events
+            # Replayed from the store; then each waits for live events.
+            seqs.append(decoded(await anext(stream), pb.WatchResponse).event.seq)
         pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
         await asyncio.sleep(0)
         conversions.threads.clear()
+        conversions.large_calls = 0
         hub.publish([event(LARGE, 2)])  # the commit hook: converting here would wait WAIT seconds for the line below
         conversions.loop_ran.set()
         for future, seqs in zip(pending, seen, strict=True):
@@ -172,7 +174,8 @@ def test_a_live_large_event_is_converted_once_off_the_loop_for_every_watcher(con
     seen, loop_thread = asyncio.run(_with_thread(live))
     assert seen == [[1, 2]] * 3
     assert not conversions.blocked
-    assert len(conversions.threads) == 1 and conversions.threads[0] != loop_thread  # one conversion for three watchers
+    assert conversions.large_calls == 1, "one conversion for three watchers"
+    assert len(set(conversions.threads)) == 1 and conversions.threads[0] != loop_thread
 
 
 async def _with_thread(scenario: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
@@ -220,7 +223,7 @@ def test_start_operation_replies_with_a_large_input_off_the_loop(conversions: Of
     service = OperationService(Starts(), None)  # type: ignore[arg-type]
     large = to_value(LARGE)
     conversions.threads.clear()
-    conversions.large = lambda _target, data: isinstance(data, dict) and data == LARGE  # the input parsed from its text
+    conversions.large = lambda _target, data: data == LARGE["rows"][0]  # the first piece of the input parsed from its text
     request = pb.StartOperationRequest(workflow="wf", input=large)
     reply, loop_thread = conversions.run(service.StartOperation(request, None))  # type: ignore[arg-type]
     assert conversions.off_the_loop(loop_thread)
