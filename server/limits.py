@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 from google.protobuf.message import DecodeError
 
 from pausable.server import jsontext
@@ -109,6 +110,38 @@ def json_bytes_left(data: Any, budget: int) -> int:
         if budget < 0:
             return budget
     return budget
+
+
+def value_bytes_over(value: struct_pb2.Value, limit: int) -> bool:
+    """json_bytes_over for a google.protobuf.Value, walking at most about `limit` bytes of it: Value.ByteSize() walks
+    the whole value in one C call that holds the GIL (2.8 ms for 0.86 MiB, on the event loop)."""
+    budget = limit
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = item.WhichOneof("kind")
+        if kind == "struct_value":
+            fields = item.struct_value.fields
+            budget -= 2 + 2 * len(fields)
+            for key, member in fields.items():
+                if budget < 0:
+                    return True
+                budget -= len(key) + 2
+                pending.append(member)
+        elif kind == "list_value":
+            items = item.list_value.values
+            budget -= 2 + len(items)
+            for member in items:
+                if budget < 0:
+                    return True
+                pending.append(member)
+        elif kind == "string_value":
+            budget -= len(item.string_value) + 2
+        else:
+            budget -= 4
+        if budget < 0:
+            return True
+    return False
 
 
 def too_deep(data: Any, limits: Limits | None = None) -> bool:

@@ -96,7 +96,7 @@ async def workflow_input_off_loop(
         data = None if value is None else from_value(value)
         return workflow_input(workflow, data, schema, finite=True), data
 
-    if value is not None and value.ByteSize() > limits.current.offload_json_bytes:
+    if value is not None and limits.value_bytes_over(value, limits.current.offload_json_bytes):
         return await offload.off_loop(checked)
     return checked()
 

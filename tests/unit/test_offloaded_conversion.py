@@ -68,6 +68,8 @@ def test_size_estimate_stops_early_and_is_close() -> None:
     assert limits.json_bytes_over(LARGE, limits.current.offload_json_bytes)
     assert convert.heavy(operation(LARGE)) and convert.heavy(operation(None, input_json="1" * 9000))
     assert not convert.heavy(operation(SMALL, input_json='{"a": 1}'))
+    for data in (SMALL, LARGE, "x" * 9000, ["x" * 100] * 100, {"k" * 9000: 1}, [[[]]] * 3000, None, 1.5):
+        assert limits.value_bytes_over(to_value(data), 8192) == (len(json.dumps(data)) > 8192), data
 
 
 def test_a_large_operation_is_serialized_in_a_thread(conversions: OffLoop) -> None:
