@@ -40,14 +40,26 @@ held_* of the final code, 2 interleaved pairs (main -> this branch; max per run,
 reports_watched 12.5/12.6 -> 6.3/7.0, start 13.3 -> 6.9. Single maxima still swing run to run on this machine (a
 thread holding the GIL can itself be kept off its core), the counts do not.
 
-What still holds the GIL for more than 3-4 ms, one C call each (0.86 MiB value, this machine unloaded): gRPC
-serializing the reply on the loop (GetOperationResponse, and a FULL list page of one operation, with input and
-result: 6-7 ms; WatchResponse 3.6 ms) and parsing a StartOperationRequest (3.5 ms); msgspec decoding a step result
-(5 ms, server/jsontext.py; json.loads took 7-10); merging a kept Value from its bytes (3.4 ms, server/parsed.py).
-Under load each takes 1.5-2x that. The largest busy gaps left (20-300 ms, in main and this branch alike, not
-repeating run to run) are the machine's load after all: /proc's schedstat of the loop's thread shows it waiting on
-the run queue for most of such a gap while another thread of the daemon had a core (busy_* counts the process's
-CPU).
+Replies serialized off the loop (server/encoded.py: a reply holding a large value is made as bytes in the offload
+thread, each Value serialized once, in pieces of about 32 KiB, and spliced in; the handlers pass the bytes through)
+and StartOperation's input size judged by a bounded walk instead of Value.ByteSize(): this machine unloaded, 2
+interleaved pairs of 3 rounds (0a23ff8 -> 29b43f5, then 0a23ff8 -> 01a588e with the pieces), held_max_ms/gaps over
+10 ms per run: get 15.0/12, 15.0/11, 14.6/7, 15.6/7 -> 3.7/0, 3.7/0, 3.8/0, 3.2/0; lro_get 14.0/3, 19.3/6, 12.5/6,
+13.4/3 -> 7.3/0, 10.1/1, 6.8/0, 7.9/0; list_full 13.8/3, 32.0/4, 19.2/3, 11.7/3 -> 9.3/0, 12.6/1, 8.2/0, 13.0/1;
+watch_events 7.9, 8.3, 6.9, 6.3 -> 2.6, 3.7, 3.6, 4.0; watch_replay 5.7, 6.2, 7.1, 5.5 -> 3.0, 4.4, 3.5, 2.6;
+reports_watched 22.5/4, 11.5/1, 11.2/1, 28.4/2 -> 9.0/0, 10.9/2, 8.9/0, 8.4/0; start 12.1/3, 13.1/3, 11.5/4,
+10.5/2 -> 10.8/1, 14.8/1, 10.9/2, 17.4/4. With the bounded walk too (390e454, 2 runs): get 3.4, 3.7; lro_get 6.2,
+7.3; list_full 9.9, 10.2; reports 7.7, 9.3; reports_watched 8.2, 10.4; start 9.2, 10.8 (1 gap over 10 ms in 6
+rounds); watch_events 2.5, 2.8; watch_replay 3.5, 3.2; idle 1.4, 1.5.
+
+What still holds the GIL, one C call each (0.86 MiB value, this machine unloaded): gRPC parsing a
+StartOperationRequest on the loop (3.4 ms); msgspec decoding a stored input or step result (4 ms, server/jsontext.py;
+json.loads takes 6), once per value while it is among the few kept (server/parsed.py); the JSON envelope of a
+Celery message holding it (1.8 ms). The gaps of 8-11 ms left on start, list_full and the reports are two such calls
+in a row from different threads (the loop waits behind each: CPython's GIL is not handed over in order). Under load
+each takes 1.5-2x that. The largest busy gaps of earlier runs (20-300 ms, not repeating run to run) were the
+machine's load after all: /proc's schedstat of the loop's thread shows it waiting on the run queue for most of such
+a gap while another thread of the daemon had a core (busy_* counts the process's CPU).
 """
 
 from __future__ import annotations
