@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from pausable.collector import settle_garbage_collector
 from pausable.config import Settings
 from pausable.server import healthcheck, limits, longrunning
-from pausable.server.auth import Authenticator, AuthInterceptor
+from pausable.server.auth import Authenticator, AuthWrapper
 from pausable.server.dispatch import Dispatcher
-from pausable.server.encoded import add_servicer
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
+from pausable.server.handlers import Registrar
 from pausable.server.hub import EventHub
 from pausable.server.limits import DecodeGuard
 from pausable.server.longrunning import LongRunningService
@@ -149,28 +149,29 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         on_decision=observability.checkpoint_decided,
     )
     watching = Watching(store, hub)
-    # The auth interceptor is innermost, so the access log (observability) sees the identity and every denial's code;
-    # the decode guard is outermost, so a request too deep to decode is INVALID_ARGUMENT before anything else runs.
     authenticator = Authenticator(settings)
     server = grpc.aio.server(
         options=server_options(settings),
-        # Without an authentication mode every caller is anonymous with every role (auth.PRINCIPAL's default):
-        # no interceptor, no cost per call.
-        interceptors=[
-            DecodeGuard(),
-            *server_interceptors(),
-            observability.interceptor,
-            *([AuthInterceptor(authenticator)] if authenticator.enabled else []),
-        ],
+        interceptors=server_interceptors(),  # OpenTelemetry's, when tracing is on
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
-    add_servicer(operation_pb2_grpc.add_OperationServiceServicer_to_server, OperationService(engine, watching), server)
-    add_servicer(operations_pb2_grpc.add_OperationsServicer_to_server, LongRunningService(engine, watching), server)
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine, settings.default_max_attempts), server)
+    # Every handler is wrapped when it is registered (handlers.py), outermost first: the decode guard, so a request
+    # too deep to decode is INVALID_ARGUMENT before anything else runs; the access log and metrics (observability);
+    # authentication innermost, so the access log sees the identity and every denial's code. Without an
+    # authentication mode every caller is anonymous with every role (auth.PRINCIPAL's default): no wrapper, no cost.
+    registrar = Registrar(
+        server,
+        [DecodeGuard(), observability.rpc_observer, *([AuthWrapper(authenticator)] if authenticator.enabled else [])],
+    )
+    operation_pb2_grpc.add_OperationServiceServicer_to_server(OperationService(engine, watching), registrar)
+    operations_pb2_grpc.add_OperationsServicer_to_server(LongRunningService(engine, watching), registrar)
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(engine, settings.default_max_attempts), registrar)
     health_servicer = healthcheck.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     if reflection_on(settings):
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]  # public: in its __all__
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, registrar)
     address = listen or settings.listen
     credentials = server_credentials(settings)
     port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)

@@ -1,4 +1,4 @@
-"""Who is calling, and what they may do: one grpc.aio server interceptor for every service.
+"""Who is calling, and what they may do: one handler wrapper (handlers.py) for every service.
 
 Identity (the first that applies):
 
@@ -37,8 +37,8 @@ from typing import Any
 import grpc
 
 from pausable.config import Settings
+from pausable.server.handlers import HandlerWrapper
 from pausable.server.identity_limits import IdentityLimits, OverLimit
-from pausable.server.interceptors import HandlerWrapper
 from pausable.server.jwks import JwksFile, Key
 
 READER, OPERATOR, ADMIN, WORKER = "reader", "operator", "admin", "worker"
@@ -306,10 +306,10 @@ def certificate_subject(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-# -- the interceptor -----------------------------------------------------------------
+# -- the wrapper --------------------------------------------------------------------
 
 
-class AuthInterceptor(HandlerWrapper):
+class AuthWrapper(HandlerWrapper):
     """Authenticates every call (health excepted), checks `REQUIRED`, sets `current_principal()` for the servicer,
     and applies the per-identity limits (server/identity_limits.py) to authenticated callers."""
 

@@ -1,4 +1,4 @@
-"""Per-identity limits, applied by the auth interceptor (server/auth.py) after a call is authenticated and authorized.
+"""Per-identity limits, applied by the auth wrapper (server/auth.py) after a call is authenticated and authorized.
 
 - `max_streams_per_identity`: Watch and WatchEvents streams one identity may hold
   open at once; a stream counts from its admission until it ends, fails, or is

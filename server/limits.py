@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 
 from pausable.server import jsontext
 from pausable.server.errors import InvalidArgument
-from pausable.server.interceptors import HandlerWrapper
+from pausable.server.handlers import HandlerWrapper
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ def _guarded(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 class DecodeGuard(HandlerWrapper):
     """Answers a request protobuf cannot decode (too deep, malformed) with INVALID_ARGUMENT instead of UNKNOWN.
 
-    First in the interceptor list: it wraps the handler the others return. Requests that stream are left as they are.
+    The outermost handler wrapper: it wraps the handler the others return. Requests that stream are left as they are.
     """
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -2,7 +2,7 @@
 
 Everything lives in a registry of the daemon's own, so two daemons in one
 process (tests) never collide. Counters and histograms are updated on the
-event loop as things happen: RPCs by the interceptor (rpcobserver.py),
+event loop as things happen: RPCs by their handlers' wrapper (rpcobserver.py),
 checkpoint decisions by the engine, pause latency and event counts
 from the events this replica commits (the store's on_commit stream, after the
 commit: nothing is added to the checkpoint transaction).

@@ -2,7 +2,7 @@
 
     obs = Observability(settings)
     store = await Store.open(..., on_commit=obs.on_commit(hub.publish))
-    server = grpc.aio.server(interceptors=[..., obs.interceptor])
+    registrar = Registrar(server, [..., obs.rpc_observer])   # handlers.py
     ...
     daemon.background.extend(obs.start(daemon, SERVICE_NAMES))   # once the server is up
 
@@ -51,7 +51,7 @@ class Observability:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = DaemonMetrics() if settings.metrics_port else None
-        self.interceptor = RpcObserver(self.metrics)
+        self.rpc_observer = RpcObserver(self.metrics)
         self.monitor: HealthMonitor | None = None
         self.metrics_port: int | None = None
 

@@ -1,4 +1,5 @@
-"""A grpc.aio server interceptor: operation_id in the log context, an access log for commands, RPC metrics.
+"""A handler wrapper for every RPC (handlers.py): operation_id in the log context, an access log for commands, RPC
+metrics.
 
 For every call whose request names an operation (`operation_id`, or a
 google.longrunning `name` "operations/<id>") it sets
@@ -9,7 +10,7 @@ DEBUG. With metrics on, every call, streaming ones included, is timed into
 `pausable_rpc_duration_seconds{service,method,code}` (checkpoint decisions
 are counted by the engine: Observability.checkpoint_decided).
 
-Wrapped handlers are built once per method and reused.
+Each method's handler is wrapped once, when it is registered.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import grpc
 from pausable.logs import OPERATION_ID
 from pausable.server.auth import current_principal
 from pausable.server.encoded import Encoded
-from pausable.server.interceptors import HandlerWrapper
+from pausable.server.handlers import HandlerWrapper
 from pausable.server.longrunning import PREFIX as LRO_PREFIX
 from pausable.server.longrunning import SERVICE_NAME as LRO_SERVICE
 from pausable.server.metrics import DaemonMetrics

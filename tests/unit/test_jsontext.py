@@ -17,7 +17,7 @@ from google.protobuf import struct_pb2
 from kombu.serialization import dumps
 
 from pausable.jsonvalue import set_value, to_value
-from pausable.server import celery_message, convert, encoded, jsontext, limits, offload, parsed
+from pausable.server import celery_message, convert, jsontext, limits, offload, parsed
 from pausable.server.domain import Operation
 from pausable.server.states import State
 from pausable.v1 import operation_pb2 as pb
@@ -132,7 +132,6 @@ def test_a_kept_value_becomes_a_value_message_once_then_is_reused_as_bytes(monke
         set_value(target, value)
 
     monkeypatch.setattr(convert, "set_value", counted)
-    monkeypatch.setattr(encoded, "set_value", counted)
     operation = Operation("0" * 32, "wf", State.SUCCEEDED, 1, 1, "s", 1.0, "", data, None, "me", {}, 1.0, 2.0, 3.0, 4)
     first = convert.operation_parts(operation)
     made = len(built)
@@ -153,8 +152,8 @@ def test_a_kept_value_becomes_a_value_message_once_then_is_reused_as_bytes(monke
     ],
 )
 def test_a_large_value_serialized_in_pieces_parses_to_the_same_value(data: Any) -> None:
-    assert limits.json_bytes_over(data, encoded.PIECE_BYTES)
-    assert struct_pb2.Value.FromString(encoded.value_bytes(data)) == to_value(data)
+    assert limits.json_bytes_over(data, convert.PIECE_BYTES)
+    assert struct_pb2.Value.FromString(convert.value_bytes(data)) == to_value(data)
 
 
 @pytest.mark.parametrize("rows", [3, 5000])

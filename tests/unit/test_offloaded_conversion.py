@@ -20,7 +20,7 @@ from support.started import started_operation
 from support.wire import decoded
 
 from pausable.jsonvalue import to_value
-from pausable.server import convert, encoded, engine, limits, reads
+from pausable.server import convert, engine, limits, reads
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import Event, Operation, Page, StepReport, Workflow
 from pausable.server.encoded import Encoded
@@ -53,11 +53,10 @@ def event(result: Any, seq: int = 1) -> Event:
 
 @pytest.fixture
 def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[OffLoop]:
-    """set_value, probed, as convert builds a value in place and encoded.value_bytes builds the pieces of a large one:
+    """set_value, probed, as convert builds a value in place and convert.value_bytes builds the pieces of a large one:
     the building of LARGE (in place) or of its first row (its first piece) waits for the loop to run."""
     spy = OffLoop(convert.set_value, lambda _target, data: data is LARGE or data is LARGE["rows"][0])
     monkeypatch.setattr(convert, "set_value", spy)
-    monkeypatch.setattr(encoded, "set_value", spy)
     yield spy
 
 
