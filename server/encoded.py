@@ -28,8 +28,8 @@ M = TypeVar("M")
 
 @dataclass(frozen=True, slots=True)
 class Encoded(Generic[M]):
-    """A reply already serialized (`data`), and the same reply without its large values (`message`): what
-    interceptors and logs read, ids and states."""
+    """A reply already serialized (`data`), and the same reply without its large values (`message`): what the
+    handler wrappers and logs read, ids and states."""
 
     message: M
     data: bytes

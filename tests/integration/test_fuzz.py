@@ -25,10 +25,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.wire import nested, struct_value_bytes, varint
+from support.wire import nested, struct_value_bytes
 
 from pausable.cli.launch import DaemonProcess, RedisServer
 from pausable.jsonvalue import to_value
+from pausable.server import encoded
 from pausable.v1 import operation_pb2, worker_pb2
 
 pytestmark = pytest.mark.timeout(300)
@@ -144,7 +145,7 @@ def requests(method: MethodDescriptor) -> st.SearchStrategy[bytes]:
     variants = [body, st.tuples(body, st.binary(max_size=30)).map(b"".join), st.binary(max_size=60)]
     if value_fields:
         deep = st.tuples(body, st.sampled_from(value_fields), st.integers(30, 80)).map(
-            lambda t: t[0] + varint(t[1] << 3 | 2) + varint(len(v := struct_value_bytes(t[2]))) + v
+            lambda t: t[0] + encoded.field(t[1], struct_value_bytes(t[2]))
         )
         variants.append(deep)
     return st.one_of(variants)
