@@ -274,7 +274,7 @@ def encoded_reply(operation: Operation, reply_type: Callable[[], Reply]) -> Enco
     """A `reply_type` message whose `operation` is the operation (full), serialized in parts (see encoded.py)."""
     parts = operation_parts(operation)
     message = reply_type()
-    message.operation.MergeFrom(parts.header)
+    _fields_into(message.operation, operation)  # not a copy of the header: its JSON texts may be megabytes
     return Encoded(message, encoded.message_with(cast(Message, reply_type()), [("operation", parts.serialized())]))
 
 
@@ -285,7 +285,7 @@ def encoded_event(event: Event, response: Response) -> Encoded[Response]:
     _event_fields_into(header, event)
     data = encoded.message_with(response, [("event", encoded.message_with(header, [("operation", parts.serialized())]))])
     response.event.MergeFrom(header)
-    response.event.operation.MergeFrom(parts.header)
+    _fields_into(response.event.operation, event.operation)  # not a copy of the header: its JSON texts may be megabytes
     return Encoded(response, data)
 
 
