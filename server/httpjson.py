@@ -83,7 +83,10 @@ def request_from(message_type: type[M], path: Mapping[str, str], query: Iterable
             data, message_type(), ignore_unknown_fields=False, max_recursion_depth=limits.current.max_json_depth + 8
         )
     except json_format.ParseError as error:
-        raise BadRequest(f"{error}") from None
+        raise BadRequest(
+            f"{error} Send {message_type.DESCRIPTOR.name}'s fields in the proto3 JSON mapping: names in camelCase or as in "
+            "the .proto, enums by name, timestamps in RFC 3339 (2026-01-02T15:04:05Z), durations as 1.5s"
+        ) from None
 
 
 def _body(body: bytes) -> dict[str, Any]:
