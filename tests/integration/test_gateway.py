@@ -167,3 +167,22 @@ def test_watch_events_filters_and_resumes_from_a_cursor(stack: Stack, client: Cl
     stream = events(stack.http_url, f"/v1/events?labels[suite]={suite}", {"Last-Event-ID": head[1].id})
     assert [int(next(stream).data["seq"]) for _ in range(2)] == [3, 4]
     stream.close()  # type: ignore[attr-defined]
+
+
+def test_a_stream_cut_by_a_daemon_restart_goes_on_from_last_event_id_without_a_gap(private_stack: Stack) -> None:
+    stack = private_stack
+    started = start(stack, uuid.uuid4().hex, step_seconds=0.6, rows=10)
+    path = f"/v1/operations/{started['id']}/events"
+    stream = events(stack.http_url, path)
+    seen = [next(stream) for _ in range(3)]
+    stack.daemon.stop()  # SIGTERM: the open stream is told UNAVAILABLE, then closed
+    rest = list(stream)
+    assert [event.event for event in rest if event.event != "message"] == ["error"]
+    assert rest[-1].data["error"]["status"] == "UNAVAILABLE"
+    seen += [event for event in rest if event.event == "message"]
+    stack.daemon.start()
+    resumed = list(events(stack.http_url, path, {"Last-Event-ID": seen[-1].id}))
+    assert resumed[-1].event == "end"
+    seqs = [int(event.id) for event in seen + resumed[:-1]]
+    assert seqs == list(range(1, len(seqs) + 1)), "no event lost or repeated across the restart"
+    assert resumed[-2].data["type"] == "EVENT_TYPE_SUCCEEDED"
