@@ -95,6 +95,9 @@ def test_errors_have_grpcs_codes_and_messages(stack: Stack, client: Client) -> N
     assert refused.status == 400 and refused.error["status"] == "FAILED_PRECONDITION"
     assert refused.error["message"] == error.details()
 
+    huge = call(stack.http_url, "POST", "/v1/operations", raw=b'{"workflow": "' + b"x" * (17 << 20) + b'"}')
+    assert huge.status == 429 and "max_receive_message_bytes" in huge.error["message"], "gRPC's message size limit"
+
     page = call(stack.http_url, "GET", "/v1/operations?pageSize=5000")
     error = grpc_failure(client.stub.ListOperations, pb.ListOperationsRequest(page_size=5000))
     assert page.status == 400 and page.error["message"] == error.details()
