@@ -218,11 +218,17 @@ def list_operations(
 def _command(verb: str, doc: str) -> click.Command:
     @click.command(name=verb, help=doc)
     @click.argument("operation_id")
+    @click.option(
+        "--reason",
+        default="",
+        metavar="TEXT",
+        help="why (at most 1000 characters): recorded with your name on the event, shown by `pausable watch`",
+    )
     @client_options
     @click.pass_context
     @_handle_errors
-    def run(ctx: click.Context, operation_id: str) -> None:
-        _emit(ctx, getattr(_client(ctx), verb)(operation_id).proto)
+    def run(ctx: click.Context, operation_id: str, reason: str) -> None:
+        _emit(ctx, getattr(_client(ctx), verb)(operation_id, reason=reason).proto)
 
     return run
 
@@ -231,17 +237,17 @@ pause = _command(
     "pause",
     "Ask OPERATION_ID to pause at its next step boundary.\n\n"
     "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
-    "and the operation SUCCEEDS.\n\n\b\nExample:\n  pausable pause ID && pausable watch ID",
+    "and the operation SUCCEEDS.\n\n\b\nExample:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID",
 )
 resume = _command(
     "resume",
     "Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.\n\n"
-    "Any worker picks up the remaining steps, fed the stored result of the last one.\n\n\b\nExample:\n  pausable resume ID",
+    "Any worker picks up the remaining steps, fed the stored result of the last one.\n\n\b\nExample:\n  pausable resume ID --reason 'maintenance over'",
 )
 cancel = _command(
     "cancel",
     "Cancel OPERATION_ID: at once when paused, otherwise at the next step boundary.\n\n"
-    "A cancel during the last step comes too late: the operation SUCCEEDS.\n\n\b\nExample:\n  pausable cancel ID",
+    "A cancel during the last step comes too late: the operation SUCCEEDS.\n\n\b\nExample:\n  pausable cancel ID --reason 'wrong input'",
 )
 
 

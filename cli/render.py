@@ -34,6 +34,18 @@ def overall_fraction(op: pb.Operation) -> float:
     return min((step_number(op) - 1 + op.progress) / op.total_steps, 1.0)
 
 
+# The events a client's Pause, Resume or Cancel appends: `watch` shows who asked, and why when they said.
+COMMAND_EVENTS = frozenset(
+    {
+        pb.EVENT_TYPE_PAUSE_REQUESTED,
+        pb.EVENT_TYPE_PAUSED,
+        pb.EVENT_TYPE_RESUMED,
+        pb.EVENT_TYPE_CANCEL_REQUESTED,
+        pb.EVENT_TYPE_CANCELLED,
+    }
+)
+
+
 def event_line(event: pb.OperationEvent) -> str:
     op = event.operation
     parts = [f"#{event.seq:<3}", f"{event_name(event.type):<16}", f"{state_name(op.state):<16}", step_label(op)]
@@ -41,6 +53,10 @@ def event_line(event: pb.OperationEvent) -> str:
         parts.append(f"{op.progress:4.0%}")
     if event.message:
         parts.append(f"- {event.message}")
+    if event.type in COMMAND_EVENTS and event.actor:
+        parts.append(f"[by {event.actor}" + (f": {event.reason}]" if event.reason else "]"))
+    elif event.reason:
+        parts.append(f"[{event.reason}]")
     return " ".join(parts)
 
 
@@ -114,7 +130,7 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
             if json_lines:
                 console.print(json.dumps(event_dict(event)), highlight=False, markup=False, soft_wrap=True)
             else:
-                console.print(event_line(event), highlight=False, soft_wrap=True)
+                console.print(event_line(event), highlight=False, markup=False, soft_wrap=True)
         return last
     started = time.monotonic()
     columns = (
@@ -130,7 +146,7 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
         for event in events:
             last = event.operation
             if event.type != pb.EVENT_TYPE_PROGRESS:
-                bar.console.print(event_line(event), highlight=False, soft_wrap=True)
+                bar.console.print(event_line(event), highlight=False, markup=False, soft_wrap=True)
             bar.update(
                 task,
                 completed=overall_fraction(last),

@@ -217,6 +217,7 @@ def _event_fields_into(message: pb.OperationEvent, event: Event) -> None:
             time=_timestamp(event.time),
             message=event.message,
             actor=event.actor,
+            reason=event.reason,
         )
     )
 

@@ -125,6 +125,7 @@ class Event:
     snapshot: dict[str, Any]
     cursor: str = ""
     actor: str = ""  # who asked, for command events (start, pause, resume, cancel)
+    reason: str = ""  # the note of why given with a pause, resume or cancel, on the events it appended
 
     @cached_property
     def operation(self) -> Operation:

@@ -145,10 +145,11 @@ class Engine:
             )
         return found
 
-    async def command(self, kind: Command, operation_id: str, request_id: str = "") -> Operation:
-        """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan."""
+    async def command(self, kind: Command, operation_id: str, request_id: str = "", *, reason: str = "") -> Operation:
+        """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan. `reason`: the
+        caller's note of why, recorded on the event(s) the command appends."""
         change = await self.store.command(
-            operation_id, kind, auth.scoped_request_id(request_id), tracing.headers(), actor=auth.actor()
+            operation_id, kind, auth.scoped_request_id(request_id), tracing.headers(), actor=auth.actor(), reason=reason
         )
         await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)

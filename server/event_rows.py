@@ -43,6 +43,7 @@ COLUMNS = (
     EventRow.message,
     EventRow.created_at,
     EventRow.actor,
+    EventRow.reason,
     EventRow.tx,
 )
 
@@ -118,7 +119,7 @@ def event_of(row: Any) -> Event:
     return Event(
         row.operation_id, row.seq, EventType(row.type), row.message, epoch(row.created_at) or 0.0,
         parsed.results.snapshot(row.operation_id, row.snapshot_text),
-        encode_cursor(row.tx, row.id), row.actor or "",
+        encode_cursor(row.tx, row.id), row.actor or "", row.reason or "",
     )  # fmt: skip
 
 

@@ -114,6 +114,8 @@ class EventRow(Base):
     created_at: Mapped[datetime]
     # Who asked for it (the authenticated identity) for commands: start, pause, resume, cancel; "" otherwise.
     actor: Mapped[str] = mapped_column(String(200), server_default="")
+    # The free-text reason given with a pause, resume or cancel (at most 1000 characters); "" otherwise.
+    reason: Mapped[str] = mapped_column(Text, server_default="")
     # The writing transaction's id on Postgres (0 on SQLite, whose single
     # writer commits in id order): (tx, id) orders the global event stream.
     tx: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())

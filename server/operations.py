@@ -130,30 +130,31 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     ) -> Encoded[pb.ListOperationsResponse]:
         return encoded_page(*await list_page(self.engine, request))
 
-    async def _command(self, kind: Command, operation_id: str, request_id: str) -> Operation:
+    async def _command(self, kind: Command, operation_id: str, request_id: str, reason: str) -> Operation:
         operation_id = validation.operation_id(operation_id)
         await authorize(self.engine, operation_id, steer=True)
-        return await self.engine.command(kind, operation_id, validation.short_text("request_id", request_id))
+        request_id = validation.short_text("request_id", request_id)
+        return await self.engine.command(kind, operation_id, request_id, reason=validation.reason(reason))
 
     @rpc
     async def Pause(
         self, request: pb.PauseRequest, context: grpc.aio.ServicerContext
     ) -> pb.PauseResponse | Encoded[pb.PauseResponse]:
-        operation = await self._command(Command.PAUSE, request.operation_id, request.request_id)
+        operation = await self._command(Command.PAUSE, request.operation_id, request.request_id, request.reason)
         return await reply(operation, pb.PauseResponse)
 
     @rpc
     async def Resume(
         self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResumeResponse | Encoded[pb.ResumeResponse]:
-        operation = await self._command(Command.RESUME, request.operation_id, request.request_id)
+        operation = await self._command(Command.RESUME, request.operation_id, request.request_id, request.reason)
         return await reply(operation, pb.ResumeResponse)
 
     @rpc
     async def Cancel(
         self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelResponse | Encoded[pb.CancelResponse]:
-        operation = await self._command(Command.CANCEL, request.operation_id, request.request_id)
+        operation = await self._command(Command.CANCEL, request.operation_id, request.request_id, request.reason)
         return await reply(operation, pb.CancelResponse)
 
     @rpc

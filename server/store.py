@@ -352,8 +352,10 @@ class Store(Reads):
         request_id: str = "",
         headers: dict[str, str] | None = None,
         actor: str = "",
+        reason: str = "",
     ) -> Change:
-        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set; a resume queues the rest of the plan."""
+        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set; a resume queues the rest of the plan.
+        `actor` and `reason` go on the event(s) it appends."""
         now = datetime.now(UTC)
 
         def apply(session: Session, events: list[Event]) -> Change:
@@ -373,7 +375,7 @@ class Store(Reads):
                         REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )
                 transition = states.command(kind, State(row.state))
-                self._apply(session, events, row, transition, now, actor)
+                self._apply(session, events, row, transition, now, actor, reason)
                 dispatch = outbox = None
                 if transition.dispatch:
                     row.lease_expires_at = now + self.lease
@@ -864,6 +866,7 @@ class Store(Reads):
         transition: states.Transition,
         now: datetime,
         actor: str = "",
+        reason: str = "",
     ) -> None:
         if transition.state is None or transition.event is None:
             return
@@ -872,7 +875,7 @@ class Store(Reads):
             row.lease_expires_at = None
         if transition.state.terminal:
             row.ended_at = now
-        self._append(session, events, row, transition.event, transition.message, now, actor)
+        self._append(session, events, row, transition.event, transition.message, now, actor, reason)
 
     def _append(
         self,
@@ -883,6 +886,7 @@ class Store(Reads):
         message: str,
         now: datetime,
         actor: str = "",
+        reason: str = "",
     ) -> None:
         """Add the next event of `row` (seq = last_seq + 1, gap-free under the row lock)."""
         row.last_seq += 1
@@ -890,13 +894,13 @@ class Store(Reads):
         snapshot = snapshot_of(row)
         values = {
             "operation_id": row.id, "seq": row.last_seq, "type": type_, "message": message, "state": row.state,
-            "snapshot": snapshot, "created_at": now, "actor": actor,
+            "snapshot": snapshot, "created_at": now, "actor": actor, "reason": reason,
         }  # fmt: skip
         if (deferred := self.postgres_writer.deferred) is not None:
             deferred.inserts.append((INSERT_EVENT, values))
         else:
             self._execute(session, INSERT_EVENT, values)
-        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snapshot, actor=actor))
+        events.append(Event(row.id, row.last_seq, type_, message, now.timestamp(), snapshot, actor=actor, reason=reason))
 
 
 def _move(row: WorkingRow, index: int, numbering: states.Numbering) -> None:

@@ -21,6 +21,7 @@ OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
 LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$")
 MAX_LABELS = 64
 MAX_TEXT = 200
+MAX_REASON = 1000  # characters of a Pause, Resume or Cancel reason
 
 
 def operation_id(value: str) -> str:
@@ -33,10 +34,15 @@ def operation_id(value: str) -> str:
     return value
 
 
-def short_text(field: str, value: str) -> str:
-    if len(value) > MAX_TEXT:
-        raise InvalidArgument(f"{field} is {len(value)} characters long; keep it to {MAX_TEXT}")
+def short_text(field: str, value: str, limit: int = MAX_TEXT) -> str:
+    if len(value) > limit:
+        raise InvalidArgument(f"{field} is {len(value)} characters long; keep it to {limit}")
     return value
+
+
+def reason(value: str) -> str:
+    """A command's free-text reason: at most MAX_REASON characters."""
+    return short_text("reason", value, MAX_REASON)
 
 
 def labels(values: dict[str, str]) -> dict[str, str]:

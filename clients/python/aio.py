@@ -136,16 +136,16 @@ class AsyncClient:
         request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return await self._call(self.stub.ListOperations, request, read=True)
 
-    async def pause(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
-        reply = await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id))
+    async def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
+        reply = await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id, reason))
         return AsyncOperation(self, reply.operation)
 
-    async def resume(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
-        reply = await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id))
+    async def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
+        reply = await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id, reason))
         return AsyncOperation(self, reply.operation)
 
-    async def cancel(self, operation_id: str, request_id: str | None = None) -> AsyncOperation:
-        reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id))
+    async def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
+        reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id, reason))
         return AsyncOperation(self, reply.operation)
 
     async def workflows(self) -> builtins.list[pb.Workflow]:
@@ -194,16 +194,16 @@ class AsyncOperation(OperationData):
         self.proto = await self.client._get(self.id)
         return self
 
-    async def pause(self) -> AsyncOperation:
-        self.proto = (await self.client.pause(self.id)).proto
+    async def pause(self, *, reason: str = "") -> AsyncOperation:
+        self.proto = (await self.client.pause(self.id, reason=reason)).proto
         return self
 
-    async def resume(self) -> AsyncOperation:
-        self.proto = (await self.client.resume(self.id)).proto
+    async def resume(self, *, reason: str = "") -> AsyncOperation:
+        self.proto = (await self.client.resume(self.id, reason=reason)).proto
         return self
 
-    async def cancel(self) -> AsyncOperation:
-        self.proto = (await self.client.cancel(self.id)).proto
+    async def cancel(self, *, reason: str = "") -> AsyncOperation:
+        self.proto = (await self.client.cancel(self.id, reason=reason)).proto
         return self
 
     async def watch(self, after_seq: int = 0) -> AsyncIterator[Event]:

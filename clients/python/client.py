@@ -145,14 +145,17 @@ class Client:
         request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return self._call(self.stub.ListOperations, request, read=True)
 
-    def pause(self, operation_id: str, request_id: str | None = None) -> Operation:
-        return Operation(self, self._call(self.stub.Pause, command_request("Pause", operation_id, request_id)).operation)
+    def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
+        request = command_request("Pause", operation_id, request_id, reason)
+        return Operation(self, self._call(self.stub.Pause, request).operation)
 
-    def resume(self, operation_id: str, request_id: str | None = None) -> Operation:
-        return Operation(self, self._call(self.stub.Resume, command_request("Resume", operation_id, request_id)).operation)
+    def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
+        request = command_request("Resume", operation_id, request_id, reason)
+        return Operation(self, self._call(self.stub.Resume, request).operation)
 
-    def cancel(self, operation_id: str, request_id: str | None = None) -> Operation:
-        return Operation(self, self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id)).operation)
+    def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
+        request = command_request("Cancel", operation_id, request_id, reason)
+        return Operation(self, self._call(self.stub.Cancel, request).operation)
 
     def workflows(self) -> builtins.list[pb.Workflow]:
         return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True).workflows)
@@ -195,16 +198,16 @@ class Operation(OperationData):
         self.proto = self.client._get(self.id)
         return self
 
-    def pause(self) -> Operation:
-        self.proto = self.client.pause(self.id).proto
+    def pause(self, *, reason: str = "") -> Operation:
+        self.proto = self.client.pause(self.id, reason=reason).proto
         return self
 
-    def resume(self) -> Operation:
-        self.proto = self.client.resume(self.id).proto
+    def resume(self, *, reason: str = "") -> Operation:
+        self.proto = self.client.resume(self.id, reason=reason).proto
         return self
 
-    def cancel(self) -> Operation:
-        self.proto = self.client.cancel(self.id).proto
+    def cancel(self, *, reason: str = "") -> Operation:
+        self.proto = self.client.cancel(self.id, reason=reason).proto
         return self
 
     def watch(self, after_seq: int = 0) -> Iterator[Event]:

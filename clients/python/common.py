@@ -73,9 +73,10 @@ COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest]]
 }
 
 
-def command_request(method: str, operation_id: str, request_id: str | None) -> Any:
-    """The request of Pause, Resume or Cancel, with a request_id so a retry applies it once."""
-    return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex)
+def command_request(method: str, operation_id: str, request_id: str | None, reason: str = "") -> Any:
+    """The request of Pause, Resume or Cancel, with a request_id so a retry applies it once; `reason`: a free-text
+    note of why (at most 1000 characters), recorded on the event(s) the command appends."""
+    return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex, reason=reason)
 
 
 # -- results --------------------------------------------------------------------

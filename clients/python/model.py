@@ -244,6 +244,7 @@ class Event:
     time: datetime
     message: str
     actor: str
+    reason: str
     operation: OperationData
     raw: pb.OperationEvent
 
@@ -261,6 +262,7 @@ class Event:
             time=event.time.ToDatetime(tzinfo=UTC),
             message=event.message,
             actor=event.actor,
+            reason=event.reason,
             operation=OperationData(event.operation),
             raw=event,
         )
@@ -320,6 +322,7 @@ def event_dict(event: pb.OperationEvent) -> dict[str, Any]:
         "time": _iso(event.time.ToDatetime(tzinfo=UTC)),
         "message": event.message,
         "actor": event.actor,
+        "reason": event.reason,
         "operation": operation_dict(event.operation),
     }
 

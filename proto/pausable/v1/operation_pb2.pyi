@@ -142,7 +142,7 @@ class Operation(_message.Message):
     def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ...) -> None: ...
 
 class OperationEvent(_message.Message):
-    __slots__ = ("operation_id", "seq", "type", "time", "message", "operation", "actor")
+    __slots__ = ("operation_id", "seq", "type", "time", "message", "operation", "actor", "reason")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class OperationEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     seq: int
     type: EventType
@@ -157,7 +158,8 @@ class OperationEvent(_message.Message):
     message: str
     operation: Operation
     actor: str
-    def __init__(self, operation_id: _Optional[str] = ..., seq: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., seq: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., operation: _Optional[_Union[Operation, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Workflow(_message.Message):
     __slots__ = ("name", "description", "steps", "input_schema", "register_time", "plan_json", "max_attempts")
@@ -256,12 +258,14 @@ class ListOperationsResponse(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class PauseRequest(_message.Message):
-    __slots__ = ("operation_id", "request_id")
+    __slots__ = ("operation_id", "request_id", "reason")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     request_id: str
-    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PauseResponse(_message.Message):
     __slots__ = ("operation",)
@@ -270,12 +274,14 @@ class PauseResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("operation_id", "request_id")
+    __slots__ = ("operation_id", "request_id", "reason")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     request_id: str
-    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("operation",)
@@ -284,12 +290,14 @@ class ResumeResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
-    __slots__ = ("operation_id", "request_id")
+    __slots__ = ("operation_id", "request_id", "reason")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     request_id: str
-    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CancelResponse(_message.Message):
     __slots__ = ("operation",)
