@@ -93,6 +93,8 @@ export interface OperationEvent {
   message: string;
   /** The authenticated identity that sent the command; empty for events the workers or the daemon caused. */
   actor: string;
+  /** The reason given with the Pause, Resume or Cancel that caused this event; empty otherwise. */
+  reason: string;
   /** The operation as it stood right after this event. */
   operation: Operation;
 }
@@ -153,6 +155,8 @@ export interface ListPage {
 
 export interface CommandOptions {
   requestId?: string;
+  /** A free-text note of why (at most 1000 characters), recorded with the actor on the event(s) the command appends. */
+  reason?: string;
 }
 
 export interface WatchOptions {

@@ -161,6 +161,7 @@ export function toEvent(event) {
     time: toDate(event.time),
     message: event.message,
     actor: event.actor ?? '',
+    reason: event.reason ?? '',
     operation: toOperation(event.operation),
   };
 }
@@ -267,18 +268,18 @@ export class Client {
   }
 
   /** Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED). */
-  async pause(id, { requestId = randomUUID() } = {}) {
-    return toOperation((await this.#call('Pause', { operationId: id, requestId })).operation);
+  async pause(id, { requestId = randomUUID(), reason = '' } = {}) {
+    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason })).operation);
   }
 
   /** Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet. */
-  async resume(id, { requestId = randomUUID() } = {}) {
-    return toOperation((await this.#call('Resume', { operationId: id, requestId })).operation);
+  async resume(id, { requestId = randomUUID(), reason = '' } = {}) {
+    return toOperation((await this.#call('Resume', { operationId: id, requestId, reason })).operation);
   }
 
   /** Cancels at once when PAUSED or PENDING, otherwise at the next step boundary. */
-  async cancel(id, { requestId = randomUUID() } = {}) {
-    return toOperation((await this.#call('Cancel', { operationId: id, requestId })).operation);
+  async cancel(id, { requestId = randomUUID(), reason = '' } = {}) {
+    return toOperation((await this.#call('Cancel', { operationId: id, requestId, reason })).operation);
   }
 
   /** The workflows the workers have registered. */

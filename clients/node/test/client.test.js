@@ -173,6 +173,30 @@ test('cancel ends a running operation CANCELLED', T, async () => {
   assert.ok(final.currentStep < 5);
 });
 
+test('pause, resume and cancel take { reason }: the events they append carry it with the actor', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.5 });
+  const reasons = {};
+  for await (const event of client.watch(op.id)) {
+    if (event.reason) reasons[event.type] = [event.actor, event.reason];
+    if (event.type === 'STARTED') {
+      assert.equal((await client.pause(op.id, { reason: 'db maintenance' })).state, 'PAUSE_REQUESTED');
+    } else if (event.type === 'PAUSED') {
+      assert.equal((await client.resume(op.id, { reason: 'maintenance over' })).state, 'RUNNING');
+    } else if (event.type === 'RESUMED') {
+      await client.cancel(op.id, { reason: 'not needed after all' });
+    }
+  }
+  assert.equal((await client.get(op.id)).state, 'CANCELLED');
+  const cancel = reasons.CANCEL_REQUESTED ?? reasons.CANCELLED;
+  assert.deepEqual(
+    [reasons.PAUSE_REQUESTED, reasons.RESUMED, cancel],
+    [['anonymous', 'db maintenance'], ['anonymous', 'maintenance over'], ['anonymous', 'not needed after all']],
+  );
+  const tooLong = await client.pause(op.id, { reason: 'x'.repeat(1001) }).then(() => assert.fail('expected a rejection'), (e) => e);
+  assert.ok(tooLong instanceof InvalidArgument, `${tooLong.name}: ${tooLong.message}`);
+  assert.match(tooLong.message, /reason is 1001 characters long; keep it to 1000/);
+});
+
 test('errors carry the gRPC code and the server message', T, async () => {
   const check = async (promise, Class, pattern) => {
     const error = await promise.then(() => assert.fail('expected a rejection'), (e) => e);

@@ -74,7 +74,17 @@ test('events carry the converted operation', () => {
   assert.equal(event.type, 'SUCCEEDED');
   assert.equal(event.terminal, true);
   assert.equal(event.actor, '');
+  assert.equal(event.reason, '');
   assert.deepEqual(event.operation.result, [BIG]);
+});
+
+test('events carry the actor and reason of the command that caused them', () => {
+  const event = toEvent({
+    operationId: 'a'.repeat(32), seq: '4', type: 'EVENT_TYPE_PAUSE_REQUESTED', time: null, message: '',
+    actor: 'ada', reason: 'db maintenance', operation: message({ state: 'OPERATION_STATE_PAUSE_REQUESTED' }),
+  });
+  assert.equal(event.actor, 'ada');
+  assert.equal(event.reason, 'db maintenance');
 });
 
 test('step is 1-based as the CLI shows it ("step 3/5"); currentStep stays the proto\'s 0-based field', () => {
