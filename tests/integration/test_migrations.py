@@ -52,3 +52,49 @@ def test_a_new_store_is_migrated_in_a_child_process_and_a_current_one_is_left_al
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_0008_gives_every_stored_event_an_empty_reason_and_its_downgrade_drops_the_column(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    """Events written before 0008 read back with reason "" (the server default); downgrading to 0007 keeps them."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Connection, MetaData, select
+
+    url = make_database(tmp_path)
+
+    def reflected(sync: Connection) -> MetaData:
+        metadata = MetaData()
+        metadata.reflect(sync, only=["operations", "events"])
+        return metadata
+
+    async def scenario() -> None:
+        engine = make_engine(url)
+        now = datetime.now(UTC)
+        try:
+            await migrate.upgrade(engine, "0007")
+            async with engine.begin() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                await conn.execute(
+                    tables["operations"].insert().values(
+                        id="a" * 32, workflow="w", state="RUNNING", current_step=0, step_names=[], progress=0.0,
+                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
+                        updated_at=now, last_seq=1,
+                    )
+                )  # fmt: skip
+                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
+                await conn.execute(tables["events"].insert().values(operation_id="a" * 32, **event))
+            await migrate.upgrade(engine)
+            async with engine.connect() as conn:
+                events = (await conn.run_sync(reflected)).tables["events"]
+                assert (await conn.execute(select(events.c.actor, events.c.reason))).all() == [("ada", "")]
+            await migrate.downgrade(engine, "0007")
+            async with engine.connect() as conn:
+                events = (await conn.run_sync(reflected)).tables["events"]
+                assert "reason" not in events.c
+                assert (await conn.execute(select(events.c.seq, events.c.actor))).all() == [(1, "ada")]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
