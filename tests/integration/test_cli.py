@@ -210,3 +210,30 @@ def test_start_waits_a_few_seconds_for_a_worker_still_registering(
         assert len(out.strip()) == 32
     finally:
         daemon.stop()
+
+
+def test_pause_resume_cancel_take_a_reason_and_watch_shows_who_and_why(stack: Stack, client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 12, "step_seconds": 0.4})
+    wait_event(client, op.id, state_is(pb.OPERATION_STATE_RUNNING), timeout=30)
+    paused = pausable(stack, "-o", "json", "pause", op.id, "--reason", "db maintenance [ticket 7]")
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout)["state"] == "PAUSE_REQUESTED"
+    wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), timeout=30)
+    cancelled = after(stack, "cancel", op.id, "--reason", "not needed")
+    assert cancelled.returncode == 0, cancelled.stderr
+
+    watched = pausable(stack, "watch", op.id)
+    assert watched.returncode == EXIT_CANCELLED, watched.stdout + watched.stderr
+    lines = watched.stdout.splitlines()
+    requested = next(line for line in lines if "PAUSE_REQUESTED " in line and line.startswith("#"))
+    assert requested.endswith("[by anonymous: db maintenance [ticket 7]]"), requested
+    ended = next(line for line in lines if line.split()[1:2] == ["CANCELLED"])
+    assert ended.endswith("[by anonymous: not needed]"), ended
+    as_json = [json.loads(line) for line in pausable(stack, "-o", "json", "watch", op.id).stdout.splitlines()]
+    assert [(e["type"], e["actor"], e["reason"]) for e in as_json if e["reason"]] == [
+        ("PAUSE_REQUESTED", "anonymous", "db maintenance [ticket 7]"),
+        ("CANCELLED", "anonymous", "not needed"),
+    ]
+
+    too_long = pausable(stack, "resume", op.id, "--reason", "x" * 1001)
+    assert too_long.returncode == 1 and "INVALID_ARGUMENT" in too_long.stderr and "keep it to 1000" in too_long.stderr
