@@ -123,6 +123,24 @@ def test_resume_on_two_replicas_at_once_dispatches_once(replicas: Replicas, tmp_
         assert [step for _, step in traced_steps(trace)] == ["1", "2", "3", "4", "5"]
 
 
+def test_a_watch_on_another_replica_sees_the_actor_and_reason_of_a_command(replicas: Replicas) -> None:
+    """The reason travels beside the actor through the store: replica 1's live Watch reads what replica 0 committed."""
+    with replicas.client(0) as a, replicas.client(1) as b:
+        op = a.start("demo.etl", {"rows": 6, "step_seconds": 0.3})
+        seen: dict[int, tuple[str, str]] = {}
+        asked = False
+        for response in b.stub.Watch(pb.WatchRequest(operation_id=op.id), timeout=60):
+            event = response.event
+            seen[event.type] = (event.actor, event.reason)
+            if event.type == pb.EVENT_TYPE_STEP_COMPLETED and not asked:
+                asked = True
+                a.pause(op.id, reason="seen from another replica")
+            elif event.type == pb.EVENT_TYPE_PAUSED:
+                a.cancel(op.id, reason="and cancelled there too")
+        assert seen[pb.EVENT_TYPE_PAUSE_REQUESTED] == ("anonymous", "seen from another replica")
+        assert seen[pb.EVENT_TYPE_CANCELLED] == ("anonymous", "and cancelled there too")
+
+
 def test_two_hundred_concurrent_commands_over_three_replicas(replicas: Replicas, tmp_path: Path) -> None:
     trace = tmp_path / "demo" / "trace.txt"  # in the worker's demo folder
     clients = [replicas.client(i) for i in range(3)]
