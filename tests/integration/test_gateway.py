@@ -83,6 +83,20 @@ def test_pause_and_resume_over_http(stack: Stack, client: Client) -> None:
     assert history(client, started["id"])[-1].type == pb.EVENT_TYPE_SUCCEEDED
 
 
+def test_a_reason_sent_over_http_is_on_the_event_the_sse_stream_shows(stack: Stack, client: Client) -> None:
+    started = start(stack, uuid.uuid4().hex, step_seconds=0.4, rows=10)
+    path = f"/v1/operations/{started['id']}"
+    too_long = call(stack.http_url, "POST", f"{path}:cancel", {"reason": "x" * 1001})
+    assert too_long.status == 400 and too_long.error["status"] == "INVALID_ARGUMENT"
+    assert "keep it to 1000" in too_long.error["message"]
+    cancelled = call(stack.http_url, "POST", f"{path}:cancel", {"requestId": "c-1", "reason": "cancelled over HTTP"})
+    assert cancelled.status == 200, cancelled.body
+    seen = [e.data for e in events(stack.http_url, f"{path}/events") if e.event != "end"]
+    [cancel] = [e for e in seen if e.get("reason")]  # CANCELLED at once when it was still PENDING
+    assert cancel["type"] in ("EVENT_TYPE_CANCEL_REQUESTED", "EVENT_TYPE_CANCELLED")
+    assert (cancel["actor"], cancel["reason"]) == ("anonymous", "cancelled over HTTP")
+
+
 def test_errors_have_grpcs_codes_and_messages(stack: Stack, client: Client) -> None:
     missing = call(stack.http_url, "GET", "/v1/operations/0123456789abcdef0123456789abcdef")
     error = grpc_failure(client.stub.GetOperation, pb.GetOperationRequest(operation_id="0123456789abcdef0123456789abcdef"))
