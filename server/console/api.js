@@ -81,6 +81,7 @@ export function newRequestId() {
 
 /** Codes a stream is not retried after: the request itself is wrong (bad filter, unknown operation, no permission). */
 const FINAL_HTTP = new Set([400, 401, 403, 404]);
+const FINAL_STATUS = new Set(["INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED"]);
 
 /**
  * Follows an SSE stream at `path`, reconnecting with backoff after a lost connection and sending Last-Event-ID (the id
@@ -136,8 +137,11 @@ export function openStream(path, handlers, { lastEventId = "", minDelay = 200, m
             parsed = text;
           }
           if (name === "error") {
+            // The stream failed after it began: final when the request itself is refused, else reconnect.
             const error = parsed && parsed.error ? parsed.error : { message: String(parsed) };
-            return { final: new ApiError(error.code || 0, error.status || "", error.message) };
+            const failure = new ApiError(error.code || 0, error.status || "", error.message);
+            if (FINAL_HTTP.has(failure.httpStatus) || FINAL_STATUS.has(failure.status)) return { final: failure };
+            throw failure;
           }
           delay = minDelay; // a message came through: the connection is good
           handlers.onMessage({ id: lastId, event: name, data: parsed });

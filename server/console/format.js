@@ -14,6 +14,13 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/** element.replaceChildren(...children), skipping null, undefined and false (the DOM method would print "null"). */
+export function fill(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
 function append(element, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;

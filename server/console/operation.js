@@ -5,6 +5,7 @@ import {
   TERMINAL,
   duration,
   errorBanner,
+  fill,
   formatTime,
   h,
   jsonBlock,
@@ -33,6 +34,7 @@ export function renderOperation(main, id) {
   let stream = null;
   let disposed = false;
   const events = new Map(); // seq -> event
+  let maxSeq = 0;
 
   const header = h("section", { class: "op-header", "data-testid": "operation-header" }, h("p", { class: "muted" }, "Loading…"));
   const message = h("div", { "data-testid": "operation-message" });
@@ -66,7 +68,8 @@ export function renderOperation(main, id) {
     operation = next;
     lastSeq = seq;
     const state = shortName(operation.state);
-    header.replaceChildren(
+    fill(
+      header,
       h("div", { class: "title-row" }, h("h1", { class: "mono", "data-testid": "operation-id" }, operation.id), stateBadge(operation.state, "operation-state")),
       h(
         "dl",
@@ -99,7 +102,8 @@ export function renderOperation(main, id) {
     const where = number ? `at step ${number}/${toInt(operation.totalSteps)}${error.stepName ? ` (${error.stepName})` : ""}` : "";
     const traceback = error.traceback || error.details;
     errorBox.hidden = false;
-    errorBox.replaceChildren(
+    fill(
+      errorBox,
       h("h2", {}, "Error"),
       h("p", {}, h("strong", { "data-testid": "error-code", class: "mono" }, error.code || "error"), " ", h("span", { "data-testid": "error-step" }, where)),
       h("pre", { class: "error-message", "data-testid": "error-message" }, error.message || ""),
@@ -150,14 +154,17 @@ export function renderOperation(main, id) {
       { class: `event event-${type.toLowerCase()}`, "data-testid": "event", "data-seq": String(seq), "data-type": type },
       h("span", { class: "seq mono" }, `#${seq}`),
       h("span", { class: "type", "data-testid": "event-type" }, type),
-      h("time", { datetime: event.time || "", class: "muted small" }, formatTime(event.time)),
+      h("time", { datetime: event.time || "", class: "muted small", title: formatTime(event.time) }, clockTime(event.time)),
       h("span", { class: "message", "data-testid": "event-message" }, event.message || ""),
       event.actor ? h("span", { class: "actor small", "data-testid": "event-actor" }, `by ${event.actor}`) : null,
       event.reason ? h("span", { class: "reason small", "data-testid": "event-reason" }, `reason: ${event.reason}`) : null,
     );
     // In seq order, whatever order they came in.
-    const later = [...timeline.children].find((child) => toInt(child.dataset.seq) > seq);
+    const atBottom = timeline.scrollTop + timeline.clientHeight >= timeline.scrollHeight - 24;
+    const later = seq > maxSeq ? null : [...timeline.children].find((child) => toInt(child.dataset.seq) > seq);
+    maxSeq = Math.max(maxSeq, seq);
     timeline.insertBefore(item, later || null);
+    if (atBottom && !later) timeline.scrollTop = timeline.scrollHeight;
     if (event.operation) show(event.operation);
     else if (operation) showSteps();
   }
@@ -206,6 +213,11 @@ export function renderOperation(main, id) {
   };
 }
 
+function clockTime(value) {
+  const time = parseTime(value);
+  return time ? time.toLocaleTimeString() : "";
+}
+
 function fact(term, ...definition) {
   return h("div", {}, h("dt", {}, term), h("dd", {}, definition));
 }
@@ -232,6 +244,10 @@ export function stepDurations(events, total) {
       if (start && total && result[total] === undefined) result[total] = time - start;
       start = null;
     } else if (type === "PAUSED" || TERMINAL.has(type)) {
+      // "paused after step 2/5", "cancelled after step 2/5"; a FAILED event ends the failed step.
+      const match = /after step (\d+)\/\d+/.exec(event.message || "");
+      const number = match ? Number(match[1]) : type === "FAILED" ? toInt(event.operation && event.operation.error && event.operation.error.stepNumber) : 0;
+      if (start && number >= 1 && result[number] === undefined) result[number] = time - start;
       start = null;
     }
   }
