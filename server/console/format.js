@@ -54,7 +54,9 @@ export function stepText(operation) {
 }
 
 export function progressBar(operation, testid = "progress") {
-  const fraction = Math.max(0, Math.min(1, Number(operation.progress) || 0));
+  // A finished run's progress is that of no step: full when it succeeded.
+  const done = shortName(operation.state) === "SUCCEEDED";
+  const fraction = done ? 1 : Math.max(0, Math.min(1, Number(operation.progress) || 0));
   const label = `${Math.round(fraction * 100)}%`;
   return h("progress", { max: "1", value: String(fraction), "data-testid": testid, title: operation.progressMessage || label, "aria-label": `step progress ${label}` });
 }
