@@ -46,6 +46,7 @@ from daemon_throughput import (
     void_operations,
 )
 from fanout import measure_fanout
+from gateway import measure_get, measure_sse_fanout
 from stats import p99
 from user_latency import measure_pause_load, measure_watch_delay
 from worker_throughput import measure_worker_throughput
@@ -66,6 +67,10 @@ class Rig:
     folder: Path
     quick: bool
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.env['PAUSABLE_HTTP_PORT']}"
+
     def channel(self, target: str | None = None) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(target or self.daemon.target)
 
@@ -84,6 +89,7 @@ def start_rig(quick: bool) -> Rig:
         retention_seconds="0",
         require_step_tokens="false",
         step_lease_seconds="3600",
+        http_port=str(free_port()),
     ).start()
     worker = WorkerProcess(daemon.target, server.url, folder / "worker.log", modules=["bench_tasks"]).start()
     port = free_port()
@@ -402,7 +408,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, fanout10k, growth, lease, watchevents); all by default",
+        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -469,6 +475,24 @@ def main() -> int:
                 "store growth (SQLite, Postgres)",
                 lambda: measure_store_growth(rig, seconds, repeats, (5_000, 50_000) if quick else (10_000, 100_000)),
             ),
+            (
+                "gateway",
+                "HTTP gateway: GET against gRPC, SSE fan-out to 1,000 against Watch",
+                lambda: {
+                    **measure_get(
+                        rig.daemon.target, rig.http_url, fanout_sides(rig)[2](), 3 if quick else 7, 300 if quick else 1000
+                    ),
+                    **measure_sse_fanout(
+                        fanout_sides(rig)[0],
+                        rig.http_url,
+                        fanout_sides(rig)[2],
+                        1000,
+                        10 if quick else 20,
+                        0.25,
+                        2 if quick else 4,
+                    ),
+                },
+            ),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, 2 if quick else repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
         ):
@@ -503,6 +527,7 @@ def main() -> int:
         "store_growth_ratio": ("<=", 1.1),
         "postgres_store_growth_ratio": ("<=", 1.1),
         "watchevents_idle_ratio": ("<=", 1.10),
+        "sse_fanout_p99_ratio": ("<=", 1.5),  # issue 16
     }
     print(f"\n{'measure':<34}{'value':>12}  target")
     for key, value in results.items():

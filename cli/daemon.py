@@ -23,6 +23,7 @@ console = Console()
 # RegisterWorkflows call carries every module's workflows, so the user's are registered then too).
 DEV_WORKFLOWS = {"demo.etl", "demo.tapped"}
 REGISTER_SECONDS = 120.0
+DEV_HTTP_PORT = 8151
 
 NO_MODULES = (
     "no workflow modules to run: pass -m module (repeatable), or set PAUSABLE_WORKER_MODULES=module,module. "
@@ -32,6 +33,7 @@ NO_MODULES = (
 
 @click.command()
 @setting_option("listen", "--listen", help="host:port to listen on (port 0: any)")
+@setting_option("http_port", "--http-port", help="serve the HTTP/JSON gateway and the web console on this port (0: none)")
 @setting_option("database_url", "--database-url")
 @setting_option("broker_url", "--broker-url")
 @setting_option("log_format", "--log-format")
@@ -43,6 +45,7 @@ NO_MODULES = (
 @setting_option("insecure", "--insecure", is_flag=True)
 def serve(
     listen: str,
+    http_port: int,
     database_url: str,
     broker_url: str,
     log_format: str,
@@ -53,7 +56,7 @@ def serve(
     jwt_jwks_file: str,
     insecure: bool,
 ) -> None:
-    """Run the daemon (gRPC) until SIGTERM or Ctrl-C.
+    """Run the daemon (gRPC, and HTTP/JSON with the web console on --http-port) until SIGTERM or Ctrl-C.
 
     \b
     Migrates the store on start. Examples:
@@ -70,6 +73,7 @@ def serve(
 
     settings = Settings(
         listen=listen,
+        http_port=http_port,
         database_url=database_url,
         broker_url=broker_url,
         log_format=log_format,  # type: ignore[arg-type]
@@ -181,6 +185,7 @@ def worker(
 @setting_option(
     "metrics_port", "--metrics-port", envvar=False, help="serve the daemon's Prometheus metrics on this port (0: none)"
 )
+@click.option("--http-port", default=DEV_HTTP_PORT, show_default=True, help="the web console and the HTTP/JSON gateway (0: none)")
 @click.option(
     "--module",
     "-m",
@@ -190,7 +195,13 @@ def worker(
 )
 @click.pass_context
 def dev(
-    ctx: click.Context, data_dir: Path, database_url: str, concurrency: int, metrics_port: int, modules: tuple[str, ...]
+    ctx: click.Context,
+    data_dir: Path,
+    database_url: str,
+    concurrency: int,
+    metrics_port: int,
+    http_port: int,
+    modules: tuple[str, ...],
 ) -> None:
     """Run everything on this machine: broker, daemon, one worker, the example workflows (and yours with -m).
 
@@ -214,6 +225,8 @@ def dev(
     redis = RedisServer(data_dir, persist=True).start()
     port = ctx.obj["daemon"].rpartition(":")[2]
     extra = {"metrics_port": str(metrics_port)} if metrics_port else {}
+    if http_port:
+        extra["http_port"] = str(http_port)
     daemon = DaemonProcess(database_url, redis.url, data_dir / "daemon.log", port=int(port), **extra)
     worker = WorkerProcess(
         daemon.target, redis.url, data_dir / "worker.log", modules=loaded, concurrency=concurrency, env={"PYTHONPATH": path}
@@ -232,7 +245,8 @@ def dev(
         console.print(
             f"[bold]pausable dev[/]: daemon on {daemon.target}, broker {redis.url}, store {database_url}; "
             f"workflows from {', '.join(loaded)}; logs in {data_dir}/. Ctrl-C stops it all.\n"
-            "In another terminal: [bold]pausable start demo.etl --watch[/]"
+            + (f"Web console: [bold]http://127.0.0.1:{http_port}/[/] (HTTP/JSON API under /v1/)\n" if http_port else "")
+            + "In another terminal: [bold]pausable start demo.etl --watch[/]"
         )
         while (
             daemon.process is not None

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=0, description="serve Prometheus metrics over HTTP on this port (on the host of `listen`); 0 serves none"
     )
+    http_port: int = Field(
+        default=0,
+        description="serve the HTTP/JSON gateway and the web console on this port (on the host of `listen`); 0 serves none",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="`pausable serve` and `pausable worker` logs: text, or json (one object per line, with operation_id)",

@@ -22,6 +22,7 @@ from pausable.server.auth import Authenticator, AuthWrapper
 from pausable.server.dispatch import Dispatcher
 from pausable.server.engine import Engine, Timing
 from pausable.server.flags import StopFlags
+from pausable.server.gateway import Gateway
 from pausable.server.handlers import Registrar
 from pausable.server.hub import EventHub
 from pausable.server.limits import DecodeGuard
@@ -58,13 +59,16 @@ class Daemon:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     listener: PgListener | None = None
     observability: Observability | None = None
+    gateway: Gateway | None = None
 
     async def stop(self, grace: float) -> None:
-        """Stop taking calls, let calls in flight finish, end Watch streams with UNAVAILABLE."""
+        """Stop taking calls, let calls in flight finish, end Watch streams (and the gateway's) with UNAVAILABLE."""
         await self.health.enter_graceful_shutdown()  # NOT_SERVING for good: the health monitor's updates are ignored
-        stopping = asyncio.create_task(self.server.stop(grace))
+        stopping = [asyncio.create_task(self.server.stop(grace))]
+        if self.gateway is not None:
+            stopping.append(asyncio.create_task(self.gateway.stop()))
         self.hub.close_all()
-        await stopping
+        await asyncio.gather(*stopping)
         for task in self.background:
             task.cancel()
         if self.listener is not None:
@@ -182,6 +186,10 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
     daemon = Daemon(server, store, hub, engine, health_servicer, port, listener=listener, observability=observability)
+    if settings.http_port:
+        daemon.gateway = Gateway(settings, registrar.handlers)
+        http_port = await daemon.gateway.start(address.rsplit(":", 1)[0].strip("[]"))
+        log.info("HTTP gateway and web console on port %d", http_port)
     daemon.background.extend(observability.start(daemon, SERVICE_NAMES))
     daemon.background.append(asyncio.create_task(engine.run_sweeps(), name="pausable-sweeps"))
     if settings.retention_seconds > 0:

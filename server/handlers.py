@@ -35,6 +35,7 @@ class Registrar:
     def __init__(self, server: grpc.aio.Server, wrappers: Sequence[HandlerWrapper]) -> None:
         self.server = server
         self.wrappers = list(wrappers)
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}  # by method, as registered: the HTTP gateway calls these
 
     def wrapped(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         for wrapper in reversed(self.wrappers):
@@ -46,6 +47,7 @@ class Registrar:
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         wrapped = {name: self.wrapped(f"/{service}/{name}", handler) for name, handler in handlers.items()}
+        self.handlers.update((f"/{service}/{name}", handler) for name, handler in wrapped.items())
         self.server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]  # not in the stubs
 
 

@@ -70,7 +70,7 @@ export const api = {
   startOperation: (body) => request("POST", "/v1/operations", body),
   /** verb: "pause", "resume" or "cancel". */
   command: (id, verb, reason) =>
-    request("POST", `/v1/operations/${encodeURIComponent(id)}:${verb}`, { reason, requestId: newRequestId() }),
+    request("POST", `/v1/operations/${encodeURIComponent(id)}:${verb}`, reason ? { reason, requestId: newRequestId() } : { requestId: newRequestId() }),
   listWorkflows: () => request("GET", "/v1/workflows"),
 };
 

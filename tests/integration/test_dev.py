@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from support.http import call
+
 from pausable.cli.launch import free_port
 
 MODULE = """
@@ -38,6 +40,7 @@ def wait_for(condition, what: str, process: subprocess.Popen[bytes], log: Path, 
 def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_path: Path) -> None:
     (tmp_path / "mymod.py").write_text(MODULE)
     target = f"127.0.0.1:{free_port()}"
+    http_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAUSABLE_")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,7 +51,20 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
     with log.open("wb") as out:
         # A session of its own: Ctrl-C reaches dev and its children as a terminal would send it, and nothing else.
         dev = subprocess.Popen(
-            [sys.executable, "-m", "pausable.cli", "--daemon", target, "dev", "-m", "mymod", "-c", "1"],
+            [
+                sys.executable,
+                "-m",
+                "pausable.cli",
+                "--daemon",
+                target,
+                "dev",
+                "-m",
+                "mymod",
+                "-c",
+                "1",
+                "--http-port",
+                str(http_port),
+            ],
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -68,6 +84,10 @@ def test_dev_loads_a_module_from_the_current_folder_next_to_the_examples(tmp_pat
         assert watched.returncode == 0, watched.stdout + watched.stderr  # 0: SUCCEEDED
         got = json.loads(cli("-o", "json", "get", operation_id).stdout)
         assert got["state"] == "SUCCEEDED" and got["result"] == {"greeting": "hello dev"}
+        console = f"http://127.0.0.1:{http_port}/"
+        assert console in log.read_text(), "the banner gives the web console's address"
+        over_http = call(console, "GET", f"/v1/operations/{operation_id}").body["operation"]
+        assert over_http["result"] == {"greeting": "hello dev"}
     finally:
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGINT)
@@ -85,7 +105,7 @@ def test_dev_names_a_worker_module_that_fails_to_load_with_the_end_of_its_log(tm
     env["PAUSABLE_WORKER_MODULES"] = "no_such_workflows_module"  # a plain name, not a JSON list
     target = f"127.0.0.1:{free_port()}"
     run = subprocess.run(
-        [sys.executable, "-m", "pausable.cli", "--daemon", target, "dev", "-c", "1"],
+        [sys.executable, "-m", "pausable.cli", "--daemon", target, "dev", "-c", "1", "--http-port", "0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

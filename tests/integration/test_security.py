@@ -59,6 +59,7 @@ class Secured:
     target: str
     channel: grpc.Channel
     folder: Path
+    http_url: str
 
     @property
     def ops(self) -> operation_pb2_grpc.OperationServiceStub:
@@ -81,6 +82,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[P
         jwt_secret=SECRET,
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
+        http_port=str(free_port()),
     )
     worker = WorkerProcess(
         daemon.target, redis.url, folder / "worker.log", env={"PAUSABLE_WORKER_TOKEN": token("worker-1", ["worker"])}
@@ -97,7 +99,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[P
             assert time.monotonic() < deadline, f"the worker did not register under auth; see {folder}/worker.log"
             assert worker.process is not None and worker.process.poll() is None, f"the worker exited; see {folder}/worker.log"
             time.sleep(0.1)
-        yield Secured(daemon.target, channel, folder)
+        yield Secured(daemon.target, channel, folder, f"http://127.0.0.1:{daemon.env['PAUSABLE_HTTP_PORT']}")
         channel.close()
     finally:
         worker.stop()
@@ -210,6 +212,30 @@ def test_watch_events_shows_an_operator_only_its_own(secured: Secured) -> None:
             seen.add(response.event.operation_id)
     assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
     assert bobs.id in seen and alices.id not in seen
+
+
+def test_the_http_gateway_applies_the_same_rules(secured: Secured) -> None:
+    from support.http import call, events
+
+    def http(who: Any) -> dict[str, str]:
+        return {"Authorization": who[0][1]} if who else {}
+
+    nobody = call(secured.http_url, "GET", "/v1/workflows")
+    grpc_says = failure(secured.ops.ListWorkflows, pb.ListWorkflowsRequest()).details()
+    assert nobody.status == 401 and nobody.error == {"code": 401, "status": "UNAUTHENTICATED", "message": grpc_says}
+    theirs = call(secured.http_url, "POST", "/v1/operations", {"workflow": "demo.tapped", "input": 7}, http(ALICE))
+    assert theirs.status == 200 and theirs.body["operation"]["requester"] == "alice"
+    theirs_id = theirs.body["operation"]["id"]
+    assert call(secured.http_url, "POST", "/v1/operations", {"workflow": "demo.tapped", "input": 7}, http(READER)).status == 403
+    for method, path in (("GET", ""), ("POST", ":pause"), ("POST", ":resume"), ("POST", ":cancel")):
+        denied = call(secured.http_url, method, f"/v1/operations/{theirs_id}{path}", {} if method == "POST" else None, http(BOB))
+        assert denied.status == 403 and theirs_id not in denied.error["message"]
+    with pytest.raises(AssertionError, match="^403"):
+        next(iter(events(secured.http_url, f"/v1/operations/{theirs_id}/events", http(BOB))))
+    listed = call(secured.http_url, "GET", "/v1/operations?pageSize=100", headers=http(BOB)).body["operations"]
+    assert theirs_id not in {op["id"] for op in listed}
+    watched = next(iter(events(secured.http_url, f"/v1/operations/{theirs_id}/events", http(ALICE))))
+    assert watched.data["type"] == "EVENT_TYPE_CREATED" and watched.data["actor"] == "alice"
 
 
 def test_reflection_is_off_with_authentication(secured: Secured) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess, free_port
 from pausable.clients import Client
 from pausable.config import EXAMPLES_MODULE
 from pausable.v1 import operation_pb2 as pb
@@ -39,6 +39,11 @@ class Stack:
     def demo_dir(self) -> Path:
         """The worker's demo folder: demo.etl's trace_file and output_dir are names inside it."""
         return self.folder / "demo"
+
+    @property
+    def http_url(self) -> str:
+        """The daemon's HTTP/JSON gateway and web console."""
+        return f"http://127.0.0.1:{self.daemon.env['PAUSABLE_HTTP_PORT']}"
 
     def client(self) -> Client:
         return Client(self.target)
@@ -64,6 +69,7 @@ class Stack:
 
 def start_stack(folder: Path, redis: RedisServer, database_url: str, **settings: str) -> Stack:
     folder.mkdir(parents=True, exist_ok=True)
+    settings.setdefault("http_port", str(free_port()))
     daemon = DaemonProcess(database_url, redis.url, folder / "daemon.log", **settings).start()
     worker = WorkerProcess(
         daemon.target, redis.url, folder / "worker.log", modules=[EXAMPLES_MODULE], demo_dir=folder / "demo"
