@@ -75,7 +75,8 @@ export function formatTime(value) {
 export function age(value, now = Date.now()) {
   const time = parseTime(value);
   if (!time) return "";
-  return duration(now - time.getTime());
+  const ms = now - time.getTime();
+  return ms < 1000 ? "just now" : duration(ms);
 }
 
 export function duration(ms) {

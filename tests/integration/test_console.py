@@ -101,36 +101,49 @@ def page(browser: Browser, console: Console, request: pytest.FixtureRequest) -> 
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def gated(tmp_path: Path) -> dict[str, str]:
-    """The input of a gated.mark run whose first step waits for `open_gate(tmp_path)`."""
-    return {"dir": str(tmp_path), "gate": "go"}
+def gated(tmp_path: Path, gate: str = "go") -> dict[str, str]:
+    """The input of a gated.mark run whose first step waits for `open_gate(tmp_path, gate)`."""
+    return {"dir": str(tmp_path), "gate": gate}
 
 
-def open_gate(tmp_path: Path) -> None:
-    (tmp_path / "go").touch()
+def open_gate(tmp_path: Path, gate: str = "go") -> None:
+    (tmp_path / gate).touch()
 
 
-def test_the_list_shows_a_started_operation_and_follows_its_steps_live(console: Console, page: Page, tmp_path: Path) -> None:
+def test_the_list_shows_started_operations_and_follows_them_live(console: Console, page: Page, tmp_path: Path) -> None:
     label = f"list-{uuid.uuid4().hex[:8]}"
     page.goto(f"{console.base_url}/console/#/operations?labels[test]={label}")
     expect(page.get_by_test_id("no-operations")).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", "live", timeout=UI_TIMEOUT_MS)
 
     with console.client() as client:
-        operation = client.start("gated.mark", gated(tmp_path), labels={"test": label}, requester="list-test")
-    row = page.locator(f"[data-testid=operation-row][data-id='{operation.id}']")
-    expect(row.get_by_test_id("progress")).to_have_attribute("value", "0.5", timeout=UI_TIMEOUT_MS)
-    expect(row.get_by_test_id("state")).to_have_text("RUNNING")
-    expect(row.get_by_test_id("step")).to_have_text("1/3")
-    expect(row.get_by_test_id("progress-message")).to_have_text("waiting for the gate")
-    expect(row.get_by_test_id("requester")).to_have_text("list-test")
-    expect(row.get_by_test_id("labels")).to_have_text(f"test={label}")
-    page.screenshot(path=str(console.artifacts / "operations-running.png"))
+        runs = client.start("gated.mark", gated(tmp_path, "a"), labels={"test": label, "team": "data"}, requester="alice")
+        row = page.locator(f"[data-testid=operation-row][data-id='{runs.id}']")
+        expect(row.get_by_test_id("progress")).to_have_attribute("value", "0.5", timeout=UI_TIMEOUT_MS)
+        expect(row.get_by_test_id("state")).to_have_text("RUNNING")
+        expect(row.get_by_test_id("step")).to_have_text("1/3")
+        expect(row.get_by_test_id("progress-message")).to_have_text("waiting for the gate")
+        expect(row.get_by_test_id("requester")).to_have_text("alice")
+        expect(row.get_by_test_id("labels")).to_contain_text(f"test={label}")
 
-    open_gate(tmp_path)
-    expect(row.get_by_test_id("state")).to_have_text("SUCCEEDED", timeout=UI_TIMEOUT_MS)
-    expect(row.get_by_test_id("step")).to_have_text("3/3")
-    assert page.get_by_test_id("operation-row").count() == 1, "no reload, no duplicate row"
+        # Another client pauses a second run: its row, inserted above, follows the pause without a reload.
+        paused = client.start("gated.mark", gated(tmp_path, "b"), labels={"test": label}, requester="bob")
+        other = page.locator(f"[data-testid=operation-row][data-id='{paused.id}']")
+        expect(other.get_by_test_id("progress")).to_have_attribute("value", "0.5", timeout=UI_TIMEOUT_MS)
+        client.pause(paused.id)
+        expect(other.get_by_test_id("state")).to_have_text("PAUSE_REQUESTED", timeout=UI_TIMEOUT_MS)
+        expect(page.get_by_test_id("operation-row").first).to_have_attribute("data-id", paused.id)
+        page.screenshot(path=str(console.artifacts / "operations-live.png"))
+
+        open_gate(tmp_path, "a")
+        open_gate(tmp_path, "b")
+        expect(row.get_by_test_id("state")).to_have_text("SUCCEEDED", timeout=UI_TIMEOUT_MS)
+        expect(row.get_by_test_id("step")).to_have_text("3/3")
+        expect(other.get_by_test_id("state")).to_have_text("PAUSED", timeout=UI_TIMEOUT_MS)
+        expect(other.get_by_test_id("step")).to_have_text("2/3")
+        client.cancel(paused.id)
+        expect(other.get_by_test_id("state")).to_have_text("CANCELLED", timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_test_id("operation-row")).to_have_count(2)
 
 
 # Pause, Resume and Cancel take a reason once the proto has it (the `reason` branch); until then the console sends
