@@ -12,6 +12,40 @@ export function setToken(token) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+/**
+ * A number whose JSON text JavaScript's Number would change: an integer beyond 2^53, 1.0 (a float in the stored
+ * JSON), 1e3. Kept as its text so inputs and results show as stored; arithmetic still works (valueOf).
+ */
+export class RawNumber {
+  constructor(source) {
+    this.source = source;
+  }
+
+  valueOf() {
+    return Number(this.source);
+  }
+
+  toString() {
+    return this.source;
+  }
+
+  toJSON() {
+    return Number(this.source);
+  }
+}
+
+function keepNumbers(key, value, context) {
+  if (typeof value === "number" && context && typeof context.source === "string" && context.source !== String(value)) {
+    return new RawNumber(context.source);
+  }
+  return value;
+}
+
+/** JSON.parse keeping numbers' text where it matters (browsers with JSON.parse source text access; else plain). */
+export function parseJson(text) {
+  return JSON.parse(text, keepNumbers);
+}
+
 /** An error the gateway answered with ({"error": {"code", "status", "message"}}), or a failure to reach it. */
 export class ApiError extends Error {
   constructor(httpStatus, status, message) {
@@ -49,7 +83,7 @@ export async function request(method, path, body) {
     throw new ApiError(0, "UNAVAILABLE", `cannot reach the daemon: ${error.message}`);
   }
   if (!response.ok) throw await errorOf(response);
-  return response.json();
+  return parseJson(await response.text());
 }
 
 /** A query string of the filters ListOperations and WatchEvents share (and the list-only ones when given). */
@@ -132,7 +166,7 @@ export function openStream(path, handlers, { lastEventId = "", minDelay = 200, m
           if (!text) continue;
           let parsed;
           try {
-            parsed = JSON.parse(text);
+            parsed = parseJson(text);
           } catch {
             parsed = text;
           }

@@ -1,5 +1,7 @@
 // Small DOM and formatting helpers shared by the views.
 
+import { RawNumber } from "./api.js";
+
 /** h("a", {href: "#/x", class: "y"}, "text", child...): an element; attributes starting with "on" are listeners. */
 export function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
@@ -124,11 +126,25 @@ export function parseLabels(text) {
   return labels;
 }
 
+/** JSON.stringify(value, null, 2), printing RawNumbers as their stored text. */
+export function prettyJson(value, indent = "") {
+  if (value instanceof RawNumber) return value.source;
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    if (!value.length) return "[]";
+    return `[\n${value.map((item) => inner + prettyJson(item, inner)).join(",\n")}\n${indent}]`;
+  }
+  const keys = Object.keys(value);
+  if (!keys.length) return "{}";
+  return `{\n${keys.map((key) => `${inner}${JSON.stringify(key)}: ${prettyJson(value[key], inner)}`).join(",\n")}\n${indent}}`;
+}
+
 const SHOWN_CHARS = 2000;
 
 /** A collapsible JSON value: pretty-printed, cut at SHOWN_CHARS with a "show all" button. */
 export function jsonBlock(title, value, testid, { open = false } = {}) {
-  const text = value === undefined ? "(none)" : JSON.stringify(value, null, 2);
+  const text = value === undefined ? "(none)" : prettyJson(value);
   const pre = h("pre", { class: "json", "data-testid": `${testid}-json` });
   const details = h("details", { "data-testid": testid, open }, h("summary", {}, title, h("span", { class: "muted" }, ` ${sizeText(text)}`)), pre);
   if (text.length <= SHOWN_CHARS) {

@@ -11,6 +11,7 @@ import {
   jsonBlock,
   labelChips,
   parseTime,
+  prettyJson,
   progressBar,
   shortName,
   stateBadge,
@@ -26,6 +27,7 @@ const ALLOWED = {
   cancel: new Set(["RUNNING", "PENDING", "PAUSED", "PAUSE_REQUESTED"]),
 };
 const VERBS = { pause: "Pause", resume: "Resume", cancel: "Cancel" };
+const DURATION_NOTE = "time between the step's recorded boundaries, pauses left out; steps reported together count in the first";
 
 export function renderOperation(main, id) {
   let operation = null;
@@ -107,7 +109,7 @@ export function renderOperation(main, id) {
       h("h2", {}, "Error"),
       h("p", {}, h("strong", { "data-testid": "error-code", class: "mono" }, error.code || "error"), " ", h("span", { "data-testid": "error-step" }, where)),
       h("pre", { class: "error-message", "data-testid": "error-message" }, error.message || ""),
-      traceback ? h("details", {}, h("summary", {}, "Traceback"), h("pre", { "data-testid": "error-traceback" }, typeof traceback === "string" ? traceback : JSON.stringify(traceback, null, 2))) : null,
+      traceback ? h("details", {}, h("summary", {}, "Traceback"), h("pre", { "data-testid": "error-traceback" }, typeof traceback === "string" ? traceback : prettyJson(traceback))) : null,
     );
   }
 
@@ -129,7 +131,7 @@ export function renderOperation(main, id) {
           { class: `step step-${status}`, "data-testid": "step-item", "data-status": status },
           h("span", { class: "mono" }, names[index] || `step ${number}`),
           h("span", { class: "muted small" }, ` ${status}`),
-          durations[number] !== undefined ? h("span", { class: "small", "data-testid": "step-duration" }, ` · ${duration(durations[number])}`) : null,
+          durations[number] ? h("span", { class: "small", "data-testid": "step-duration", title: DURATION_NOTE }, ` · ${duration(durations[number])}`) : null,
         ),
       );
     }

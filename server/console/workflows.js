@@ -1,7 +1,7 @@
 // The workflows page: each registered workflow with its steps and input schema, and a form to start a run.
 
 import { api, newRequestId } from "./api.js";
-import { errorBanner, formatTime, h, parseLabels, userSteps } from "./format.js";
+import { errorBanner, formatTime, h, parseLabels, prettyJson, userSteps } from "./format.js";
 
 export function renderWorkflows(main) {
   const list = h("div", { class: "workflows", "data-testid": "workflows" }, h("p", { class: "muted" }, "Loading…"));
@@ -31,7 +31,7 @@ function workflowCard(workflow) {
       "details",
       { "data-testid": "workflow-schema" },
       h("summary", {}, "Input schema"),
-      h("pre", { class: "json" }, schema === null || schema === undefined ? "any JSON value" : JSON.stringify(schema, null, 2)),
+      h("pre", { class: "json" }, schema === null || schema === undefined ? "any JSON value" : prettyJson(schema)),
     ),
     startForm(workflow, slug),
   );
