@@ -270,6 +270,7 @@ def test_the_timeline_reconnects_after_a_daemon_restart_without_losing_an_event(
         assert [e.seq for e in history(client, operation.id)] == list(range(1, last_seq + 1))
     seqs = [int(seq) for seq in page.locator("[data-testid=event]").evaluate_all("items => items.map(i => i.dataset.seq)")]
     assert seqs == list(range(1, last_seq + 1)), "every event once, in order, none lost across the restart"
+    page.screenshot(path=str(console.artifacts / "operation-after-restart.png"), full_page=True)
 
     page.get_by_test_id("nav-operations").click()  # every test's operations, for the README's picture
     expect(page.locator(f"[data-testid=operation-row][data-id='{operation.id}'] [data-testid=state]")).to_have_text("SUCCEEDED")
