@@ -17,6 +17,7 @@ from pausable.v1 import operation_pb2 as pb
 
 # `get` shows a value whole up to this many characters; --full shows everything.
 VALUE_CHARS = 400
+TRACEBACK_LINES = 12
 
 
 def step_label(op: pb.Operation) -> str:
@@ -50,6 +51,14 @@ def shortened(data: Any, full: bool) -> str:
     return f"{text[:VALUE_CHARS]}… ({len(text)} characters; --full shows all)"
 
 
+def traceback_end(text: str, full: bool) -> str:
+    """A traceback's last TRACEBACK_LINES lines (where it was raised, and the exception), or all of it when `full`."""
+    lines = text.rstrip().splitlines()
+    if full or len(lines) <= TRACEBACK_LINES:
+        return "\n".join(lines)
+    return "\n".join([f"… ({len(lines) - TRACEBACK_LINES} lines above; --full shows all)", *lines[-TRACEBACK_LINES:]])
+
+
 def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -69,6 +78,8 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
     if error is not None:
         where = f" (step {error.step}/{op.total_steps} {error.step_name})" if error.step else ""
         table.add_row("error", f"{error.code}: {error.message}{where}")
+        if error.traceback:
+            table.add_row("traceback", traceback_end(error.traceback, full))
     if op.labels:
         table.add_row("labels", ", ".join(f"{k}={v}" for k, v in sorted(op.labels.items())))
     table.add_row("created", op.create_time.ToDatetime().isoformat(timespec="seconds") + "Z")

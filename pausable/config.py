@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The example workflows (demo.etl, demo.tapped): loaded by `pausable dev` and the test launchers, never by default.
 EXAMPLES_MODULE = "pausable.workers.examples.demo"
+# OperationError.traceback keeps a failed step's traceback's end: workers send at most this, the daemon keeps at most this.
+MAX_TRACEBACK_CHARS = 16 << 10
 
 
 class Settings(BaseSettings):

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import grpc
 
+from pausable.config import MAX_TRACEBACK_CHARS
 from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
 from pausable.server import limits, offload, validation
@@ -236,6 +237,8 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             "step": request.step,
             "step_name": error.step_name[:200],
         }
+        if error.traceback:
+            error_fields["traceback"] = error.traceback[-MAX_TRACEBACK_CHARS:]
         state = await self.engine.fail(
             validation.operation_id(request.operation_id),
             _step(request.step),

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, TypeVar
 import grpc
 
 from pausable.clients.common import call_metadata, read_token, tls_credentials
-from pausable.config import get_settings
+from pausable.config import MAX_TRACEBACK_CHARS, get_settings
 from pausable.per_process import PerProcess
 from pausable.retry import TRANSIENT, RetryPolicy
 from pausable.targets import channel_options, channel_target
@@ -209,9 +209,20 @@ class DaemonLink:
         self.call(lambda s: s.ReportProgress, request)
 
     def fail(
-        self, operation_id: str, step: int, code: str, message: str, step_name: str, attempt: int = 0, *, step_token: str = ""
+        self,
+        operation_id: str,
+        step: int,
+        code: str,
+        message: str,
+        step_name: str,
+        attempt: int = 0,
+        *,
+        step_token: str = "",
+        traceback: str = "",
     ) -> None:
-        error = operation_pb2.OperationError(code=code, message=message, step=step, step_name=step_name)
+        error = operation_pb2.OperationError(
+            code=code, message=message, step=step, step_name=step_name, traceback=traceback[-MAX_TRACEBACK_CHARS:]
+        )
         request = worker_pb2.FailOperationRequest(
             operation_id=operation_id, step=step, error=error, attempt=attempt, step_token=step_token
         )

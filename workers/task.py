@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+from traceback import format_exception
 from typing import Any, NamedTuple
 
 import grpc
@@ -172,7 +173,16 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
     if position is not None:
         operation_id, step, attempt, token = position
         flush()
-        daemon().fail(operation_id, step, type(exception).__name__, str(exception), sender.name, attempt, step_token=token)  # type: ignore[union-attr]  # position is None without a sender
+        daemon().fail(
+            operation_id,
+            step,
+            type(exception).__name__,
+            str(exception),
+            sender.name,  # type: ignore[union-attr]  # position is None without a sender
+            attempt,
+            step_token=token,
+            traceback="".join(format_exception(exception)) if exception is not None else "",
+        )
 
 
 @worker_process_shutdown.connect

@@ -41,6 +41,8 @@ export interface OperationError {
   /** The proto's raw `step`: the 0-based index of the failed step, -1 when no step was involved. */
   stepIndex: number;
   stepName: string;
+  /** The worker's traceback of the failed step (its end); "" when the daemon decided the error (WORKER_LOST). */
+  traceback: string;
 }
 
 export interface Operation {

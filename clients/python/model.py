@@ -128,6 +128,7 @@ class StepError:
     message: str
     step: int
     step_name: str
+    traceback: str = ""  # the worker's traceback of the failed step, its end (empty when the daemon decided the error)
 
 
 class OperationData:
@@ -198,7 +199,7 @@ class OperationData:
             return None
         error = self.proto.error
         number = error.step_number or (error.step + 1 if error.step >= 0 else 0)
-        return StepError(error.code, error.message, number, error.step_name)
+        return StepError(error.code, error.message, number, error.step_name, error.traceback)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -291,7 +292,13 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
         data["result"] = view.result
     error = view.error
     if error is not None:
-        data["error"] = {"code": error.code, "message": error.message, "step": error.step, "step_name": error.step_name}
+        data["error"] = {
+            "code": error.code,
+            "message": error.message,
+            "step": error.step,
+            "step_name": error.step_name,
+            "traceback": error.traceback,
+        }
     data |= {
         "requester": op.requester,
         "labels": dict(sorted(op.labels.items())),

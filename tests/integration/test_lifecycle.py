@@ -128,6 +128,10 @@ def test_a_failing_step_fails_the_operation_with_its_error(client: Client) -> No
     assert failed.error.code == "StepFailed"
     assert failed.error.step == 2 and failed.error.step_name == "demo.etl.t3_filter"
     assert "fail_at_step=3" in failed.error.message
+    trace = failed.error.traceback
+    assert trace.startswith("Traceback (most recent call last):") and 'demo.py", line' in trace, trace
+    assert trace.rstrip().endswith("StepFailed: T3 filter failed on purpose (fail_at_step=3)")
+    assert client.get(op.id).error.traceback == trace  # type: ignore[union-attr]  # the SDK's StepError
 
 
 def test_daemon_killed_while_paused_then_restarted_resumes(private_stack: Stack) -> None:

@@ -33,7 +33,7 @@ def test_operation_json_keeps_exact_ints_and_plain_names() -> None:
     data = operation_dict(op)
     assert data["state"] == "FAILED" and data["last_seq"] == 7 and data["step"] == 2 and data["total_steps"] == 3
     assert data["input"] == {"rows": [1, 2], "step_seconds": 3} and data["result"] == 2**53 + 1
-    assert data["error"] == {"code": "E", "message": "boom", "step": 2, "step_name": "t2"}
+    assert data["error"] == {"code": "E", "message": "boom", "step": 2, "step_name": "t2", "traceback": ""}
     assert '"rows": [1, 2], "step_seconds": 3' in json.dumps(data), "no 1.0, 3.0"
     event = pb.OperationEvent(operation_id=op.id, seq=7, type=pb.EVENT_TYPE_FAILED, operation=op)
     assert event_dict(event)["type"] == "FAILED" and event_dict(event)["seq"] == 7

@@ -110,7 +110,14 @@ function toOperationError(error) {
   if (!error) return null;
   const index = error.step ?? -1; // the proto's 0-based index of the failed step; -1: no step involved
   const step = index >= 0 ? Number(error.stepNumber ?? 0) || index + 1 : null; // the daemon's user numbering when sent
-  return { code: error.code, message: error.message, step, stepIndex: index, stepName: error.stepName };
+  return {
+    code: error.code,
+    message: error.message,
+    step,
+    stepIndex: index,
+    stepName: error.stepName,
+    traceback: error.traceback || "",
+  };
 }
 
 /**

@@ -99,7 +99,9 @@ test('step is the daemon\'s step_number when sent: the user\'s steps, not the ta
 
 test('the error\'s step is 1-based too (null without a step), its 0-based index kept as stepIndex', () => {
   const failed = toOperation(message({ error: { code: 'StepFailed', message: 'boom', step: 2, stepName: 'demo.etl.t3_filter' } }));
-  assert.deepEqual(failed.error, { code: 'StepFailed', message: 'boom', step: 3, stepIndex: 2, stepName: 'demo.etl.t3_filter' });
+  assert.deepEqual(failed.error, {
+    code: 'StepFailed', message: 'boom', step: 3, stepIndex: 2, stepName: 'demo.etl.t3_filter', traceback: '',
+  });
   const lost = toOperation(message({ error: { code: 'WORKER_LOST', message: 'gone', step: -1, stepName: '' } }));
   assert.equal(lost.error.step, null);
   assert.equal(lost.error.stepIndex, -1);

@@ -61,7 +61,7 @@ export async function startDev({ timeoutMs = 60_000 } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pausable-node-'));
   const target = `127.0.0.1:${await freePort()}`;
   const args = ['--daemon', target, 'dev', '--data-dir', path.join(dir, 'data'),
-    '--database-url', `sqlite+aiosqlite:///${path.join(dir, 'p.db')}`];
+    '--database-url', `sqlite+aiosqlite:///${path.join(dir, 'p.db')}`, '--http-port', '0'];
   // Its own process group, so that a last-resort SIGKILL also reaches redis, the daemon and the worker.
   const child = spawn(findCli(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';

@@ -71,18 +71,20 @@ OPERATION_VIEW_BASIC: OperationView
 OPERATION_VIEW_FULL: OperationView
 
 class OperationError(_message.Message):
-    __slots__ = ("code", "message", "step", "step_name", "step_number")
+    __slots__ = ("code", "message", "step", "step_name", "step_number", "traceback")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     STEP_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     step: int
     step_name: str
     step_number: int
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ...) -> None: ...
+    traceback: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
     __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number")
