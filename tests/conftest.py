@@ -1,7 +1,8 @@
 """Fixtures shared by every test folder: tests/unit, tests/integration, tests/faults.
 
 The server fixtures (`redis_server`, `stack`, `private_stack`, `client`,
-`postgres`, `make_database`, `backend`) are defined here, at the top, so any
+`postgres`, `make_database`, `backend`, and `browser` for the web console's
+tests) are defined here, at the top, so any
 folder under tests/ gets them without importing anything; they import the
 launchers (pausable.cli.launch, support.stack, support.servers) only when a
 test asks for one, so `pytest tests/unit` never loads them.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
     from support.servers import PostgresServer
     from support.stack import Stack
 
@@ -96,6 +98,22 @@ def private_stack(tmp_path: Path, make_database: Callable[[Path], str]) -> Itera
 def client(stack: Stack) -> Iterator[Client]:
     with stack.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's package, see support/browser.py) for the console's tests; closed after the session."""
+    from support.browser import CHROMIUM_ARGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium: scripts/test installs Debian's chromium package (as root), or set PAUSABLE_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 UNIT_TESTS = Path(__file__).parent / "unit"
