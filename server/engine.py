@@ -163,6 +163,10 @@ class Engine:
     ) -> domain.Page[Operation]:
         return await self.store.list_operations(where, limit=limit, before_id=before_id, values=values)
 
+    async def newest_cursor(self) -> str:
+        """The WatchEvents cursor of the newest event (Reads.newest_cursor): what a watcher starting now goes on from."""
+        return await self.store.newest_cursor()
+
     async def workflows(self) -> builtins.list[Workflow]:
         return await self.store.list_workflows()
 

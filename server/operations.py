@@ -84,9 +84,9 @@ async def list_page(engine: Engine, request: pb.ListOperationsRequest) -> tuple[
     return page, validation.encode_page_token(page[-1].header.id) if more and page else ""
 
 
-def encoded_page(page: list[OperationParts], next_page_token: str) -> Encoded[pb.ListOperationsResponse]:
+def encoded_page(page: list[OperationParts], next_page_token: str, events_cursor: str) -> Encoded[pb.ListOperationsResponse]:
     """The ListOperations reply of a page, serialized (see encoded.py); its `message` leaves the operations out."""
-    message = pb.ListOperationsResponse(next_page_token=next_page_token)
+    message = pb.ListOperationsResponse(next_page_token=next_page_token, events_cursor=events_cursor)
     return Encoded(message, encoded.message_with(message, [("operations", parts.serialized()) for parts in page]))
 
 
@@ -128,7 +128,8 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def ListOperations(
         self, request: pb.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> Encoded[pb.ListOperationsResponse]:
-        return encoded_page(*await list_page(self.engine, request))
+        events_cursor = await self.engine.newest_cursor()  # before the page: what follows it is after the page's read
+        return encoded_page(*await list_page(self.engine, request), events_cursor)
 
     async def _command(self, kind: Command, operation_id: str, request_id: str, reason: str) -> Operation:
         operation_id = validation.operation_id(operation_id)

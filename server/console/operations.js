@@ -59,6 +59,9 @@ export function renderOperations(main, search) {
   const rows = new Map(); // operation id -> {row, lastSeq, operation}
   let stream = null;
   let disposed = false;
+  // Where the live stream starts: the cursor the first page came with, so it sends only what changed after that
+  // read (not the whole history), and misses nothing.
+  let eventsCursor = "";
 
   const status = h("span", { class: "live", "data-testid": "live-status", role: "status" }, "");
   const message = h("div", { "data-testid": "list-message" });
@@ -146,6 +149,7 @@ export function renderOperations(main, search) {
       return;
     }
     if (disposed) return;
+    if (!stream) eventsCursor = reply.eventsCursor || "";
     tokens.length = page;
     tokens.push(token || "");
     next.dataset.token = reply.nextPageToken || "";
@@ -193,7 +197,7 @@ export function renderOperations(main, search) {
   function subscribe() {
     // States are filtered here, not by the server: WatchEvents filters on an operation's current state, which
     // would leave a row that has just left the filtered states showing its old state.
-    const path = `/v1/events${query({ workflow: filters.workflow, requester: filters.requester, labels: filters.labels })}`;
+    const path = `/v1/events${query({ workflow: filters.workflow, requester: filters.requester, labels: filters.labels, afterCursor: eventsCursor })}`;
     stream = openStream(path, {
       onMessage: ({ data }) => onEvent(data),
       onStatus: (name, detail) => {

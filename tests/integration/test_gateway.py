@@ -65,7 +65,7 @@ def test_list_filters_and_pages_like_list_operations(stack: Stack, client: Clien
     assert [op["id"] for op in second["operations"]] == ids[:1] and second["nextPageToken"] == ""
     assert second["operations"][0]["result"]["summary"]["count"] == 5
     none = call(stack.http_url, "GET", f"/v1/operations?labels[suite]={suite}&states=OPERATION_STATE_PAUSED").body
-    assert none == {"operations": [], "nextPageToken": ""}
+    assert none["operations"] == [] and none["nextPageToken"] == ""
 
 
 def test_pause_and_resume_over_http(stack: Stack, client: Client) -> None:
@@ -203,3 +203,16 @@ def test_a_stream_cut_by_a_daemon_restart_goes_on_from_last_event_id_without_a_g
     seqs = [int(event.id) for event in seen + resumed[:-1]]
     assert seqs == list(range(1, len(seqs) + 1)), "no event lost or repeated across the restart"
     assert resumed[-2].data["type"] == "EVENT_TYPE_SUCCEEDED"
+
+
+def test_a_list_gives_the_cursor_to_follow_changes_after_it_without_the_history(stack: Stack, client: Client) -> None:
+    suite = uuid.uuid4().hex
+    before = start(stack, suite, **QUICK)
+    history(client, before["id"])
+    page = call(stack.http_url, "GET", f"/v1/operations?labels[suite]={suite}").body
+    assert [op["id"] for op in page["operations"]] == [before["id"]] and page["eventsCursor"]
+    after = start(stack, suite, **QUICK)
+    stream = events(stack.http_url, f"/v1/events?labels[suite]={suite}&afterCursor={page['eventsCursor']}")
+    first = next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    assert (first.data["operationId"], first.data["type"]) == (after["id"], "EVENT_TYPE_CREATED"), "nothing from before the list"
