@@ -151,6 +151,8 @@ export interface ListPage {
   operations: Operation[];
   /** Empty on the last page. */
   nextPageToken: string;
+  /** WatchEvents' after_cursor that follows every change after this page was read (list, then watch). */
+  eventsCursor: string;
 }
 
 export interface CommandOptions {

@@ -257,14 +257,19 @@ export class Client {
   }
 
   /**
-   * Newest first; resolves to { operations, nextPageToken } ('' on the last page). Operations come without input
+   * Newest first; resolves to { operations, nextPageToken, eventsCursor } (nextPageToken '' on the last page;
+   * eventsCursor: WatchEvents from it, as after_cursor, follows every change after the page was read). Operations come without input
    * and result unless `full` is true; a page may end early (byte bound) with a nextPageToken.
    */
   async list({ states = [], workflow = '', pageSize = 0, pageToken = '', full = false } = {}) {
     const view = full ? 'OPERATION_VIEW_FULL' : 'OPERATION_VIEW_BASIC';
     const request = { states: states.map(stateEnum), workflow, pageSize, pageToken, view };
     const response = await this.#call('ListOperations', request, { read: true });
-    return { operations: response.operations.map(toOperation), nextPageToken: response.nextPageToken };
+    return {
+      operations: response.operations.map(toOperation),
+      nextPageToken: response.nextPageToken,
+      eventsCursor: response.eventsCursor,
+    };
   }
 
   /** Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED). */
