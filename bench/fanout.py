@@ -24,7 +24,7 @@ import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -58,51 +58,65 @@ class Side:
     all_subscribed: Callable[[int, int], Awaitable[bool]]  # (streams seen live, streams opened)
 
 
+@dataclass
+class Deliveries:
+    """What the streams of one pass received: delays (s) of live events, and how many streams saw their replayed one."""
+
+    delays: list[float] = field(default_factory=list)
+    subscribed: int = 0
+
+
+async def drive(
+    side: Side, watchers: int, events: int, interval: float, watch: Callable[[int, Deliveries], Awaitable[None]]
+) -> tuple[list[float], float]:
+    """Opens `watchers` streams (`watch(index, deliveries)`, in waves, each live before the next), sends `events`
+    events on schedule, reads the server's RSS, sends the one that ends every stream; the delays and the RSS (MB)."""
+    received = Deliveries()
+    tasks: list[asyncio.Task[None]] = []
+    deadline = time.monotonic() + 60 + watchers / 100
+    while len(tasks) < watchers:
+        wave = range(len(tasks), min(len(tasks) + OPENING_WAVE, watchers))
+        tasks += [asyncio.create_task(watch(i, received)) for i in wave]
+        while not await side.all_subscribed(received.subscribed, len(tasks)):
+            if time.monotonic() > deadline or any(task.done() for task in tasks):
+                raise TimeoutError(f"{received.subscribed} of {watchers} watchers subscribed to {side.target}")
+            await asyncio.sleep(0.05)
+    began = time.monotonic()
+    for index in range(events):
+        await asyncio.sleep(max(began + index * interval - time.monotonic(), 0.0))
+        await side.emit(index, False)
+    await asyncio.sleep(max(began + events * interval - time.monotonic(), 0.0))
+    memory = rss_mb(side.pid)
+    await side.emit(events, True)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120 + watchers / 50)
+    if len(received.delays) != watchers * events:
+        raise RuntimeError(f"{len(received.delays)} deliveries of {watchers * events}")
+    return received.delays, memory
+
+
 async def fanout_pass(side: Side, watchers: int, events: int, interval: float) -> tuple[list[float], float]:
-    """Delivery delays (s) of `events` PROGRESS events to `watchers` streams, and the server's RSS (MB) after them."""
+    """Delivery delays (s) of `events` PROGRESS events to `watchers` Watch streams, and the server's RSS (MB) after them."""
     channels = [
         grpc.aio.insecure_channel(side.target, options=CHANNEL_OPTIONS) for _ in range(math.ceil(watchers / STREAMS_PER_CHANNEL))
     ]
-    delays: list[float] = []
-    subscribed = 0
+    stubs = [operation_pb2_grpc.OperationServiceStub(channel) for channel in channels]
 
-    async def watch(stub: operation_pb2_grpc.OperationServiceStub) -> None:
-        nonlocal subscribed
-        async for response in stub.Watch(side.request):
+    async def watch(index: int, received: Deliveries) -> None:
+        async for response in stubs[index // STREAMS_PER_CHANNEL].Watch(side.request):
             arrived = time.time()
             event = response.event
             if event.seq <= side.request.after_seq + 1 and side.request.after_seq:
-                subscribed += 1  # the replayed event before the live ones
+                received.subscribed += 1  # the replayed event before the live ones
             elif event.type == pb.EVENT_TYPE_PROGRESS:
-                delays.append(arrived - event.time.ToNanoseconds() / 1e9)
+                received.delays.append(arrived - event.time.ToNanoseconds() / 1e9)
             if event.type in (pb.EVENT_TYPE_SUCCEEDED, pb.EVENT_TYPE_CANCELLED):
                 return
 
     try:
-        stubs = [operation_pb2_grpc.OperationServiceStub(channel) for channel in channels]
-        tasks: list[asyncio.Task[None]] = []
-        deadline = time.monotonic() + 60 + watchers / 100
-        while len(tasks) < watchers:
-            wave = range(len(tasks), min(len(tasks) + OPENING_WAVE, watchers))
-            tasks += [asyncio.create_task(watch(stubs[i // STREAMS_PER_CHANNEL])) for i in wave]
-            while not await side.all_subscribed(subscribed, len(tasks)):
-                if time.monotonic() > deadline or any(task.done() for task in tasks):
-                    raise TimeoutError(f"{subscribed} of {watchers} watchers subscribed to {side.target}")
-                await asyncio.sleep(0.05)
-        began = time.monotonic()
-        for index in range(events):
-            await asyncio.sleep(max(began + index * interval - time.monotonic(), 0.0))
-            await side.emit(index, False)
-        await asyncio.sleep(max(began + events * interval - time.monotonic(), 0.0))
-        memory = rss_mb(side.pid)
-        await side.emit(events, True)
-        await asyncio.wait_for(asyncio.gather(*tasks), 120 + watchers / 50)
+        return await drive(side, watchers, events, interval, watch)
     finally:
         for channel in channels:
             await channel.close(grace=None)
-    if len(delays) != watchers * events:
-        raise RuntimeError(f"{len(delays)} deliveries of {watchers * events}")
-    return delays, memory
 
 
 async def baseline_side(target: str, pid: int, watchers: int, padding: str, emitter: grpc.aio.Channel) -> Side:

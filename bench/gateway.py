@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import grpc
 import orjson
-from fanout import Side, fanout_pass, pausable_side, rss_mb
+from fanout import Deliveries, Side, drive, fanout_pass, pausable_side
 from stats import p99
 
 from pausable.v1 import operation_pb2 as pb
@@ -88,15 +88,12 @@ def measure_get(target: str, http_url: str, operation_id: str, rounds: int, call
 
 async def sse_pass(http_url: str, side: Side, watchers: int, events: int, interval: float) -> tuple[list[float], float]:
     """fanout.fanout_pass with SSE subscribers: the delivery delays (s) and the daemon's RSS (MB) after the events."""
-    delays: list[float] = []
-    subscribed = 0
     path = f"/v1/operations/{side.request.operation_id}/events?afterSeq={side.request.after_seq}"
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(http_url, connector=connector, timeout=timeout) as session:
 
-        async def watch() -> None:
-            nonlocal subscribed
+        async def watch(_index: int, received: Deliveries) -> None:
             async with session.get(path) as response:
                 assert response.status == 200, await response.text()
                 async for line in response.content:
@@ -106,29 +103,13 @@ async def sse_pass(http_url: str, side: Side, watchers: int, events: int, interv
                     event = orjson.loads(line[6:])
                     seq = int(event.get("seq", 0))
                     if seq and seq <= side.request.after_seq + 1:
-                        subscribed += 1
+                        received.subscribed += 1
                     elif event.get("type") == "EVENT_TYPE_PROGRESS":
-                        delays.append(arrived - event_time(event["time"]))
+                        received.delays.append(arrived - event_time(event["time"]))
                     if event.get("type") in ("EVENT_TYPE_SUCCEEDED", "EVENT_TYPE_CANCELLED"):
                         return
 
-        tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
-        deadline = time.monotonic() + 60 + watchers / 100
-        while not await side.all_subscribed(subscribed, len(tasks)):
-            if time.monotonic() > deadline or any(task.done() for task in tasks):
-                raise TimeoutError(f"{subscribed} of {watchers} SSE subscribers opened")
-            await asyncio.sleep(0.05)
-        began = time.monotonic()
-        for index in range(events):
-            await asyncio.sleep(max(began + index * interval - time.monotonic(), 0.0))
-            await side.emit(index, False)
-        await asyncio.sleep(max(began + events * interval - time.monotonic(), 0.0))
-        memory = rss_mb(side.pid)
-        await side.emit(events, True)
-        await asyncio.wait_for(asyncio.gather(*tasks), 120 + watchers / 50)
-    if len(delays) != watchers * events:
-        raise RuntimeError(f"{len(delays)} SSE deliveries of {watchers * events}")
-    return delays, memory
+        return await drive(side, watchers, events, interval, watch)
 
 
 def measure_sse_fanout(
