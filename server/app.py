@@ -182,16 +182,16 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
     if port == 0:
         raise SystemExit(f"cannot listen on {address}: is another daemon running there?")
     await server.start()
-    for name in (*SERVICE_NAMES, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
     daemon = Daemon(server, store, hub, engine, health_servicer, port, listener=listener, observability=observability)
-    if settings.http_port:
+    if settings.http_port:  # before the health service says SERVING: whoever waits on it may use the gateway at once
         from pausable.server.gateway import Gateway  # aiohttp only with the gateway on: 9 MB of RSS, 80 ms to import
 
         daemon.gateway = Gateway(settings, registrar.handlers)
         http_port = await daemon.gateway.start(address.rsplit(":", 1)[0].strip("[]"))
         log.info("HTTP gateway and web console on port %d", http_port)
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("pausable daemon listening on port %d, store %s", port, store.engine.url.render_as_string(hide_password=True))
     daemon.background.extend(observability.start(daemon, SERVICE_NAMES))
     daemon.background.append(asyncio.create_task(engine.run_sweeps(), name="pausable-sweeps"))
     if settings.retention_seconds > 0:

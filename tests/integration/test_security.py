@@ -10,8 +10,10 @@ no authentication mode.
 from __future__ import annotations
 
 import datetime
+import http.client
 import ipaddress
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -375,14 +377,26 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+def https_status(port: int, path: str, context: ssl.SSLContext) -> int:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
 def test_mutual_tls_names_the_client_by_its_certificate(tmp_path: Path, pki: dict[str, Path]) -> None:
     redis = RedisServer(tmp_path / "redis").start()
-    port = free_port()
+    port, http_port = free_port(), free_port()
     env = {
         **os.environ,
         "PAUSABLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
         "PAUSABLE_BROKER_URL": redis.url,
         "PAUSABLE_LISTEN": f"127.0.0.1:{port}",
+        "PAUSABLE_HTTP_PORT": str(http_port),
     }
     args = ["serve", "--tls-cert", str(pki["server"]), "--tls-key", str(pki["server_key"]), "--client-ca", str(pki["ca"])]
     log = (tmp_path / "daemon.log").open("ab")
@@ -413,6 +427,13 @@ def test_mutual_tls_names_the_client_by_its_certificate(tmp_path: Path, pki: dic
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(ca)) as channel:
             error = failure(operation_pb2_grpc.OperationServiceStub(channel).ListWorkflows, pb.ListWorkflowsRequest())
             assert error.code() == grpc.StatusCode.UNAVAILABLE
+        # The HTTP gateway serves HTTPS with the same certificate and asks for a client certificate the same way.
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        context.load_cert_chain(pki["client"], pki["client_key"])
+        assert https_status(http_port, "/v1/operations?requester=carol.clients.example", context) == 200
+        assert https_status(http_port, "/v1/operations?requester=carol", context) == 403
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            https_status(http_port, "/v1/workflows", ssl.create_default_context(cafile=str(pki["ca"])))
     finally:
         stop_process(daemon)
         redis.stop()
