@@ -187,7 +187,14 @@ async def start(settings: Settings, listen: str | None = None) -> Daemon:
         from pausable.server.gateway import Gateway  # aiohttp only with the gateway on: 9 MB of RSS, 80 ms to import
 
         daemon.gateway = Gateway(settings, registrar.handlers)
-        http_port = await daemon.gateway.start(address.rsplit(":", 1)[0].strip("[]"))
+        host = address.rsplit(":", 1)[0].strip("[]")
+        try:
+            http_port = await daemon.gateway.start(host)
+        except OSError as error:
+            await server.stop(None)
+            raise SystemExit(
+                f"cannot serve HTTP on {host}:{settings.http_port} ({error.strerror}): choose another --http-port"
+            ) from None
         log.info("HTTP gateway and web console on port %d", http_port)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
