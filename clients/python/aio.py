@@ -172,13 +172,13 @@ class AsyncClient:
 
     async def steps(self, operation_id: str, *, results: bool = False) -> builtins.list[StepRecord]:
         """The operation's step history, oldest first; `results`: with each step's result."""
-        return [StepRecord.from_proto(record) for record in (await self._history(operation_id, results)).steps]
+        return [StepRecord.from_proto(record) for record in (await self.history(operation_id, results)).steps]
 
     async def forks(self, operation_id: str) -> builtins.list[str]:
         """Ids of the operations forked from this one, oldest first."""
-        return list((await self._history(operation_id, False)).forks)
+        return list((await self.history(operation_id, False)).forks)
 
-    async def _history(self, operation_id: str, results: bool) -> pb.GetOperationResponse:
+    async def history(self, operation_id: str, results: bool = False) -> pb.GetOperationResponse:
         request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
         return await self._call(self.stub.GetOperation, request, read=True)
 

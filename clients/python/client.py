@@ -181,13 +181,13 @@ class Client:
 
     def steps(self, operation_id: str, *, results: bool = False) -> builtins.list[StepRecord]:
         """The operation's step history, oldest first; `results`: with each step's result."""
-        return [StepRecord.from_proto(record) for record in self._history(operation_id, results).steps]
+        return [StepRecord.from_proto(record) for record in self.history(operation_id, results).steps]
 
     def forks(self, operation_id: str) -> builtins.list[str]:
         """Ids of the operations forked from this one, oldest first."""
-        return list(self._history(operation_id, False).forks)
+        return list(self.history(operation_id, False).forks)
 
-    def _history(self, operation_id: str, results: bool) -> pb.GetOperationResponse:
+    def history(self, operation_id: str, results: bool = False) -> pb.GetOperationResponse:
         request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
         return self._call(self.stub.GetOperation, request, read=True)
 

@@ -6,14 +6,17 @@ pauses after it, step 2 declaring an input schema, step 3 failing until a flag f
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from support.stack import Stack, history, state_is, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
+from pausable.cli.main import main
 from pausable.clients import FailedPrecondition, InvalidArgument, StepRecord
 from pausable.v1 import operation_pb2 as pb
 
@@ -140,3 +143,19 @@ def test_resume_with_input_retry_and_fork_keep_every_step_in_the_history(calc: S
         assert client.fork(op.id, 2, {"n": 1}).wait(timeout=TIMEOUT)["n"] == 50  # (1 × 2 + 3) × 10
         with pytest.raises(InvalidArgument):
             client.fork(op.id, 5)
+
+        # The CLI: get --steps (text and JSON), fork, and the refusals' exit code.
+        def cli(*args: str) -> Result:
+            return CliRunner().invoke(main, ["--daemon", calc.target, *args], catch_exceptions=False)
+
+        shown = cli("get", op.id, "--steps")
+        assert shown.exit_code == 0 and "history.calc.three" in shown.output and f"forks: {child.id}, " in shown.output
+        listed = json.loads(cli("get", op.id, "--steps", "-o", "json").output)
+        assert [entry["kind"] for entry in listed["steps"]] == [kind for kind, _step, _attempt in kinds(steps)]
+        assert listed["steps"][1]["previous"]["n"] == 2 and listed["forks"][0] == child.id
+        forked = cli("fork", op.id, "--from-step", "4", "-q", "--reason", "cli")
+        assert forked.exit_code == 0, forked.output
+        assert client.get(forked.output.strip()).wait(timeout=TIMEOUT) == client.get(op.id).result
+        refused_cli = cli("resume", op.id, "--input", '{"n": 1}')
+        assert refused_cli.exit_code == 1 and "FAILED_PRECONDITION" in refused_cli.output
+        assert cli("retry", op.id).exit_code == 1
