@@ -36,18 +36,17 @@ def upgrade() -> None:
         sa.Column("previous_json", sa.Text(), nullable=True),
     )
     op.create_index("ix_step_results_operation_id", "step_results", ["operation_id", "id"])
-    with op.batch_alter_table("operations") as batch:
-        batch.add_column(sa.Column("parent_id", sa.String(32), nullable=True))
-        batch.add_column(sa.Column("forked_from_step", sa.Integer(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("step_started_at", sa.DateTime(timezone=True), nullable=True))
-        batch.create_index("ix_operations_parent_id", ["parent_id", "id"])
+    op.add_column("operations", sa.Column("parent_id", sa.String(32), nullable=True))
+    op.add_column("operations", sa.Column("forked_from_step", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("operations", sa.Column("step_started_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_operations_parent_id", "operations", ["parent_id", "id"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("operations") as batch:
-        batch.drop_index("ix_operations_parent_id")
-        batch.drop_column("step_started_at")
-        batch.drop_column("forked_from_step")
-        batch.drop_column("parent_id")
+    # Plain ALTER TABLE ... DROP COLUMN on SQLite too (3.35+): batch mode would copy the operations table and drop the
+    # old one, and with foreign keys on that DROP deletes every event and label (ON DELETE CASCADE).
+    op.drop_index("ix_operations_parent_id", table_name="operations")
+    for column in ("step_started_at", "forked_from_step", "parent_id"):
+        op.execute(f"ALTER TABLE operations DROP COLUMN {column}")
     op.drop_index("ix_step_results_operation_id", table_name="step_results")
     op.drop_table("step_results")
