@@ -6,6 +6,7 @@ pauses after it, step 2 declaring an input schema, step 3 failing until a flag f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from support.stack import Stack, history, state_is, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
 from pausable.cli.main import main
-from pausable.clients import FailedPrecondition, InvalidArgument, StepRecord
+from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument, StepRecord
 from pausable.v1 import operation_pb2 as pb
 
 TESTS = Path(__file__).resolve().parent.parent  # tests/: workflows_history.py
@@ -143,6 +144,16 @@ def test_resume_with_input_retry_and_fork_keep_every_step_in_the_history(calc: S
         assert client.fork(op.id, 2, {"n": 1}).wait(timeout=TIMEOUT)["n"] == 50  # (1 × 2 + 3) × 10
         with pytest.raises(InvalidArgument):
             client.fork(op.id, 5)
+
+        # The async SDK says the same.
+        async def read_async() -> tuple[list[StepRecord], list[str], str]:
+            async with AsyncClient(calc.target) as aclient:
+                with pytest.raises(FailedPrecondition):  # SUCCEEDED: nothing to retry
+                    await aclient.retry(op.id)
+                return await aclient.steps(op.id), await aclient.forks(op.id), (await aclient.fork(op.id, 4)).parent_id
+
+        async_steps, async_forks, async_parent = asyncio.run(read_async())
+        assert kinds(async_steps) == kinds(steps) and async_forks[0] == child.id and async_parent == op.id
 
         # The CLI: get --steps (text and JSON), fork, and the refusals' exit code.
         def cli(*args: str) -> Result:
