@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain, jsontext, states
+from pausable.server import auth, domain, jsontext, states, validation
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import (
     UNPARSED,
@@ -195,7 +195,7 @@ class Engine:
             input_json, value = (given[0] if given is not None else parent.input_json or "null"), None
         else:
             input_json, value = parent.input_json or "null", given[0] if given is not None else recorded
-        labels = {**parent.labels, **labels}
+        labels = validation.labels({**parent.labels, **labels})  # the parent's and the given ones: still bounded
         fork = Fork(operation_id, from_step, start, value, reason)
         workflow = replace(registered, plan=plan)
         change = await self.store.create_operation(

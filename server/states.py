@@ -201,6 +201,14 @@ class Numbering:
         after inserted entries; the last once all have finished (`index` at the plan's end); 0 without steps."""
         return min(self._before[min(max(index, 0), len(self.counted))] + 1, self.count)
 
+    def produced_by(self, index: int) -> str:
+        """The task name of the user step whose result plan entry `index` passes on: the entry itself, or, for an
+        inserted entry, the last user step before it ("" when none)."""
+        for at in range(min(index, len(self.counted) - 1), -1, -1):
+            if self.counted[at]:
+                return self.names[at]
+        return ""
+
     def name(self, index: int) -> str:
         """The task name of the user step `number(index)` (Operation.current_step_name); empty once all have finished."""
         for at in range(max(index, 0), len(self.counted)):

@@ -838,21 +838,17 @@ class Store(Reads):
         """Add an entry to the step history (models.StepResultRow): `step` is the plan index whose result the value is
         (for an "input", the step whose result it stands in for); the user's step is the one that produced it, or,
         for an "input", the one that receives it."""
-        number = (
-            numbering.number(step + 1)
-            if kind == "input"
-            else numbering.done(step)
-            if kind == "result"
-            else numbering.number(step)
-        )
+        if kind == "input":
+            number, name = numbering.number(step + 1), numbering.name(step + 1)
+        elif kind == "result":  # an inserted entry (a pause point, the closing task) passes on its user step's result
+            number, name = numbering.done(step), numbering.produced_by(step)
+        else:
+            number, name = numbering.number(step), numbering.name(step)
         values = {
-            "operation_id": row.id, "kind": kind, "step": step, "step_number": number,
-            "name": numbering.names[step] if 0 <= step < len(numbering.names) else "", "attempt": row.attempt,
-            "started_at": started, "ended_at": now, "result_json": result_json,
+            "operation_id": row.id, "kind": kind, "step": step, "step_number": number, "name": name,
+            "attempt": row.attempt, "started_at": started, "ended_at": now, "result_json": result_json,
             "result_bytes": len(result_json.encode()) if result_json is not None else 0, "previous_json": previous_json,
         }  # fmt: skip
-        if kind == "input":
-            values["name"] = numbering.name(step + 1)
         if (deferred := self.postgres_writer.deferred) is not None:
             deferred.inserts.append((INSERT_STEP_RESULT, values))
         else:

@@ -33,6 +33,7 @@ def test_fork_starts_at_the_users_step_skipping_inserted_entries() -> None:
     plan = [{"task": "a"}, {"task": "p", "inserted": True}, {"task": "b"}, {"task": "c"}, {"task": "f", "inserted": True}]
     numbering = states.Numbering.of(plan)
     assert [states.fork_start(n, numbering) for n in (1, 2, 3)] == [0, 2, 3]
+    assert [numbering.produced_by(i) for i in range(5)] == ["a", "a", "b", "c", "c"], "inserted entries pass results on"
     for wrong in (0, 4):
         with pytest.raises(ValueError, match="from 1 to 3"):
             states.fork_start(wrong, numbering)
