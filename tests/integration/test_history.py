@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from support.histories import assert_legal
 from support.stack import Stack, history, state_is, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
@@ -92,6 +93,7 @@ def test_resume_with_input_retry_and_fork_keep_every_step_in_the_history(calc: S
         assert client.retry(op.id, request_id="retry-once").last_seq >= retried.last_seq  # idempotent: no second retry
         assert client.get(op.id).wait(timeout=TIMEOUT)["n"] == 130  # (10 + 3) × 10
         events = history(client, op.id)
+        assert_legal(events)
         types = [pb.EventType.Name(event.type) for event in events]
         assert types.count("EVENT_TYPE_RETRIED") == 1 and types[-1] == "EVENT_TYPE_SUCCEEDED"
         assert types.index("EVENT_TYPE_FAILED") < types.index("EVENT_TYPE_RETRIED")
