@@ -1,6 +1,6 @@
 """The root of the `pausable` command: the options every command shares, and the commands of both halves.
 
-Operation commands (start, get, ls, pause, resume, cancel, watch, workflows)
+Operation commands (start, get, ls, pause, resume, cancel, retry, fork, watch, workflows)
 are clients of the daemon and live in `operations`; the commands that run the
 system (serve, worker, dev) live in `daemon`. Both read `ctx.obj` set here.
 """

@@ -1,4 +1,5 @@
-"""The commands that steer operations through the daemon: start, get, ls, pause, resume, cancel, watch, workflows.
+"""The commands that steer operations through the daemon: start, get, ls, pause, resume, cancel, retry, fork, watch,
+workflows.
 
 Each is a thin shell over the Python SDK (`pausable.clients`); how results
 are printed is `render`'s job, and `-o json` prints the SDK's own JSON form
@@ -20,7 +21,17 @@ from rich.console import Console
 from pausable import tracing
 from pausable.cli.exits import EXIT_CODES, EXIT_ERROR, EXIT_HELP
 from pausable.cli.shared import client_options
-from pausable.clients import Client, NotFound, Operation, PausableError, operation_dict, state_name, workflow_dict
+from pausable.clients import (
+    Client,
+    NotFound,
+    Operation,
+    PausableError,
+    StepRecord,
+    operation_dict,
+    state_name,
+    workflow_dict,
+)
+from pausable.clients.common import NO_INPUT
 from pausable.v1 import operation_pb2 as pb
 
 console = Console()
@@ -161,18 +172,37 @@ def start(
 @click.command()
 @click.argument("operation_id")
 @click.option("--full", is_flag=True, help="show the input and result whole (text output cuts long ones)")
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="also list every step recorded (name, attempt, times, result size; with --full or -o json their results)",
+)
 @client_options
 @click.pass_context
 @_handle_errors
-def get(ctx: click.Context, operation_id: str, full: bool) -> None:
-    """Show one operation: state, step, progress, input, result or error.
+def get(ctx: click.Context, operation_id: str, full: bool, steps: bool) -> None:
+    """Show one operation: state, step, progress, input, result or error (and its step history with --steps).
 
     \b
     Example:
       pausable get 01a218bd9c9be7d3da3aa68db8c96158
       pausable get ID -o json | jq .state
+      pausable get ID --steps
     """
-    _emit(ctx, _client(ctx).get(operation_id).proto, full=full)
+    client = _client(ctx)
+    if not steps:
+        _emit(ctx, client.get(operation_id).proto, full=full)
+        return
+    from pausable.cli.render import print_steps
+
+    results = full or ctx.obj["output"] == "json"
+    reply = client.history(operation_id, results)
+    records = [StepRecord.from_proto(record) for record in reply.steps]
+    if ctx.obj["output"] == "json":
+        _json({**operation_dict(reply.operation), "steps": [r.to_dict() for r in records], "forks": list(reply.forks)})
+        return
+    _emit(ctx, reply.operation, full=full)
+    print_steps(console, records, list(reply.forks), full=full)
 
 
 @click.command(name="ls")
@@ -239,11 +269,99 @@ pause = _command(
     "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
     "and the operation SUCCEEDS.\n\n\b\nExample:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID",
 )
-resume = _command(
-    "resume",
-    "Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.\n\n"
-    "Any worker picks up the remaining steps, fed the stored result of the last one.\n\n\b\nExample:\n  pausable resume ID --reason 'maintenance over'",
+REASON_HELP = "why (at most 1000 characters): recorded with your name on the event, shown by `pausable watch`"
+
+
+def _json_option(text: str | None, hint: str) -> Any:
+    """The JSON value of an --input option; NO_INPUT when it was not given."""
+    if text is None:
+        return NO_INPUT
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint=hint) from None
+
+
+@click.command()
+@click.argument("operation_id")
+@click.option(
+    "--input", "-i", "input_json", default=None, metavar="JSON", help="what the next step receives instead of the stored result"
 )
+@click.option("--reason", default="", metavar="TEXT", help=REASON_HELP)
+@client_options
+@click.pass_context
+@_handle_errors
+def resume(ctx: click.Context, operation_id: str, input_json: str | None, reason: str) -> None:
+    """Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.
+
+    Any worker picks up the remaining steps, fed the stored result of the last one, or, with --input, that value
+    instead (only when PAUSED; checked against the next step's input schema; the old and new values stay in the
+    step history, `pausable get ID --steps`).
+
+    \b
+    Example:
+      pausable resume ID --reason 'maintenance over'
+      pausable resume ID --input '{"rows": 500}' --reason 'fewer rows'
+    """
+    data = _json_option(input_json, "--input")
+    _emit(ctx, _client(ctx).resume(operation_id, reason=reason, input=data).proto)
+
+
+@click.command()
+@click.argument("operation_id")
+@click.option("--reason", default="", metavar="TEXT", help=REASON_HELP)
+@client_options
+@click.pass_context
+@_handle_errors
+def retry(ctx: click.Context, operation_id: str, reason: str) -> None:
+    """Run a FAILED or CANCELLED OPERATION_ID again from the step that failed (or was interrupted).
+
+    The same operation goes on (a RETRIED event, then the steps), fed the result stored before that step.
+
+    \b
+    Example:
+      pausable retry ID --reason 'the database is back' && pausable watch ID
+    """
+    _emit(ctx, _client(ctx).retry(operation_id, reason=reason).proto)
+
+
+@click.command()
+@click.argument("operation_id")
+@click.option("--from-step", "-s", type=click.IntRange(min=1), required=True, help="the 1-based step the fork starts at")
+@click.option(
+    "--input", "-i", "input_json", default=None, metavar="JSON", help="what that step receives (default: what the parent's did)"
+)
+@click.option("--label", "-l", "labels", multiple=True, help="KEY=VALUE (repeatable; the parent's labels are kept)")
+@click.option("--reason", default="", metavar="TEXT", help=REASON_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="print only the new operation's id")
+@client_options
+@click.pass_context
+@_handle_errors
+def fork(
+    ctx: click.Context,
+    operation_id: str,
+    from_step: int,
+    input_json: str | None,
+    labels: tuple[str, ...],
+    reason: str,
+    quiet: bool,
+) -> None:
+    """Start a new operation of OPERATION_ID's workflow at step --from-step, fed what that step received in the
+    parent (or --input). Both records name the link: the fork's parent_id, the parent's forks (`get --steps`).
+
+    \b
+    Example:
+      pausable fork ID --from-step 3
+      CHILD=$(pausable fork ID -s 2 -q --input '{"rows": 10}')
+    """
+    data = _json_option(input_json, "--input")
+    op = _client(ctx).fork(operation_id, from_step, data, reason=reason, labels=_parse_labels(labels))
+    if quiet:
+        click.echo(op.id)
+    else:
+        _emit(ctx, op.proto)
+
+
 cancel = _command(
     "cancel",
     "Cancel OPERATION_ID: at once when paused, otherwise at the next step boundary.\n\n"
@@ -293,4 +411,4 @@ def workflows(ctx: click.Context) -> None:
         print_workflows(console, found)
 
 
-COMMANDS: list[click.Command] = [start, get, list_operations, pause, resume, cancel, watch, workflows]
+COMMANDS: list[click.Command] = [start, get, list_operations, pause, resume, cancel, retry, fork, watch, workflows]

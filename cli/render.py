@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pausable.clients.model import OperationData, event_dict, event_name, state_name, step_number
+from pausable.clients.model import NOT_READ, OperationData, StepRecord, event_dict, event_name, state_name, step_number
 from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 
@@ -96,11 +96,37 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
         table.add_row("error", f"{error.code}: {error.message}{where}")
         if error.traceback:
             table.add_row("traceback", traceback_end(error.traceback, full))
+    if op.parent_id:
+        table.add_row("forked from", f"{op.parent_id} at step {op.forked_from_step}")
     if op.labels:
         table.add_row("labels", ", ".join(f"{k}={v}" for k, v in sorted(op.labels.items())))
     table.add_row("created", op.create_time.ToDatetime().isoformat(timespec="seconds") + "Z")
     table.add_row("last seq", str(op.last_seq))
     console.print(table, soft_wrap=True)
+
+
+def step_line(record: StepRecord, full: bool = False) -> str:
+    """One entry of the step history: step, kind, name, attempt, when it ended (UTC), how long it took, its size, and
+    its value when read (an input replacement as old -> new)."""
+    ended = record.end_time.strftime("%H:%M:%S.%f")[:-3] if record.end_time else "-"
+    duration = f"{record.duration:.3f}s" if record.duration is not None else "-"
+    line = f"{record.step:>3}  {record.kind:<6}  {record.name}  attempt {record.attempt}  {ended}  {duration}  {record.result_bytes} B"
+    if record.kind == "input" and record.previous is not NOT_READ:
+        line += f"  {shortened(record.previous, full)} -> {shortened(record.result, full)}"
+    elif record.result is not NOT_READ:
+        line += f"  {shortened(record.result, full)}"
+    return line
+
+
+def print_steps(console: Console, records: list[StepRecord], forks: list[str], *, full: bool = False) -> None:
+    """The step history under `get --steps`, one line per entry (with --full, values whole), then the forks."""
+    console.print("steps", style="bold")
+    for record in records:
+        console.print(step_line(record, full), highlight=False, soft_wrap=True)
+    if not records:
+        console.print("  none recorded yet", highlight=False)
+    if forks:
+        console.print("forks: " + ", ".join(forks), highlight=False, soft_wrap=True)
 
 
 def print_table(console: Console, operations: Iterable[pb.Operation]) -> None:

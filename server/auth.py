@@ -66,6 +66,8 @@ REQUIRED: dict[str, str] = {
     f"{_OPS}Pause": OPERATOR,
     f"{_OPS}Resume": OPERATOR,
     f"{_OPS}Cancel": OPERATOR,
+    f"{_OPS}Retry": OPERATOR,
+    f"{_OPS}Fork": OPERATOR,
     f"{_LRO}GetOperation": READER,
     f"{_LRO}ListOperations": READER,
     f"{_LRO}WaitOperation": READER,

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from pausable.jsonvalue import set_value
 from pausable.server import encoded, limits, parsed
-from pausable.server.domain import Event, Operation
+from pausable.server.domain import Event, Operation, StepRecord
 from pausable.server.encoded import Encoded
 from pausable.server.offload import off_loop, off_loop_if
 from pausable.server.states import EventType, State
@@ -155,6 +155,8 @@ def _fields_into(message: pb.Operation, operation: Operation) -> None:
             labels=operation.labels,
             last_seq=operation.last_seq,
             attempt=operation.attempt,
+            parent_id=operation.parent_id,
+            forked_from_step=operation.forked_from_step,
         )
     )
     _set_time(message.create_time, operation.create_time)
@@ -199,6 +201,37 @@ def _placed(
     except (ValueError, TypeError, RecursionError, json_format.ParseError) as error:
         log.warning("operation %s: its stored %s is left out of the reply: %s", operation_id, field, error)
         return False
+
+
+STEP_KINDS = {"result": pb.StepRecord.KIND_RESULT, "failed": pb.StepRecord.KIND_FAILED, "input": pb.StepRecord.KIND_INPUT}
+
+
+def step_record_to_pb(record: StepRecord) -> pb.StepRecord:
+    """An entry of the step history; its result Value is made from its JSON text when the text was read (a text that
+    cannot be a Value every client decodes keeps only its JSON text)."""
+    message = pb.StepRecord(
+        kind=STEP_KINDS.get(record.kind, pb.StepRecord.KIND_UNSPECIFIED),
+        step_number=record.step_number,
+        name=record.name,
+        attempt=record.attempt,
+        result_bytes=record.result_bytes,
+        plan_index=record.step,
+    )
+    _set_time(message.start_time, record.start_time)
+    _set_time(message.end_time, record.end_time)
+    if record.start_time is not None and record.end_time is not None:
+        message.duration.FromNanoseconds(max(0, int((record.end_time - record.start_time) * 1e9)))
+    if record.result_json is not None:
+        message.result_json = record.result_json
+        try:
+            data = json.loads(record.result_json)
+            if not limits.too_deep(data):
+                set_value(message.result, data)
+        except (ValueError, TypeError, RecursionError):
+            message.ClearField("result")
+    if record.previous_json is not None:
+        message.previous_json = record.previous_json
+    return message
 
 
 def event_into(message: pb.OperationEvent, event: Event) -> None:

@@ -45,6 +45,23 @@ class ShuttingDown(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class StepRecord:
+    """An entry of an operation's step history (models.StepResultRow): `kind` "result", "failed" or "input"; `step`
+    the plan index, `step_number` the user's step; times in epoch seconds; the JSON texts None where not read."""
+
+    kind: str
+    step: int
+    step_number: int
+    name: str
+    attempt: int
+    start_time: float | None
+    end_time: float | None
+    result_bytes: int
+    result_json: str | None = None
+    previous_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     """An operation as clients see it; `input_json` is None where the input was not read.
 
@@ -74,6 +91,8 @@ class Operation:
     input_json: str | None = None
     step_number: int = 0
     step_count: int = 0
+    parent_id: str = ""
+    forked_from_step: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], input_json: str | None = None) -> Operation:
@@ -101,6 +120,8 @@ class Operation:
             step_number=data.get("step_number", min(data["current_step"] + 1, data["total_steps"])),
             step_count=data.get("step_count", data["total_steps"]),
             input_json=input_json,
+            parent_id=data.get("parent_id") or "",
+            forked_from_step=data.get("forked_from_step", 0),
         )
 
     @property

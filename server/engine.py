@@ -30,12 +30,12 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain, jsontext
+from pausable.server import auth, domain, jsontext, states, validation
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import (
     UNPARSED,
@@ -51,7 +51,7 @@ from pausable.server.flags import StopFlags
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, Decision, LeaseVerdict, State
-from pausable.server.store import Change, Store
+from pausable.server.store import Change, Fork, NewInput, Store
 
 log = logging.getLogger("pausable.server")
 SWEEP_BATCH = 100
@@ -145,15 +145,80 @@ class Engine:
             )
         return found
 
-    async def command(self, kind: Command, operation_id: str, request_id: str = "", *, reason: str = "") -> Operation:
-        """Pause, resume or cancel; a resume of a PAUSED operation dispatches the rest of its plan. `reason`: the
-        caller's note of why, recorded on the event(s) the command appends."""
+    async def command(
+        self, kind: Command, operation_id: str, request_id: str = "", *, reason: str = "", new_input: NewInput | None = None
+    ) -> Operation:
+        """Pause, resume, cancel or retry; a resume of a PAUSED operation (or a retry) dispatches the rest of its plan.
+        `reason`: the caller's note of why, recorded on the event(s) the command appends. `new_input` (resume only):
+        the value the next step receives instead of the stored last result."""
         change = await self.store.command(
-            operation_id, kind, auth.scoped_request_id(request_id), tracing.headers(), actor=auth.actor(), reason=reason
+            operation_id,
+            kind,
+            auth.scoped_request_id(request_id),
+            tracing.headers(),
+            actor=auth.actor(),
+            reason=reason,
+            new_input=new_input,
         )
         await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
         await self._publish(change)
         return change.operation
+
+    async def fork(
+        self,
+        operation_id: str,
+        from_step: int,
+        given: tuple[str, Any] | None,
+        check: Callable[[Any, int, str, dict[str, Any] | None], None],
+        *,
+        request_id: str,
+        requester: str,
+        labels: dict[str, str],
+        reason: str = "",
+    ) -> Operation:
+        """A new operation of the parent's workflow and plan, starting at the user's step `from_step`, fed `given`
+        (JSON text and data, checked by `check` against the step's input schema) or else the value the parent's step
+        received (its input for step 1). A repeated request_id returns the first fork."""
+        parent, plan, start, recorded = await self.store.fork_source(operation_id, from_step)
+        registered = await self.workflow(parent.workflow)
+        numbering = states.Numbering.of(plan)
+        if given is not None:
+            check(given[1], from_step, numbering.name(start), plan[start].get("input_schema"))
+            if start == 0:
+                check(given[1], from_step, numbering.name(start), registered.input_schema)
+        elif start > 0 and recorded is None:
+            raise states.InvalidTransition(
+                f"operation {operation_id} has no recorded result before step {from_step}: it never got that far (or ran "
+                "before the daemon kept every step's result); fork from an earlier step, or give the input"
+            )
+        if start == 0:
+            input_json, value = (given[0] if given is not None else parent.input_json or "null"), None
+        else:
+            input_json, value = parent.input_json or "null", given[0] if given is not None else recorded
+        labels = validation.labels({**parent.labels, **labels})  # the parent's and the given ones: still bounded
+        fork = Fork(operation_id, from_step, start, value, reason)
+        workflow = replace(registered, plan=plan)
+        change = await self.store.create_operation(
+            workflow,
+            input_json=input_json,
+            request_id=request_id,
+            requester=requester,
+            labels=labels,
+            headers=tracing.headers(),
+            request_hash=await request_hash_of(f"{workflow.name} fork {operation_id} {from_step}", value or input_json, labels)
+            if request_id
+            else None,
+            actor=auth.actor(),
+            fork=fork,
+        )
+        await self._publish(change)
+        return change.operation
+
+    async def step_history(self, operation_id: str, with_results: bool) -> builtins.list[domain.StepRecord]:
+        return await self.store.step_history(operation_id, with_results)
+
+    async def forks_of(self, operation_id: str) -> builtins.list[str]:
+        return await self.store.forks_of(operation_id)
 
     async def get(self, operation_id: str) -> Operation:
         return await self.store.get_operation(operation_id)

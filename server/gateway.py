@@ -68,6 +68,8 @@ UNARY_ROUTES = (
     Route("POST", f"/v1/operations/{ID}:pause", "Pause", pb.PauseRequest, body=True),
     Route("POST", f"/v1/operations/{ID}:resume", "Resume", pb.ResumeRequest, body=True),
     Route("POST", f"/v1/operations/{ID}:cancel", "Cancel", pb.CancelRequest, body=True),
+    Route("POST", f"/v1/operations/{ID}:retry", "Retry", pb.RetryRequest, body=True),
+    Route("POST", f"/v1/operations/{ID}:fork", "Fork", pb.ForkRequest, body=True),
     Route("GET", "/v1/workflows", "ListWorkflows", pb.ListWorkflowsRequest),
 )
 WATCH = Route("GET", f"/v1/operations/{ID}/events", "Watch", pb.WatchRequest)

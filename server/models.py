@@ -77,6 +77,12 @@ class OperationRow(Base):
     # The secret of the dispatch that sent the current step (new on every start, resume and retry; in the
     # step's pausable_step_token header): a report that would change the operation must present it.
     step_secret: Mapped[str | None] = mapped_column(String(64))
+    # Fork: the operation this one was forked from and the 1-based user step it started at (0: not a fork).
+    # Not a foreign key: purging the parent leaves its forks.
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    forked_from_step: Mapped[int] = mapped_column(Integer, server_default="0")
+    # When the current step was dispatched or the step before it recorded (the step history's start times).
+    step_started_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
@@ -85,6 +91,7 @@ class OperationRow(Base):
         Index("ix_operations_workflow_state_id", "workflow", "state", "id"),
         Index("ix_operations_ended_at", "ended_at"),
         Index("ix_operations_lease_expires_at", "lease_expires_at"),
+        Index("ix_operations_parent_id", "parent_id", "id"),
         UniqueConstraint("requester", "request_id", name="uq_operations_requester_request_id"),
     )
 
@@ -124,6 +131,28 @@ class EventRow(Base):
         UniqueConstraint("operation_id", "seq", name="uq_events_operation_seq"),
         Index("ix_events_tx_id", "tx", "id"),
     )
+
+
+class StepResultRow(Base):
+    """The step history: each step's result as recorded (kind "result"), a failed step ("failed"), an input Resume
+    replaced ("input", with the value it replaced). Deleted with its operation (retention, DeleteOperation)."""
+
+    __tablename__ = "step_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer)  # the plan index
+    step_number: Mapped[int] = mapped_column(Integer)  # the 1-based user step
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime]
+    result_json: Mapped[str | None] = mapped_column(Text)
+    result_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    previous_json: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_step_results_operation_id", "operation_id", "id"),)
 
 
 class RequestRow(Base):

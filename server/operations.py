@@ -8,13 +8,22 @@ import grpc
 
 from pausable.jsonvalue import to_value
 from pausable.server import auth, encoded, limits, validation
-from pausable.server.convert import OperationParts, dumps, heavy_all, operation_parts, reply, state_from_pb
+from pausable.server.convert import (
+    OperationParts,
+    dumps,
+    heavy_all,
+    operation_parts,
+    reply,
+    state_from_pb,
+    step_record_to_pb,
+)
 from pausable.server.domain import Operation, OperationFilter
 from pausable.server.encoded import Encoded
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.offload import off_loop_if
 from pausable.server.states import Command
+from pausable.server.store import NewInput
 from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
@@ -120,9 +129,22 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def GetOperation(
         self, request: pb.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOperationResponse | Encoded[pb.GetOperationResponse]:
-        operation = await self.engine.get(validation.operation_id(request.operation_id))
+        operation_id = validation.operation_id(request.operation_id)
+        if request.step_view not in pb.StepView.values():
+            raise InvalidArgument(f"step_view {request.step_view} is not a StepView; send STEP_VIEW_BASIC or STEP_VIEW_FULL")
+        operation = await self.engine.get(operation_id)
         auth.check_owner(operation.requester, steer=False)
-        return await reply(operation, pb.GetOperationResponse)
+        answer = await reply(operation, pb.GetOperationResponse)
+        if request.step_view == pb.STEP_VIEW_UNSPECIFIED:
+            return answer
+        full = request.step_view == pb.STEP_VIEW_FULL
+        records = await self.engine.step_history(operation_id, full)
+        extra = pb.GetOperationResponse(forks=await self.engine.forks_of(operation_id))
+        extra.steps.extend(await off_loop_if(full, lambda: [step_record_to_pb(record) for record in records]))
+        if isinstance(answer, Encoded):  # protobuf's wire format: the fields of two messages, one after the other, merge
+            return Encoded(answer.message, answer.data + extra.SerializeToString())
+        answer.MergeFrom(extra)
+        return answer
 
     @rpc
     async def ListOperations(
@@ -131,11 +153,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         events_cursor = await self.engine.newest_cursor()  # before the page: what follows it is after the page's read
         return encoded_page(*await list_page(self.engine, request), events_cursor)
 
-    async def _command(self, kind: Command, operation_id: str, request_id: str, reason: str) -> Operation:
+    async def _command(
+        self, kind: Command, operation_id: str, request_id: str, reason: str, new_input: NewInput | None = None
+    ) -> Operation:
         operation_id = validation.operation_id(operation_id)
         await authorize(self.engine, operation_id, steer=True)
         request_id = validation.short_text("request_id", request_id)
-        return await self.engine.command(kind, operation_id, request_id, reason=validation.reason(reason))
+        return await self.engine.command(kind, operation_id, request_id, reason=validation.reason(reason), new_input=new_input)
 
     @rpc
     async def Pause(
@@ -148,8 +172,41 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def Resume(
         self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResumeResponse | Encoded[pb.ResumeResponse]:
-        operation = await self._command(Command.RESUME, request.operation_id, request.request_id, request.reason)
+        given = validation.new_input("input", request.input if request.HasField("input") else None, request.input_json)
+        new_input = None
+        if given is not None:
+            data = given[1]
+            new_input = NewInput(given[0], lambda number, name, schema: validation.step_input(data, number, name, schema))
+        operation = await self._command(Command.RESUME, request.operation_id, request.request_id, request.reason, new_input)
         return await reply(operation, pb.ResumeResponse)
+
+    @rpc
+    async def Retry(
+        self, request: pb.RetryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryResponse | Encoded[pb.RetryResponse]:
+        operation = await self._command(Command.RETRY, request.operation_id, request.request_id, request.reason)
+        return await reply(operation, pb.RetryResponse)
+
+    @rpc
+    async def Fork(
+        self, request: pb.ForkRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ForkResponse | Encoded[pb.ForkResponse]:
+        operation_id = validation.operation_id(request.operation_id)
+        if request.from_step < 1:
+            raise InvalidArgument(f"from_step is {request.from_step}; send the 1-based step to start at (1 to total_steps)")
+        given = validation.new_input("input", request.input if request.HasField("input") else None, request.input_json)
+        await authorize(self.engine, operation_id, steer=True)
+        operation = await self.engine.fork(
+            operation_id,
+            request.from_step,
+            given,
+            validation.step_input,
+            request_id=validation.short_text("request_id", request.request_id),
+            requester=auth.requester_for(""),
+            labels=validation.labels(dict(request.labels)),
+            reason=validation.reason(request.reason),
+        )
+        return await reply(operation, pb.ForkResponse)
 
     @rpc
     async def Cancel(

@@ -15,13 +15,25 @@ from sqlalchemy import ColumnElement, Select, TextClause, bindparam, exists, sel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
-from pausable.server import event_rows, jsontext, limits, offload, parsed
-from pausable.server.domain import Event, NotFound, Operation, OperationFilter, Page, Workflow, decode_cursor, encode_cursor
+from pausable.server import event_rows, jsontext, limits, offload, parsed, states
+from pausable.server.domain import (
+    Event,
+    NotFound,
+    Operation,
+    OperationFilter,
+    Page,
+    StepRecord,
+    Workflow,
+    decode_cursor,
+    encode_cursor,
+)
+from pausable.server.errors import InvalidArgument
 from pausable.server.event_rows import epoch
-from pausable.server.models import EventRow, LabelRow, OperationRow, WorkflowRow
+from pausable.server.models import EventRow, LabelRow, OperationRow, StepResultRow, WorkflowRow
 from pausable.server.states import ACTIVE, State
 
 WORKFLOW_CACHE_SECONDS = 5.0
+HISTORY_LIMIT = 1000  # step history entries and forks GetOperation returns (the newest)
 CURSOR_ORDER = (EventRow.tx, EventRow.id)
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
@@ -53,6 +65,8 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "step_number": row.step_number,
         "step_count": row.step_count,
     }
+    if row.parent_id:  # only forks carry it: every event keeps a snapshot
+        snapshot["parent_id"], snapshot["forked_from_step"] = row.parent_id, row.forked_from_step
     if with_result and row.result_json is not None and offload.large(len(row.result_json)):
         return jsontext.Spliced(snapshot, "result", row.result_json)
     return snapshot
@@ -148,6 +162,78 @@ class Reads:
         if row is None:
             raise NotFound(operation_id)
         return await operation_with_input(row)
+
+    async def step_history(self, operation_id: str, with_results: bool) -> list[StepRecord]:
+        """The newest HISTORY_LIMIT entries of the operation's step history, oldest first. `with_results`: each with its
+        values while they stay within `list_page_bytes` in all (later ones have none; result_bytes tells their size)."""
+        columns = [c for c in StepResultRow.__table__.c if with_results or c.key not in ("result_json", "previous_json")]
+        query = (
+            select(*columns)
+            .where(StepResultRow.operation_id == operation_id)
+            .order_by(StepResultRow.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+        async with self.sessions() as session:
+            rows = list(reversed((await session.execute(query)).all()))
+        budget = limits.current.list_page_bytes
+        records = []
+        for row in rows:
+            result_json = previous_json = None
+            if with_results:
+                budget -= len(row.result_json or "") + len(row.previous_json or "")
+                if budget >= 0:
+                    result_json, previous_json = row.result_json, row.previous_json
+            records.append(
+                StepRecord(
+                    kind=row.kind,
+                    step=row.step,
+                    step_number=row.step_number,
+                    name=row.name,
+                    attempt=row.attempt,
+                    start_time=epoch(row.started_at),
+                    end_time=epoch(row.ended_at),
+                    result_bytes=row.result_bytes,
+                    result_json=result_json,
+                    previous_json=previous_json,
+                )
+            )
+        return records
+
+    async def forks_of(self, operation_id: str) -> list[str]:
+        """Ids of the operations forked from this one, oldest first (at most HISTORY_LIMIT)."""
+        query = select(OperationRow.id).where(OperationRow.parent_id == operation_id).order_by(OperationRow.id)
+        async with self.sessions() as session:
+            return list((await session.scalars(query.limit(HISTORY_LIMIT))).all())
+
+    async def fork_source(self, operation_id: str, from_step: int) -> tuple[Operation, list[Any], int, str | None]:
+        """What a fork of the operation at the user's step `from_step` needs: the operation (with its input), its
+        plan, the plan index of that step, and the value the step received: the newest recorded value of a step
+        before it (None: it is the first step, or nothing before it was recorded; see Store._record_step)."""
+        async with self.sessions() as session:
+            row = await session.get(
+                OperationRow, operation_id, options=[undefer(OperationRow.input_json), undefer(OperationRow.plan)]
+            )
+            if row is None:
+                raise NotFound(operation_id)
+            plan = list(row.plan)
+            try:
+                start = states.fork_start(from_step, states.Numbering.of(plan))
+            except ValueError as error:
+                raise InvalidArgument(str(error)) from None
+            value = None
+            if start > 0:
+                value = await session.scalar(
+                    select(StepResultRow.result_json)
+                    .where(
+                        StepResultRow.operation_id == operation_id,
+                        StepResultRow.step < start,
+                        StepResultRow.kind.in_(("result", "input")),
+                    )
+                    .order_by(StepResultRow.step.desc(), StepResultRow.id.desc())
+                    .limit(1)
+                )
+            operation = await operation_with_input(row)
+        return operation, plan, start, value
 
     async def by_request_id(self, request_id: str, requester: str = "") -> tuple[Operation, str | None] | None:
         """The operation `requester` started with `request_id`, and the hash of that request (None before revision 0004)."""

@@ -43,6 +43,8 @@ COMMANDS = frozenset(
         f"{_OPS}Pause",
         f"{_OPS}Resume",
         f"{_OPS}Cancel",
+        f"{_OPS}Retry",
+        f"{_OPS}Fork",
         f"/{LRO_SERVICE}/CancelOperation",
         f"/{LRO_SERVICE}/DeleteOperation",
     }

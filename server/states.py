@@ -33,6 +33,7 @@ class EventType(enum.StrEnum):
     STARTED = "STARTED"
     STEP_COMPLETED = "STEP_COMPLETED"
     STEP_RETRIED = "STEP_RETRIED"
+    RETRIED = "RETRIED"
     PROGRESS = "PROGRESS"
     PAUSE_REQUESTED = "PAUSE_REQUESTED"
     PAUSED = "PAUSED"
@@ -44,11 +45,12 @@ class EventType(enum.StrEnum):
 
 
 class Command(enum.StrEnum):
-    """What a client asks of an operation (Pause, Resume, Cancel)."""
+    """What a client asks of an operation (Pause, Resume, Cancel, Retry)."""
 
     PAUSE = "pause"
     RESUME = "resume"
     CANCEL = "cancel"
+    RETRY = "retry"
 
 
 class Decision(enum.StrEnum):
@@ -107,6 +109,41 @@ def cancel(state: State) -> Transition:
     raise InvalidTransition(f"cannot cancel an operation that already {state}")
 
 
+def retry(state: State) -> Transition:
+    """A FAILED or CANCELLED operation runs again from its current step (the one that failed or was interrupted)."""
+    if state in (State.FAILED, State.CANCELLED):
+        return Transition(
+            State.RUNNING, EventType.RETRIED, f"retried after it was {state}; the remaining steps were dispatched", dispatch=True
+        )
+    raise InvalidTransition(
+        f"cannot retry an operation that is {state}; only FAILED or CANCELLED operations can be retried "
+        "(Resume a PAUSED one; Fork any operation to run it again from a step of your choice)"
+    )
+
+
+def accepts_new_input(state: State) -> None:
+    """Resume(input=...) replaces the result the next step receives: only while PAUSED, when no step runs."""
+    if state is not State.PAUSED:
+        raise InvalidTransition(
+            f"cannot resume with a new input an operation that is {state}; only a PAUSED operation's next input can be "
+            "replaced (wait until it is PAUSED, or Resume without input)"
+        )
+
+
+def fork_start(from_step: int, numbering: Numbering) -> int:
+    """The plan index of the user's step `from_step` (1-based), where a fork starts; ValueError when there is none.
+    Plans without inserted entries: from_step - 1."""
+    count = numbering.count
+    if not 1 <= from_step <= count:
+        raise ValueError(f"from_step is {from_step}; send a user step from 1 to {count} (Operation.total_steps)")
+    seen = 0
+    for index, counts in enumerate(numbering.counted):
+        seen += counts
+        if counts and seen == from_step:
+            return index
+    raise ValueError(f"from_step {from_step} is not a step of this plan")
+
+
 @dataclass(frozen=True)
 class CheckpointOutcome:
     decision: Decision
@@ -115,7 +152,7 @@ class CheckpointOutcome:
 
 
 def command(kind: Command, state: State) -> Transition:
-    return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel}[kind](state)
+    return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel, Command.RETRY: retry}[kind](state)
 
 
 @dataclass(frozen=True)
@@ -163,6 +200,14 @@ class Numbering:
         """The 1-based user step at plan index `index` (Operation.step_number): the one running there, or the next one
         after inserted entries; the last once all have finished (`index` at the plan's end); 0 without steps."""
         return min(self._before[min(max(index, 0), len(self.counted))] + 1, self.count)
+
+    def produced_by(self, index: int) -> str:
+        """The task name of the user step whose result plan entry `index` passes on: the entry itself, or, for an
+        inserted entry, the last user step before it ("" when none)."""
+        for at in range(min(index, len(self.counted) - 1), -1, -1):
+            if self.counted[at]:
+                return self.names[at]
+        return ""
 
     def name(self, index: int) -> str:
         """The task name of the user step `number(index)` (Operation.current_step_name); empty once all have finished."""

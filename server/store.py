@@ -19,7 +19,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,7 +43,16 @@ from pausable.server.domain import (
     new_operation_id,
 )
 from pausable.server.errors import InvalidArgument
-from pausable.server.models import Base, EventRow, LabelRow, OperationRow, OutboxRow, RequestRow, WorkflowRow
+from pausable.server.models import (
+    Base,
+    EventRow,
+    LabelRow,
+    OperationRow,
+    OutboxRow,
+    RequestRow,
+    StepResultRow,
+    WorkflowRow,
+)
 from pausable.server.parsed import inputs as parsed_inputs
 from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
@@ -80,6 +89,7 @@ INSERT_OPERATION = OPERATIONS.insert()
 INSERT_OUTBOX = OUTBOX.insert()
 DELETE_OUTBOX = OUTBOX.delete().where(OUTBOX.c.id == bindparam("outbox_id"))
 INSERT_LABEL = LabelRow.__table__.insert()
+INSERT_STEP_RESULT = StepResultRow.__table__.insert()
 
 log = logging.getLogger("pausable.server")
 
@@ -109,6 +119,7 @@ class WorkingRow:
     checkpoint_step: int
     checkpoint_decision: str
     step_secret: str | None
+    step_started_at: datetime | None
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -239,6 +250,7 @@ class Store(Reads):
         request_hash: str | None = None,
         actor: str = "",
         input_data: Any = UNPARSED,
+        fork: Fork | None = None,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -249,6 +261,7 @@ class Store(Reads):
         the unique key (requester, request_id) and it reads the winner's row.
         The same request_id from another requester is another operation.
         `input_data`, when given, is input_json parsed, holding no NaN or infinity (as from a google.protobuf.Value).
+        `fork`: the operation starts at a later step of its parent's plan, fed the value given there (see Fork).
         """
         if request_id:
             existing = await self.by_request_id(request_id, requester)
@@ -268,20 +281,21 @@ class Store(Reads):
             steps = workflow.steps
             numbering = workflow.numbering
             operation_id = new_operation_id()
+            start = fork.start if fork is not None else 0
             values = {
                 "id": operation_id,
                 "workflow": workflow.name,
                 "state": State.PENDING,
-                "current_step": 0,
-                "current_step_name": numbering.name(0),
+                "current_step": start,
+                "current_step_name": numbering.name(start),
                 "total_steps": len(steps),
-                "step_number": numbering.number(0),
+                "step_number": numbering.number(start),
                 "step_count": numbering.count,
                 "step_names": steps,
                 "progress": 0.0,
                 "progress_message": "",
                 "input_json": input_json,
-                "result_json": None,
+                "result_json": fork.result_json if fork is not None else None,
                 "plan": workflow.plan,
                 "error": None,
                 "requester": requester,
@@ -299,6 +313,9 @@ class Store(Reads):
                 "checkpoint_step": -1,
                 "checkpoint_decision": "",
                 "step_secret": new_step_secret(),
+                "parent_id": fork.parent_id if fork is not None else None,
+                "forked_from_step": fork.from_step if fork is not None else 0,
+                "step_started_at": now,
             }
             self._remember_numbering(operation_id, numbering)
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
@@ -308,17 +325,25 @@ class Store(Reads):
                     INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
                 )
             row = WorkingRow(values)
-            self._append(session, events, row, EventType.CREATED, f"created from workflow {workflow.name}", now, actor)
+            created = f"created from workflow {workflow.name}"
+            reason = ""
+            if fork is not None:
+                created = f"forked from operation {fork.parent_id} at step {fork.from_step}/{numbering.count}"
+                reason = fork.reason
+            self._append(session, events, row, EventType.CREATED, created, now, actor, reason)
             row.state = State.RUNNING
             self._append(session, events, row, EventType.STARTED, "dispatched to the workers", now, actor)
             # Parsed once (json.loads of 1 MiB holds the GIL, so the loop, for 5-10 ms) and kept, when large, for the
             # replies; `input_data` came from the request's google.protobuf.Value: no NaN or infinity in it.
-            if input_data is UNPARSED:
+            if fork is not None and fork.result_json is not None:
+                argument = parsed_results.parse(row.id, fork.result_json)
+                self._record_step(session, row, "input", numbering, fork.result_json, now, None, start - 1)
+            elif input_data is UNPARSED:
                 argument = parsed_inputs.parse(row.id, input_json)
             else:
                 argument = input_data
                 parsed_inputs.keep(row.id, input_json, input_data, finite=True)
-            dispatch = Dispatch(row.id, workflow.plan, 0, argument, 1, headers or {}, row.step_secret or "")
+            dispatch = Dispatch(row.id, workflow.plan, start, argument, 1, headers or {}, row.step_secret or "")
             outbox = self._enqueue(session, dispatch, now)
             # The STARTED event's snapshot is the row as committed: no second snapshot_of.
             return Change(Operation.from_dict(events[-1].snapshot, input_json), dispatch, outbox=outbox)
@@ -353,9 +378,12 @@ class Store(Reads):
         headers: dict[str, str] | None = None,
         actor: str = "",
         reason: str = "",
+        new_input: NewInput | None = None,
     ) -> Change:
-        """Apply pause, resume or cancel (see pausable.server.states) as one compare-and-set; a resume queues the rest of the plan.
-        `actor` and `reason` go on the event(s) it appends."""
+        """Apply pause, resume, cancel or retry (see pausable.server.states) as one compare-and-set; a resume or a retry
+        queues the rest of the plan. `actor` and `reason` go on the event(s) it appends. `new_input` (resume only)
+        replaces the stored last result first, checked against the next step's input schema: an InvalidArgument
+        rolls the whole command back."""
         now = datetime.now(UTC)
 
         def apply(session: Session, events: list[Event]) -> Change:
@@ -375,9 +403,15 @@ class Store(Reads):
                         REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )
                 transition = states.command(kind, State(row.state))
-                self._apply(session, events, row, transition, now, actor, reason)
+                message = transition.message
+                if new_input is not None:
+                    message = self._replace_input(session, row, new_input, now)
+                if kind is Command.RETRY:
+                    self._rearm(session, row)
+                self._apply(session, events, row, replace(transition, message=message), now, actor, reason)
                 dispatch = outbox = None
                 if transition.dispatch:
+                    row.step_started_at = now
                     row.lease_expires_at = now + self.lease
                     dispatch = self._dispatch_of(session, row, headers)
                     outbox = self._enqueue(session, dispatch, now)
@@ -429,6 +463,9 @@ class Store(Reads):
                 row.result_json = report.result_json
                 if report.result is not UNPARSED:
                     parsed_results.keep(operation_id, report.result_json, report.result, report.result_finite)
+                started = row.step_started_at if row.current_step == step else None
+                self._record_step(session, row, "result", numbering, report.result_json, now, started, step)
+                row.step_started_at = now
                 _move(row, step + 1, numbering)
                 row.progress, row.progress_message = 0.0, ""
                 row.lease_expires_at = now + self.lease
@@ -482,8 +519,12 @@ class Store(Reads):
                 if transition.state is not None:
                     if step >= 0 and not self.dispatched(row.step_secret, step_token):  # -1: the daemon's own
                         return State(row.state), False
-                    number = self._numbering(session, operation_id).number(step) if step >= 0 else 0
+                    numbering = self._numbering(session, operation_id)
+                    number = numbering.number(step) if step >= 0 else 0
                     row.error = {**error, "step_number": number}
+                    if step >= 0:
+                        started = row.step_started_at if row.current_step == step else None
+                        self._record_step(session, row, "failed", numbering, None, now, started, step)
                     self._apply(session, events, row, transition, now)
                 return State(row.state), True
 
@@ -601,6 +642,7 @@ class Store(Reads):
                 else:
                     row.attempt += 1
                     row.lease_expires_at = now + self.lease
+                    row.step_started_at = now
                     row.progress, row.progress_message = 0.0, ""
                     self._apply(session, events, row, states.retried(row.step_number, row.step_count, row.attempt, reason), now)
                     dispatch = self._dispatch_of(session, row, None)
@@ -781,6 +823,69 @@ class Store(Reads):
             after.pop("plan", None)
             rows.remember(operation_id, after, not State(after["state"]).terminal)
 
+    def _record_step(
+        self,
+        session: Session,
+        row: WorkingRow,
+        kind: str,
+        numbering: states.Numbering,
+        result_json: str | None,
+        now: datetime,
+        started: datetime | None,
+        step: int,
+        previous_json: str | None = None,
+    ) -> None:
+        """Add an entry to the step history (models.StepResultRow): `step` is the plan index whose result the value is
+        (for an "input", the step whose result it stands in for); the user's step is the one that produced it, or,
+        for an "input", the one that receives it."""
+        if kind == "input":
+            number, name = numbering.number(step + 1), numbering.name(step + 1)
+        elif kind == "result":  # an inserted entry (a pause point, the closing task) passes on its user step's result
+            number, name = numbering.done(step), numbering.produced_by(step)
+        else:
+            number, name = numbering.number(step), numbering.name(step)
+        values = {
+            "operation_id": row.id, "kind": kind, "step": step, "step_number": number, "name": name,
+            "attempt": row.attempt, "started_at": started, "ended_at": now, "result_json": result_json,
+            "result_bytes": len(result_json.encode()) if result_json is not None else 0, "previous_json": previous_json,
+        }  # fmt: skip
+        if (deferred := self.postgres_writer.deferred) is not None:
+            deferred.inserts.append((INSERT_STEP_RESULT, values))
+        else:
+            self._execute(session, INSERT_STEP_RESULT, values)
+
+    def _replace_input(self, session: Session, row: WorkingRow, new_input: NewInput, now: datetime) -> str:
+        """Resume with a new input: check it against the next step's input schema, keep the old and new values in the
+        step history, and make it the stored last result. Returns the RESUMED event's message."""
+        states.accepts_new_input(State(row.state))
+        if row.current_step == 0:
+            raise states.InvalidTransition(
+                "the operation paused before its first step, which receives the operation's input: that cannot be "
+                "replaced; start a new operation, or Fork it from step 1 with the input"
+            )
+        plan = row.__dict__.get("plan") or session.scalar(select(OPERATIONS.c.plan).where(OPERATIONS.c.id == row.id)) or []
+        numbering = states.Numbering.of(plan)
+        receiving = next((at for at in range(row.current_step, len(plan)) if numbering.counts(at)), row.current_step)
+        schema = plan[receiving].get("input_schema") if receiving < len(plan) else None
+        new_input.check(numbering.number(receiving), numbering.name(receiving), schema)
+        self._record_step(session, row, "input", numbering, new_input.text, now, None, row.current_step - 1, row.result_json)
+        old = len(row.result_json.encode()) if row.result_json is not None else 0
+        row.result_json = new_input.text
+        return (
+            f"resumed with a new input for step {row.step_number}/{row.step_count} ({old} bytes replaced by "
+            f"{len(new_input.text.encode())}); the remaining steps were dispatched"
+        )
+
+    def _rearm(self, session: Session, row: WorkingRow) -> None:
+        """Retry: the current step runs again as a new attempt, with the workflow's max_attempts from there on."""
+        budget = session.scalar(select(WorkflowRow.max_attempts).where(WorkflowRow.name == row.workflow)) or row.max_attempts
+        row.attempt += 1
+        row.max_attempts = row.attempt - 1 + budget
+        row.error = None
+        row.ended_at = None
+        row.progress, row.progress_message = 0.0, ""
+        row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = "", -1, ""
+
     def _operation(self, row: WorkingRow) -> Operation:
         return Operation.from_dict(snapshot_of(row), getattr(row, "input_json", None))
 
@@ -908,6 +1013,27 @@ def _move(row: WorkingRow, index: int, numbering: states.Numbering) -> None:
     row.current_step = index
     row.current_step_name = numbering.name(index)
     row.step_number = numbering.number(index)
+
+
+@dataclass(frozen=True)
+class NewInput:
+    """A value that replaces what a step receives (Resume with input), as JSON text, and how to check it against the
+    step's input schema (`check(step_number, step_name, schema)` raises InvalidArgument)."""
+
+    text: str
+    check: Callable[[int, str, dict[str, Any] | None], None]
+
+
+@dataclass(frozen=True)
+class Fork:
+    """Where a forked operation starts: plan index `start` (the user's step `from_step`), fed `result_json` (None:
+    from step 1, fed the operation's input), and its parent."""
+
+    parent_id: str
+    from_step: int
+    start: int
+    result_json: str | None
+    reason: str = ""
 
 
 class _RequestSeen(Exception):

@@ -168,3 +168,35 @@ def event_cursor(value: str) -> str:
             "after_cursor is not one this server issued: pass a cursor from WatchEvents unchanged, or empty"
         ) from None
     return value
+
+
+def new_input(field: str, value: struct_pb2.Value | None, text: str) -> tuple[str, Any] | None:
+    """A value given to Resume or Fork (`value`, or exact JSON `text`) as compact JSON text and data, within the step
+    result limits (it becomes a stored result); None when neither is given."""
+    if value is not None and text:
+        raise InvalidArgument(f"set {field} or {field}_json, not both")
+    if value is None and not text:
+        return None
+    if value is not None:
+        data, finite = from_value(value), True
+    else:
+        data = limits.parse_json(f"{field}_json", text, limits.current.max_result_bytes, "max_result_bytes")
+        finite = False
+    limits.check_depth(field, data)
+    compact = jsontext.compact(data, finite, ensure_ascii=True)
+    limits.check_bytes(field, len(compact.encode()), limits.current.max_result_bytes, "max_result_bytes")
+    return compact, data
+
+
+def step_input(data: Any, step_number: int, step_name: str, schema: dict[str, Any] | None) -> None:
+    """`data`, given to step `step_number` (`step_name`), against the input schema that step declares (if any)."""
+    if not schema:
+        return
+    from pausable.server import schemas  # jsonschema and RE2: only steps with an input schema need them
+
+    errors = schemas.all_errors(schema, data, SCHEMA_ERRORS_READ)
+    if errors:
+        raise InvalidArgument(
+            f"input does not match the input schema of step {step_number} ({step_name}): {schema_problems(errors)}; "
+            "see the step's input_schema in ListWorkflows' plan_json (`pausable workflows -o json`)"
+        )

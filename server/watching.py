@@ -40,7 +40,8 @@ class Watching:
     async def follow(
         self, operation_id: str, after_seq: int
     ) -> AsyncGenerator[pb.WatchResponse | Encoded[pb.WatchResponse], None]:
-        """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one.
+        """The events of one operation after `after_seq`: from the store, then live; ends after the terminal one (the
+        newest: a FAILED or CANCELLED that a Retry followed is replayed and the stream goes on).
 
         Past the end: `after_seq` = last_seq of an ended operation ends at once; `after_seq` > last_seq raises PastTheEnd
         (OUT_OF_RANGE), since events it would skip (the terminal one among them) could never end the stream.
@@ -59,10 +60,11 @@ class Watching:
             while True:
                 subscription.resync()
                 replayed = await self.store.events_after(operation_id, last, REPLAY_PAGE)
-                for event in replayed:
+                for index, event in enumerate(replayed):
                     yield await event_message(event)
                     last = event.seq
-                    if event.terminal:
+                    # A terminal event followed by others was not the end: Retry revived the operation.
+                    if event.terminal and index == len(replayed) - 1 and not replayed.more:
                         return
                 if replayed.more:
                     continue

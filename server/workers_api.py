@@ -132,6 +132,13 @@ def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
             raise InvalidArgument(f"{where}: kwargs must be a JSON object")
         if not isinstance(entry.get("inserted", False), bool):
             raise InvalidArgument(f"{where}: inserted must be true or false (true: not one of the user's steps)")
+        schema = entry.get("input_schema")
+        if schema is not None:
+            if not isinstance(schema, dict):
+                raise InvalidArgument(f"{where}: input_schema must be a JSON Schema object")
+            from pausable.server import schemas  # jsonschema and RE2: only plans with a step schema need them
+
+            schemas.check_schema(name, schema)
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise InvalidArgument(f"{where}: options must be a JSON object")

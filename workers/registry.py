@@ -27,6 +27,7 @@ from pausable.v1 import operation_pb2
 from pausable.workers.app import app
 from pausable.workers.link import DaemonLink, daemon, from_settings
 from pausable.workers.queues import step_queue
+from pausable.workers.steps import INPUT_SCHEMA
 from pausable.workers.task import PausableTask
 
 log = logging.getLogger("pausable.workers")
@@ -98,6 +99,9 @@ def _plan_entry(workflow_name: str, signature: Signature, inserted: bool = False
     }
     if inserted or signature.task == PAUSE_POINT:
         entry["inserted"] = True
+    schema = getattr(app.tasks.get(signature.task or ""), INPUT_SCHEMA, None)
+    if schema is not None:
+        entry["input_schema"] = schema
     return entry
 
 

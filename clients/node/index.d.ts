@@ -80,6 +80,10 @@ export interface Operation {
   attempt: number;
   /** Until when the current step is known to be held by a live worker or queued; null when paused or finished. */
   leaseExpireTime: Date | null;
+  /** Fork: the operation this one was forked from; '' for an operation that was started. */
+  parentId: string;
+  /** The 1-based step a fork started at; 0 for an operation that was started. */
+  forkedFromStep: number;
 }
 
 export interface OperationEvent {
@@ -161,6 +165,42 @@ export interface CommandOptions {
   reason?: string;
 }
 
+export interface ForkOptions extends CommandOptions {
+  /** What the first step of the fork receives; default: what that step received in the parent. */
+  input?: unknown;
+  /** Labels of the fork, added to the parent's. */
+  labels?: Record<string, string>;
+}
+
+/** An entry of an operation's step history. */
+export interface StepRecord {
+  /** RESULT: a step finished; FAILED: it failed; INPUT: Resume replaced what the step receives. */
+  kind: 'RESULT' | 'FAILED' | 'INPUT' | string;
+  /** The 1-based user step. */
+  step: number;
+  name: string;
+  attempt: number;
+  startTime: Date | null;
+  endTime: Date | null;
+  /** null when the start is not known. */
+  durationSeconds: number | null;
+  /** Bytes of the result's JSON text. */
+  resultBytes: number;
+  /** The 0-based plan index. */
+  planIndex: number;
+  /** The value, when read (`history(id, { results: true })`); INPUT: the new value. */
+  result?: unknown;
+  /** INPUT: the value it replaced, when read. */
+  previous?: unknown;
+}
+
+export interface OperationHistory {
+  operation: Operation;
+  steps: StepRecord[];
+  /** Ids of the operations forked from this one, oldest first. */
+  forks: string[];
+}
+
 export interface WatchOptions {
   /** Events with a seq greater than this; 0 (the default) replays the whole history. */
   afterSeq?: number;
@@ -186,8 +226,17 @@ export class Client {
   list(options?: ListOptions): Promise<ListPage>;
   /** PAUSE_REQUESTED, then PAUSED at the next step boundary. */
   pause(id: string, options?: CommandOptions): Promise<Operation>;
-  /** Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet. */
-  resume(id: string, options?: CommandOptions): Promise<Operation>;
+  /**
+   * Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet; `input` replaces what the next
+   * step receives (only when PAUSED; checked against that step's input schema).
+   */
+  resume(id: string, options?: CommandOptions & { input?: unknown }): Promise<Operation>;
+  /** Runs a FAILED or CANCELLED operation again from the step that failed (or was interrupted). */
+  retry(id: string, options?: CommandOptions): Promise<Operation>;
+  /** A new operation of the same workflow starting at the 1-based `fromStep`, fed what that step received (or `input`). */
+  fork(id: string, fromStep: number, options?: ForkOptions): Promise<Operation>;
+  /** The operation with its step history (oldest first) and the ids of its forks; `results`: each step's result too. */
+  history(id: string, options?: { results?: boolean }): Promise<OperationHistory>;
   /** At once when PAUSED or PENDING, otherwise at the next step boundary. */
   cancel(id: string, options?: CommandOptions): Promise<Operation>;
   workflows(): Promise<Workflow[]>;
@@ -297,5 +346,6 @@ export function fromStruct(struct: unknown): Record<string, JsonValue>;
 export function toDate(timestamp: { seconds: number | string | bigint; nanos?: number } | null | undefined): Date | null;
 /** Message converters, as @grpc/proto-loader decodes them (camelCase fields, enums as strings). */
 export function toOperation(op: object | null | undefined): Operation | null;
+export function toStepRecord(record: object): StepRecord;
 export function toEvent(event: object): OperationEvent;
 export function toWorkflow(workflow: object): Workflow;

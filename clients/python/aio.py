@@ -26,17 +26,21 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
+    NO_INPUT,
     call_metadata,
     channel_credentials,
     client_token,
     command_request,
+    fork_request,
     list_request,
     outcome,
+    resume_request,
     retry_policies,
     start_request,
+    step_view,
 )
 from pausable.clients.errors import from_rpc_error
-from pausable.clients.model import Event, OperationData
+from pausable.clients.model import Event, OperationData, StepRecord
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import aio_client_interceptors
 from pausable.v1 import operation_pb2 as pb
@@ -64,7 +68,7 @@ class AsyncClient:
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
-        self.retry, self.read_retry = retry_policies(retry_seconds)
+        self.call_retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
         self.metadata = call_metadata(client_token(token, token_file))
         if channel is None:
@@ -92,7 +96,7 @@ class AsyncClient:
 
         Mutations are safe to retry because their requests carry a request_id.
         """
-        policy = self.read_retry if read else self.retry
+        policy = self.read_retry if read else self.call_retry
         try:
             return await policy.acall(lambda: method(request, timeout=self.timeout, metadata=self.metadata))
         except grpc.RpcError as error:
@@ -140,9 +144,43 @@ class AsyncClient:
         reply = await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id, reason))
         return AsyncOperation(self, reply.operation)
 
-    async def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
-        reply = await self._call(self.stub.Resume, command_request("Resume", operation_id, request_id, reason))
+    async def resume(
+        self, operation_id: str, request_id: str | None = None, *, reason: str = "", input: Any = NO_INPUT
+    ) -> AsyncOperation:
+        """`input`: what the next step receives instead of the stored last result (see Client.resume)."""
+        reply = await self._call(self.stub.Resume, resume_request(operation_id, request_id, reason, input))
         return AsyncOperation(self, reply.operation)
+
+    async def retry(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
+        """Run a FAILED or CANCELLED operation again from the step that failed (or was interrupted)."""
+        reply = await self._call(self.stub.Retry, command_request("Retry", operation_id, request_id, reason))
+        return AsyncOperation(self, reply.operation)
+
+    async def fork(
+        self,
+        operation_id: str,
+        from_step: int,
+        input: Any = NO_INPUT,
+        *,
+        request_id: str | None = None,
+        reason: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> AsyncOperation:
+        """A new operation of the same workflow starting at the 1-based `from_step` (see Client.fork)."""
+        request = fork_request(operation_id, from_step, input, request_id=request_id, reason=reason, labels=labels)
+        return AsyncOperation(self, (await self._call(self.stub.Fork, request)).operation)
+
+    async def steps(self, operation_id: str, *, results: bool = False) -> builtins.list[StepRecord]:
+        """The operation's step history, oldest first; `results`: with each step's result."""
+        return [StepRecord.from_proto(record) for record in (await self.history(operation_id, results)).steps]
+
+    async def forks(self, operation_id: str) -> builtins.list[str]:
+        """Ids of the operations forked from this one, oldest first."""
+        return list((await self.history(operation_id, False)).forks)
+
+    async def history(self, operation_id: str, results: bool = False) -> pb.GetOperationResponse:
+        request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
+        return await self._call(self.stub.GetOperation, request, read=True)
 
     async def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
         reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id, reason))
@@ -162,7 +200,7 @@ class AsyncClient:
         `reconnect_seconds` without a new event.
         """
         last = after_seq
-        backoff = self.retry.within(reconnect_seconds).backoff()
+        backoff = self.call_retry.within(reconnect_seconds).backoff()
         while True:
             call = self.stub.Watch(pb.WatchRequest(operation_id=operation_id, after_seq=last), metadata=self.metadata)
             try:
@@ -175,7 +213,7 @@ class AsyncClient:
                     yield Event.from_proto(event)
                 return
             except grpc.RpcError as error:
-                delay = backoff.next_delay() if self.retry.retryable(error) else None
+                delay = backoff.next_delay() if self.call_retry.retryable(error) else None
                 if delay is None:
                     raise from_rpc_error(error) from None
             finally:
@@ -198,9 +236,20 @@ class AsyncOperation(OperationData):
         self.proto = (await self.client.pause(self.id, reason=reason)).proto
         return self
 
-    async def resume(self, *, reason: str = "") -> AsyncOperation:
-        self.proto = (await self.client.resume(self.id, reason=reason)).proto
+    async def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> AsyncOperation:
+        self.proto = (await self.client.resume(self.id, reason=reason, input=input)).proto
         return self
+
+    async def retry(self, *, reason: str = "") -> AsyncOperation:
+        self.proto = (await self.client.retry(self.id, reason=reason)).proto
+        return self
+
+    async def fork(self, from_step: int, input: Any = NO_INPUT, *, reason: str = "") -> AsyncOperation:
+        """The new operation (this handle stays on the parent)."""
+        return await self.client.fork(self.id, from_step, input, reason=reason)
+
+    async def steps(self, *, results: bool = False) -> builtins.list[StepRecord]:
+        return await self.client.steps(self.id, results=results)
 
     async def cancel(self, *, reason: str = "") -> AsyncOperation:
         self.proto = (await self.client.cancel(self.id, reason=reason)).proto

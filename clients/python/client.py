@@ -21,17 +21,21 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from pausable.clients.common import (
+    NO_INPUT,
     call_metadata,
     channel_credentials,
     client_token,
     command_request,
+    fork_request,
     list_request,
     outcome,
+    resume_request,
     retry_policies,
     start_request,
+    step_view,
 )
 from pausable.clients.errors import PausableError, from_rpc_error
-from pausable.clients.model import Event, OperationData, event_name, state_name
+from pausable.clients.model import Event, OperationData, StepRecord, event_name, state_name
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import client_channel
 from pausable.v1 import operation_pb2 as pb
@@ -57,7 +61,7 @@ class Client:
     ) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
-        self.retry, self.read_retry = retry_policies(retry_seconds)
+        self.call_retry, self.read_retry = retry_policies(retry_seconds)
         self.timeout = timeout
         self.metadata = call_metadata(client_token(token, token_file))
         credentials = channel_credentials(tls)
@@ -102,7 +106,7 @@ class Client:
         Every call retried here is safe to repeat: reads, and mutations that
         carry a request_id.
         """
-        policy = self.read_retry if read else self.retry
+        policy = self.read_retry if read else self.call_retry
         try:
             return policy.call(lambda: method(request, timeout=self.timeout, metadata=self.metadata))
         except grpc.RpcError as error:
@@ -149,9 +153,43 @@ class Client:
         request = command_request("Pause", operation_id, request_id, reason)
         return Operation(self, self._call(self.stub.Pause, request).operation)
 
-    def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
-        request = command_request("Resume", operation_id, request_id, reason)
+    def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "", input: Any = NO_INPUT) -> Operation:
+        """`input`: what the next step receives instead of the stored last result (only for a PAUSED operation;
+        checked against that step's input schema, else InvalidArgument and nothing changes)."""
+        request = resume_request(operation_id, request_id, reason, input)
         return Operation(self, self._call(self.stub.Resume, request).operation)
+
+    def retry(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
+        """Run a FAILED or CANCELLED operation again from the step that failed (or was interrupted)."""
+        request = command_request("Retry", operation_id, request_id, reason)
+        return Operation(self, self._call(self.stub.Retry, request).operation)
+
+    def fork(
+        self,
+        operation_id: str,
+        from_step: int,
+        input: Any = NO_INPUT,
+        *,
+        request_id: str | None = None,
+        reason: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> Operation:
+        """A new operation of the same workflow starting at the 1-based `from_step`, fed what the parent's step
+        received (or `input`)."""
+        request = fork_request(operation_id, from_step, input, request_id=request_id, reason=reason, labels=labels)
+        return Operation(self, self._call(self.stub.Fork, request).operation)
+
+    def steps(self, operation_id: str, *, results: bool = False) -> builtins.list[StepRecord]:
+        """The operation's step history, oldest first; `results`: with each step's result."""
+        return [StepRecord.from_proto(record) for record in self.history(operation_id, results).steps]
+
+    def forks(self, operation_id: str) -> builtins.list[str]:
+        """Ids of the operations forked from this one, oldest first."""
+        return list(self.history(operation_id, False).forks)
+
+    def history(self, operation_id: str, results: bool = False) -> pb.GetOperationResponse:
+        request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
+        return self._call(self.stub.GetOperation, request, read=True)
 
     def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
         request = command_request("Cancel", operation_id, request_id, reason)
@@ -167,7 +205,7 @@ class Client:
         seq seen; reconnecting gives up after `reconnect_seconds` without progress.
         """
         last = after_seq
-        backoff = self.retry.within(reconnect_seconds).backoff()
+        backoff = self.call_retry.within(reconnect_seconds).backoff()
         while True:
             try:
                 for response in self.stub.Watch(
@@ -181,7 +219,7 @@ class Client:
                     yield Event.from_proto(event)
                 return
             except grpc.RpcError as error:
-                delay = backoff.next_delay() if self.retry.retryable(error) else None
+                delay = backoff.next_delay() if self.call_retry.retryable(error) else None
                 if delay is None:
                     raise from_rpc_error(error) from None
             time.sleep(delay)
@@ -202,9 +240,20 @@ class Operation(OperationData):
         self.proto = self.client.pause(self.id, reason=reason).proto
         return self
 
-    def resume(self, *, reason: str = "") -> Operation:
-        self.proto = self.client.resume(self.id, reason=reason).proto
+    def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> Operation:
+        self.proto = self.client.resume(self.id, reason=reason, input=input).proto
         return self
+
+    def retry(self, *, reason: str = "") -> Operation:
+        self.proto = self.client.retry(self.id, reason=reason).proto
+        return self
+
+    def fork(self, from_step: int, input: Any = NO_INPUT, *, reason: str = "") -> Operation:
+        """The new operation (this handle stays on the parent)."""
+        return self.client.fork(self.id, from_step, input, reason=reason)
+
+    def steps(self, *, results: bool = False) -> builtins.list[StepRecord]:
+        return self.client.steps(self.id, results=results)
 
     def cancel(self, *, reason: str = "") -> Operation:
         self.proto = self.client.cancel(self.id, reason=reason).proto

@@ -6,6 +6,7 @@ change to the retry policy or to a request is made once.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Mapping
@@ -66,17 +67,54 @@ def list_request(
     )
 
 
-COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest]] = {
+COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest | pb.RetryRequest]] = {
     "Pause": pb.PauseRequest,
     "Resume": pb.ResumeRequest,
     "Cancel": pb.CancelRequest,
+    "Retry": pb.RetryRequest,
 }
+# "No input given" (None is JSON null, a value): Resume and Fork send an input only when one is passed.
+NO_INPUT: Any = type("NoInput", (), {"__repr__": lambda self: "NO_INPUT"})()
 
 
 def command_request(method: str, operation_id: str, request_id: str | None, reason: str = "") -> Any:
-    """The request of Pause, Resume or Cancel, with a request_id so a retry applies it once; `reason`: a free-text
-    note of why (at most 1000 characters), recorded on the event(s) the command appends."""
+    """The request of Pause, Resume, Cancel or Retry, with a request_id so a retry applies it once; `reason`: a
+    free-text note of why (at most 1000 characters), recorded on the event(s) the command appends."""
     return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex, reason=reason)
+
+
+def resume_request(operation_id: str, request_id: str | None, reason: str = "", input: Any = NO_INPUT) -> pb.ResumeRequest:
+    """Resume; `input`, when given, replaces the value the next step receives, sent as exact JSON text."""
+    request: pb.ResumeRequest = command_request("Resume", operation_id, request_id, reason)
+    if input is not NO_INPUT:
+        request.input_json = json.dumps(input)
+    return request
+
+
+def fork_request(
+    operation_id: str,
+    from_step: int,
+    input: Any = NO_INPUT,
+    *,
+    request_id: str | None,
+    reason: str = "",
+    labels: Mapping[str, str] | None = None,
+) -> pb.ForkRequest:
+    """Fork, with a fresh request_id by default so a retried call makes one fork; `input` as exact JSON text."""
+    request = pb.ForkRequest(
+        operation_id=operation_id,
+        from_step=from_step,
+        request_id=request_id or uuid.uuid4().hex,
+        reason=reason,
+        labels=dict(labels or {}),
+    )
+    if input is not NO_INPUT:
+        request.input_json = json.dumps(input)
+    return request
+
+
+def step_view(results: bool) -> pb.StepView:
+    return pb.STEP_VIEW_FULL if results else pb.STEP_VIEW_BASIC
 
 
 # -- results --------------------------------------------------------------------

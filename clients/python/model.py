@@ -65,6 +65,7 @@ class EventType(_Named):
     SUCCEEDED = pb.EVENT_TYPE_SUCCEEDED
     FAILED = pb.EVENT_TYPE_FAILED
     STEP_RETRIED = pb.EVENT_TYPE_STEP_RETRIED
+    RETRIED = pb.EVENT_TYPE_RETRIED
 
 
 def state_of(value: int) -> State:
@@ -214,6 +215,16 @@ class OperationData:
         return self.proto.last_seq
 
     @property
+    def parent_id(self) -> str:
+        """The operation this one was forked from (Fork); empty for an operation that was started."""
+        return self.proto.parent_id
+
+    @property
+    def forked_from_step(self) -> int:
+        """The 1-based step a fork started at; 0 for an operation that was started."""
+        return self.proto.forked_from_step
+
+    @property
     def attempt(self) -> int:
         return self.proto.attempt
 
@@ -311,7 +322,68 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
         "end_time": _iso(view.end_time),
         "lease_expire_time": _iso(time_of(op.lease_expire_time, op.HasField("lease_expire_time"))),
     }
+    if op.parent_id:
+        data |= {"parent_id": op.parent_id, "forked_from_step": op.forked_from_step}
     return data
+
+
+STEP_KINDS = {pb.StepRecord.KIND_RESULT: "result", pb.StepRecord.KIND_FAILED: "failed", pb.StepRecord.KIND_INPUT: "input"}
+NOT_READ: Any = type("NotRead", (), {"__repr__": lambda self: "NOT_READ", "__bool__": lambda self: False})()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """An entry of an operation's step history (GetOperation with a step view): `kind` "result" (a step finished),
+    "failed" (it failed) or "input" (Resume replaced what it receives: `result` the new value, `previous` the old);
+    `step` the 1-based user step; `result` and `previous` are NOT_READ unless asked for (`results=True`) and sent.
+    """
+
+    kind: str
+    step: int
+    name: str
+    attempt: int
+    start_time: datetime | None
+    end_time: datetime | None
+    duration: float | None  # seconds; None when the start is not known
+    result_bytes: int
+    plan_index: int
+    result: Any = NOT_READ
+    previous: Any = NOT_READ
+    raw: pb.StepRecord | None = None
+
+    @classmethod
+    def from_proto(cls, record: pb.StepRecord) -> StepRecord:
+        return cls(
+            kind=STEP_KINDS.get(record.kind, "unspecified"),
+            step=record.step_number,
+            name=record.name,
+            attempt=record.attempt,
+            start_time=time_of(record.start_time, record.HasField("start_time")),
+            end_time=time_of(record.end_time, record.HasField("end_time")),
+            duration=record.duration.ToTimedelta().total_seconds() if record.HasField("duration") else None,
+            result_bytes=record.result_bytes,
+            plan_index=record.plan_index,
+            result=json.loads(record.result_json) if record.result_json else NOT_READ,
+            previous=json.loads(record.previous_json) if record.previous_json else NOT_READ,
+            raw=record,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "step": self.step,
+            "name": self.name,
+            "attempt": self.attempt,
+            "start_time": _iso(self.start_time),
+            "end_time": _iso(self.end_time),
+            "duration_seconds": self.duration,
+            "result_bytes": self.result_bytes,
+        }
+        if self.result is not NOT_READ:
+            data["result"] = self.result
+        if self.previous is not NOT_READ:
+            data["previous"] = self.previous
+        return data
 
 
 def event_dict(event: pb.OperationEvent) -> dict[str, Any]:

@@ -225,7 +225,7 @@ function fact(term, ...definition) {
 }
 
 /**
- * Wall time of each user step (1-based number -> ms), from the event times: a step starts at STARTED, RESUMED or the
+ * Wall time of each user step (1-based number -> ms), from the event times: a step starts at STARTED, RESUMED, RETRIED or the
  * previous STEP_COMPLETED, and ends at its STEP_COMPLETED (the last one at SUCCEEDED). A pause between steps is not counted.
  */
 export function stepDurations(events, total) {
@@ -235,7 +235,7 @@ export function stepDurations(events, total) {
     const type = shortName(event.type);
     const time = parseTime(event.time);
     if (!time) continue;
-    if (type === "STARTED" || type === "RESUMED" || type === "STEP_RETRIED") {
+    if (type === "STARTED" || type === "RESUMED" || type === "STEP_RETRIED" || type === "RETRIED") {
       start = time;
     } else if (type === "STEP_COMPLETED") {
       const match = /step (\d+)\/\d+ done/.exec(event.message || "");

@@ -61,7 +61,8 @@ def test_json_output_for_scripts(stack: Stack) -> None:
 
 
 def test_every_command_has_help_with_text(stack: Stack) -> None:
-    for command in ("serve", "worker", "dev", "start", "get", "ls", "pause", "resume", "cancel", "watch", "workflows"):
+    commands = ("serve", "worker", "dev", "start", "get", "ls", "pause", "resume", "cancel", "retry", "fork", "watch")
+    for command in (*commands, "workflows"):
         shown = pausable(stack, command, "--help")
         assert shown.returncode == 0 and "Usage:" in shown.stdout and len(shown.stdout) > 150, command
 

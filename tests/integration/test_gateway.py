@@ -216,3 +216,30 @@ def test_a_list_gives_the_cursor_to_follow_changes_after_it_without_the_history(
     first = next(stream)
     stream.close()  # type: ignore[attr-defined]
     assert (first.data["operationId"], first.data["type"]) == (after["id"], "EVENT_TYPE_CREATED"), "nothing from before the list"
+
+
+def test_retry_fork_and_the_step_history_over_http(stack: Stack, client: Client) -> None:
+    slow = start(stack, uuid.uuid4().hex, step_seconds=0.3, rows=10)
+    path = f"/v1/operations/{slow['id']}"
+    assert call(stack.http_url, "POST", f"{path}:cancel", {}).status == 200
+    assert history(client, slow["id"])[-1].type == pb.EVENT_TYPE_CANCELLED
+    retried = call(stack.http_url, "POST", f"{path}:retry", {"requestId": "r-1", "reason": "retried over HTTP"})
+    assert retried.status == 200 and retried.body["operation"]["state"] == "OPERATION_STATE_RUNNING", retried.body
+    events_seen = history(client, slow["id"])
+    assert events_seen[-1].type == pb.EVENT_TYPE_SUCCEEDED
+    assert [e.reason for e in events_seen if e.type == pb.EVENT_TYPE_RETRIED] == ["retried over HTTP"]
+    again = call(stack.http_url, "POST", f"{path}:retry", {})
+    assert again.status == 400 and again.error["status"] == "FAILED_PRECONDITION", "a SUCCEEDED operation is not retried"
+
+    got = call(stack.http_url, "GET", f"{path}?stepView=STEP_VIEW_FULL").body
+    assert [(s["kind"], s["stepNumber"]) for s in got["steps"]][-5:] == [("KIND_RESULT", n) for n in range(1, 6)]
+    assert got["steps"][-1]["result"]["summary"]["count"] == 5 and int(got["steps"][-1]["resultBytes"]) > 0
+    forked = call(stack.http_url, "POST", f"{path}:fork", {"fromStep": 3, "reason": "forked over HTTP"})
+    assert forked.status == 200, forked.body
+    child = forked.body["operation"]
+    assert (child["parentId"], child["forkedFromStep"]) == (slow["id"], 3)
+    history(client, child["id"])
+    assert client.get(child["id"]).result == client.get(slow["id"]).result
+    assert call(stack.http_url, "GET", f"{path}?stepView=STEP_VIEW_BASIC").body["forks"] == [child["id"]]
+    bad = call(stack.http_url, "POST", f"{path}:fork", {"fromStep": 9})
+    assert bad.status == 400 and bad.error["status"] == "INVALID_ARGUMENT" and "from 1 to 5" in bad.error["message"]

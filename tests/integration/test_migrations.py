@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from pausable.server import migrate
 from pausable.server.store import make_engine
 
-TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox"}
+TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results"}
 
 
 def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
@@ -94,6 +94,60 @@ def test_0008_gives_every_stored_event_an_empty_reason_and_its_downgrade_drops_t
                 events = (await conn.run_sync(reflected)).tables["events"]
                 assert "reason" not in events.c
                 assert (await conn.execute(select(events.c.seq, events.c.actor))).all() == [(1, "ada")]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_0009_keeps_stored_operations_and_events_both_ways_and_its_downgrade_drops_the_step_history(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    """Operations from before 0009 read back as no fork with no step history; downgrading to 0008 keeps them and
+    their events (SQLite: no copy of the operations table, whose drop would cascade to the events)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Connection, MetaData, select
+
+    url = make_database(tmp_path)
+
+    def reflected(sync: Connection) -> MetaData:
+        metadata = MetaData()
+        metadata.reflect(sync)
+        return metadata
+
+    async def scenario() -> None:
+        engine = make_engine(url)
+        now = datetime.now(UTC)
+        try:
+            await migrate.upgrade(engine, "0008")
+            async with engine.begin() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                await conn.execute(
+                    tables["operations"].insert().values(
+                        id="b" * 32, workflow="w", state="FAILED", current_step=1, step_names=[], progress=0.0,
+                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
+                        updated_at=now, last_seq=1,
+                    )
+                )  # fmt: skip
+                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
+                await conn.execute(tables["events"].insert().values(operation_id="b" * 32, **event))
+            await migrate.upgrade(engine)
+            async with engine.begin() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                operations = tables["operations"]
+                stored = (await conn.execute(select(operations.c.parent_id, operations.c.forked_from_step))).all()
+                assert stored == [(None, 0)]
+                await conn.execute(
+                    tables["step_results"]
+                    .insert()
+                    .values(operation_id="b" * 32, kind="result", step=0, step_number=1, ended_at=now, result_json="1")
+                )
+            await migrate.downgrade(engine, "0008")
+            async with engine.connect() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                assert "step_results" not in tables and "parent_id" not in tables["operations"].c
+                assert (await conn.execute(select(tables["events"].c.seq, tables["events"].c.actor))).all() == [(1, "ada")]
         finally:
             await engine.dispose()
 

@@ -77,3 +77,12 @@ def test_the_registry_refuses_options_the_daemon_would() -> None:
 
     with pytest.raises(ValueError, match="countdown"):
         workflow("tests.register_checks", [plain.s().set(countdown=5)])
+
+
+def test_a_steps_input_schema_must_be_a_schema_object() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    assert register([{**step(), "input_schema": schema}]).plan[0]["input_schema"] == schema
+    with pytest.raises(InvalidArgument, match="input_schema must be a JSON Schema object"):
+        register([{**step(), "input_schema": [1]}])
+    with pytest.raises(InvalidArgument):
+        register([{**step(), "input_schema": {"type": "nonsense"}}])

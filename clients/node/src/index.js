@@ -147,6 +147,32 @@ export function toOperation(op) {
     lastSeq: Number(op.lastSeq),
     attempt: op.attempt ?? 0,
     leaseExpireTime: toDate(op.leaseExpireTime),
+    parentId: op.parentId ?? '', // Fork: the operation this one was forked from ('' when started)
+    forkedFromStep: op.forkedFromStep ?? 0, // the 1-based step a fork started at (0 when started)
+  };
+}
+
+const STEP_KIND_PREFIX = 'KIND_';
+
+/**
+ * A pausable.v1.StepRecord (an entry of GetOperation's step history) -> a plain object: `kind` 'RESULT', 'FAILED'
+ * or 'INPUT' (Resume replaced what the step receives: `result` the new value, `previous` the old), `step` 1-based,
+ * `durationSeconds` null when the start is not known; `result`/`previous` undefined unless read (`results: true`).
+ */
+export function toStepRecord(record) {
+  const seconds = record.duration ? Number(record.duration.seconds ?? 0) + (record.duration.nanos ?? 0) / 1e9 : null;
+  return {
+    kind: unprefix(record.kind, STEP_KIND_PREFIX),
+    step: record.stepNumber,
+    name: record.name,
+    attempt: record.attempt,
+    startTime: toDate(record.startTime),
+    endTime: toDate(record.endTime),
+    durationSeconds: seconds,
+    resultBytes: Number(record.resultBytes ?? 0),
+    planIndex: record.planIndex,
+    result: record.resultJson ? parseJson(record.resultJson) : undefined,
+    previous: record.previousJson ? parseJson(record.previousJson) : undefined,
   };
 }
 
@@ -277,9 +303,40 @@ export class Client {
     return toOperation((await this.#call('Pause', { operationId: id, requestId, reason })).operation);
   }
 
-  /** Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet. */
-  async resume(id, { requestId = randomUUID(), reason = '' } = {}) {
-    return toOperation((await this.#call('Resume', { operationId: id, requestId, reason })).operation);
+  /**
+   * Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet. `input` (any JSON value): what
+   * the next step receives instead of the stored last result (only when PAUSED; checked against that step's input
+   * schema, else InvalidArgument and nothing changes).
+   */
+  async resume(id, { requestId = randomUUID(), reason = '', input = undefined } = {}) {
+    const request = { operationId: id, requestId, reason };
+    if (input !== undefined) request.input = toValue(input);
+    return toOperation((await this.#call('Resume', request)).operation);
+  }
+
+  /** Runs a FAILED or CANCELLED operation again from the step that failed (or was interrupted): the same operation. */
+  async retry(id, { requestId = randomUUID(), reason = '' } = {}) {
+    return toOperation((await this.#call('Retry', { operationId: id, requestId, reason })).operation);
+  }
+
+  /**
+   * A new operation of the same workflow starting at the 1-based `fromStep`, fed what that step received in the
+   * parent (or `input`); resolves to the new operation (its parentId and forkedFromStep set).
+   */
+  async fork(id, fromStep, { input = undefined, requestId = randomUUID(), reason = '', labels = {} } = {}) {
+    const request = { operationId: id, fromStep, requestId, reason, labels };
+    if (input !== undefined) request.input = toValue(input);
+    return toOperation((await this.#call('Fork', request)).operation);
+  }
+
+  /**
+   * The operation with its step history and forks: { operation, steps, forks }, steps oldest first; `results`:
+   * each step's result too.
+   */
+  async history(id, { results = false } = {}) {
+    const stepView = results ? 'STEP_VIEW_FULL' : 'STEP_VIEW_BASIC';
+    const response = await this.#call('GetOperation', { operationId: id, stepView }, { read: true });
+    return { operation: toOperation(response.operation), steps: response.steps.map(toStepRecord), forks: [...response.forks] };
   }
 
   /** Cancels at once when PAUSED or PENDING, otherwise at the next step boundary. */
@@ -294,7 +351,8 @@ export class Client {
 
   /**
    * Every event after `afterSeq`, each exactly once and in seq order, ending
-   * after the terminal one (SUCCEEDED, FAILED or CANCELLED), as the Python
+   * after the terminal one (SUCCEEDED, FAILED or CANCELLED; the newest, when
+   * a Retry revived a FAILED or CANCELLED operation), as the Python
    * SDK's watch(): a stream broken with UNAVAILABLE or RESOURCE_EXHAUSTED
    * (daemon restart, dropped connection, load shedding) is reopened with the
    * last seq seen as afterSeq, events sent again are dropped, and a gap in the
@@ -326,8 +384,7 @@ export class Client {
           }
           last = event.seq;
           backoff.reset();
-          yield event;
-          if (event.terminal) return;
+          yield event; // a terminal event may be followed by others (Retry): the daemon ends the stream after the newest
         }
         if (!error) return; // the daemon ended the stream: nothing more will come
       } catch (caught) {

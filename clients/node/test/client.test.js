@@ -197,6 +197,33 @@ test('pause, resume and cancel take { reason }: the events they append carry it 
   assert.match(tooLong.message, /reason is 1001 characters long; keep it to 1000/);
 });
 
+test('history lists every step after a run; a fork from step 3 and a retried cancel end with the same result', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.05 });
+  const done = await client.wait(op.id);
+  const { operation, steps } = await client.history(op.id, { results: true });
+  assert.equal(operation.id, op.id);
+  assert.deepEqual(steps.map((s) => [s.kind, s.step, s.attempt]), range(1, 5).map((n) => ['RESULT', n, 1]));
+  assert.ok(steps.every((s) => s.resultBytes > 0 && s.durationSeconds >= 0 && s.result !== undefined), JSON.stringify(steps));
+  assert.deepEqual(steps[4].result, EXPECTED_RESULT);
+  assert.equal((await client.history(op.id)).steps[0].result, undefined, 'without results: sizes only');
+
+  const child = await client.fork(op.id, 3, { reason: 'again from 3' });
+  assert.deepEqual([child.parentId, child.forkedFromStep, child.step], [op.id, 3, 3]);
+  assert.deepEqual((await client.wait(child.id)).result, done.result);
+  assert.deepEqual((await client.history(op.id)).forks, [child.id]);
+
+  const slow = await client.start('demo.etl', { rows: 10, step_seconds: 0.3 });
+  await client.cancel(slow.id);
+  assert.equal((await client.wait(slow.id)).state, 'CANCELLED');
+  const retried = await client.retry(slow.id, { reason: 'cancelled by mistake' });
+  assert.equal(retried.state, 'RUNNING');
+  assert.deepEqual(await client.result(slow.id), EXPECTED_RESULT);
+  const types = [];
+  for await (const event of client.watch(slow.id)) types.push(event.type);
+  assert.deepEqual(types.slice(-1), ['SUCCEEDED']);
+  assert.ok(types.indexOf('CANCELLED') < types.indexOf('RETRIED'), types.join(' '));
+});
+
 test('errors carry the gRPC code and the server message', T, async () => {
   const check = async (promise, Class, pattern) => {
     const error = await promise.then(() => assert.fail('expected a rejection'), (e) => e);

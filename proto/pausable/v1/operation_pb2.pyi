@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -38,6 +39,13 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_SUCCEEDED: _ClassVar[EventType]
     EVENT_TYPE_FAILED: _ClassVar[EventType]
     EVENT_TYPE_STEP_RETRIED: _ClassVar[EventType]
+    EVENT_TYPE_RETRIED: _ClassVar[EventType]
+
+class StepView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STEP_VIEW_UNSPECIFIED: _ClassVar[StepView]
+    STEP_VIEW_BASIC: _ClassVar[StepView]
+    STEP_VIEW_FULL: _ClassVar[StepView]
 
 class OperationView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +74,10 @@ EVENT_TYPE_CANCELLED: EventType
 EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_STEP_RETRIED: EventType
+EVENT_TYPE_RETRIED: EventType
+STEP_VIEW_UNSPECIFIED: StepView
+STEP_VIEW_BASIC: StepView
+STEP_VIEW_FULL: StepView
 OPERATION_VIEW_UNSPECIFIED: OperationView
 OPERATION_VIEW_BASIC: OperationView
 OPERATION_VIEW_FULL: OperationView
@@ -87,7 +99,7 @@ class OperationError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number")
+    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number", "parent_id", "forked_from_step")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +129,8 @@ class Operation(_message.Message):
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     STEP_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FORKED_FROM_STEP_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow: str
     state: OperationState
@@ -139,7 +153,47 @@ class Operation(_message.Message):
     input_json: str
     result_json: str
     step_number: int
-    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ...) -> None: ...
+    parent_id: str
+    forked_from_step: int
+    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ..., parent_id: _Optional[str] = ..., forked_from_step: _Optional[int] = ...) -> None: ...
+
+class StepRecord(_message.Message):
+    __slots__ = ("kind", "step_number", "name", "attempt", "start_time", "end_time", "duration", "result_bytes", "result", "result_json", "previous_json", "plan_index")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[StepRecord.Kind]
+        KIND_RESULT: _ClassVar[StepRecord.Kind]
+        KIND_FAILED: _ClassVar[StepRecord.Kind]
+        KIND_INPUT: _ClassVar[StepRecord.Kind]
+    KIND_UNSPECIFIED: StepRecord.Kind
+    KIND_RESULT: StepRecord.Kind
+    KIND_FAILED: StepRecord.Kind
+    KIND_INPUT: StepRecord.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STEP_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PLAN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    kind: StepRecord.Kind
+    step_number: int
+    name: str
+    attempt: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    result_bytes: int
+    result: _struct_pb2.Value
+    result_json: str
+    previous_json: str
+    plan_index: int
+    def __init__(self, kind: _Optional[_Union[StepRecord.Kind, str]] = ..., step_number: _Optional[int] = ..., name: _Optional[str] = ..., attempt: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., result_bytes: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result_json: _Optional[str] = ..., previous_json: _Optional[str] = ..., plan_index: _Optional[int] = ...) -> None: ...
 
 class OperationEvent(_message.Message):
     __slots__ = ("operation_id", "seq", "type", "time", "message", "operation", "actor", "reason")
@@ -207,16 +261,22 @@ class StartOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class GetOperationRequest(_message.Message):
-    __slots__ = ("operation_id",)
+    __slots__ = ("operation_id", "step_view")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_VIEW_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
-    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
+    step_view: StepView
+    def __init__(self, operation_id: _Optional[str] = ..., step_view: _Optional[_Union[StepView, str]] = ...) -> None: ...
 
 class GetOperationResponse(_message.Message):
-    __slots__ = ("operation",)
+    __slots__ = ("operation", "steps", "forks")
     OPERATION_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    FORKS_FIELD_NUMBER: _ClassVar[int]
     operation: Operation
-    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[StepRecord]
+    forks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., forks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
     __slots__ = ("states", "workflow", "page_size", "page_token", "labels", "requester", "created_after", "created_before", "stuck", "view")
@@ -276,14 +336,18 @@ class PauseResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
 
 class ResumeRequest(_message.Message):
-    __slots__ = ("operation_id", "request_id", "reason")
+    __slots__ = ("operation_id", "request_id", "reason", "input", "input_json")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     request_id: str
     reason: str
-    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    input: _struct_pb2.Value
+    input_json: str
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., input_json: _Optional[str] = ...) -> None: ...
 
 class ResumeResponse(_message.Message):
     __slots__ = ("operation",)
@@ -302,6 +366,53 @@ class CancelRequest(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CancelResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: Operation
+    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+
+class RetryRequest(_message.Message):
+    __slots__ = ("operation_id", "request_id", "reason")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    request_id: str
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RetryResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: Operation
+    def __init__(self, operation: _Optional[_Union[Operation, _Mapping]] = ...) -> None: ...
+
+class ForkRequest(_message.Message):
+    __slots__ = ("operation_id", "from_step", "input", "input_json", "request_id", "reason", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_STEP_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    from_step: int
+    input: _struct_pb2.Value
+    input_json: str
+    request_id: str
+    reason: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, operation_id: _Optional[str] = ..., from_step: _Optional[int] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., input_json: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ForkResponse(_message.Message):
     __slots__ = ("operation",)
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     operation: Operation

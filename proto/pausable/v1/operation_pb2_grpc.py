@@ -79,6 +79,16 @@ class OperationServiceStub:
                 request_serializer=pausable_dot_v1_dot_operation__pb2.ListWorkflowsRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_operation__pb2.ListWorkflowsResponse.FromString,
                 _registered_method=True)
+        self.Retry = channel.unary_unary(
+                '/pausable.v1.OperationService/Retry',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.RetryRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.RetryResponse.FromString,
+                _registered_method=True)
+        self.Fork = channel.unary_unary(
+                '/pausable.v1.OperationService/Fork',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.ForkRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.ForkResponse.FromString,
+                _registered_method=True)
 
 
 class OperationServiceServicer:
@@ -148,6 +158,23 @@ class OperationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Retry(self, request, context):
+        """Runs a FAILED or CANCELLED operation again from the step that failed (or
+        was interrupted), fed the result stored before it: the same operation,
+        its history goes on (EVENT_TYPE_RETRIED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fork(self, request, context):
+        """Starts a new operation of the same workflow (and plan) at from_step, fed
+        the result its parent stored before that step, or the given input.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +222,16 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     servicer.ListWorkflows,
                     request_deserializer=pausable_dot_v1_dot_operation__pb2.ListWorkflowsRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_operation__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'Retry': grpc.unary_unary_rpc_method_handler(
+                    servicer.Retry,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.RetryRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.RetryResponse.SerializeToString,
+            ),
+            'Fork': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fork,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.ForkRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.ForkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +477,60 @@ class OperationService:
             '/pausable.v1.OperationService/ListWorkflows',
             pausable_dot_v1_dot_operation__pb2.ListWorkflowsRequest.SerializeToString,
             pausable_dot_v1_dot_operation__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Retry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/Retry',
+            pausable_dot_v1_dot_operation__pb2.RetryRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.RetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/Fork',
+            pausable_dot_v1_dot_operation__pb2.ForkRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.ForkResponse.FromString,
             options,
             channel_credentials,
             insecure,
