@@ -2,10 +2,10 @@
 mapping; gRPC status codes as HTTP ones.
 
 The mapping is protobuf's own (`json_format`): camelCase names, enums by name, int64 as strings, every field
-printed. One difference, on purpose: an operation's `input` and `result` are written as the JSON text the store
-keeps (`Operation.input_json` / `result_json`, spliced in whole with `orjson.Fragment`), so a step's result keeps
-its types (google.protobuf.Value's mapping carries every number as a double); `inputJson` and `resultJson` are
-then left out, being the same thing twice.
+printed. One difference, on purpose: values are written as the JSON text the store keeps (an operation's `input`
+and `result` from `input_json` / `result_json`, a step record's `result` and `previous`, spliced in whole with
+`orjson.Fragment`), so a step's result keeps its types (google.protobuf.Value's mapping carries every number as a
+double); the `…Json` texts are then left out, being the same thing twice.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ HTTP_STATUS = {
     grpc.StatusCode.DATA_LOSS: 500,
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
-MAP_PARAMETER = "{name}[{key}]"  # a map field's entry in a query, as grpc-gateway reads it: labels[team]=data
+# Fields written as the JSON text the store keeps, from their `…Json` twin (Operation's input and result, a
+# StepRecord's result and the previous input it replaced).
+STORED_VALUES = ("input", "result", "previous")
 
 
 class BadRequest(Exception):
@@ -139,18 +141,18 @@ def to_json(reply: Message | Encoded[Any]) -> bytes:
 
 
 def _values_as_stored(data: Any) -> None:
-    """Operations anywhere in `data` (a reply, an event, a page) get their stored input and result texts."""
+    """Values anywhere in `data` (an operation, a step record, in a reply, an event or a page) become their stored
+    JSON texts: `resultJson` is written as `result`, and so on."""
     if isinstance(data, list):
         for item in data:
             _values_as_stored(item)
         return
     if not isinstance(data, dict):
         return
-    if "inputJson" in data and "resultJson" in data:  # an Operation
-        for name in ("input", "result"):
-            text = data.pop(f"{name}Json")
-            if text:
-                data[name] = orjson.Fragment(text)
+    for name in STORED_VALUES:
+        text = data.pop(f"{name}Json", None)
+        if text:
+            data[name] = orjson.Fragment(text)
     for key, value in data.items():
-        if isinstance(value, (dict, list)) and key not in ("input", "result", "inputSchema", "labels"):
+        if isinstance(value, (dict, list)) and key not in (*STORED_VALUES, "inputSchema", "labels"):
             _values_as_stored(value)

@@ -234,6 +234,7 @@ def test_retry_fork_and_the_step_history_over_http(stack: Stack, client: Client)
     got = call(stack.http_url, "GET", f"{path}?stepView=STEP_VIEW_FULL").body
     assert [(s["kind"], s["stepNumber"]) for s in got["steps"]][-5:] == [("KIND_RESULT", n) for n in range(1, 6)]
     assert got["steps"][-1]["result"]["summary"]["count"] == 5 and int(got["steps"][-1]["resultBytes"]) > 0
+    assert isinstance(got["steps"][-1]["result"]["summary"]["count"], int) and "resultJson" not in got["steps"][-1]
     forked = call(stack.http_url, "POST", f"{path}:fork", {"fromStep": 3, "reason": "forked over HTTP"})
     assert forked.status == 200, forked.body
     child = forked.body["operation"]
