@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from click.testing import CliRunner
-from support.stack import Stack, state_is, wait_event
+from support.stack import Stack, state_is, step_running, wait_event
 
 from pausable.cli.exits import EXIT_CANCELLED, EXIT_FAILED
 from pausable.cli.launch import DaemonProcess, RedisServer, free_port
@@ -135,6 +135,7 @@ def test_a_daemon_that_is_not_running_is_named_within_seconds() -> None:
 
 def test_get_cuts_long_values_unless_full(stack: Stack, client: Client) -> None:
     op = client.start("demo.etl", {"rows": 400, "step_seconds": 0.3})
+    wait_event(client, op.id, step_running(0), timeout=30)  # paused after step 1, which makes the long result
     paused = client.pause(op.id)
     wait_event(client, op.id, state_is(pb.OPERATION_STATE_PAUSED), after_seq=paused.last_seq, timeout=30)
     try:
