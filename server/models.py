@@ -77,6 +77,12 @@ class OperationRow(Base):
     # The secret of the dispatch that sent the current step (new on every start, resume and retry; in the
     # step's pausable_step_token header): a report that would change the operation must present it.
     step_secret: Mapped[str | None] = mapped_column(String(64))
+    # Details a running step saved (workers' checkpoint()/pause_here()) and the plan index of that step: when it runs
+    # again (Resume after an in-step pause, a retry after a lost worker) its resume_details() returns them.
+    details_json: Mapped[str | None] = mapped_column(Text)
+    details_step: Mapped[int] = mapped_column(Integer, server_default="-1")
+    # A breakpoint (Pause(before_step=N)): the user step number the operation pauses before; 0: none.
+    pause_before_step: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),

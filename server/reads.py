@@ -53,6 +53,8 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "step_number": row.step_number,
         "step_count": row.step_count,
     }
+    if getattr(row, "pause_before_step", 0):  # a pending breakpoint (only then: most snapshots never have one)
+        snapshot["pause_before_step"] = row.pause_before_step
     if with_result and row.result_json is not None and offload.large(len(row.result_json)):
         return jsontext.Spliced(snapshot, "result", row.result_json)
     return snapshot

@@ -1,0 +1,33 @@
+"""In-step steering: a running step's saved details, and a pending breakpoint
+
+Revision ID: 0009_instep
+Revises: 0008
+
+`details_json` / `details_step`: the JSON a step saved (checkpoint(), pause_here()) and the plan index of the step it
+belongs to; when that step runs again its resume_details() returns it. `pause_before_step`: the user step number a
+Pause(before_step=N) waits for (0: none).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009_instep"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.add_column(sa.Column("details_json", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("details_step", sa.Integer(), nullable=False, server_default="-1"))
+        batch.add_column(sa.Column("pause_before_step", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.drop_column("pause_before_step")
+        batch.drop_column("details_step")
+        batch.drop_column("details_json")
