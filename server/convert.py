@@ -155,6 +155,7 @@ def _fields_into(message: pb.Operation, operation: Operation) -> None:
             labels=operation.labels,
             last_seq=operation.last_seq,
             attempt=operation.attempt,
+            pause_before_step=operation.pause_before_step,
         )
     )
     _set_time(message.create_time, operation.create_time)

@@ -147,6 +147,7 @@ export function toOperation(op) {
     lastSeq: Number(op.lastSeq),
     attempt: op.attempt ?? 0,
     leaseExpireTime: toDate(op.leaseExpireTime),
+    pauseBeforeStep: op.pauseBeforeStep ?? 0, // a pending breakpoint (pause(id, { beforeStep })); 0: none
   };
 }
 
@@ -267,9 +268,12 @@ export class Client {
     return { operations: response.operations.map(toOperation), nextPageToken: response.nextPageToken };
   }
 
-  /** Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED). */
-  async pause(id, { requestId = randomUUID(), reason = '' } = {}) {
-    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason })).operation);
+  /**
+   * Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED); `beforeStep: N` sets a
+   * breakpoint instead: it stays RUNNING and pauses when it reaches step N (1-based).
+   */
+  async pause(id, { requestId = randomUUID(), reason = '', beforeStep = 0 } = {}) {
+    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason, beforeStep })).operation);
   }
 
   /** Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet. */
@@ -277,9 +281,12 @@ export class Client {
     return toOperation((await this.#call('Resume', { operationId: id, requestId, reason })).operation);
   }
 
-  /** Cancels at once when PAUSED or PENDING, otherwise at the next step boundary. */
-  async cancel(id, { requestId = randomUUID(), reason = '' } = {}) {
-    return toOperation((await this.#call('Cancel', { operationId: id, requestId, reason })).operation);
+  /**
+   * Cancels at once when PAUSED or PENDING, otherwise at the next step boundary; `force: true` cancels a running
+   * operation at once and terminates its running step.
+   */
+  async cancel(id, { requestId = randomUUID(), reason = '', force = false } = {}) {
+    return toOperation((await this.#call('Cancel', { operationId: id, requestId, reason, force })).operation);
   }
 
   /** The workflows the workers have registered. */
