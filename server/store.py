@@ -451,11 +451,8 @@ class Store(Reads):
         query = select(OPERATIONS.c.step_secret, OPERATIONS.c.details_json, OPERATIONS.c.details_step).where(
             OPERATIONS.c.id == operation_id
         )
-        if self.sqlite is not None and (cached := self.sqlite.rows.get(operation_id)) is not None:
-            found: Any = WorkingRow(cached)
-        else:
-            async with self.sessions() as session:
-                found = (await session.execute(query)).one_or_none()
+        async with self.sessions() as session:
+            found = (await session.execute(query)).one_or_none()
         if found is None:
             raise NotFound(operation_id)
         if not self.dispatched(found.step_secret, step_token):
