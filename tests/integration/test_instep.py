@@ -7,6 +7,7 @@ operation can only run once the killed process was replaced. Workflows: tests/wo
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from support.histories import assert_legal
 from support.stack import Stack, history, state_is, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
-from pausable.clients import FailedPrecondition, InvalidArgument
+from pausable.clients import AsyncClient, FailedPrecondition, InvalidArgument
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import worker_pb2
 
@@ -40,6 +41,12 @@ def one_process(tmp_path_factory: pytest.TempPathFactory, make_database: Callabl
             yield stack
         finally:
             stack.stop()
+
+
+async def cancel_by_force(target: str, operation_id: str) -> int:
+    """Cancel(force=true) through the async SDK."""
+    async with AsyncClient(target) as client:
+        return (await client.cancel(operation_id, force=True, reason="queued")).state
 
 
 def progress_says(text: str) -> Callable[[pb.OperationEvent], bool]:
@@ -73,7 +80,7 @@ def test_a_forced_cancel_terminates_a_step_that_never_checks_and_late_reports_ch
         sleeper = client.start("instep.sleeper", {"dir": str(tmp_path)})
         wait_event(client, sleeper.id, progress_says("sleeping"), timeout=TIMEOUT)
         queued = client.start("instep.sleeper", {"dir": str(tmp_path)})  # waits behind it: the only process is busy
-        assert client.cancel(queued.id, force=True).state == pb.OPERATION_STATE_CANCELLED
+        assert asyncio.run(cancel_by_force(one_process.target, queued.id)) == pb.OPERATION_STATE_CANCELLED
 
         cancelled = client.cancel(sleeper.id, force=True, reason="stuck")
         assert cancelled.state == pb.OPERATION_STATE_CANCELLED
