@@ -29,6 +29,7 @@ class StopFlagMirror:
         self._url = url
         self._flagged: set[str] = set()
         self._asking: set[str] = set()  # ask (breakpoint) flags: check in at each boundary, kept after a CONTINUE
+        self._unsure: dict[str, tuple[float, bool]] = {}  # stopping()'s answers read from Redis while out of sync
         self._in_sync = threading.Event()
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._thread = threading.Thread(target=self._run, name="pausable-stop-flags", daemon=True)
@@ -49,13 +50,19 @@ class StopFlagMirror:
         so the step works on and its boundary decides."""
         if self._in_sync.is_set():
             return operation_id in self._flagged
+        now = time.monotonic()
+        checked = self._unsure.get(operation_id)
+        if checked is not None and now - checked[0] < RETRY_SECONDS:
+            return checked[1]  # a step asks per item: at most one Redis read a second while out of sync
         try:
             value = self._client.get(flags.key(operation_id))
+            answer = value is not None and (value.decode() if isinstance(value, bytes) else str(value)) != flags.ASK_REASON
         except redis.RedisError:
-            return False
-        if value is None:
-            return False
-        return (value.decode() if isinstance(value, bytes) else str(value)) != flags.ASK_REASON
+            answer = False
+        if len(self._unsure) > 1000:
+            self._unsure.clear()
+        self._unsure[operation_id] = (time.monotonic(), answer)
+        return answer
 
     def asking(self, operation_id: str) -> bool:
         """Whether only an ask (breakpoint) flag is up: not a stop of this step, a question at its boundaries."""

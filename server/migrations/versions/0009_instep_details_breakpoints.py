@@ -19,15 +19,17 @@ branch_labels = None
 depends_on = None
 
 
+COLUMNS = ("details_json", "details_step", "pause_before_step")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("operations") as batch:
-        batch.add_column(sa.Column("details_json", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("details_step", sa.Integer(), nullable=False, server_default="-1"))
-        batch.add_column(sa.Column("pause_before_step", sa.Integer(), nullable=False, server_default="0"))
+    # Plain ALTER TABLE, also on SQLite (3.35+ drops columns in place): a batch operation would copy the operations
+    # table, and dropping the old copy deletes every event of every operation (ON DELETE CASCADE).
+    op.add_column("operations", sa.Column("details_json", sa.Text(), nullable=True))
+    op.add_column("operations", sa.Column("details_step", sa.Integer(), nullable=False, server_default="-1"))
+    op.add_column("operations", sa.Column("pause_before_step", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("operations") as batch:
-        batch.drop_column("pause_before_step")
-        batch.drop_column("details_step")
-        batch.drop_column("details_json")
+    for column in reversed(COLUMNS):
+        op.drop_column("operations", column)
