@@ -51,7 +51,7 @@ __all__ = ["StepStopped", "checkpoint", "pause_here", "resume_details", "stop_re
 
 def _running() -> tuple[Task, Position] | None:
     task = current_task
-    if task is None or task.request.called_directly:
+    if not task or task.request.called_directly:  # a proxy: false outside a task
         return None
     position = _position(task.request)
     return None if position is None else (task, position)

@@ -188,7 +188,7 @@ class PausableTask(Task):
 def progress(fraction: float, message: str = "") -> None:
     """Report progress of the running step (0.0 to 1.0); does nothing outside a pausable operation."""
     task = current_task
-    position = _position(task.request) if task is not None else None
+    position = _position(task.request) if task else None  # current_task is a proxy: false outside a task
     if position is not None:
         flush()
         operation_id, step, attempt, token = position
