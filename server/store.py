@@ -518,8 +518,9 @@ class Store(Reads):
             if outcome.transition.state is not None or resend:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = report.attempt_id, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
-            if report.details_json is not None and outcome.decision is not Decision.STOP:
-                row.details_json, row.details_step = report.details_json or None, step + 1
+            saves = bool(report.details_json) and outcome.decision is not Decision.STOP  # none sent: keep what was saved
+            if saves and self.dispatched(row.step_secret, report.step_token):
+                row.details_json, row.details_step = report.details_json, step + 1
             ask = self._asks(row, numbering) if row.pause_before_step else False
             if not resend:
                 return CheckpointResult(outcome.decision, State(row.state), row.attempt, ask=ask)
