@@ -104,6 +104,7 @@ class Engine:
         # Fault injection for tests/faults only: die in the window between the commit and the publish.
         self.crash_before_publish = os.environ.get(FAULT_VARIABLE) == "crash-before-publish"
         self._marking: asyncio.Task[None] | None = None
+        self._terminating: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts on their way
 
     # -- client commands -----------------------------------------------------
 
@@ -165,14 +166,20 @@ class Engine:
         )
         if kind is Command.FORCE_CANCEL and change.operation.state is State.CANCELLED:
             await self.flags.hold(operation_id)
-            try:
-                await self.dispatcher.terminate(operation_id)
-            except Exception as error:  # noqa: BLE001 - the broker is away: the step runs on, its reports change nothing
-                log.warning("could not ask the workers to terminate the step of %s: %s", operation_id, error)
+            # Not awaited: the store has decided, and a broker that does not answer must not hold the reply.
+            task = asyncio.create_task(self._terminate(operation_id), name="pausable-terminate")
+            self._terminating.add(task)
+            task.add_done_callback(self._terminating.discard)
         else:
             await self.flags.follow(operation_id, change.operation.state, change.operation.attempt, ask=change.ask)
         await self._publish(change)
         return change.operation
+
+    async def _terminate(self, operation_id: str) -> None:
+        try:
+            await self.dispatcher.terminate(operation_id)
+        except Exception as error:  # noqa: BLE001 - the broker is away: the step runs on, its reports change nothing
+            log.warning("could not ask the workers to terminate the step of %s: %s", operation_id, error)
 
     async def save_details(self, operation_id: str, step: int, attempt: int, step_token: str, details_json: str) -> State:
         return await self.store.save_details(operation_id, step, attempt, step_token, details_json)
