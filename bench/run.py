@@ -47,6 +47,7 @@ from daemon_throughput import (
 )
 from fanout import measure_fanout
 from gateway import measure_get, measure_sse_fanout
+from inner_pause import measure_inner_pause
 from stats import p99
 from user_latency import measure_pause_load, measure_watch_delay
 from worker_throughput import measure_worker_throughput
@@ -408,7 +409,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents); all by default",
+        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, inner); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -495,6 +496,11 @@ def main() -> int:
             ),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, 2 if quick else repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
+            (
+                "inner",
+                "pause within a cooperative step (demo.long)",
+                lambda: measure_inner_pause(rig.daemon.target, rig.redis.url, rig.folder, 60 if quick else 200),
+            ),
         ):
             if only and name not in only:
                 continue
@@ -528,6 +534,7 @@ def main() -> int:
         "postgres_store_growth_ratio": ("<=", 1.1),
         "watchevents_idle_ratio": ("<=", 1.10),
         "sse_fanout_p99_ratio": ("<=", 1.5),  # issue 16
+        "inner_pause_latency_p99_ms": ("<=", 1000),  # issue 13
     }
     print(f"\n{'measure':<34}{'value':>12}  target")
     for key, value in results.items():

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -245,7 +245,9 @@ def list_operations(
         print_table(console, response.operations)
 
 
-def _command(verb: str, doc: str) -> click.Command:
+def _command(verb: str, doc: str, options: Sequence[Callable[[Any], Any]] = ()) -> click.Command:
+    """`pausable VERB ID --reason TEXT`; `options`: the command's own click options, passed on as keyword arguments."""
+
     @click.command(name=verb, help=doc)
     @click.argument("operation_id")
     @click.option(
@@ -257,9 +259,12 @@ def _command(verb: str, doc: str) -> click.Command:
     @client_options
     @click.pass_context
     @_handle_errors
-    def run(ctx: click.Context, operation_id: str, reason: str) -> None:
-        _emit(ctx, getattr(_client(ctx), verb)(operation_id, reason=reason).proto)
+    def run(ctx: click.Context, operation_id: str, reason: str, **extra: Any) -> None:
+        given = {name: value for name, value in extra.items() if value is not None}
+        _emit(ctx, getattr(_client(ctx), verb)(operation_id, reason=reason, **given).proto)
 
+    for option in options:
+        run = option(run)
     return run
 
 
@@ -267,7 +272,20 @@ pause = _command(
     "pause",
     "Ask OPERATION_ID to pause at its next step boundary.\n\n"
     "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
-    "and the operation SUCCEEDS.\n\n\b\nExample:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID",
+    "and the operation SUCCEEDS. A step that checks stop_requested() pauses where it is, within the step. "
+    "--before-step N sets a breakpoint instead: the operation runs on and pauses when it reaches step N; "
+    "`pausable resume ID` withdraws it.\n\n\b\nExamples:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID\n"
+    "  pausable pause ID --before-step 4",
+    [
+        click.option(
+            "--before-step",
+            "before_step",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="pause when the operation reaches step N (1-based, as `step N/M` counts), not at the next boundary",
+        ),
+    ],
 )
 REASON_HELP = "why (at most 1000 characters): recorded with your name on the event, shown by `pausable watch`"
 
@@ -365,7 +383,10 @@ def fork(
 cancel = _command(
     "cancel",
     "Cancel OPERATION_ID: at once when paused, otherwise at the next step boundary.\n\n"
-    "A cancel during the last step comes too late: the operation SUCCEEDS.\n\n\b\nExample:\n  pausable cancel ID --reason 'wrong input'",
+    "A cancel during the last step comes too late: the operation SUCCEEDS. --force cancels a running operation at "
+    "once: its running step is terminated (its worker process killed), even one that never checks for a stop."
+    "\n\n\b\nExamples:\n  pausable cancel ID --reason 'wrong input'\n  pausable cancel ID --force",
+    [click.option("--force", is_flag=True, default=False, help="cancel now and terminate the running step")],
 )
 
 

@@ -83,6 +83,8 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
     table.add_row("workflow", op.workflow)
     table.add_row("state", state_name(op.state))
     table.add_row("step", step_label(op))
+    if op.pause_before_step:
+        table.add_row("breakpoint", f"pauses before step {op.pause_before_step}/{op.total_steps} (resume withdraws it)")
     if op.progress_message:
         table.add_row("progress", f"{op.progress:.0%} {op.progress_message}")
     view = OperationData(op)

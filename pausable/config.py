@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 EXAMPLES_MODULE = "pausable.workers.examples.demo"
 # OperationError.traceback keeps a failed step's traceback's end: workers send at most this, the daemon keeps at most this.
 MAX_TRACEBACK_CHARS = 16 << 10
+MAX_DETAILS_BYTES = 64 << 10  # a step's checkpoint details (workers' checkpoint(), pause_here()), as compact JSON
 
 
 class Settings(BaseSettings):

@@ -157,6 +157,7 @@ def _fields_into(message: pb.Operation, operation: Operation) -> None:
             attempt=operation.attempt,
             parent_id=operation.parent_id,
             forked_from_step=operation.forked_from_step,
+            pause_before_step=operation.pause_before_step,
         )
     )
     _set_time(message.create_time, operation.create_time)

@@ -11,6 +11,7 @@ send_task. One Celery app serves both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+TERMINATE_COMMAND = "pausable_terminate"  # the Celery remote control command of workers/terminate.py
 
 
 def plan_for(task_names: list[str]) -> list[dict[str, Any]]:
@@ -185,6 +187,13 @@ class Dispatcher:
             except Exception as error:  # noqa: BLE001 - handed to the caller
                 outcomes[index] = (None, error)
         return outcomes
+
+    async def terminate(self, operation_id: str) -> None:
+        """Tell every worker to kill the pool process running a step of this operation (a broadcast on the broker's
+        Celery control channel; workers/terminate.py answers it). Nothing waits for replies."""
+        await asyncio.to_thread(
+            self.app.control.broadcast, TERMINATE_COMMAND, arguments={"operation_id": operation_id}, reply=False
+        )
 
     def close(self) -> None:
         self._publisher.close()

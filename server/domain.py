@@ -93,6 +93,7 @@ class Operation:
     step_count: int = 0
     parent_id: str = ""
     forked_from_step: int = 0
+    pause_before_step: int = 0  # a pending breakpoint (Pause(before_step=N)): the user step it pauses before; 0 none
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], input_json: str | None = None) -> Operation:
@@ -122,6 +123,7 @@ class Operation:
             input_json=input_json,
             parent_id=data.get("parent_id") or "",
             forked_from_step=data.get("forked_from_step", 0),
+            pause_before_step=data.get("pause_before_step", 0),
         )
 
     @property
@@ -198,6 +200,8 @@ class StepReport:
     step_token: str = ""
     next_not_started: bool = False  # sent before the next step's body ran (see states.checkpoint)
     next_dropped: bool = False  # ...by a worker that dropped that step: if the operation goes on, it is sent again
+    in_step: bool = False  # sent from inside the running step (pause_here): it stops where it is, see states.checkpoint
+    details_json: str | None = None  # with in_step: what the step saved to continue from
     # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
     # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
     result: Any = field(default=UNPARSED, compare=False)
@@ -214,6 +218,7 @@ class CheckpointResult:
     refused: bool = False
     resend: Dispatch | None = None  # the dropped next step, sent again (a next_dropped report that goes on)
     outbox: int | None = None  # resend's outbox entry
+    ask: bool = False  # a breakpoint is near: the stop flag asks workers to check in at each boundary (flags.follow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,7 @@ class Engine:
         # Fault injection for tests/faults only: die in the window between the commit and the publish.
         self.crash_before_publish = os.environ.get(FAULT_VARIABLE) == "crash-before-publish"
         self._marking: asyncio.Task[None] | None = None
+        self._terminating: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts on their way
 
     # -- client commands -----------------------------------------------------
 
@@ -146,11 +147,22 @@ class Engine:
         return found
 
     async def command(
-        self, kind: Command, operation_id: str, request_id: str = "", *, reason: str = "", new_input: NewInput | None = None
+        self,
+        kind: Command,
+        operation_id: str,
+        request_id: str = "",
+        *,
+        reason: str = "",
+        new_input: NewInput | None = None,
+        before_step: int = 0,
     ) -> Operation:
         """Pause, resume, cancel or retry; a resume of a PAUSED operation (or a retry) dispatches the rest of its plan.
         `reason`: the caller's note of why, recorded on the event(s) the command appends. `new_input` (resume only):
-        the value the next step receives instead of the stored last result."""
+        the value the next step receives instead of the stored last result. `before_step` (PAUSE): a breakpoint.
+
+        FORCE_CANCEL ends an active operation at once; its stop flag stays up (a step of it still queued drops
+        itself as it starts, a cooperative step stops at its next stop_requested()) and the workers are told to
+        terminate the step of it they run (`Dispatcher.terminate`; best effort: the store has decided)."""
         change = await self.store.command(
             operation_id,
             kind,
@@ -159,8 +171,16 @@ class Engine:
             actor=auth.actor(),
             reason=reason,
             new_input=new_input,
+            before_step=before_step,
         )
-        await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
+        if kind is Command.FORCE_CANCEL and change.operation.state is State.CANCELLED:
+            await self.flags.hold(operation_id)
+            # Not awaited: the store has decided, and a broker that does not answer must not hold the reply.
+            task = asyncio.create_task(self._terminate(operation_id), name="pausable-terminate")
+            self._terminating.add(task)
+            task.add_done_callback(self._terminating.discard)
+        else:
+            await self.flags.follow(operation_id, change.operation.state, change.operation.attempt, ask=change.ask)
         await self._publish(change)
         return change.operation
 
@@ -220,6 +240,18 @@ class Engine:
     async def forks_of(self, operation_id: str) -> builtins.list[str]:
         return await self.store.forks_of(operation_id)
 
+    async def _terminate(self, operation_id: str) -> None:
+        try:
+            await self.dispatcher.terminate(operation_id)
+        except Exception as error:  # noqa: BLE001 - the broker is away: the step runs on, its reports change nothing
+            log.warning("could not ask the workers to terminate the step of %s: %s", operation_id, error)
+
+    async def save_details(self, operation_id: str, step: int, attempt: int, step_token: str, details_json: str) -> State:
+        return await self.store.save_details(operation_id, step, attempt, step_token, details_json)
+
+    async def step_details(self, operation_id: str, step: int, step_token: str) -> str | None:
+        return await self.store.step_details(operation_id, step, step_token)
+
     async def get(self, operation_id: str) -> Operation:
         return await self.store.get_operation(operation_id)
 
@@ -251,8 +283,8 @@ class Engine:
                 continue
             if self.on_decision is not None:
                 self.on_decision(outcome.decision)
-            if not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
-                await self.flags.follow(report.operation_id, outcome.state, outcome.attempt)
+            if outcome.ask or not (report.continued and outcome.state is State.RUNNING and outcome.attempt == 1):
+                await self.flags.follow(report.operation_id, outcome.state, outcome.attempt, ask=outcome.ask)
             if outcome.resend is not None and outcome.outbox is not None:
                 await self._send(outcome.resend, outcome.outbox)
         return outcomes

@@ -83,6 +83,12 @@ class OperationRow(Base):
     forked_from_step: Mapped[int] = mapped_column(Integer, server_default="0")
     # When the current step was dispatched or the step before it recorded (the step history's start times).
     step_started_at: Mapped[datetime | None]
+    # Details a running step saved (workers' checkpoint()/pause_here()) and the plan index of that step: when it runs
+    # again (Resume after an in-step pause, a retry after a lost worker) its resume_details() returns them.
+    details_json: Mapped[str | None] = mapped_column(Text)
+    details_step: Mapped[int] = mapped_column(Integer, server_default="-1")
+    # A breakpoint (Pause(before_step=N)): the user step number the operation pauses before; 0: none.
+    pause_before_step: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),

@@ -154,18 +154,33 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         return encoded_page(*await list_page(self.engine, request), events_cursor)
 
     async def _command(
-        self, kind: Command, operation_id: str, request_id: str, reason: str, new_input: NewInput | None = None
+        self,
+        kind: Command,
+        operation_id: str,
+        request_id: str,
+        reason: str,
+        new_input: NewInput | None = None,
+        before_step: int = 0,
     ) -> Operation:
         operation_id = validation.operation_id(operation_id)
+        if before_step < 0:
+            raise InvalidArgument(
+                f"before_step {before_step} is negative: send a step number from 1 (its steps are counted from 1), "
+                "or 0 to pause at the next step boundary"
+            )
         await authorize(self.engine, operation_id, steer=True)
         request_id = validation.short_text("request_id", request_id)
-        return await self.engine.command(kind, operation_id, request_id, reason=validation.reason(reason), new_input=new_input)
+        return await self.engine.command(
+            kind, operation_id, request_id, reason=validation.reason(reason), new_input=new_input, before_step=before_step
+        )
 
     @rpc
     async def Pause(
         self, request: pb.PauseRequest, context: grpc.aio.ServicerContext
     ) -> pb.PauseResponse | Encoded[pb.PauseResponse]:
-        operation = await self._command(Command.PAUSE, request.operation_id, request.request_id, request.reason)
+        operation = await self._command(
+            Command.PAUSE, request.operation_id, request.request_id, request.reason, before_step=request.before_step
+        )
         return await reply(operation, pb.PauseResponse)
 
     @rpc
@@ -212,7 +227,8 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
     async def Cancel(
         self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelResponse | Encoded[pb.CancelResponse]:
-        operation = await self._command(Command.CANCEL, request.operation_id, request.request_id, request.reason)
+        kind = Command.FORCE_CANCEL if request.force else Command.CANCEL
+        operation = await self._command(kind, request.operation_id, request.request_id, request.reason)
         return await reply(operation, pb.CancelResponse)
 
     @rpc

@@ -67,6 +67,8 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
     }
     if row.parent_id:  # only forks carry it: every event keeps a snapshot
         snapshot["parent_id"], snapshot["forked_from_step"] = row.parent_id, row.forked_from_step
+    if getattr(row, "pause_before_step", 0):  # a pending breakpoint (only then: most snapshots never have one)
+        snapshot["pause_before_step"] = row.pause_before_step
     if with_result and row.result_json is not None and offload.large(len(row.result_json)):
         return jsontext.Spliced(snapshot, "result", row.result_json)
     return snapshot

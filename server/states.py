@@ -51,6 +51,7 @@ class Command(enum.StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     RETRY = "retry"
+    FORCE_CANCEL = "force_cancel"  # Cancel(force=true): at once, the running step terminated
 
 
 class Decision(enum.StrEnum):
@@ -144,6 +145,43 @@ def fork_start(from_step: int, numbering: Numbering) -> int:
     raise ValueError(f"from_step {from_step} is not a step of this plan")
 
 
+def cancel_forced(state: State) -> Transition:
+    """Cancel(force=true): an active operation is CANCELLED at once (the engine then terminates its running step, and
+    any report that step still sends finds it ended); a PAUSED or PENDING one is cancelled as by a plain Cancel."""
+    if state in ACTIVE:
+        return Transition(
+            State.CANCELLED, EventType.CANCELLED, f"cancelled by force while {state}; the running step is being terminated"
+        )
+    return cancel(state)
+
+
+def pause_before(state: State, current_step: int, boundary: int, number: int, count: int, pending: int) -> Transition:
+    """Pause(before_step=`number`): a breakpoint at plan index `boundary` (Numbering.boundary_before), where the
+    operation, now at plan index `current_step`, pauses when it gets there. Only a RUNNING operation takes one."""
+    if state is not State.RUNNING and state is not State.PENDING:
+        raise InvalidTransition(
+            f"cannot set a breakpoint on an operation that is {state}; only a RUNNING operation can pause before a later step"
+            + (" (Resume it first)" if state in (State.PAUSED, State.PAUSE_REQUESTED) else "")
+        )
+    if current_step >= boundary:
+        raise InvalidTransition(
+            f"step {number}/{count} has already started or finished; pick a later step for before_step, "
+            "or Pause without before_step to stop at the next step boundary"
+        )
+    if pending == number:
+        return NOTHING
+    return Transition(
+        State.RUNNING, EventType.PAUSE_REQUESTED, f"pause requested before step {number}/{count}: it takes effect there"
+    )
+
+
+def withdraw_breakpoint(state: State, pending: int, count: int) -> Transition:
+    """Resume of a RUNNING operation whose breakpoint has not taken effect withdraws it."""
+    if state is State.RUNNING and pending:
+        return Transition(State.RUNNING, EventType.RESUMED, f"breakpoint before step {pending}/{count} withdrawn")
+    return NOTHING
+
+
 @dataclass(frozen=True)
 class CheckpointOutcome:
     decision: Decision
@@ -152,7 +190,13 @@ class CheckpointOutcome:
 
 
 def command(kind: Command, state: State) -> Transition:
-    return {Command.PAUSE: pause, Command.RESUME: resume, Command.CANCEL: cancel, Command.RETRY: retry}[kind](state)
+    return {
+        Command.PAUSE: pause,
+        Command.RESUME: resume,
+        Command.CANCEL: cancel,
+        Command.RETRY: retry,
+        Command.FORCE_CANCEL: cancel_forced,
+    }[kind](state)
 
 
 @dataclass(frozen=True)
@@ -209,6 +253,14 @@ class Numbering:
                 return self.names[at]
         return ""
 
+    def boundary_before(self, number: int) -> int:
+        """The plan index where a pause before the user's step `number` (1-based) stops: right after the user's step
+        before it, so the entries inserted between them run after the Resume."""
+        for index, before in enumerate(self._before):
+            if before >= number - 1:
+                return index
+        return len(self.counted)
+
     def name(self, index: int) -> str:
         """The task name of the user step `number(index)` (Operation.current_step_name); empty once all have finished."""
         for at in range(max(index, 0), len(self.counted)):
@@ -225,6 +277,8 @@ def checkpoint(
     continued: bool = False,
     numbering: Numbering | None = None,
     next_not_started: bool = False,
+    in_step: bool = False,
+    pause_at: int = -1,
 ) -> CheckpointOutcome:
     """Decide what the end of plan entry `step` means for an operation at `current_step` (`total_steps`: the plan's length).
 
@@ -246,10 +300,20 @@ def checkpoint(
     before its body runs (its worker saw a stop flag): when `step` is
     already recorded (`current_step` is `step` + 1), the stop still takes
     effect at this boundary, and Resume runs step `step` + 1.
+
+    An `in_step` checkpoint (also `next_not_started`) comes from inside step
+    `step` + 1 (pause_here): a stop takes effect within it, and Resume runs it again.
+
+    `pause_at`: the plan index of a breakpoint (Pause(before_step)), -1 for none: a RUNNING operation whose synchronous
+    checkpoint reaches it pauses there (one that went past it while the worker's flag was on its way, at the
+    boundary reached).
     """
     numbering = numbering or Numbering(("",) * total_steps, (True,) * total_steps)
     if next_not_started and state in ACTIVE and step == current_step - 1:
-        return boundary_not_crossed(state, numbering.done(step), numbering.count)
+        if state is State.RUNNING and 0 <= pause_at <= current_step and not in_step:
+            return _breakpoint(pause_at, current_step, numbering, "; the next step had not started")
+        within = numbering.number(step + 1) if in_step else 0
+        return boundary_not_crossed(state, numbering.done(step), numbering.count, within)
     if state not in ACTIVE or step < current_step or step >= total_steps:
         return CheckpointOutcome(Decision.STOP, NOTHING)
     if step == total_steps - 1:
@@ -270,22 +334,45 @@ def checkpoint(
         return CheckpointOutcome(
             Decision.CONTINUE, Transition(state, EventType.STEP_COMPLETED, done + waiting.get(state, "")), True
         )
+    where = f"within step {numbering.number(step + 1)}/{count}" if in_step else f"after step {number}/{count}"
     if state is State.PAUSE_REQUESTED:
-        return CheckpointOutcome(
-            Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused after step {number}/{count}"), True
-        )
+        return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused {where}"), True)
     if state is State.CANCEL_REQUESTED:
-        return CheckpointOutcome(
-            Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled after step {number}/{count}")
-        )
+        return CheckpointOutcome(Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled {where}"))
+    if state is State.RUNNING and 0 <= pause_at <= step + 1 and not in_step:
+        outcome = _breakpoint(pause_at, step + 1, numbering)
+        return CheckpointOutcome(outcome.decision, outcome.transition, True)
     if not numbering.counts(step):
         return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING), True)
     return CheckpointOutcome(Decision.CONTINUE, Transition(State.RUNNING, EventType.STEP_COMPLETED, done), True)
 
 
-def boundary_not_crossed(state: State, done: int, count: int) -> CheckpointOutcome:
-    """A stop at a boundary already recorded, after `done` of the user's `count` steps, whose next step has not started."""
+def _breakpoint(pause_at: int, reached: int, numbering: Numbering, note: str = "") -> CheckpointOutcome:
+    """A RUNNING operation reached plan index `reached` with a breakpoint at `pause_at`: PAUSED there."""
+    count = numbering.count
+    if reached == pause_at:
+        message = f"paused before step {numbering.number(reached)}/{count} (breakpoint){note}"
+    else:
+        message = (
+            f"paused after step {numbering.done(reached - 1)}/{count}: the breakpoint before step "
+            f"{numbering.number(pause_at)}/{count} was passed while the workers' stop flag was on its way"
+        )
+    return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, message))
+
+
+def boundary_not_crossed(state: State, done: int, count: int, within: int = 0) -> CheckpointOutcome:
+    """A stop at a boundary already recorded, after `done` of the user's `count` steps, whose next step has not started
+    (or, `within` > 0, was stopped from inside by pause_here: user step `within`)."""
     where = f"after step {done}/{count}" if done > 0 else f"before step 1/{count}"
+    if within:
+        pause_where = f"within step {within}/{count}; Resume runs it again from its saved details"
+        if state is State.PAUSE_REQUESTED:
+            return CheckpointOutcome(Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused {pause_where}"))
+        if state is State.CANCEL_REQUESTED:
+            return CheckpointOutcome(
+                Decision.CANCEL, Transition(State.CANCELLED, EventType.CANCELLED, f"cancelled within step {within}/{count}")
+            )
+        return CheckpointOutcome(Decision.CONTINUE, NOTHING)
     if state is State.PAUSE_REQUESTED:
         return CheckpointOutcome(
             Decision.PAUSE, Transition(State.PAUSED, EventType.PAUSED, f"paused {where}; the next step had not started")

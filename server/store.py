@@ -120,6 +120,9 @@ class WorkingRow:
     checkpoint_decision: str
     step_secret: str | None
     step_started_at: datetime | None
+    details_json: str | None
+    details_step: int
+    pause_before_step: int
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -136,6 +139,7 @@ class Change:
     dispatch: Dispatch | None = None
     replayed: bool = False
     outbox: OutboxId | None = None
+    ask: bool = False  # a breakpoint is near: the stop flag asks the workers to check in (see states.checkpoint)
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,9 @@ class Store(Reads):
                 "parent_id": fork.parent_id if fork is not None else None,
                 "forked_from_step": fork.from_step if fork is not None else 0,
                 "step_started_at": now,
+                "details_json": None,
+                "details_step": -1,
+                "pause_before_step": 0,
             }
             self._remember_numbering(operation_id, numbering)
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
@@ -379,11 +386,13 @@ class Store(Reads):
         actor: str = "",
         reason: str = "",
         new_input: NewInput | None = None,
+        before_step: int = 0,
     ) -> Change:
         """Apply pause, resume, cancel or retry (see pausable.server.states) as one compare-and-set; a resume or a retry
         queues the rest of the plan. `actor` and `reason` go on the event(s) it appends. `new_input` (resume only)
         replaces the stored last result first, checked against the next step's input schema: an InvalidArgument
-        rolls the whole command back."""
+        rolls the whole command back. `before_step` (with PAUSE): a breakpoint, see states.pause_before;
+        InvalidArgument when the operation has no such step. A resume withdraws a breakpoint."""
         now = datetime.now(UTC)
 
         def apply(session: Session, events: list[Event]) -> Change:
@@ -402,7 +411,14 @@ class Store(Reads):
                     session.execute(
                         REQUESTS.insert().values(request_id=request_id, operation_id=operation_id, kind=str(kind), created_at=now)
                     )
-                transition = states.command(kind, State(row.state))
+                if kind is Command.PAUSE and before_step:
+                    transition = self._breakpoint(session, row, before_step)
+                else:
+                    transition = states.command(kind, State(row.state))
+                if kind is Command.RESUME and row.pause_before_step:
+                    if transition.state is None:
+                        transition = states.withdraw_breakpoint(State(row.state), row.pause_before_step, row.step_count)
+                    row.pause_before_step = 0
                 message = transition.message
                 if new_input is not None:
                     message = self._replace_input(session, row, new_input, now)
@@ -415,9 +431,67 @@ class Store(Reads):
                     row.lease_expires_at = now + self.lease
                     dispatch = self._dispatch_of(session, row, headers)
                     outbox = self._enqueue(session, dispatch, now)
-                return Change(self._operation(row), dispatch, outbox=outbox)
+                ask = self._asks(row, self._numbering(session, operation_id)) if row.pause_before_step else False
+                return Change(self._operation(row), dispatch, outbox=outbox, ask=ask)
 
         return await self.write(apply, deferrable=True, locks=[operation_id])
+
+    def _breakpoint(self, session: Session, row: WorkingRow, number: int) -> states.Transition:
+        """Pause(before_step=`number`) of the locked operation: the transition, and the breakpoint kept on the row."""
+        if not 1 <= number <= row.step_count:
+            raise InvalidArgument(
+                f"before_step {number} is not a step of operation {row.id}: send 1 to {row.step_count} (its steps, "
+                "counted from 1), or 0 to pause at the next step boundary"
+            )
+        numbering = self._numbering(session, row.id)
+        boundary = numbering.boundary_before(number)
+        transition = states.pause_before(
+            State(row.state), row.current_step, boundary, number, row.step_count, row.pause_before_step
+        )
+        row.pause_before_step = number
+        return transition
+
+    @staticmethod
+    def _asks(row: WorkingRow, numbering: states.Numbering) -> bool:
+        """Whether the operation's breakpoint is near (the user's step before it runs): then the stop flag is up and
+        asks workers to check in with the daemon at each boundary, which pauses the operation at the breakpoint."""
+        number = row.pause_before_step
+        return bool(number) and State(row.state) is State.RUNNING and row.current_step >= numbering.boundary_before(number) - 1
+
+    async def save_details(self, operation_id: str, step: int, attempt: int, step_token: str, details_json: str) -> State:
+        """Keep what running step `step` (plan index) saved to continue from; its lease runs on. Changes nothing for a
+        step of another attempt or an operation that is no longer active; NotDispatched for a token not the current one."""
+        now = datetime.now(UTC)
+
+        def save(session: Session, _events: list[Event]) -> tuple[State, bool]:
+            with self._locked(session, operation_id) as row:
+                state = State(row.state)
+                if state not in ACTIVE or (attempt and attempt != row.attempt) or step < row.current_step:
+                    return state, True
+                if not self.dispatched(row.step_secret, step_token):
+                    return state, False
+                row.details_json, row.details_step = details_json, step
+                row.lease_expires_at = now + self.lease
+                return state, True
+
+        state, accepted = await self.write(save, deferrable=True, locks=[operation_id])
+        if not accepted:
+            raise NotDispatched(f"details of step {step} of operation {operation_id}")
+        return state
+
+    async def step_details(self, operation_id: str, step: int, step_token: str) -> str | None:
+        """The details saved for step `step` (plan index) of the operation, None when none were; NotDispatched for a
+        token that is not the current dispatch's."""
+        query = select(OPERATIONS.c.step_secret, OPERATIONS.c.details_json, OPERATIONS.c.details_step).where(
+            OPERATIONS.c.id == operation_id
+        )
+        async with self.sessions() as session:
+            found = (await session.execute(query)).one_or_none()
+        if found is None:
+            raise NotFound(operation_id)
+        if not self.dispatched(found.step_secret, step_token):
+            raise NotDispatched(f"details of step {step} of operation {operation_id}")
+        return found.details_json if found.details_step == step else None
 
     async def checkpoints(self, reports: Sequence[StepReport]) -> list[CheckpointResult | None]:
         """Record step reports in order, in one transaction; None for an operation that no longer exists."""
@@ -447,8 +521,17 @@ class Store(Reads):
             if report.attempt and report.attempt != row.attempt:
                 return CheckpointResult(Decision.STOP, State(row.state), row.attempt)
             numbering = self._numbering(session, operation_id)
+            pause_at = numbering.boundary_before(row.pause_before_step) if row.pause_before_step else -1
             outcome = states.checkpoint(
-                State(row.state), row.current_step, step, row.total_steps, report.continued, numbering, report.next_not_started
+                State(row.state),
+                row.current_step,
+                step,
+                row.total_steps,
+                report.continued,
+                numbering,
+                report.next_not_started,
+                report.in_step,
+                pause_at,
             )
             resend = report.next_dropped and outcome.decision is Decision.CONTINUE
             changes = outcome.record_result or outcome.transition.state is not None or resend
@@ -472,13 +555,17 @@ class Store(Reads):
             if outcome.transition.state is not None or resend:
                 row.checkpoint_attempt, row.checkpoint_step, row.checkpoint_decision = report.attempt_id, step, outcome.decision
             self._apply(session, events, row, outcome.transition, now)
+            saves = bool(report.details_json) and outcome.decision is not Decision.STOP  # none sent: keep what was saved
+            if saves and self.dispatched(row.step_secret, report.step_token):
+                row.details_json, row.details_step = report.details_json, step + 1
+            ask = self._asks(row, numbering) if row.pause_before_step else False
             if not resend:
-                return CheckpointResult(outcome.decision, State(row.state), row.attempt)
+                return CheckpointResult(outcome.decision, State(row.state), row.attempt, ask=ask)
             # The worker dropped the next step on a stale stop flag: send it again, as the same attempt.
             row.lease_expires_at = now + self.lease
             dispatch = self._dispatch_of(session, row, None)
             outbox = self._enqueue(session, dispatch, now)
-            return CheckpointResult(outcome.decision, State(row.state), row.attempt, resend=dispatch, outbox=outbox)
+            return CheckpointResult(outcome.decision, State(row.state), row.attempt, resend=dispatch, outbox=outbox, ask=ask)
 
     async def report_progress(
         self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, step_token: str = ""
@@ -980,6 +1067,8 @@ class Store(Reads):
             row.lease_expires_at = None
         if transition.state.terminal:
             row.ended_at = now
+        if transition.state is State.PAUSED or transition.state.terminal:
+            row.pause_before_step = 0  # a breakpoint took effect, or the operation stopped or ended before it
         self._append(session, events, row, transition.event, transition.message, now, actor, reason)
 
     def _append(

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import grpc
 
-from pausable.config import MAX_TRACEBACK_CHARS
+from pausable.config import MAX_DETAILS_BYTES, MAX_TRACEBACK_CHARS
 from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
 from pausable.server import limits, offload, validation
@@ -30,7 +30,7 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
     """The report of a well-formed checkpoint; InvalidArgument otherwise. A result too large or too deep to store is a
     well-formed report of a failed step: see `_refused`. `dropped`: a `next_not_started` report's worker dropped the
     next step without waiting for an answer (ReportSteps)."""
-    before = request.next_not_started and not continued
+    before = (request.next_not_started or request.in_step) and not continued
     first = before and request.step == -1  # before the first step: there is no result to record
     if first and request.result_json:
         raise InvalidArgument("a checkpoint before the first step (step -1) carries no result_json: leave it empty")
@@ -43,8 +43,23 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
         _attempt(request.attempt),
         validation.short_text("step_token", request.step_token),
         before,
-        next_dropped=before and dropped,
+        next_dropped=before and dropped and not request.in_step,
+        in_step=request.in_step and not continued,
+        details_json=_details(request.details_json) if request.in_step and not continued else None,
     )
+
+
+def _details(text: str) -> str:
+    """A step's checkpoint details: JSON text of at most MAX_DETAILS_BYTES ("" for none)."""
+    if not text:
+        return ""
+    if len(text.encode()) > MAX_DETAILS_BYTES:
+        raise InvalidArgument(
+            f"step details are {len(text.encode())} bytes of JSON; at most {MAX_DETAILS_BYTES} are kept: "
+            "save a position or a key to continue from, not the data itself"
+        )
+    limits.parse_json("details_json", text, MAX_DETAILS_BYTES, "MAX_DETAILS_BYTES")
+    return text
 
 
 def _checked(report: StepReport) -> tuple[StepReport, dict[str, Any] | None]:
@@ -269,3 +284,29 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             for s in request.steps
         ]
         return pb.RenewLeasesResponse(renewed=await self.engine.renew_leases(held))
+
+    @rpc
+    async def SaveStepDetails(
+        self, request: pb.SaveStepDetailsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SaveStepDetailsResponse:
+        if not request.details_json:
+            raise InvalidArgument("details_json is empty: send the step's details as JSON text (null for none)")
+        state = await self.engine.save_details(
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            _attempt(request.attempt),
+            validation.short_text("step_token", request.step_token),
+            _details(request.details_json),
+        )
+        return pb.SaveStepDetailsResponse(state=state_to_pb(state))
+
+    @rpc
+    async def GetStepDetails(
+        self, request: pb.GetStepDetailsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStepDetailsResponse:
+        details = await self.engine.step_details(
+            validation.operation_id(request.operation_id),
+            _step(request.step),
+            validation.short_text("step_token", request.step_token),
+        )
+        return pb.GetStepDetailsResponse(found=details is not None, details_json=details or "")

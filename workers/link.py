@@ -162,10 +162,13 @@ class DaemonLink:
         continued: bool = False,
         step_token: str = "",
         next_not_started: bool = False,
+        in_step: bool = False,
+        details_json: str = "",
     ) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer.
 
         `step_token`: the pausable_step_token header of the step's message (every report presents it).
+        `in_step`: sent from inside the running step (pause_here), with the `details_json` it saves.
         """
         request = worker_pb2.CheckpointRequest(
             operation_id=operation_id,
@@ -176,6 +179,8 @@ class DaemonLink:
             attempt=attempt,
             step_token=step_token,
             next_not_started=next_not_started,
+            in_step=in_step,
+            details_json=details_json,
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
@@ -227,6 +232,19 @@ class DaemonLink:
             operation_id=operation_id, step=step, error=error, attempt=attempt, step_token=step_token
         )
         self.call(lambda s: s.FailOperation, request)
+
+    def save_details(self, operation_id: str, step: int, attempt: int, step_token: str, details_json: str) -> None:
+        """Keep a running step's details (JSON text) in the store, for when it runs again."""
+        request = worker_pb2.SaveStepDetailsRequest(
+            operation_id=operation_id, step=step, attempt=attempt, step_token=step_token, details_json=details_json
+        )
+        self.call(lambda s: s.SaveStepDetails, request)
+
+    def step_details(self, operation_id: str, step: int, step_token: str) -> str | None:
+        """The details (JSON text) last saved for this step, None when there are none."""
+        request = worker_pb2.GetStepDetailsRequest(operation_id=operation_id, step=step, step_token=step_token)
+        reply = self.call(lambda s: s.GetStepDetails, request)
+        return reply.details_json if reply.found else None
 
     def renew_leases(self, worker: str, held: list[tuple[str, int, int, str]]) -> int:
         """The steps (operation, step, attempt, step token) this worker holds: their leases run on."""

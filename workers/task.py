@@ -70,6 +70,16 @@ def _position(request: Any) -> Position | None:
     )
 
 
+class StepStopped(BaseException):
+    """Raised by pause_here() (workers/instep.py) when the daemon stopped the running step where it is: PAUSED within
+    it (Resume runs it again) or CANCELLED. PausableTask ends the step quietly (no result, no failure, the chain not
+    forwarded). A BaseException, so a step's `except Exception` does not swallow it; let it propagate."""
+
+    def __init__(self, decision: str) -> None:
+        super().__init__(f"the daemon stopped this step: {decision}")
+        self.decision = decision
+
+
 class PausableTask(Task):
     """Base class of workflow steps (use the `@step` decorator)."""
 
@@ -83,7 +93,12 @@ class PausableTask(Task):
             return super().__call__(*args, **kwargs)
         if self.stop_before_body and stop_flags().flagged(position.operation_id) and not self.may_start(position, args):
             return None
-        result = super().__call__(*args, **kwargs)
+        try:
+            result = super().__call__(*args, **kwargs)
+        except StepStopped as stopped:
+            log.info("operation %s: step %d stopped within its body: %s", position.operation_id, position.step, stopped.decision)
+            self.request.chain = None
+            return None
         self.checkpoint(position, result)
         return result
 
@@ -94,7 +109,7 @@ class PausableTask(Task):
         this step waited on the broker takes effect there, and Resume runs this step. With the flag known from the
         mirror's subscription, the task does not run: it reports in the background and clears its chain (a stale
         flag: the daemon sends the step again). Otherwise, and for a step of a later attempt (whose operation stays
-        flagged while it runs), it asks the daemon and runs only on CONTINUE.
+        flagged while it runs) or under an ask (breakpoint) flag, it asks the daemon and runs only on CONTINUE.
         """
         operation_id, step, attempt, _ = position
         if step == 0:
@@ -106,7 +121,7 @@ class PausableTask(Task):
                 boundary, previous_json = step - 1, json.dumps(args[0])
             except TypeError:
                 return True
-        if stop_flags().in_sync and attempt <= 1:
+        if stop_flags().in_sync and attempt <= 1 and not stop_flags().asking(operation_id):
             reporter().submit(StepReport(operation_id, boundary, attempt, previous_json, position.token, next_not_started=True))
             stop_flags().forget(operation_id)
             log.info("operation %s: step %d (attempt %d) stops before its body runs", operation_id, step, attempt)
@@ -141,12 +156,26 @@ class PausableTask(Task):
             self.request.chain = None
 
     @staticmethod
-    def _ask(position: Position, step: int, result_json: str, next_not_started: bool = False) -> int:
+    def _ask(
+        position: Position,
+        step: int,
+        result_json: str,
+        next_not_started: bool = False,
+        in_step: bool = False,
+        details_json: str = "",
+    ) -> int:
         """The synchronous Checkpoint of the boundary after `step`: the daemon's decision."""
         operation_id, _, attempt, token = position
         try:
             return daemon().checkpoint(
-                operation_id, step, result_json, attempt=attempt, step_token=token, next_not_started=next_not_started
+                operation_id,
+                step,
+                result_json,
+                attempt=attempt,
+                step_token=token,
+                next_not_started=next_not_started,
+                in_step=in_step,
+                details_json=details_json,
             )
         except grpc.RpcError as error:
             if error.code() is not grpc.StatusCode.PERMISSION_DENIED:
@@ -159,7 +188,7 @@ class PausableTask(Task):
 def progress(fraction: float, message: str = "") -> None:
     """Report progress of the running step (0.0 to 1.0); does nothing outside a pausable operation."""
     task = current_task
-    position = _position(task.request) if task is not None else None
+    position = _position(task.request) if task else None  # current_task is a proxy: false outside a task
     if position is not None:
         flush()
         operation_id, step, attempt, token = position

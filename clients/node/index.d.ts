@@ -84,6 +84,8 @@ export interface Operation {
   parentId: string;
   /** The 1-based step a fork started at; 0 for an operation that was started. */
   forkedFromStep: number;
+  /** A pending breakpoint set by pause(id, { beforeStep: N }): the step N it pauses before; 0 when none. */
+  pauseBeforeStep: number;
 }
 
 export interface OperationEvent {
@@ -201,6 +203,16 @@ export interface OperationHistory {
   forks: string[];
 }
 
+export interface PauseOptions extends CommandOptions {
+  /** A breakpoint: the operation stays RUNNING and pauses when it reaches step N (1-based); resume() withdraws it. */
+  beforeStep?: number;
+}
+
+export interface CancelOptions extends CommandOptions {
+  /** Cancel a running operation at once: its running step is terminated (its worker process killed). */
+  force?: boolean;
+}
+
 export interface WatchOptions {
   /** Events with a seq greater than this; 0 (the default) replays the whole history. */
   afterSeq?: number;
@@ -224,8 +236,8 @@ export class Client {
   start(workflow: string, input?: unknown, options?: StartOptions): Promise<Operation>;
   get(id: string): Promise<Operation>;
   list(options?: ListOptions): Promise<ListPage>;
-  /** PAUSE_REQUESTED, then PAUSED at the next step boundary. */
-  pause(id: string, options?: CommandOptions): Promise<Operation>;
+  /** PAUSE_REQUESTED, then PAUSED at the next step boundary; with `beforeStep`, a breakpoint at that step. */
+  pause(id: string, options?: PauseOptions): Promise<Operation>;
   /**
    * Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet; `input` replaces what the next
    * step receives (only when PAUSED; checked against that step's input schema).
@@ -237,8 +249,8 @@ export class Client {
   fork(id: string, fromStep: number, options?: ForkOptions): Promise<Operation>;
   /** The operation with its step history (oldest first) and the ids of its forks; `results`: each step's result too. */
   history(id: string, options?: { results?: boolean }): Promise<OperationHistory>;
-  /** At once when PAUSED or PENDING, otherwise at the next step boundary. */
-  cancel(id: string, options?: CommandOptions): Promise<Operation>;
+  /** At once when PAUSED or PENDING, otherwise at the next step boundary; with `force`, at once, the step terminated. */
+  cancel(id: string, options?: CancelOptions): Promise<Operation>;
   workflows(): Promise<Workflow[]>;
   /** Every event after `afterSeq`, once each, in seq order, until the terminal one; reconnects on UNAVAILABLE. */
   watch(id: string, options?: WatchOptions): AsyncGenerator<OperationEvent, void, undefined>;

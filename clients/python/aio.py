@@ -140,8 +140,12 @@ class AsyncClient:
         request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return await self._call(self.stub.ListOperations, request, read=True)
 
-    async def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
-        reply = await self._call(self.stub.Pause, command_request("Pause", operation_id, request_id, reason))
+    async def pause(
+        self, operation_id: str, request_id: str | None = None, *, reason: str = "", before_step: int = 0
+    ) -> AsyncOperation:
+        """See Client.pause: `before_step=N` is a breakpoint before step N (1-based)."""
+        request = command_request("Pause", operation_id, request_id, reason, before_step=before_step)
+        reply = await self._call(self.stub.Pause, request)
         return AsyncOperation(self, reply.operation)
 
     async def resume(
@@ -182,8 +186,11 @@ class AsyncClient:
         request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
         return await self._call(self.stub.GetOperation, request, read=True)
 
-    async def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> AsyncOperation:
-        reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id, reason))
+    async def cancel(
+        self, operation_id: str, request_id: str | None = None, *, reason: str = "", force: bool = False
+    ) -> AsyncOperation:
+        """See Client.cancel: `force=True` cancels at once and terminates the running step."""
+        reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id, reason, force=force))
         return AsyncOperation(self, reply.operation)
 
     async def workflows(self) -> builtins.list[pb.Workflow]:
@@ -232,8 +239,8 @@ class AsyncOperation(OperationData):
         self.proto = await self.client._get(self.id)
         return self
 
-    async def pause(self, *, reason: str = "") -> AsyncOperation:
-        self.proto = (await self.client.pause(self.id, reason=reason)).proto
+    async def pause(self, *, reason: str = "", before_step: int = 0) -> AsyncOperation:
+        self.proto = (await self.client.pause(self.id, reason=reason, before_step=before_step)).proto
         return self
 
     async def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> AsyncOperation:
@@ -251,8 +258,8 @@ class AsyncOperation(OperationData):
     async def steps(self, *, results: bool = False) -> builtins.list[StepRecord]:
         return await self.client.steps(self.id, results=results)
 
-    async def cancel(self, *, reason: str = "") -> AsyncOperation:
-        self.proto = (await self.client.cancel(self.id, reason=reason)).proto
+    async def cancel(self, *, reason: str = "", force: bool = False) -> AsyncOperation:
+        self.proto = (await self.client.cancel(self.id, reason=reason, force=force)).proto
         return self
 
     async def watch(self, after_seq: int = 0) -> AsyncIterator[Event]:

@@ -149,8 +149,10 @@ class Client:
         request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return self._call(self.stub.ListOperations, request, read=True)
 
-    def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
-        request = command_request("Pause", operation_id, request_id, reason)
+    def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "", before_step: int = 0) -> Operation:
+        """Pause at the next step boundary (or within a step that checks stop_requested()); `before_step=N`: a
+        breakpoint, the operation pauses when it reaches step N (1-based) and stays RUNNING until then."""
+        request = command_request("Pause", operation_id, request_id, reason, before_step=before_step)
         return Operation(self, self._call(self.stub.Pause, request).operation)
 
     def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "", input: Any = NO_INPUT) -> Operation:
@@ -191,8 +193,9 @@ class Client:
         request = pb.GetOperationRequest(operation_id=operation_id, step_view=step_view(results))
         return self._call(self.stub.GetOperation, request, read=True)
 
-    def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "") -> Operation:
-        request = command_request("Cancel", operation_id, request_id, reason)
+    def cancel(self, operation_id: str, request_id: str | None = None, *, reason: str = "", force: bool = False) -> Operation:
+        """Cancel at the next step boundary; `force=True`: CANCELLED at once, its running step terminated."""
+        request = command_request("Cancel", operation_id, request_id, reason, force=force)
         return Operation(self, self._call(self.stub.Cancel, request).operation)
 
     def workflows(self) -> builtins.list[pb.Workflow]:
@@ -236,8 +239,8 @@ class Operation(OperationData):
         self.proto = self.client._get(self.id)
         return self
 
-    def pause(self, *, reason: str = "") -> Operation:
-        self.proto = self.client.pause(self.id, reason=reason).proto
+    def pause(self, *, reason: str = "", before_step: int = 0) -> Operation:
+        self.proto = self.client.pause(self.id, reason=reason, before_step=before_step).proto
         return self
 
     def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> Operation:
@@ -255,8 +258,8 @@ class Operation(OperationData):
     def steps(self, *, results: bool = False) -> builtins.list[StepRecord]:
         return self.client.steps(self.id, results=results)
 
-    def cancel(self, *, reason: str = "") -> Operation:
-        self.proto = self.client.cancel(self.id, reason=reason).proto
+    def cancel(self, *, reason: str = "", force: bool = False) -> Operation:
+        self.proto = self.client.cancel(self.id, reason=reason, force=force).proto
         return self
 
     def watch(self, after_seq: int = 0) -> Iterator[Event]:

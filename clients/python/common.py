@@ -77,10 +77,11 @@ COMMANDS: dict[str, type[pb.PauseRequest | pb.ResumeRequest | pb.CancelRequest |
 NO_INPUT: Any = type("NoInput", (), {"__repr__": lambda self: "NO_INPUT"})()
 
 
-def command_request(method: str, operation_id: str, request_id: str | None, reason: str = "") -> Any:
-    """The request of Pause, Resume, Cancel or Retry, with a request_id so a retry applies it once; `reason`: a
-    free-text note of why (at most 1000 characters), recorded on the event(s) the command appends."""
-    return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex, reason=reason)
+def command_request(method: str, operation_id: str, request_id: str | None, reason: str = "", **extra: Any) -> Any:
+    """The request of Pause, Resume, Cancel or Retry, with a request_id so a retry applies it once; `reason`: a free-text
+    note of why (at most 1000 characters), recorded on the event(s) the command appends. `extra`: the command's own
+    fields (Pause's before_step, Cancel's force)."""
+    return COMMANDS[method](operation_id=operation_id, request_id=request_id or uuid.uuid4().hex, reason=reason, **extra)
 
 
 def resume_request(operation_id: str, request_id: str | None, reason: str = "", input: Any = NO_INPUT) -> pb.ResumeRequest:

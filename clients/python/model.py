@@ -229,6 +229,11 @@ class OperationData:
         return self.proto.attempt
 
     @property
+    def pause_before_step(self) -> int:
+        """A pending breakpoint (pause(before_step=N)): the step N it pauses before; 0 when none."""
+        return self.proto.pause_before_step
+
+    @property
     def create_time(self) -> datetime | None:
         return time_of(self.proto.create_time, self.proto.HasField("create_time"))
 
@@ -316,6 +321,7 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
         "requester": op.requester,
         "labels": dict(sorted(op.labels.items())),
         "attempt": op.attempt,
+        **({"pause_before_step": op.pause_before_step} if op.pause_before_step else {}),
         "last_seq": op.last_seq,
         "create_time": _iso(view.create_time),
         "update_time": _iso(view.update_time),

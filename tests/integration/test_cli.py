@@ -239,3 +239,16 @@ def test_pause_resume_cancel_take_a_reason_and_watch_shows_who_and_why(stack: St
 
     too_long = pausable(stack, "resume", op.id, "--reason", "x" * 1001)
     assert too_long.returncode == 1 and "INVALID_ARGUMENT" in too_long.stderr and "keep it to 1000" in too_long.stderr
+
+
+def test_pause_before_step_sets_a_breakpoint_and_cancel_force_ends_at_once(stack: Stack, client: Client) -> None:
+    op = client.start("demo.etl", {"rows": 12, "step_seconds": 2})
+    wait_event(client, op.id, state_is(pb.OPERATION_STATE_RUNNING), timeout=30)
+    breakpoint_ = pausable(stack, "-o", "json", "pause", op.id, "--before-step", "4")
+    assert breakpoint_.returncode == 0, breakpoint_.stderr
+    assert (json.loads(breakpoint_.stdout)["state"], json.loads(breakpoint_.stdout)["pause_before_step"]) == ("RUNNING", 4)
+    assert "pauses before step 4/5" in pausable(stack, "get", op.id).stdout
+    assert pausable(stack, "pause", op.id, "--before-step", "0").returncode == 2, "a usage error: steps count from 1"
+    forced = pausable(stack, "-o", "json", "cancel", op.id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["state"] == "CANCELLED"

@@ -97,6 +97,19 @@ def test_a_reason_sent_over_http_is_on_the_event_the_sse_stream_shows(stack: Sta
     assert (cancel["actor"], cancel["reason"]) == ("anonymous", "cancelled over HTTP")
 
 
+def test_a_breakpoint_and_a_forced_cancel_over_http(stack: Stack, client: Client) -> None:
+    started = start(stack, uuid.uuid4().hex, step_seconds=2, rows=10)
+    path = f"/v1/operations/{started['id']}"
+    wrong = call(stack.http_url, "POST", f"{path}:pause", {"beforeStep": 9})
+    assert wrong.status == 400 and wrong.error["status"] == "INVALID_ARGUMENT" and "send 1 to 5" in wrong.error["message"]
+    set_ = call(stack.http_url, "POST", f"{path}:pause", {"before_step": 5})
+    assert set_.status == 200, set_.body
+    assert (set_.body["operation"]["state"], set_.body["operation"]["pauseBeforeStep"]) == ("OPERATION_STATE_RUNNING", 5)
+    forced = call(stack.http_url, "POST", f"{path}:cancel", {"force": True})
+    assert forced.status == 200 and forced.body["operation"]["state"] == "OPERATION_STATE_CANCELLED", forced.body
+    assert history(client, started["id"])[-1].type == pb.EVENT_TYPE_CANCELLED
+
+
 def test_errors_have_grpcs_codes_and_messages(stack: Stack, client: Client) -> None:
     missing = call(stack.http_url, "GET", "/v1/operations/0123456789abcdef0123456789abcdef")
     error = grpc_failure(client.stub.GetOperation, pb.GetOperationRequest(operation_id="0123456789abcdef0123456789abcdef"))

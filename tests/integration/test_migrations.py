@@ -152,3 +152,53 @@ def test_0009_keeps_stored_operations_and_events_both_ways_and_its_downgrade_dro
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_0009_instep_gives_stored_operations_no_details_nor_breakpoint_and_keeps_their_events_both_ways(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    """0009_instep adds details_json, details_step and pause_before_step in place (no table copy: a copy of
+    operations would delete its events by ON DELETE CASCADE on SQLite), and its downgrade drops them the same way."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Connection, MetaData, select
+
+    url = make_database(tmp_path)
+
+    def reflected(sync: Connection) -> MetaData:
+        metadata = MetaData()
+        metadata.reflect(sync, only=["operations", "events"])
+        return metadata
+
+    async def scenario() -> None:
+        engine = make_engine(url)
+        now = datetime.now(UTC)
+        try:
+            await migrate.upgrade(engine, "0008")
+            async with engine.begin() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                await conn.execute(
+                    tables["operations"].insert().values(
+                        id="a" * 32, workflow="w", state="RUNNING", current_step=0, step_names=[], progress=0.0,
+                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
+                        updated_at=now, last_seq=1,
+                    )
+                )  # fmt: skip
+                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
+                await conn.execute(tables["events"].insert().values(operation_id="a" * 32, **event))
+            await migrate.upgrade(engine)
+            async with engine.connect() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                operations = tables["operations"]
+                new = select(operations.c.details_json, operations.c.details_step, operations.c.pause_before_step)
+                assert (await conn.execute(new)).all() == [(None, -1, 0)]
+                assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
+            await migrate.downgrade(engine, "0008")
+            async with engine.connect() as conn:
+                tables = (await conn.run_sync(reflected)).tables
+                assert "pause_before_step" not in tables["operations"].c
+                assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())

@@ -68,3 +68,12 @@ def test_every_status_code_has_an_http_status() -> None:
     assert json.loads(error_body(grpc.StatusCode.NOT_FOUND, "gone")) == {
         "error": {"code": 404, "status": "NOT_FOUND", "message": "gone"}
     }
+
+
+def test_the_command_fields_of_issue_13_come_from_the_body() -> None:
+    """Pause's breakpoint and Cancel's force, as a gateway caller sends them (snake_case or camelCase)."""
+    pause = request_from(pb.PauseRequest, {"operation_id": "a"}, body=b'{"before_step": 3}')
+    assert (pause.operation_id, pause.before_step) == ("a", 3)
+    cancel = request_from(pb.CancelRequest, {"operation_id": "a"}, body=b'{"force": true, "reason": "stuck"}')
+    assert (cancel.force, cancel.reason) == (True, "stuck")
+    assert request_from(pb.PauseRequest, {"operation_id": "a"}, body=b'{"beforeStep": 2}').before_step == 2

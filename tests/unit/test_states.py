@@ -135,3 +135,48 @@ def test_a_lost_step_settles_a_requested_stop_and_is_retried_otherwise() -> None
     retried = states.retried(2, 5, 2, "message lost")  # the user's step number (1-based) of the count
     assert retried.state is State.RUNNING and retried.event is EventType.STEP_RETRIED and retried.dispatch
     assert retried.message == "step 2/5 runs again (attempt 2): message lost"
+
+
+def test_a_forced_cancel_ends_an_active_operation_at_once_and_is_a_plain_cancel_otherwise() -> None:
+    for active in (State.RUNNING, State.PAUSE_REQUESTED, State.CANCEL_REQUESTED):
+        assert states.cancel_forced(active).state is State.CANCELLED
+    assert states.cancel_forced(State.PAUSED) == states.cancel(State.PAUSED)
+    assert states.cancel_forced(State.CANCELLED).state is None
+    with pytest.raises(InvalidTransition):
+        states.cancel_forced(State.SUCCEEDED)
+
+
+def test_an_in_step_checkpoint_stops_within_the_running_step() -> None:
+    # step 2 (plan index) runs and pauses within itself: the boundary after step 1 is recorded already
+    paused = states.checkpoint(State.PAUSE_REQUESTED, 2, 1, 5, next_not_started=True, in_step=True)
+    assert paused.decision is Decision.PAUSE and paused.transition.state is State.PAUSED
+    assert paused.transition.message.startswith("paused within step 3/5")
+    # ...or not yet recorded (its report still on its way from another process): recorded now, paused within step 3
+    ahead = states.checkpoint(State.PAUSE_REQUESTED, 1, 1, 5, next_not_started=True, in_step=True)
+    assert ahead.decision is Decision.PAUSE and ahead.record_result and ahead.transition.message == "paused within step 3/5"
+    cancelled = states.checkpoint(State.CANCEL_REQUESTED, 2, 1, 5, next_not_started=True, in_step=True)
+    assert cancelled.transition.state is State.CANCELLED
+    assert states.checkpoint(State.RUNNING, 2, 1, 5, next_not_started=True, in_step=True).decision is Decision.CONTINUE
+
+
+def test_a_breakpoint_pauses_the_checkpoint_that_reaches_it_and_only_that() -> None:
+    numbering = states.Numbering.of([{"task": "a"}, {"task": "p", "inserted": True}, {"task": "b"}, {"task": "c"}])
+    assert [numbering.boundary_before(n) for n in (1, 2, 3)] == [0, 1, 3]
+    assert states.pause_before(State.RUNNING, 0, 3, 3, 3, 0).event is EventType.PAUSE_REQUESTED
+    assert states.pause_before(State.RUNNING, 0, 3, 3, 3, 3).state is None  # already set
+    with pytest.raises(InvalidTransition, match="already started"):
+        states.pause_before(State.RUNNING, 3, 3, 3, 3, 0)
+    with pytest.raises(InvalidTransition, match="Resume it first"):
+        states.pause_before(State.PAUSED, 0, 3, 3, 3, 0)
+    before = states.checkpoint(State.RUNNING, 1, 1, 4, numbering=numbering, pause_at=3)
+    assert before.decision is Decision.CONTINUE  # reaching index 2: not yet
+    reached = states.checkpoint(State.RUNNING, 2, 2, 4, numbering=numbering, pause_at=3)
+    assert reached.decision is Decision.PAUSE and reached.transition.message == "paused before step 3/3 (breakpoint)"
+    assert states.checkpoint(State.RUNNING, 2, 2, 4, continued=True, numbering=numbering, pause_at=3).decision is (
+        Decision.CONTINUE
+    )
+    dropped = states.checkpoint(State.RUNNING, 3, 2, 4, numbering=numbering, next_not_started=True, pause_at=3)
+    assert dropped.decision is Decision.PAUSE
+    late = states.checkpoint(State.RUNNING, 3, 3, 5, numbering=states.Numbering.of([{"task": t} for t in "abcde"]), pause_at=3)
+    assert late.decision is Decision.PAUSE and "was passed" in late.transition.message
+    assert states.withdraw_breakpoint(State.RUNNING, 3, 3).event is EventType.RESUMED

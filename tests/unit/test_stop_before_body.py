@@ -22,6 +22,9 @@ class Mirror:
     def forget(self, operation_id: str) -> None:
         self.forgotten.append(operation_id)
 
+    def asking(self, operation_id: str) -> bool:
+        return False
+
 
 class Queue:
     def __init__(self) -> None:

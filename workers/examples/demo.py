@@ -1,4 +1,4 @@
-"""The example workflows `demo.etl` and `demo.tapped`.
+"""The example workflows `demo.etl`, `demo.tapped` and `demo.long`.
 
 `demo.etl`: five steps T1..T5, each fed the previous result; T5 saves the final result.
 
@@ -27,7 +27,17 @@ from celery import chain, current_task
 
 from pausable.config import get_settings
 from pausable.headers import OPERATION_HEADER
-from pausable.workers import app, progress, step, tappable, workflow
+from pausable.workers import (
+    app,
+    checkpoint,
+    pause_here,
+    progress,
+    resume_details,
+    step,
+    stop_requested,
+    tappable,
+    workflow,
+)
 
 # A relative path of `/`-separated names, none of them `.` or `..` (nor starting with `..`), no backslash: RE2 syntax.
 _NAME = r"\.?[A-Za-z0-9_-][A-Za-z0-9_.-]*"
@@ -156,4 +166,60 @@ workflow(
     tappable(chain(*(add.s(amount, seconds=0.3) for amount in (1, 2, 3, 4))), nth=2),
     description="A hand-built chain of plain tasks made pausable with the seed recipe's tappable(): pause points after every 2nd step.",
     input_schema={"type": "integer"},
+)
+
+
+LONG_SCHEMA = {
+    "type": ["object", "null"],
+    "properties": {
+        "items": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        "item_seconds": {"type": "number", "minimum": 0, "maximum": 60},
+        "checkpoint_every": {"type": "integer", "minimum": 1},
+    },
+    "additionalProperties": False,
+}
+
+
+def long_item(index: int) -> int:
+    """The work on one item of demo.long: a number the total adds up."""
+    return (index * index) % 1009
+
+
+@step(name="demo.long.process")
+def long_process(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Process `items` items (default 10,000), `item_seconds` each (default 0.001), stopping where it is when a pause
+    or cancel is requested: pause_here saves the next item and the running total, and the run after Resume starts
+    from them (resume_details). checkpoint() saves them every `checkpoint_every` items too (default 1,000), so a
+    run after a lost worker does not start over either."""
+    params = params or {}
+    items = int(params.get("items", 10_000))
+    seconds = float(params.get("item_seconds", 0.001))
+    every = int(params.get("checkpoint_every", 1_000))
+    saved = resume_details() or {"next": 0, "total": 0}
+    start, total = int(saved["next"]), int(saved["total"])
+    if start:
+        progress(start / items, f"resumed at item {start}/{items}")
+    for index in range(start, items):
+        if stop_requested():
+            pause_here({"next": index, "total": total})  # raises unless the stop was withdrawn meanwhile
+        total += long_item(index)
+        if seconds:
+            time.sleep(seconds)
+        if (index + 1) % every == 0 and index + 1 < items:
+            checkpoint({"next": index + 1, "total": total})
+            progress((index + 1) / items, f"item {index + 1}/{items}")
+    return {"params": params, "items": items, "total": total}
+
+
+@step(name="demo.long.report")
+def long_report(state: dict[str, Any]) -> dict[str, Any]:
+    return {"items": state["items"], "total": state["total"]}
+
+
+workflow(
+    "demo.long",
+    [long_process, long_report],
+    description="A long step over 10,000 items that pauses where it is when asked (pause_here) and resumes from the "
+    "saved position. Try item_seconds=0.01, then pause and resume it.",
+    input_schema=LONG_SCHEMA,
 )

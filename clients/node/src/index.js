@@ -149,6 +149,7 @@ export function toOperation(op) {
     leaseExpireTime: toDate(op.leaseExpireTime),
     parentId: op.parentId ?? '', // Fork: the operation this one was forked from ('' when started)
     forkedFromStep: op.forkedFromStep ?? 0, // the 1-based step a fork started at (0 when started)
+    pauseBeforeStep: op.pauseBeforeStep ?? 0, // a pending breakpoint (pause(id, { beforeStep })); 0: none
   };
 }
 
@@ -298,9 +299,12 @@ export class Client {
     };
   }
 
-  /** Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED). */
-  async pause(id, { requestId = randomUUID(), reason = '' } = {}) {
-    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason })).operation);
+  /**
+   * Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED); `beforeStep: N` sets a
+   * breakpoint instead: it stays RUNNING and pauses when it reaches step N (1-based).
+   */
+  async pause(id, { requestId = randomUUID(), reason = '', beforeStep = 0 } = {}) {
+    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason, beforeStep })).operation);
   }
 
   /**
@@ -339,9 +343,12 @@ export class Client {
     return { operation: toOperation(response.operation), steps: response.steps.map(toStepRecord), forks: [...response.forks] };
   }
 
-  /** Cancels at once when PAUSED or PENDING, otherwise at the next step boundary. */
-  async cancel(id, { requestId = randomUUID(), reason = '' } = {}) {
-    return toOperation((await this.#call('Cancel', { operationId: id, requestId, reason })).operation);
+  /**
+   * Cancels at once when PAUSED or PENDING, otherwise at the next step boundary; `force: true` cancels a running
+   * operation at once and terminates its running step.
+   */
+  async cancel(id, { requestId = randomUUID(), reason = '', force = false } = {}) {
+    return toOperation((await this.#call('Cancel', { operationId: id, requestId, reason, force })).operation);
   }
 
   /** The workflows the workers have registered. */

@@ -173,6 +173,29 @@ test('cancel ends a running operation CANCELLED', T, async () => {
   assert.ok(final.currentStep < 5);
 });
 
+test('cancel { force: true } ends a running operation CANCELLED at once', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 2 });
+  const cancelled = await client.cancel(op.id, { force: true, reason: 'stuck' });
+  assert.equal(cancelled.state, 'CANCELLED');
+  assert.equal((await client.wait(op.id)).state, 'CANCELLED');
+});
+
+test('pause { beforeStep } is a breakpoint: RUNNING until step N, then PAUSED before it; resume goes on', T, async () => {
+  const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.4 });
+  const set = await client.pause(op.id, { beforeStep: 4 });
+  assert.equal(set.state, 'RUNNING');
+  assert.equal(set.pauseBeforeStep, 4);
+  for await (const event of client.watch(op.id)) {
+    if (event.operation.state === 'PAUSED') {
+      assert.equal(event.operation.step, 4, event.message);
+      assert.equal(event.operation.pauseBeforeStep, 0, 'the breakpoint took effect');
+      break;
+    }
+  }
+  await client.resume(op.id);
+  assert.equal((await client.wait(op.id)).state, 'SUCCEEDED');
+});
+
 test('pause, resume and cancel take { reason }: the events they append carry it with the actor', T, async () => {
   const op = await client.start('demo.etl', { rows: 10, step_seconds: 0.5 });
   const reasons = {};

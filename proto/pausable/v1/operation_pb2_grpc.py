@@ -128,7 +128,8 @@ class OperationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Cancel(self, request, context):
-        """Cancels at once when paused or pending, otherwise at the next step boundary.
+        """Cancels at once when paused or pending, otherwise at the next step boundary
+        (at once with force, terminating the running step).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

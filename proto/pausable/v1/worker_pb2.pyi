@@ -34,7 +34,7 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token", "next_not_started")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token", "next_not_started", "in_step", "details_json")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,8 @@ class CheckpointRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
     NEXT_NOT_STARTED_FIELD_NUMBER: _ClassVar[int]
+    IN_STEP_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
@@ -51,7 +53,9 @@ class CheckpointRequest(_message.Message):
     attempt: int
     step_token: str
     next_not_started: bool
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., next_not_started: _Optional[bool] = ...) -> None: ...
+    in_step: bool
+    details_json: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., next_not_started: _Optional[bool] = ..., in_step: _Optional[bool] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")
@@ -140,3 +144,41 @@ class RenewLeasesResponse(_message.Message):
     RENEWED_FIELD_NUMBER: _ClassVar[int]
     renewed: int
     def __init__(self, renewed: _Optional[int] = ...) -> None: ...
+
+class SaveStepDetailsRequest(_message.Message):
+    __slots__ = ("operation_id", "step", "attempt", "step_token", "details_json")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    attempt: int
+    step_token: str
+    details_json: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class SaveStepDetailsResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: _operation_pb2.OperationState
+    def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
+
+class GetStepDetailsRequest(_message.Message):
+    __slots__ = ("operation_id", "step", "step_token")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    step: int
+    step_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
+
+class GetStepDetailsResponse(_message.Message):
+    __slots__ = ("found", "details_json")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    details_json: str
+    def __init__(self, found: _Optional[bool] = ..., details_json: _Optional[str] = ...) -> None: ...

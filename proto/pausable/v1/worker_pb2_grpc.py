@@ -65,6 +65,16 @@ class WorkerServiceStub:
                 request_serializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
                 _registered_method=True)
+        self.SaveStepDetails = channel.unary_unary(
+                '/pausable.v1.WorkerService/SaveStepDetails',
+                request_serializer=pausable_dot_v1_dot_worker__pb2.SaveStepDetailsRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_worker__pb2.SaveStepDetailsResponse.FromString,
+                _registered_method=True)
+        self.GetStepDetails = channel.unary_unary(
+                '/pausable.v1.WorkerService/GetStepDetails',
+                request_serializer=pausable_dot_v1_dot_worker__pb2.GetStepDetailsRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_worker__pb2.GetStepDetailsResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -116,6 +126,22 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveStepDetails(self, request, context):
+        """Saves a running step's checkpoint details (JSON, at most 64 KiB): when
+        the step runs again (after an in-step pause and Resume, or after its
+        worker was lost), GetStepDetails returns them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStepDetails(self, request, context):
+        """The details last saved for this step of the operation, if any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +174,16 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.RenewLeases,
                     request_deserializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.SerializeToString,
+            ),
+            'SaveStepDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveStepDetails,
+                    request_deserializer=pausable_dot_v1_dot_worker__pb2.SaveStepDetailsRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_worker__pb2.SaveStepDetailsResponse.SerializeToString,
+            ),
+            'GetStepDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStepDetails,
+                    request_deserializer=pausable_dot_v1_dot_worker__pb2.GetStepDetailsRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_worker__pb2.GetStepDetailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +349,60 @@ class WorkerService:
             '/pausable.v1.WorkerService/RenewLeases',
             pausable_dot_v1_dot_worker__pb2.RenewLeasesRequest.SerializeToString,
             pausable_dot_v1_dot_worker__pb2.RenewLeasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveStepDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.WorkerService/SaveStepDetails',
+            pausable_dot_v1_dot_worker__pb2.SaveStepDetailsRequest.SerializeToString,
+            pausable_dot_v1_dot_worker__pb2.SaveStepDetailsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStepDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.WorkerService/GetStepDetails',
+            pausable_dot_v1_dot_worker__pb2.GetStepDetailsRequest.SerializeToString,
+            pausable_dot_v1_dot_worker__pb2.GetStepDetailsResponse.FromString,
             options,
             channel_credentials,
             insecure,
