@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pausable.jsonvalue import from_value
@@ -168,3 +169,15 @@ def event_cursor(value: str) -> str:
             "after_cursor is not one this server issued: pass a cursor from WatchEvents unchanged, or empty"
         ) from None
     return value
+
+
+def duration(field: str, value: Duration) -> float:
+    """A Duration as seconds, from timers.MIN_SECONDS to timers.MAX_SECONDS."""
+    from pausable.server import timers
+
+    seconds = value.seconds + value.nanos / 1e9
+    if not timers.MIN_SECONDS <= seconds <= timers.MAX_SECONDS:
+        raise InvalidArgument(
+            f"{field} is {seconds:g}s; give from {timers.MIN_SECONDS:g} second to 366 days (e.g. {{seconds: 3600}} for an hour)"
+        )
+    return seconds
