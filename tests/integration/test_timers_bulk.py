@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -103,9 +105,15 @@ def test_bulk_actions_pause_resume_and_cancel_by_filter_and_ids_and_count_their_
     assert (again.matched, again.done, again.skipped, again.failed) == (21, 0, 21, 0)
     assert again.skipped_reasons == {"already PAUSED": 20, "not found": 1}
 
-    resumed = client.wait_bulk_action(client.bulk_resume(started[:5], reason="back").id, timeout=60)
-    assert (resumed.done, resumed.skipped) == (5, 0)
-    for operation_id in started[:5]:
+    # The CLI: asks first (refused: nothing happens), then, with --yes, resumes them all and shows the progress.
+    command = [sys.executable, "-m", "pausable.cli", "--daemon", stack.target, "resume", "--all", "-l", f"suite={suite}"]
+    refused = subprocess.run([*command, "-s", "PAUSED"], check=False, input="n\n", capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and f"resume every operation with state PAUSED, label suite={suite}?" in refused.stderr
+    assert all(client.get(operation_id).state.name == "PAUSED" for operation_id in started)
+    resumed = subprocess.run([*command, "--yes", "--reason", "back"], check=False, capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().splitlines()[-1] == "resume 20/20: done 20, skipped 0, failed 0 - done"
+    for operation_id in started:
         assert client.get(operation_id).state.name == "RUNNING"
 
     # Over HTTP: the gateway's routes, the same handlers.
