@@ -39,6 +39,7 @@ sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
 
 import store_growth
+from bulk import measure_bulk_pause
 from daemon_throughput import (
     measure_postgres,
     measure_throughput,
@@ -408,7 +409,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents); all by default",
+        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, bulk); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -495,6 +496,11 @@ def main() -> int:
             ),
             ("lease", "lease recovery", lambda: measure_lease_recovery(rig, 2 if quick else repeats)),
             ("watchevents", "idle WatchEvents streams", lambda: measure_watchevents(rig, 1000, 5 if quick else 15)),
+            (
+                "bulk",
+                "bulk pause of 1,000 running operations",
+                lambda: measure_bulk_pause(rig.daemon.target, rig.redis.url, rig.folder, 1 if quick else 3),
+            ),
         ):
             if only and name not in only:
                 continue
