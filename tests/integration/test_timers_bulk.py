@@ -141,3 +141,19 @@ def history_until_paused(client: Client, operation_id: str) -> list[pb.Operation
         if response.event.operation.state == pb.OPERATION_STATE_PAUSED:
             return events
     return events
+
+
+def test_timers_outlive_a_daemon_restart(private_stack: Stack) -> None:
+    """The due times are in the store: a daemon stopped while they run acts on them once it is back."""
+    with private_stack.client() as client:
+        paused = client.start("demo.etl", {"step_seconds": 0.3, "rows": 3}, deadline=600)
+        wait_event(client, paused.id, step_completed(0))
+        paused.pause(timeout=3, on_timeout="resume")
+        wait_event(client, paused.id, state_is(pb.OPERATION_STATE_PAUSED))
+        used = client.get(paused.id).deadline_used
+        private_stack.daemon.stop()
+        private_stack.daemon.start()
+        events = history(client, paused.id, timeout=120)
+        assert events[-1].operation.state == pb.OPERATION_STATE_SUCCEEDED
+        assert "pause timed out after 3s: resumed automatically" in only(events, pb.EVENT_TYPE_RESUMED).message
+        assert used is not None and used.total_seconds() < events[-1].operation.deadline_used.ToTimedelta().total_seconds() < 600
