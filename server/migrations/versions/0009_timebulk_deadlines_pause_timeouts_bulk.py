@@ -33,8 +33,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("pause_timeout_seconds", sa.Float(), nullable=True))
         batch.add_column(sa.Column("pause_on_timeout", sa.String(length=16), nullable=False, server_default=""))
         batch.add_column(sa.Column("pause_due_at", sa.DateTime(timezone=True), nullable=True))
-        batch.create_index("ix_operations_deadline_at", ["deadline_at"])
-        batch.create_index("ix_operations_pause_due_at", ["pause_due_at"])
+    op.create_index("ix_operations_deadline_at", "operations", ["deadline_at"])
+    op.create_index("ix_operations_pause_due_at", "operations", ["pause_due_at"])
     op.create_table(
         "bulk_actions",
         sa.Column("id", sa.String(length=32), primary_key=True),
@@ -64,17 +64,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """On SQLite the columns go with ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch would copy `operations` into a
+    new table and drop the old one, and the drop deletes every event and label with it (ON DELETE CASCADE)."""
     op.drop_index("ix_bulk_actions_state", table_name="bulk_actions")
     op.drop_table("bulk_actions")
-    with op.batch_alter_table("operations") as batch:
-        batch.drop_index("ix_operations_pause_due_at")
-        batch.drop_index("ix_operations_deadline_at")
-        for column in (
-            "pause_due_at",
-            "pause_on_timeout",
-            "pause_timeout_seconds",
-            "deadline_at",
-            "deadline_used_seconds",
-            "deadline_seconds",
-        ):
-            batch.drop_column(column)
+    op.drop_index("ix_operations_pause_due_at", table_name="operations")
+    op.drop_index("ix_operations_deadline_at", table_name="operations")
+    for column in (
+        "pause_due_at",
+        "pause_on_timeout",
+        "pause_timeout_seconds",
+        "deadline_at",
+        "deadline_used_seconds",
+        "deadline_seconds",
+    ):
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"ALTER TABLE operations DROP COLUMN {column}")
+        else:
+            op.drop_column("operations", column)
