@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -13,7 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from support.http import call
 from support.stack import Stack, history, state_is, step_completed, wait_event
 
-from pausable.clients import Client, InvalidArgument
+from pausable.clients import AsyncClient, Client, InvalidArgument
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -132,6 +133,20 @@ def test_bulk_actions_pause_resume_and_cancel_by_filter_and_ids_and_count_their_
         stop = (pb.EVENT_TYPE_CANCEL_REQUESTED, pb.EVENT_TYPE_CANCELLED)
         assert next(e.reason for e in events if e.type in stop) == "cleanup"
     assert call(stack.http_url, "GET", f"/v1/bulkActions/{'f' * 32}").status == 404
+
+    async def through_the_async_client() -> None:
+        async with AsyncClient(stack.target) as aio:
+            again = await aio.bulk_cancel(started, reason="again")
+            seen = [update async for update in aio.watch_bulk_action(again.id, timeout=60)]
+            assert seen[-1].done_processing and seen[-1].skipped == 20
+            assert (await aio.get_bulk_action(again.id)).skipped_reasons == {"already CANCELLED": 20}
+            op = await aio.start("demo.etl", {"step_seconds": 2, "rows": 3}, deadline=60)
+            assert op.deadline is not None and op.deadline.total_seconds() == 60
+            paused = await aio.pause(op.id, timeout=60, on_timeout="resume")
+            assert paused.pause_on_timeout == "resume"
+            await aio.cancel(op.id)
+
+    asyncio.run(through_the_async_client())
 
 
 def history_until_paused(client: Client, operation_id: str) -> list[pb.OperationEvent]:
