@@ -39,6 +39,9 @@ def test_a_deadline_counts_running_time_only_and_pause_timeouts_resume_or_cancel
     forgotten = client.start("demo.etl", {"step_seconds": 0.5, "rows": 3})
     with pytest.raises(InvalidArgument, match="on_timeout"):
         client._call(client.stub.Pause, pb.PauseRequest(operation_id=forgotten.id, timeout=Duration(seconds=1)))
+    too_short = {"timeout": "0.5s", "onTimeout": "PAUSE_TIMEOUT_ACTION_CANCEL"}
+    refused = call(stack.http_url, "POST", f"/v1/operations/{forgotten.id}:pause", too_short)
+    assert refused.status == 400 and "timeout is 0.5s" in refused.error["message"]
     forgotten.pause(reason="lunch", timeout=1, on_timeout="cancel")
     assert forgotten.pause_on_timeout == "cancel"
 
