@@ -52,12 +52,15 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         "lease_expire_time": epoch(row.lease_expires_at),
         "step_number": row.step_number,
         "step_count": row.step_count,
-        "deadline_seconds": row.deadline_seconds,
-        "deadline_used_seconds": row.deadline_used_seconds,
-        "deadline_time": epoch(row.deadline_at),
-        "pause_timeout_time": epoch(row.pause_due_at),
-        "pause_on_timeout": row.pause_on_timeout,
     }
+    # Only on operations that have them: most have neither, and every event keeps a snapshot.
+    if row.deadline_seconds is not None:
+        snapshot["deadline_seconds"] = row.deadline_seconds
+        snapshot["deadline_used_seconds"] = row.deadline_used_seconds
+        snapshot["deadline_time"] = epoch(row.deadline_at)
+    if row.pause_on_timeout:
+        snapshot["pause_timeout_time"] = epoch(row.pause_due_at)
+        snapshot["pause_on_timeout"] = row.pause_on_timeout
     if with_result and row.result_json is not None and offload.large(len(row.result_json)):
         return jsontext.Spliced(snapshot, "result", row.result_json)
     return snapshot
