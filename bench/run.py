@@ -39,6 +39,7 @@ sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH", "")]))
 
 import store_growth
+from bulk import measure_bulk_pause
 from daemon_throughput import (
     measure_postgres,
     measure_throughput,
@@ -409,7 +410,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, inner); all by default",
+        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, inner, bulk); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -500,6 +501,11 @@ def main() -> int:
                 "inner",
                 "pause within a cooperative step (demo.long)",
                 lambda: measure_inner_pause(rig.daemon.target, rig.redis.url, rig.folder, 60 if quick else 200),
+            ),
+            (
+                "bulk",
+                "bulk pause of 1,000 running operations",
+                lambda: measure_bulk_pause(rig.daemon.target, rig.redis.url, rig.folder, 1 if quick else 3),
             ),
         ):
             if only and name not in only:

@@ -27,6 +27,7 @@ from pausable.clients import (
     Operation,
     PausableError,
     StepRecord,
+    bulk_action_dict,
     operation_dict,
     state_name,
     workflow_dict,
@@ -114,17 +115,38 @@ def _parse_labels(labels: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-def _start(client: Client, workflow: str, data: Any, request_id: str | None, labels: dict[str, str]) -> Operation:
+def _start(
+    client: Client, workflow: str, data: Any, request_id: str | None, labels: dict[str, str], deadline: float | None = None
+) -> Operation:
     """Start it; a workflow unknown while none is registered yet (a worker starting) is waited for, a few seconds."""
     request_id = request_id or os.urandom(16).hex()  # the same id for every try: one operation at most
-    deadline = time.monotonic() + REGISTRATION_WAIT_SECONDS
+    patience = time.monotonic() + REGISTRATION_WAIT_SECONDS
     while True:
         try:
-            return client.start(workflow, data, request_id=request_id, requester=os.environ.get("USER", ""), labels=labels)
+            return client.start(
+                workflow, data, request_id=request_id, requester=os.environ.get("USER", ""), labels=labels, deadline=deadline
+            )
         except NotFound:
-            if client.workflows() or time.monotonic() > deadline:
+            if client.workflows() or time.monotonic() > patience:
                 raise
             time.sleep(0.2)
+
+
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | None, option: str) -> float | None:
+    """ "90", "90s", "10m", "1.5h", "2d" as seconds; None for None."""
+    if value is None:
+        return None
+    number, unit = value.strip(), ""
+    if number and number[-1].lower() in UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        seconds = float(number) * UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration: give e.g. 90s, 10m, 2h or 1d", param_hint=option) from None
+    return seconds
 
 
 @click.command(epilog=EXIT_HELP)
@@ -134,6 +156,12 @@ def _start(client: Client, workflow: str, data: Any, request_id: str | None, lab
 @click.option("--request-id", default=None, help="idempotency key: the same id never starts a second run")
 @click.option("--watch", "-w", is_flag=True, help="follow it until it ends and show its result (exit codes below)")
 @click.option("--quiet", "-q", is_flag=True, help="print only the operation's id")
+@click.option(
+    "--deadline",
+    default=None,
+    metavar="DURATION",
+    help="a budget of running time (90s, 10m, 2h; time PAUSED does not count): cancelled with DEADLINE_EXCEEDED past it",
+)
 @client_options
 @click.pass_context
 @_handle_errors
@@ -145,6 +173,7 @@ def start(
     request_id: str | None,
     watch: bool,
     quiet: bool,
+    deadline: str | None,
 ) -> None:
     """Start WORKFLOW with an input; print the operation (its id alone with -q, or follow it with --watch).
 
@@ -152,13 +181,14 @@ def start(
     Examples:
       pausable start demo.etl --watch
       ID=$(pausable start demo.etl -q -i '{"rows": 1000, "step_seconds": 2}' -l team=data)
+      pausable start demo.etl --deadline 1h
     """
     try:
         data = json.loads(input_json) if input_json is not None else None
     except ValueError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--input") from None
     client = _client(ctx)
-    op = _start(client, workflow, data, request_id, _parse_labels(labels))
+    op = _start(client, workflow, data, request_id, _parse_labels(labels), parse_duration(deadline, "--deadline"))
     if quiet:
         click.echo(op.id)
     if watch:
@@ -245,22 +275,84 @@ def list_operations(
         print_table(console, response.operations)
 
 
+STATE_NAMES = [state_name(v) for v in pb.OperationState.values()][1:]
+
+
+def _pause_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--timeout and --on-timeout, on pause only."""
+
+    def add(function: Callable[..., Any]) -> Callable[..., Any]:
+        if verb != "pause":
+            return function
+        function = click.option(
+            "--on-timeout",
+            type=click.Choice(["resume", "cancel"]),
+            default=None,
+            help="what the daemon does when --timeout passes",
+        )(function)
+        return click.option(
+            "--timeout",
+            default=None,
+            metavar="DURATION",
+            help="once PAUSED this long (90s, 10m, 2h) with nobody resuming it, --on-timeout happens",
+        )(function)
+
+    return add
+
+
 def _command(verb: str, doc: str, options: Sequence[Callable[[Any], Any]] = ()) -> click.Command:
-    """`pausable VERB ID --reason TEXT`; `options`: the command's own click options, passed on as keyword arguments."""
+    """`pausable VERB ID --reason TEXT`, or `pausable VERB --all` with filters (a bulk action); `options`: the command's
+    own click options for one operation, passed on as keyword arguments (`--input` as its JSON value)."""
 
     @click.command(name=verb, help=doc)
-    @click.argument("operation_id")
+    @click.argument("operation_id", required=False)
+    @click.option("--reason", default="", metavar="TEXT", help=REASON_HELP)
+    @click.option("--all", "every", is_flag=True, help=f"{verb} every operation matching --workflow, --state, --label")
+    @click.option("--workflow", "-w", default="", help="with --all: only operations of this workflow")
     @click.option(
-        "--reason",
-        default="",
-        metavar="TEXT",
-        help="why (at most 1000 characters): recorded with your name on the event, shown by `pausable watch`",
+        "--state", "-s", "states", multiple=True, type=click.Choice(STATE_NAMES, case_sensitive=False), help="with --all"
     )
+    @click.option("--label", "-l", "labels", multiple=True, help="with --all: only operations carrying KEY=VALUE")
+    @click.option("--yes", "-y", is_flag=True, help="with --all: do not ask for confirmation")
+    @_pause_options(verb)
     @client_options
     @click.pass_context
     @_handle_errors
-    def run(ctx: click.Context, operation_id: str, reason: str, **extra: Any) -> None:
-        given = {name: value for name, value in extra.items() if value is not None}
+    def run(
+        ctx: click.Context,
+        operation_id: str | None,
+        reason: str,
+        every: bool,
+        workflow: str,
+        states: tuple[str, ...],
+        labels: tuple[str, ...],
+        yes: bool,
+        timeout: str | None = None,
+        on_timeout: str | None = None,
+        **extra: Any,
+    ) -> None:
+        given = {name: value for name, value in extra.items() if value is not None and value is not False}
+        if every:
+            if operation_id:
+                raise click.UsageError(f"give OPERATION_ID or --all, not both (`pausable {verb} --all -w WORKFLOW -s STATE`)")
+            if timeout is not None or given:
+                named = ["--timeout"] * (timeout is not None) + [
+                    "--" + name.removesuffix("_json").replace("_", "-") for name in given
+                ]
+                raise click.UsageError(f"{', '.join(named)}: for one operation; a bulk {verb} takes none")
+            _bulk(ctx, verb, reason, workflow, states, labels, yes)
+            return
+        if not operation_id:
+            raise click.UsageError(f"give OPERATION_ID, or --all with filters (`pausable {verb} --all -w demo.etl -s RUNNING`)")
+        if workflow or states or labels:
+            raise click.UsageError("--workflow, --state and --label select operations for --all; add --all")
+        if "input_json" in given:
+            given["input"] = _json_option(given.pop("input_json"), "--input")
+        if verb == "pause":
+            if (timeout is None) != (on_timeout is None):
+                raise click.UsageError("--timeout and --on-timeout go together: e.g. --timeout 1h --on-timeout cancel")
+            if timeout is not None:
+                given |= {"timeout": parse_duration(timeout, "--timeout"), "on_timeout": on_timeout}
         _emit(ctx, getattr(_client(ctx), verb)(operation_id, reason=reason, **given).proto)
 
     for option in options:
@@ -268,26 +360,35 @@ def _command(verb: str, doc: str, options: Sequence[Callable[[Any], Any]] = ()) 
     return run
 
 
-pause = _command(
-    "pause",
-    "Ask OPERATION_ID to pause at its next step boundary.\n\n"
-    "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
-    "and the operation SUCCEEDS. A step that checks stop_requested() pauses where it is, within the step. "
-    "--before-step N sets a breakpoint instead: the operation runs on and pauses when it reaches step N; "
-    "`pausable resume ID` withdraws it.\n\n\b\nExamples:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID\n"
-    "  pausable pause ID --before-step 4",
-    [
-        click.option(
-            "--before-step",
-            "before_step",
-            type=click.IntRange(min=1),
-            default=None,
-            metavar="N",
-            help="pause when the operation reaches step N (1-based, as `step N/M` counts), not at the next boundary",
-        ),
-    ],
-)
 REASON_HELP = "why (at most 1000 characters): recorded with your name on the event, shown by `pausable watch`"
+
+
+def _bulk(
+    ctx: click.Context, verb: str, reason: str, workflow: str, states: tuple[str, ...], labels: tuple[str, ...], yes: bool
+) -> None:
+    """`pause|resume|cancel --all`: after a confirmation (unless --yes), one bulk action; its progress until done.
+    Exits 1 when an operation could not be processed (failed)."""
+    from pausable.cli.render import bulk_line
+
+    label_pairs = _parse_labels(labels)
+    chosen = [f"workflow {workflow}"] if workflow else []
+    chosen += [f"state {' or '.join(s.upper() for s in states)}"] if states else []
+    chosen += [f"label {k}={v}" for k, v in label_pairs.items()]
+    scope = "every operation" + (" with " + ", ".join(chosen) if chosen else " (no filter)")
+    if not yes:
+        click.confirm(f"{verb} {scope}?", abort=True, err=True)
+    client = _client(ctx)
+    values = [pb.OperationState.Value(f"OPERATION_STATE_{s.upper()}") for s in states]
+    action = getattr(client, f"bulk_{verb}")(None, states=values, workflow=workflow, labels=label_pairs, reason=reason)
+    last = action.raw
+    for update in client.watch_bulk_action(action.id):
+        last = update.raw
+        if ctx.obj["output"] != "json":
+            console.print(bulk_line(last), highlight=False)
+    if ctx.obj["output"] == "json":
+        _json(bulk_action_dict(last))
+    if last.failed:
+        sys.exit(EXIT_ERROR)
 
 
 def _json_option(text: str | None, hint: str) -> Any:
@@ -300,29 +401,47 @@ def _json_option(text: str | None, hint: str) -> Any:
         raise click.BadParameter(f"not JSON: {error}", param_hint=hint) from None
 
 
-@click.command()
-@click.argument("operation_id")
-@click.option(
-    "--input", "-i", "input_json", default=None, metavar="JSON", help="what the next step receives instead of the stored result"
+pause = _command(
+    "pause",
+    "Ask OPERATION_ID to pause at its next step boundary.\n\n"
+    "It shows PAUSE_REQUESTED until the running step ends, then PAUSED; a pause during the last step comes too late "
+    "and the operation SUCCEEDS. A step that checks stop_requested() pauses where it is, within the step. "
+    "--before-step N sets a breakpoint instead: the operation runs on and pauses when it reaches step N; "
+    "`pausable resume ID` withdraws it. With --timeout and --on-timeout, the daemon resumes or cancels it once it has "
+    "been PAUSED that long. With --all (and filters) instead of an id, every matching operation, in the background.\n\n"
+    "\b\nExamples:\n  pausable pause ID --reason 'db maintenance' && pausable watch ID\n"
+    "  pausable pause ID --before-step 4\n  pausable pause ID --timeout 1h --on-timeout cancel\n"
+    "  pausable pause --all --workflow demo.etl --state RUNNING",
+    [
+        click.option(
+            "--before-step",
+            "before_step",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="pause when the operation reaches step N (1-based, as `step N/M` counts), not at the next boundary",
+        ),
+    ],
 )
-@click.option("--reason", default="", metavar="TEXT", help=REASON_HELP)
-@client_options
-@click.pass_context
-@_handle_errors
-def resume(ctx: click.Context, operation_id: str, input_json: str | None, reason: str) -> None:
-    """Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.
-
-    Any worker picks up the remaining steps, fed the stored result of the last one, or, with --input, that value
-    instead (only when PAUSED; checked against the next step's input schema; the old and new values stay in the
-    step history, `pausable get ID --steps`).
-
-    \b
-    Example:
-      pausable resume ID --reason 'maintenance over'
-      pausable resume ID --input '{"rows": 500}' --reason 'fewer rows'
-    """
-    data = _json_option(input_json, "--input")
-    _emit(ctx, _client(ctx).resume(operation_id, reason=reason, input=data).proto)
+resume = _command(
+    "resume",
+    "Resume a paused OPERATION_ID, or withdraw a pause that has not taken effect yet.\n\n"
+    "Any worker picks up the remaining steps, fed the stored result of the last one, or, with --input, that value "
+    "instead (only when PAUSED; checked against the next step's input schema; the old and new values stay in the "
+    "step history, `pausable get ID --steps`). With --all (and filters), every matching operation.\n\n"
+    "\b\nExamples:\n  pausable resume ID --reason 'maintenance over'\n"
+    "  pausable resume ID --input '{\"rows\": 500}' --reason 'fewer rows'\n  pausable resume --all -w demo.etl -s PAUSED --yes",
+    [
+        click.option(
+            "--input",
+            "-i",
+            "input_json",
+            default=None,
+            metavar="JSON",
+            help="what the next step receives instead of the stored result",
+        ),
+    ],
+)
 
 
 @click.command()
@@ -384,8 +503,9 @@ cancel = _command(
     "cancel",
     "Cancel OPERATION_ID: at once when paused, otherwise at the next step boundary.\n\n"
     "A cancel during the last step comes too late: the operation SUCCEEDS. --force cancels a running operation at "
-    "once: its running step is terminated (its worker process killed), even one that never checks for a stop."
-    "\n\n\b\nExamples:\n  pausable cancel ID --reason 'wrong input'\n  pausable cancel ID --force",
+    "once: its running step is terminated (its worker process killed), even one that never checks for a stop. "
+    "With --all (and filters), every matching operation.\n\n\b\nExamples:\n  pausable cancel ID --reason 'wrong input'\n"
+    "  pausable cancel ID --force\n  pausable cancel --all -l batch=7 --yes",
     [click.option("--force", is_flag=True, default=False, help="cancel now and terminate the running step")],
 )
 

@@ -100,6 +100,16 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
             table.add_row("traceback", traceback_end(error.traceback, full))
     if op.parent_id:
         table.add_row("forked from", f"{op.parent_id} at step {op.forked_from_step}")
+    if op.HasField("deadline"):
+        budget, used = op.deadline.ToTimedelta().total_seconds(), op.deadline_used.ToTimedelta().total_seconds()
+        table.add_row(
+            "deadline",
+            f"{used:.1f}s used of {budget:g}s running time" + (" (clock stopped)" if not op.HasField("deadline_time") else ""),
+        )
+    if op.HasField("pause_timeout_time"):
+        action = "resumes" if op.pause_on_timeout == pb.PAUSE_TIMEOUT_ACTION_RESUME else "cancels"
+        due = op.pause_timeout_time.ToDatetime().isoformat(timespec="seconds") + "Z"
+        table.add_row("pause timeout", f"{action} at {due} unless resumed")
     if op.labels:
         table.add_row("labels", ", ".join(f"{k}={v}" for k, v in sorted(op.labels.items())))
     table.add_row("created", op.create_time.ToDatetime().isoformat(timespec="seconds") + "Z")
@@ -213,3 +223,16 @@ def print_workflows(console: Console, flows: Iterable[pb.Workflow]) -> None:
             console.print("  input schema:", highlight=False)
             for line in json.dumps(schema, indent=2).splitlines():
                 console.print("    " + line, highlight=False, markup=False, soft_wrap=True)
+
+
+def bulk_line(action: pb.BulkAction) -> str:
+    """One line of a bulk action's progress: `pause 340/1000: done 330, skipped 10 (already PAUSED 10), failed 0`."""
+    kind = pb.BulkActionKind.Name(action.kind).removeprefix("BULK_ACTION_KIND_").lower()
+    processed = action.done + action.skipped + action.failed
+    line = f"{kind} {processed}/{action.matched}: done {action.done}, skipped {action.skipped}"
+    if action.skipped_reasons:
+        line += " (" + ", ".join(f"{skip.reason} {skip.count}" for skip in action.skipped_reasons) + ")"
+    line += f", failed {action.failed}"
+    if action.state == pb.BULK_ACTION_STATE_DONE:
+        line += " - done"
+    return line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -13,7 +14,7 @@ from google.protobuf.message import Message
 
 from pausable.jsonvalue import set_value
 from pausable.server import encoded, limits, parsed
-from pausable.server.domain import Event, Operation, StepRecord
+from pausable.server.domain import BulkAction, Event, Operation, StepRecord
 from pausable.server.encoded import Encoded
 from pausable.server.offload import off_loop, off_loop_if
 from pausable.server.states import EventType, State
@@ -47,6 +48,31 @@ def state_to_pb(state: str) -> pb.OperationState:
 
 def state_from_pb(value: int) -> State:
     return State(pb.OperationState.Name(value).removeprefix("OPERATION_STATE_"))
+
+
+ON_TIMEOUT_TO_PB = {"resume": pb.PAUSE_TIMEOUT_ACTION_RESUME, "cancel": pb.PAUSE_TIMEOUT_ACTION_CANCEL}
+BULK_KIND_TO_PB = {"pause": pb.BULK_ACTION_KIND_PAUSE, "resume": pb.BULK_ACTION_KIND_RESUME, "cancel": pb.BULK_ACTION_KIND_CANCEL}
+BULK_STATE_TO_PB = {"RUNNING": pb.BULK_ACTION_STATE_RUNNING, "DONE": pb.BULK_ACTION_STATE_DONE}
+
+
+def bulk_to_pb(action: BulkAction) -> pb.BulkAction:
+    message = pb.BulkAction(
+        id=action.id,
+        kind=BULK_KIND_TO_PB[action.kind],
+        state=BULK_STATE_TO_PB[action.state],
+        matched=action.matched,
+        done=action.done,
+        skipped=action.skipped,
+        failed=action.failed,
+        skipped_reasons=[pb.BulkSkip(reason=reason, count=count) for reason, count in sorted(action.skipped_reasons.items())],
+        failures=[pb.BulkFailure(**failure) for failure in action.failures],
+        reason=action.reason,
+        actor=action.actor,
+    )
+    _set_time(message.create_time, action.create_time)
+    _set_time(message.update_time, action.update_time)
+    _set_time(message.end_time, action.end_time)
+    return message
 
 
 def operation_to_pb(operation: Operation, full: bool = True) -> pb.Operation:
@@ -164,6 +190,13 @@ def _fields_into(message: pb.Operation, operation: Operation) -> None:
     _set_time(message.update_time, operation.update_time)
     _set_time(message.end_time, operation.end_time)
     _set_time(message.lease_expire_time, operation.lease_expire_time)
+    if operation.deadline_seconds is not None:
+        message.deadline.FromNanoseconds(int(operation.deadline_seconds * 1e9))
+        message.deadline_used.FromNanoseconds(int(operation.deadline_used(time.time()) * 1e9))
+        _set_time(message.deadline_time, operation.deadline_time)
+    if operation.pause_on_timeout:
+        _set_time(message.pause_timeout_time, operation.pause_timeout_time)
+        message.pause_on_timeout = ON_TIMEOUT_TO_PB[operation.pause_on_timeout]
     if operation.error:
         message.error.MergeFrom(pb.OperationError(**operation.error))
         if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry

@@ -94,6 +94,11 @@ class Operation:
     parent_id: str = ""
     forked_from_step: int = 0
     pause_before_step: int = 0  # a pending breakpoint (Pause(before_step=N)): the user step it pauses before; 0 none
+    deadline_seconds: float | None = None  # the running-time budget (timers.py)
+    deadline_used_seconds: float = 0.0  # used before the current run; see deadline_used
+    deadline_time: float | None = None  # when the budget runs out while running
+    pause_timeout_time: float | None = None  # while PAUSED with a pause timeout: when it is due
+    pause_on_timeout: str = ""  # "resume", "cancel" or ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], input_json: str | None = None) -> Operation:
@@ -124,11 +129,43 @@ class Operation:
             parent_id=data.get("parent_id") or "",
             forked_from_step=data.get("forked_from_step", 0),
             pause_before_step=data.get("pause_before_step", 0),
+            deadline_seconds=data.get("deadline_seconds"),
+            deadline_used_seconds=data.get("deadline_used_seconds") or 0.0,
+            deadline_time=data.get("deadline_time"),
+            pause_timeout_time=data.get("pause_timeout_time"),
+            pause_on_timeout=data.get("pause_on_timeout") or "",
         )
 
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    def deadline_used(self, now: float) -> float:
+        """Running time used of the budget at `now` (epoch seconds): it grows only while the operation runs."""
+        if self.deadline_seconds is None or self.deadline_time is None:
+            return self.deadline_used_seconds
+        return max(self.deadline_seconds - (self.deadline_time - now), 0.0)
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A BulkPause/BulkResume/BulkCancel and its progress (see Store.bulk_batch)."""
+
+    id: str
+    kind: str  # states.Command
+    state: str  # RUNNING, DONE
+    matched: int
+    done: int
+    skipped: int
+    failed: int
+    skipped_reasons: dict[str, int]
+    failures: list[dict[str, str]]
+    reason: str
+    actor: str
+    requester: str
+    create_time: float | None
+    update_time: float | None
+    end_time: float | None
 
 
 @dataclass(frozen=True)

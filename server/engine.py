@@ -35,10 +35,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, domain, jsontext, states, validation
+from pausable.server import auth, bulk, domain, jsontext, states, timers, validation
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import (
     UNPARSED,
+    BulkAction,
     CheckpointResult,
     Dispatch,
     Operation,
@@ -105,6 +106,7 @@ class Engine:
         self.crash_before_publish = os.environ.get(FAULT_VARIABLE) == "crash-before-publish"
         self._marking: asyncio.Task[None] | None = None
         self._terminating: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts on their way
+        self._bulks: dict[str, asyncio.Task[None]] = {}  # bulk actions this replica is processing
 
     # -- client commands -----------------------------------------------------
 
@@ -118,6 +120,7 @@ class Engine:
         labels: dict[str, str],
         workflow: Workflow | None = None,
         input_data: Any = UNPARSED,
+        deadline_seconds: float | None = None,
     ) -> tuple[Operation, bool]:
         """Create and dispatch an operation; (operation, created). A repeated request_id returns the first one.
         `input_data`: input_json parsed, when the caller has it (see Store.create_operation)."""
@@ -132,6 +135,7 @@ class Engine:
             headers=tracing.headers(),
             request_hash=await request_hash_of(workflow.name, input_json, labels) if request_id else None,
             actor=auth.actor() if auth.current_principal().authenticated else requester or auth.actor(),
+            deadline_seconds=deadline_seconds,
         )
         await self._publish(change)
         return change.operation, not change.replayed
@@ -155,10 +159,12 @@ class Engine:
         reason: str = "",
         new_input: NewInput | None = None,
         before_step: int = 0,
+        pause_timeout: tuple[float, timers.OnTimeout] | None = None,
     ) -> Operation:
         """Pause, resume, cancel or retry; a resume of a PAUSED operation (or a retry) dispatches the rest of its plan.
         `reason`: the caller's note of why, recorded on the event(s) the command appends. `new_input` (resume only):
         the value the next step receives instead of the stored last result. `before_step` (PAUSE): a breakpoint.
+        `pause_timeout`: see Store.command.
 
         FORCE_CANCEL ends an active operation at once; its stop flag stays up (a step of it still queued drops
         itself as it starts, a cooperative step stops at its next stop_requested()) and the workers are told to
@@ -172,6 +178,7 @@ class Engine:
             reason=reason,
             new_input=new_input,
             before_step=before_step,
+            pause_timeout=pause_timeout,
         )
         if kind is Command.FORCE_CANCEL and change.operation.state is State.CANCELLED:
             await self.flags.hold(operation_id)
@@ -251,6 +258,36 @@ class Engine:
 
     async def step_details(self, operation_id: str, step: int, step_token: str) -> str | None:
         return await self.store.step_details(operation_id, step, step_token)
+
+    async def bulk(
+        self,
+        kind: Command,
+        *,
+        operation_ids: Sequence[str] | None,
+        selector: OperationFilter | None,
+        request_id: str,
+        reason: str,
+    ) -> BulkAction:
+        """Record a bulk action and start processing it on this replica (any replica's sweep goes on with it if this
+        one stops). An operator without admin rights steers only its own operations (auth.owner_filter)."""
+        principal = auth.current_principal()
+        owner = "" if principal.steers_all else principal.name
+        action, created = await self.store.create_bulk(
+            kind,
+            operation_ids=operation_ids,
+            selector=None if selector is None else bulk.selector_json(selector),
+            request_id=request_id,
+            requester=principal.name if principal.authenticated else "",
+            actor=auth.actor(),
+            reason=reason,
+            owner=owner,
+        )
+        if created:
+            self._drive(action.id)
+        return action
+
+    async def get_bulk(self, bulk_id: str) -> BulkAction:
+        return await self.store.get_bulk(bulk_id)
 
     async def get(self, operation_id: str) -> Operation:
         return await self.store.get_operation(operation_id)
@@ -343,7 +380,7 @@ class Engine:
     async def run_sweeps(self) -> None:
         """The outbox and lease sweeps, every `timing.sweep_seconds`, until cancelled."""
         while True:
-            for sweep in (self.sweep_outbox, self.sweep_leases):
+            for sweep in (self.sweep_outbox, self.sweep_leases, self.sweep_timers, self.sweep_bulk):
                 try:
                     await sweep()
                 except asyncio.CancelledError:
@@ -391,7 +428,62 @@ class Engine:
                 await self._publish(Change(outcome.operation, outcome.dispatch, outbox=outcome.outbox))
         return settled
 
+    async def sweep_timers(self) -> int:
+        """Cancel the operations whose running-time budget ran out, and resume or cancel the PAUSED ones whose pause
+        timeout is due (timers.py); on every replica: each change is a compare-and-set, made once."""
+        deadlines, pauses = await self.store.timers_due(SWEEP_BATCH)
+        acted = 0
+        for operation_id in deadlines:
+            change = await self.store.deadline_passed(operation_id)
+            if change is not None:
+                acted += 1
+                log.info("deadline of %s exceeded: cancel requested", operation_id)
+                await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
+        for operation_id in pauses:
+            change = await self.store.pause_timed_out(operation_id)
+            if change is not None:
+                acted += 1
+                log.info("pause timeout of %s: now %s", operation_id, change.operation.state)
+                await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
+                await self._publish(change)
+        return acted
+
+    async def sweep_bulk(self) -> int:
+        """Go on with the bulk actions not done yet (another replica's, or this one's before a restart)."""
+        running = await self.store.running_bulks(SWEEP_BATCH)
+        for bulk_id in running:
+            self._drive(bulk_id)
+        return len(running)
+
+    def _drive(self, bulk_id: str) -> None:
+        """Process a bulk action in the background, batch after batch, unless this replica already is."""
+        if bulk_id in self._bulks:
+            return
+        task = asyncio.create_task(self._run_bulk(bulk_id), name=f"pausable-bulk-{bulk_id}")
+        self._bulks[bulk_id] = task
+        task.add_done_callback(lambda _task: self._bulks.pop(bulk_id, None))
+
+    async def _run_bulk(self, bulk_id: str) -> None:
+        try:
+            while True:
+                outcome = await self.store.bulk_batch(bulk_id, bulk.BATCH)
+                if outcome is None:  # another replica holds it now; the sweep looks again
+                    return
+                changes, finished = outcome
+                for change in changes:
+                    await self.flags.follow(change.operation.id, change.operation.state, change.operation.attempt)
+                    await self._publish(change)
+                if finished:
+                    log.info("bulk action %s done", bulk_id)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the store is away: the sweep takes it up again
+            log.warning("bulk action %s stopped, the sweep goes on with it: %s", bulk_id, error)
+
     async def close(self) -> None:
+        for task in list(self._bulks.values()):
+            task.cancel()
         if self._marking is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._marking, 5)

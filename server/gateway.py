@@ -71,6 +71,10 @@ UNARY_ROUTES = (
     Route("POST", f"/v1/operations/{ID}:retry", "Retry", pb.RetryRequest, body=True),
     Route("POST", f"/v1/operations/{ID}:fork", "Fork", pb.ForkRequest, body=True),
     Route("GET", "/v1/workflows", "ListWorkflows", pb.ListWorkflowsRequest),
+    Route("POST", "/v1/operations:bulkPause", "BulkPause", pb.BulkPauseRequest, body=True),
+    Route("POST", "/v1/operations:bulkResume", "BulkResume", pb.BulkResumeRequest, body=True),
+    Route("POST", "/v1/operations:bulkCancel", "BulkCancel", pb.BulkCancelRequest, body=True),
+    Route("GET", "/v1/bulkActions/{bulk_action_id:[^/:]+}", "GetBulkAction", pb.GetBulkActionRequest),
 )
 WATCH = Route("GET", f"/v1/operations/{ID}/events", "Watch", pb.WatchRequest)
 WATCH_EVENTS = Route("GET", "/v1/events", "WatchEvents", pb.WatchEventsRequest)

@@ -89,6 +89,15 @@ class OperationRow(Base):
     details_step: Mapped[int] = mapped_column(Integer, server_default="-1")
     # A breakpoint (Pause(before_step=N)): the user step number the operation pauses before; 0: none.
     pause_before_step: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The running-time budget (StartOperation's deadline), what was used of it before the current run, and, while
+    # the operation runs, when it runs out (timers.py). The clock stands still while PAUSED.
+    deadline_seconds: Mapped[float | None] = mapped_column(Float)
+    deadline_used_seconds: Mapped[float] = mapped_column(Float, server_default="0")
+    deadline_at: Mapped[datetime | None]
+    # A pause timeout (Pause's timeout, on_timeout "resume" or "cancel") and, while PAUSED, when it is due.
+    pause_timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    pause_on_timeout: Mapped[str] = mapped_column(String(16), server_default="")
+    pause_due_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
@@ -98,6 +107,8 @@ class OperationRow(Base):
         Index("ix_operations_ended_at", "ended_at"),
         Index("ix_operations_lease_expires_at", "lease_expires_at"),
         Index("ix_operations_parent_id", "parent_id", "id"),
+        Index("ix_operations_deadline_at", "deadline_at"),
+        Index("ix_operations_pause_due_at", "pause_due_at"),
         UniqueConstraint("requester", "request_id", name="uq_operations_requester_request_id"),
     )
 
@@ -195,3 +206,37 @@ class OutboxRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     step: Mapped[int] = mapped_column(Integer)  # the dispatch's first step; its messages are rebuilt from the operation
     created_at: Mapped[datetime]
+
+
+class BulkActionRow(Base):
+    """A BulkPause/BulkResume/BulkCancel: what it covers, its progress, and where it is (bulk.py, Store.bulk_batch)."""
+
+    __tablename__ = "bulk_actions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # pause, resume, cancel (states.Command)
+    state: Mapped[str] = mapped_column(String(16))  # RUNNING, DONE
+    requester: Mapped[str] = mapped_column(String(200), server_default="")
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200), server_default="")
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    # Non-empty: the caller steers only its own operations; others of the ids given fail (PERMISSION_DENIED).
+    owner: Mapped[str] = mapped_column(String(200), server_default="")
+    operation_ids: Mapped[list[Any] | None] = mapped_column(JSON)  # sorted, unique; or None with a selector
+    selector: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cursor: Mapped[str] = mapped_column(String(32), server_default="")  # the last operation id processed
+    matched: Mapped[int] = mapped_column(Integer, server_default="0")
+    done: Mapped[int] = mapped_column(Integer, server_default="0")
+    skipped: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    skipped_reasons: Mapped[dict[str, Any]]
+    failures: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_bulk_actions_state", "state"),
+        UniqueConstraint("requester", "request_id", name="uq_bulk_actions_requester_request_id"),
+    )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import grpc
 
 from pausable.jsonvalue import to_value
-from pausable.server import auth, encoded, limits, validation
+from pausable.server import auth, bulk, encoded, limits, timers, validation
 from pausable.server.convert import (
     OperationParts,
+    bulk_to_pb,
     dumps,
     heavy_all,
     operation_parts,
@@ -17,7 +19,7 @@ from pausable.server.convert import (
     state_from_pb,
     step_record_to_pb,
 )
-from pausable.server.domain import Operation, OperationFilter
+from pausable.server.domain import BulkAction, Operation, OperationFilter
 from pausable.server.encoded import Encoded
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
@@ -28,8 +30,10 @@ from pausable.server.watching import Watching
 from pausable.v1 import operation_pb2 as pb
 from pausable.v1 import operation_pb2_grpc
 
+BULK_POLL_SECONDS = 0.25
 
-def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) -> OperationFilter:
+
+def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest | pb.OperationSelector) -> OperationFilter:
     states = []
     for value in request.states:
         if value not in pb.OperationState.values() or value == pb.OPERATION_STATE_UNSPECIFIED:
@@ -41,6 +45,44 @@ def operation_filter(request: pb.ListOperationsRequest | pb.WatchEventsRequest) 
         labels=validation.labels(dict(request.labels)),
         requester=auth.owner_filter(validation.short_text("requester", request.requester)),
     )
+
+
+def pause_timeout(request: pb.PauseRequest) -> tuple[float, timers.OnTimeout] | None:
+    """A Pause's timeout and what to do then; INVALID_ARGUMENT when one comes without the other."""
+    actions = {pb.PAUSE_TIMEOUT_ACTION_RESUME: timers.OnTimeout.RESUME, pb.PAUSE_TIMEOUT_ACTION_CANCEL: timers.OnTimeout.CANCEL}
+    if not request.HasField("timeout"):
+        if request.on_timeout != pb.PAUSE_TIMEOUT_ACTION_UNSPECIFIED:
+            raise InvalidArgument("on_timeout needs a timeout: give timeout (a Duration) too, or leave on_timeout unset")
+        return None
+    seconds = validation.duration("timeout", request.timeout)
+    if request.on_timeout not in actions:
+        raise InvalidArgument("a timeout needs on_timeout: PAUSE_TIMEOUT_ACTION_RESUME or PAUSE_TIMEOUT_ACTION_CANCEL")
+    return seconds, actions[request.on_timeout]
+
+
+def bulk_selection(
+    request: pb.BulkPauseRequest | pb.BulkResumeRequest | pb.BulkCancelRequest,
+) -> tuple[list[str] | None, OperationFilter | None]:
+    """(operation ids, None) or (None, selector as a filter): exactly one of them."""
+    if request.operation_ids and request.HasField("selector"):
+        raise InvalidArgument("give operation_ids or selector, not both")
+    if request.operation_ids:
+        if len(request.operation_ids) > bulk.MAX_IDS:
+            raise InvalidArgument(
+                f"{len(request.operation_ids)} operation_ids given; at most {bulk.MAX_IDS}: send several requests, or a selector"
+            )
+        return [validation.operation_id(value) for value in request.operation_ids], None
+    if not request.HasField("selector"):
+        raise InvalidArgument(
+            "give operation_ids, or a selector (states, workflow, labels, ...; an empty selector covers every operation)"
+        )
+    selector = request.selector
+    where = operation_filter(selector)
+    if selector.HasField("created_after"):
+        where = replace(where, created_after=validation.timestamp("selector.created_after", selector.created_after))
+    if selector.HasField("created_before"):
+        where = replace(where, created_before=validation.timestamp("selector.created_before", selector.created_before))
+    return None, where
 
 
 async def authorize(engine: Engine, operation_id: str, steer: bool) -> None:
@@ -122,6 +164,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
             requester=auth.requester_for(validation.short_text("requester", request.requester)),
             labels=validation.labels(dict(request.labels)),
             workflow=workflow,
+            deadline_seconds=validation.duration("deadline", request.deadline) if request.HasField("deadline") else None,
         )
         return await reply(operation, pb.StartOperationResponse)
 
@@ -161,6 +204,7 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         reason: str,
         new_input: NewInput | None = None,
         before_step: int = 0,
+        pause_timeout: tuple[float, timers.OnTimeout] | None = None,
     ) -> Operation:
         operation_id = validation.operation_id(operation_id)
         if before_step < 0:
@@ -171,7 +215,13 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         await authorize(self.engine, operation_id, steer=True)
         request_id = validation.short_text("request_id", request_id)
         return await self.engine.command(
-            kind, operation_id, request_id, reason=validation.reason(reason), new_input=new_input, before_step=before_step
+            kind,
+            operation_id,
+            request_id,
+            reason=validation.reason(reason),
+            new_input=new_input,
+            before_step=before_step,
+            pause_timeout=pause_timeout,
         )
 
     @rpc
@@ -179,7 +229,12 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         self, request: pb.PauseRequest, context: grpc.aio.ServicerContext
     ) -> pb.PauseResponse | Encoded[pb.PauseResponse]:
         operation = await self._command(
-            Command.PAUSE, request.operation_id, request.request_id, request.reason, before_step=request.before_step
+            Command.PAUSE,
+            request.operation_id,
+            request.request_id,
+            request.reason,
+            before_step=request.before_step,
+            pause_timeout=pause_timeout(request),
         )
         return await reply(operation, pb.PauseResponse)
 
@@ -230,6 +285,62 @@ class OperationService(operation_pb2_grpc.OperationServiceServicer):
         kind = Command.FORCE_CANCEL if request.force else Command.CANCEL
         operation = await self._command(kind, request.operation_id, request.request_id, request.reason)
         return await reply(operation, pb.CancelResponse)
+
+    async def _bulk(
+        self, kind: Command, request: pb.BulkPauseRequest | pb.BulkResumeRequest | pb.BulkCancelRequest
+    ) -> pb.BulkAction:
+        ids, selector = bulk_selection(request)
+        action = await self.engine.bulk(
+            kind,
+            operation_ids=ids,
+            selector=selector,
+            request_id=validation.short_text("request_id", request.request_id),
+            reason=validation.reason(request.reason),
+        )
+        return bulk_to_pb(action)
+
+    @rpc
+    async def BulkPause(self, request: pb.BulkPauseRequest, context: grpc.aio.ServicerContext) -> pb.BulkPauseResponse:
+        return pb.BulkPauseResponse(bulk_action=await self._bulk(Command.PAUSE, request))
+
+    @rpc
+    async def BulkResume(self, request: pb.BulkResumeRequest, context: grpc.aio.ServicerContext) -> pb.BulkResumeResponse:
+        return pb.BulkResumeResponse(bulk_action=await self._bulk(Command.RESUME, request))
+
+    @rpc
+    async def BulkCancel(self, request: pb.BulkCancelRequest, context: grpc.aio.ServicerContext) -> pb.BulkCancelResponse:
+        return pb.BulkCancelResponse(bulk_action=await self._bulk(Command.CANCEL, request))
+
+    async def _bulk_action(self, bulk_id: str) -> BulkAction:
+        if not bulk_id:
+            raise InvalidArgument("bulk_action_id is required: pass the id BulkPause, BulkResume or BulkCancel returned")
+        if not validation.OPERATION_ID.match(bulk_id):
+            raise InvalidArgument(f"bulk_action_id {bulk_id[:80]!r} is malformed: ids are 32 lowercase hex digits")
+        action = await self.engine.get_bulk(bulk_id)
+        auth.check_owner(action.requester, steer=False)
+        return action
+
+    @rpc
+    async def GetBulkAction(
+        self, request: pb.GetBulkActionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetBulkActionResponse:
+        return pb.GetBulkActionResponse(bulk_action=bulk_to_pb(await self._bulk_action(request.bulk_action_id)))
+
+    @rpc
+    async def WatchBulkAction(self, request: pb.WatchBulkActionRequest, context: grpc.aio.ServicerContext) -> None:
+        """The action, then again whenever its counts change (read from the store every BULK_POLL_SECONDS, so the
+        progress a replica makes shows on every other); ends once it is DONE."""
+        action = await self._bulk_action(request.bulk_action_id)
+        last = None
+        while True:
+            seen = (action.state, action.done, action.skipped, action.failed, action.matched)
+            if seen != last:
+                await context.write(pb.WatchBulkActionResponse(bulk_action=bulk_to_pb(action)))
+                last = seen
+            if action.state == bulk.DONE:
+                return
+            await asyncio.sleep(BULK_POLL_SECONDS)
+            action = await self.engine.get_bulk(action.id)
 
     @rpc
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> None:

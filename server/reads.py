@@ -69,6 +69,14 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         snapshot["parent_id"], snapshot["forked_from_step"] = row.parent_id, row.forked_from_step
     if getattr(row, "pause_before_step", 0):  # a pending breakpoint (only then: most snapshots never have one)
         snapshot["pause_before_step"] = row.pause_before_step
+    # Only on operations that have them: most have neither, and every event keeps a snapshot.
+    if row.deadline_seconds is not None:
+        snapshot["deadline_seconds"] = row.deadline_seconds
+        snapshot["deadline_used_seconds"] = row.deadline_used_seconds
+        snapshot["deadline_time"] = epoch(row.deadline_at)
+    if row.pause_on_timeout:
+        snapshot["pause_timeout_time"] = epoch(row.pause_due_at)
+        snapshot["pause_on_timeout"] = row.pause_on_timeout
     if with_result and row.result_json is not None and offload.large(len(row.result_json)):
         return jsontext.Spliced(snapshot, "result", row.result_json)
     return snapshot

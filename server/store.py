@@ -28,10 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from pausable.server import jsontext, migrate, states
+from pausable.server import bulk, jsontext, migrate, states, timers
 from pausable.server.domain import (
     UNPARSED,
     AlreadyExists,
+    BulkAction,
     CheckpointResult,
     Dispatch,
     Event,
@@ -43,8 +44,10 @@ from pausable.server.domain import (
     new_operation_id,
 )
 from pausable.server.errors import InvalidArgument
+from pausable.server.event_rows import epoch
 from pausable.server.models import (
     Base,
+    BulkActionRow,
     EventRow,
     LabelRow,
     OperationRow,
@@ -56,7 +59,7 @@ from pausable.server.models import (
 from pausable.server.parsed import inputs as parsed_inputs
 from pausable.server.parsed import results as parsed_results
 from pausable.server.postgres import PostgresWriter
-from pausable.server.reads import Reads, snapshot_of
+from pausable.server.reads import Reads, filtered, snapshot_of
 from pausable.server.states import ACTIVE, Command, Decision, EventType, LeaseVerdict, State
 from pausable.server.writer import SqliteWriter, sqlite_pragmas
 
@@ -69,6 +72,7 @@ OPERATIONS = OperationRow.__table__
 EVENTS = EventRow.__table__
 OUTBOX = OutboxRow.__table__
 REQUESTS = RequestRow.__table__
+BULK = BulkActionRow.__table__
 LOCKED_COLUMNS = [column for column in OPERATIONS.c if column.key not in ("step_names", "plan", "input_json")]
 # Built once with bound parameters: hot writes reuse the compiled statements.
 SELECT_LOCKED = select(*LOCKED_COLUMNS).where(OPERATIONS.c.id == bindparam("locked_id")).with_for_update()
@@ -123,6 +127,13 @@ class WorkingRow:
     details_json: str | None
     details_step: int
     pause_before_step: int
+    requester: str
+    deadline_seconds: float | None
+    deadline_used_seconds: float
+    deadline_at: datetime | None
+    pause_timeout_seconds: float | None
+    pause_on_timeout: str
+    pause_due_at: datetime | None
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -255,6 +266,7 @@ class Store(Reads):
         actor: str = "",
         input_data: Any = UNPARSED,
         fork: Fork | None = None,
+        deadline_seconds: float | None = None,
     ) -> Change:
         """Insert the operation, PENDING then RUNNING in one transaction, with its chain in the outbox.
 
@@ -323,6 +335,12 @@ class Store(Reads):
                 "details_json": None,
                 "details_step": -1,
                 "pause_before_step": 0,
+                "deadline_seconds": deadline_seconds,
+                "deadline_used_seconds": 0.0,
+                "deadline_at": None if deadline_seconds is None else now + timedelta(seconds=deadline_seconds),
+                "pause_timeout_seconds": None,
+                "pause_on_timeout": "",
+                "pause_due_at": None,
             }
             self._remember_numbering(operation_id, numbering)
             # The row goes in as it ends up (RUNNING after its two events); the events show the way there.
@@ -387,12 +405,14 @@ class Store(Reads):
         reason: str = "",
         new_input: NewInput | None = None,
         before_step: int = 0,
+        pause_timeout: tuple[float, timers.OnTimeout] | None = None,
     ) -> Change:
         """Apply pause, resume, cancel or retry (see pausable.server.states) as one compare-and-set; a resume or a retry
         queues the rest of the plan. `actor` and `reason` go on the event(s) it appends. `new_input` (resume only)
         replaces the stored last result first, checked against the next step's input schema: an InvalidArgument
         rolls the whole command back. `before_step` (with PAUSE): a breakpoint, see states.pause_before;
-        InvalidArgument when the operation has no such step. A resume withdraws a breakpoint."""
+        InvalidArgument when the operation has no such step. A resume withdraws a breakpoint. `pause_timeout` (a pause's
+        timeout in seconds and what to do then) is kept while the pause is requested or in effect (timers.py)."""
         now = datetime.now(UTC)
 
         def apply(session: Session, events: list[Event]) -> Change:
@@ -425,6 +445,9 @@ class Store(Reads):
                 if kind is Command.RETRY:
                     self._rearm(session, row)
                 self._apply(session, events, row, replace(transition, message=message), now, actor, reason)
+                if pause_timeout is not None and timers.keeps_pause_timeout(State(row.state)):
+                    row.pause_timeout_seconds, row.pause_on_timeout = pause_timeout[0], str(pause_timeout[1])
+                    row.pause_due_at = timers.pause_due(State(row.state), pause_timeout[0], None, now)
                 dispatch = outbox = None
                 if transition.dispatch:
                     row.step_started_at = now
@@ -737,6 +760,223 @@ class Store(Reads):
                 return LeaseOutcome(self._operation(row), verdict, dispatch, outbox)
 
         return await self.write(settle, deferrable=True, locks=[operation_id])
+
+    # -- timers (timers.py): deadlines and pause timeouts ------------------------
+
+    async def timers_due(self, limit: int = 100) -> tuple[list[str], list[str]]:
+        """(operations whose running-time budget ran out, PAUSED operations whose pause timeout is due), each oldest
+        first. Read through the indexes on deadline_at and pause_due_at (the state inside an expression, as in `lapsed`)."""
+        now = datetime.now(UTC)
+        state = func.coalesce(OPERATIONS.c.state, "")
+        deadlines = (
+            select(OPERATIONS.c.id)
+            .where(OPERATIONS.c.deadline_at < now, state.in_([str(State.RUNNING), str(State.PAUSE_REQUESTED)]))
+            .order_by(OPERATIONS.c.deadline_at)
+            .limit(limit)
+        )
+        pauses = (
+            select(OPERATIONS.c.id)
+            .where(OPERATIONS.c.pause_due_at < now, state == str(State.PAUSED))
+            .order_by(OPERATIONS.c.pause_due_at)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list((await session.scalars(deadlines)).all()), list((await session.scalars(pauses)).all())
+
+    async def deadline_passed(self, operation_id: str) -> Change | None:
+        """The operation's budget ran out: ask it to cancel (timers.deadline_passed) with error DEADLINE_EXCEEDED;
+        None when it no longer applies (resumed on another replica meanwhile, paused, finished)."""
+        now = datetime.now(UTC)
+
+        def expire(session: Session, events: list[Event]) -> Change | None:
+            with self._locked(session, operation_id) as row:
+                if row.deadline_seconds is None or row.deadline_at is None or _aware(row.deadline_at) >= now:
+                    return None
+                used = timers.used_seconds(row.deadline_seconds, row.deadline_used_seconds, _aware(row.deadline_at), now)
+                transition = timers.deadline_passed(State(row.state), row.deadline_seconds, used)
+                if transition is None:
+                    return None
+                row.error = timers.deadline_error(row.step_number, row.current_step_name, row.current_step, row.deadline_seconds)
+                self._apply(session, events, row, transition, now)
+                return Change(self._operation(row))
+
+        return await self.write(expire, deferrable=True, locks=[operation_id])
+
+    async def pause_timed_out(self, operation_id: str) -> Change | None:
+        """A PAUSED operation's pause timeout is due: resume it (the rest of its plan to the outbox) or cancel it."""
+        now = datetime.now(UTC)
+
+        def act(session: Session, events: list[Event]) -> Change | None:
+            with self._locked(session, operation_id, with_input=True) as row:
+                if row.pause_timeout_seconds is None or row.pause_due_at is None or _aware(row.pause_due_at) >= now:
+                    return None
+                transition = timers.pause_timed_out(
+                    State(row.state), timers.OnTimeout(row.pause_on_timeout), row.pause_timeout_seconds
+                )
+                if transition is None:
+                    return None
+                self._apply(session, events, row, transition, now)
+                dispatch = outbox = None
+                if transition.dispatch:
+                    row.lease_expires_at = now + self.lease
+                    dispatch = self._dispatch_of(session, row, None)
+                    outbox = self._enqueue(session, dispatch, now)
+                return Change(self._operation(row), dispatch, outbox=outbox)
+
+        return await self.write(act, deferrable=True, locks=[operation_id])
+
+    # -- bulk actions (bulk.py) --------------------------------------------------
+
+    async def create_bulk(
+        self,
+        kind: Command,
+        *,
+        operation_ids: Sequence[str] | None,
+        selector: dict[str, Any] | None,
+        request_id: str,
+        requester: str,
+        actor: str,
+        reason: str,
+        owner: str,
+    ) -> tuple[BulkAction, bool]:
+        """Record a bulk action, RUNNING, with how many operations it matches; (it, created). A request_id `requester`
+        used already returns that action (INVALID_ARGUMENT if the request differs). `owner`: see BulkActionRow."""
+        now = datetime.now(UTC)
+        digest = bulk.request_hash(kind, operation_ids, selector, reason)
+        ids = sorted(set(operation_ids)) if operation_ids is not None else None
+
+        def existing(session: Session) -> tuple[BulkAction, bool] | None:
+            if not request_id:
+                return None
+            found = session.execute(
+                select(BULK).where(BULK.c.requester == requester, BULK.c.request_id == request_id)
+            ).one_or_none()
+            if found is None:
+                return None
+            if found.request_hash != digest:
+                raise InvalidArgument(
+                    f"request_id {request_id!r} was already used for bulk action {found.id}, a different request; "
+                    "use a new request_id for a different request"
+                )
+            return bulk_of(found), False
+
+        def create(session: Session, _events: list[Event]) -> tuple[BulkAction, bool]:
+            seen = existing(session)
+            if seen is not None:
+                return seen
+            if ids is not None:
+                matched = len(ids)
+            else:
+                where = bulk.selector_filter(selector or {}, now)
+                matched = int(session.scalar(filtered(where, select(func.count()).select_from(OperationRow))) or 0)
+            values = {
+                "id": new_operation_id(), "kind": str(kind), "state": bulk.RUNNING, "requester": requester,
+                "request_id": request_id or None, "request_hash": digest, "actor": actor, "reason": reason,
+                "owner": owner, "operation_ids": ids, "selector": selector, "cursor": "", "matched": matched,
+                "done": 0, "skipped": 0, "failed": 0, "skipped_reasons": {}, "failures": [],
+                "created_at": now, "updated_at": now, "ended_at": None,
+            }  # fmt: skip
+            session.execute(BULK.insert().values(**values))
+            return bulk_of(WorkingRow(values)), True
+
+        try:
+            return await self.write(create)
+        except IntegrityError:  # the same request_id, committed first by a concurrent call
+
+            def again(session: Session, _events: list[Event]) -> tuple[BulkAction, bool]:
+                seen = existing(session)
+                assert seen is not None
+                return seen
+
+            return await self.write(again)
+
+    async def get_bulk(self, bulk_id: str) -> BulkAction:
+        async with self.sessions() as session:
+            found = (await session.execute(select(BULK).where(BULK.c.id == bulk_id))).one_or_none()
+        if found is None:
+            raise NotFound(f"bulk action {bulk_id}")
+        return bulk_of(found)
+
+    async def running_bulks(self, limit: int = 100) -> list[str]:
+        """Bulk actions not done yet, oldest first: what every replica's sweep takes on."""
+        query = select(BULK.c.id).where(BULK.c.state == bulk.RUNNING).order_by(BULK.c.created_at).limit(limit)
+        async with self.sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def bulk_batch(self, bulk_id: str, size: int = bulk.BATCH) -> tuple[list[Change], bool] | None:
+        """Process the bulk action's next `size` operations in one transaction (see bulk.py): (the changes made, whether
+        the action is DONE); None when another replica holds it now (Postgres) or it does not exist."""
+        now = datetime.now(UTC)
+
+        def run(session: Session, events: list[Event]) -> tuple[list[Change], bool] | None:
+            query = select(BULK).where(BULK.c.id == bulk_id)
+            if self.postgres:
+                query = query.with_for_update(skip_locked=True)
+            action = session.execute(query).one_or_none()
+            if action is None:
+                return None
+            if action.state == bulk.DONE:
+                return [], True
+            kind = Command(action.kind)
+            if action.operation_ids is not None:
+                ids = [op for op in action.operation_ids if op > action.cursor][:size]
+            else:
+                where = bulk.selector_filter(action.selector or {}, _aware(action.created_at))
+                ids = list(
+                    session.scalars(
+                        filtered(where, select(OperationRow.id))
+                        .where(OperationRow.id > action.cursor)
+                        .order_by(OperationRow.id)
+                        .limit(size)
+                    )
+                )
+            done, skipped, failed = action.done, action.skipped, action.failed
+            reasons: dict[str, int] = dict(action.skipped_reasons)
+            failures: list[dict[str, str]] = list(action.failures)
+            changes: list[Change] = []
+            for operation_id in ids:
+                outcome: str | states.Transition
+                try:
+                    with self._locked(session, operation_id, with_input=kind is Command.RESUME) as row:
+                        if action.owner and row.requester != action.owner:
+                            outcome = "PERMISSION_DENIED: steering an operation you did not start needs role admin"
+                            failed += 1
+                            if len(failures) < bulk.MAX_FAILURES:
+                                failures.append({"operation_id": operation_id, "message": outcome})
+                            continue
+                        outcome = bulk.verdict(kind, State(row.state))
+                        if isinstance(outcome, str):
+                            skipped += 1
+                            reasons[outcome] = reasons.get(outcome, 0) + 1
+                            continue
+                        transition = replace(outcome, message=f"{outcome.message} (bulk action {bulk_id})")
+                        self._apply(session, events, row, transition, now, action.actor, action.reason)
+                        dispatch = outbox = None
+                        if transition.dispatch:
+                            row.lease_expires_at = now + self.lease
+                            dispatch = self._dispatch_of(session, row, None)
+                            outbox = self._enqueue(session, dispatch, now)
+                        changes.append(Change(self._operation(row), dispatch, outbox=outbox))
+                        done += 1
+                except NotFound:
+                    skipped += 1
+                    reasons[bulk.NOT_FOUND] = reasons.get(bulk.NOT_FOUND, 0) + 1
+            finished = len(ids) < size
+            matched = action.matched
+            if finished:
+                matched, skipped, reasons = bulk.reconciled(matched, done, skipped, failed, reasons)
+            session.execute(
+                update(BULK)
+                .where(BULK.c.id == bulk_id)
+                .values(
+                    cursor=ids[-1] if ids else action.cursor, matched=matched, done=done, skipped=skipped, failed=failed,
+                    skipped_reasons=reasons, failures=failures, updated_at=now,
+                    state=bulk.DONE if finished else bulk.RUNNING, ended_at=now if finished else None,
+                )
+            )  # fmt: skip
+            return changes, finished
+
+        return await self.write(run)
 
     async def sent(self, outbox_ids: Sequence[int]) -> None:
         """These outbox entries reached the broker."""
@@ -1062,6 +1302,7 @@ class Store(Reads):
     ) -> None:
         if transition.state is None or transition.event is None:
             return
+        self._timers(row, transition.state, now)
         row.state = transition.state
         if transition.state not in ACTIVE:
             row.lease_expires_at = None
@@ -1070,6 +1311,24 @@ class Store(Reads):
         if transition.state is State.PAUSED or transition.state.terminal:
             row.pause_before_step = 0  # a breakpoint took effect, or the operation stopped or ended before it
         self._append(session, events, row, transition.event, transition.message, now, actor, reason)
+
+    @staticmethod
+    def _timers(row: WorkingRow, after: State, now: datetime) -> None:
+        """Keep the operation's clocks (timers.py) as it goes to `after`: the deadline's running time, the pause timeout."""
+        before = State(row.state)
+        if row.deadline_seconds is not None:
+            at = _aware(row.deadline_at) if row.deadline_at is not None else None
+            row.deadline_used_seconds, row.deadline_at = timers.clock(
+                before, after, row.deadline_seconds, row.deadline_used_seconds, at, now
+            )
+            if timers.finished_in_time(after, row.error):
+                row.error = None
+        if row.pause_timeout_seconds is not None:
+            if timers.keeps_pause_timeout(after):
+                due = _aware(row.pause_due_at) if row.pause_due_at is not None else None
+                row.pause_due_at = timers.pause_due(after, row.pause_timeout_seconds, due, now)
+            else:
+                row.pause_timeout_seconds, row.pause_on_timeout, row.pause_due_at = None, "", None
 
     def _append(
         self,
@@ -1150,6 +1409,27 @@ def dispatch_from(
     else:
         argument = parsed_inputs.parse(operation_id, input_json)
     return Dispatch(operation_id, plan, step, argument, attempt, headers or {}, secret)
+
+
+def bulk_of(row: Any) -> BulkAction:
+    """A bulk action from its row (a Core row, or the values just inserted)."""
+    return BulkAction(
+        id=row.id,
+        kind=row.kind,
+        state=row.state,
+        matched=row.matched,
+        done=row.done,
+        skipped=row.skipped,
+        failed=row.failed,
+        skipped_reasons=dict(row.skipped_reasons or {}),
+        failures=list(row.failures or []),
+        reason=row.reason,
+        actor=row.actor,
+        requester=row.requester,
+        create_time=epoch(row.created_at),
+        update_time=epoch(row.updated_at),
+        end_time=epoch(row.ended_at),
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from pausable.jsonvalue import from_value
@@ -200,3 +201,15 @@ def step_input(data: Any, step_number: int, step_name: str, schema: dict[str, An
             f"input does not match the input schema of step {step_number} ({step_name}): {schema_problems(errors)}; "
             "see the step's input_schema in ListWorkflows' plan_json (`pausable workflows -o json`)"
         )
+
+
+def duration(field: str, value: Duration) -> float:
+    """A Duration as seconds, from timers.MIN_SECONDS to timers.MAX_SECONDS."""
+    from pausable.server import timers
+
+    seconds = value.seconds + value.nanos / 1e9
+    if not timers.MIN_SECONDS <= seconds <= timers.MAX_SECONDS:
+        raise InvalidArgument(
+            f"{field} is {seconds:g}s; give from {timers.MIN_SECONDS:g} second to 366 days (e.g. {{seconds: 3600}} for an hour)"
+        )
+    return seconds

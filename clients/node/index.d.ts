@@ -86,6 +86,48 @@ export interface Operation {
   forkedFromStep: number;
   /** A pending breakpoint set by pause(id, { beforeStep: N }): the step N it pauses before; 0 when none. */
   pauseBeforeStep: number;
+  /** The running-time budget given at start (seconds); null without one. */
+  deadlineSeconds: number | null;
+  /** Running time used of the budget (seconds; time PAUSED not counted); null without a budget. */
+  deadlineUsedSeconds: number | null;
+  /** When the budget runs out if the operation keeps running; null while PAUSED, finished or without one. */
+  deadlineTime: Date | null;
+  /** While PAUSED with a pause timeout: when the daemon resumes or cancels it (`pauseOnTimeout`). */
+  pauseTimeoutTime: Date | null;
+  pauseOnTimeout: '' | 'resume' | 'cancel';
+}
+
+export interface BulkAction {
+  id: string;
+  kind: 'pause' | 'resume' | 'cancel';
+  /** DONE once every matched operation was processed. */
+  state: 'RUNNING' | 'DONE';
+  /** The ids given, or the operations the selection matched when the action was created; once DONE, done + skipped + failed. */
+  matched: number;
+  done: number;
+  skipped: number;
+  failed: number;
+  /** Skipped operations counted by reason, e.g. { 'already PAUSED': 3 }. */
+  skippedReasons: Record<string, number>;
+  /** The first 20 operations that failed, and why. */
+  failures: Array<{ operationId: string; message: string }>;
+  reason: string;
+  actor: string;
+  createTime: Date | null;
+  endTime: Date | null;
+}
+
+export interface BulkSelection {
+  /** These operations (at most 10,000); else every operation matching the filters below (none: every operation). */
+  ids?: string[];
+  states?: Array<OperationState | `OPERATION_STATE_${OperationState}` | number>;
+  workflow?: string;
+  labels?: Record<string, string>;
+  requester?: string;
+  /** Idempotency key: the same requestId returns the same bulk action. Default: a fresh UUID. */
+  requestId?: string;
+  /** Recorded on every operation's event. */
+  reason?: string;
 }
 
 export interface OperationEvent {
@@ -139,6 +181,8 @@ export interface StartOptions {
   requestId?: string;
   requester?: string;
   labels?: Record<string, string>;
+  /** A budget of running time, in seconds (time PAUSED does not count): past it the operation is cancelled (DEADLINE_EXCEEDED). */
+  deadlineSeconds?: number;
 }
 
 export interface ListOptions {
@@ -206,6 +250,9 @@ export interface OperationHistory {
 export interface PauseOptions extends CommandOptions {
   /** A breakpoint: the operation stays RUNNING and pauses when it reaches step N (1-based); resume() withdraws it. */
   beforeStep?: number;
+  /** Once PAUSED this long (seconds) with nobody resuming it, the daemon does `onTimeout`. */
+  timeoutSeconds?: number;
+  onTimeout?: 'resume' | 'cancel';
 }
 
 export interface CancelOptions extends CommandOptions {
@@ -236,7 +283,10 @@ export class Client {
   start(workflow: string, input?: unknown, options?: StartOptions): Promise<Operation>;
   get(id: string): Promise<Operation>;
   list(options?: ListOptions): Promise<ListPage>;
-  /** PAUSE_REQUESTED, then PAUSED at the next step boundary; with `beforeStep`, a breakpoint at that step. */
+  /**
+   * PAUSE_REQUESTED, then PAUSED at the next step boundary; with `beforeStep`, a breakpoint at that step; with
+   * `timeoutSeconds`, resumed or cancelled (`onTimeout`) once PAUSED that long.
+   */
   pause(id: string, options?: PauseOptions): Promise<Operation>;
   /**
    * Resumes a PAUSED operation, or withdraws a pause that has not taken effect yet; `input` replaces what the next
@@ -256,6 +306,15 @@ export class Client {
   watch(id: string, options?: WatchOptions): AsyncGenerator<OperationEvent, void, undefined>;
   /** Resolves to the operation once it is SUCCEEDED, FAILED or CANCELLED. */
   wait(id: string, options?: WaitOptions): Promise<Operation>;
+  /** Pauses many operations in the background; resolves at once to the bulk action. */
+  bulkPause(selection?: BulkSelection): Promise<BulkAction>;
+  bulkResume(selection?: BulkSelection): Promise<BulkAction>;
+  bulkCancel(selection?: BulkSelection): Promise<BulkAction>;
+  getBulkAction(id: string): Promise<BulkAction>;
+  /** The bulk action now, then each time its progress changes; ends once it is DONE. */
+  watchBulkAction(id: string, options?: WaitOptions): AsyncGenerator<BulkAction, void, undefined>;
+  /** Resolves to the bulk action once it is DONE. */
+  waitBulkAction(id: string, options?: WaitOptions): Promise<BulkAction>;
   /** Resolves to the result once SUCCEEDED; rejects with OperationFailed when it ends FAILED or CANCELLED. */
   result(id: string, options?: WaitOptions): Promise<JsonValue>;
 }
@@ -361,3 +420,4 @@ export function toOperation(op: object | null | undefined): Operation | null;
 export function toStepRecord(record: object): StepRecord;
 export function toEvent(event: object): OperationEvent;
 export function toWorkflow(workflow: object): Workflow;
+export function toBulkAction(action: object): BulkAction;

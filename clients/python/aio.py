@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import grpc
 
 from pausable.clients.common import (
     NO_INPUT,
+    Seconds,
+    bulk_request,
     call_metadata,
     channel_credentials,
     client_token,
@@ -34,13 +36,14 @@ from pausable.clients.common import (
     fork_request,
     list_request,
     outcome,
+    pause_request,
     resume_request,
     retry_policies,
     start_request,
     step_view,
 )
 from pausable.clients.errors import from_rpc_error
-from pausable.clients.model import Event, OperationData, StepRecord
+from pausable.clients.model import BulkAction, Event, OperationData, StepRecord
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import aio_client_interceptors
 from pausable.v1 import operation_pb2 as pb
@@ -112,8 +115,11 @@ class AsyncClient:
         request_id: str | None = None,
         requester: str = "",
         labels: Mapping[str, str] | None = None,
+        deadline: Seconds | None = None,
     ) -> AsyncOperation:
-        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels)
+        """`deadline`: a budget of running time (seconds or a timedelta); time PAUSED does not count. Once it is
+        used up the operation is cancelled at its next step boundary (error DEADLINE_EXCEEDED)."""
+        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels, deadline=deadline)
         return AsyncOperation(self, (await self._call(self.stub.StartOperation, request)).operation)
 
     async def get(self, operation_id: str) -> AsyncOperation:
@@ -141,10 +147,18 @@ class AsyncClient:
         return await self._call(self.stub.ListOperations, request, read=True)
 
     async def pause(
-        self, operation_id: str, request_id: str | None = None, *, reason: str = "", before_step: int = 0
+        self,
+        operation_id: str,
+        request_id: str | None = None,
+        *,
+        reason: str = "",
+        before_step: int = 0,
+        timeout: Seconds | None = None,
+        on_timeout: str = "",
     ) -> AsyncOperation:
-        """See Client.pause: `before_step=N` is a breakpoint before step N (1-based)."""
-        request = command_request("Pause", operation_id, request_id, reason, before_step=before_step)
+        """See Client.pause: `before_step=N` is a breakpoint before step N (1-based); `timeout`: once PAUSED that long
+        with nobody resuming it, the daemon resumes it (`on_timeout="resume"`) or cancels it (`"cancel"`)."""
+        request = pause_request(operation_id, request_id, reason, timeout, on_timeout, before_step)
         reply = await self._call(self.stub.Pause, request)
         return AsyncOperation(self, reply.operation)
 
@@ -193,6 +207,57 @@ class AsyncClient:
         reply = await self._call(self.stub.Cancel, command_request("Cancel", operation_id, request_id, reason, force=force))
         return AsyncOperation(self, reply.operation)
 
+    async def bulk_pause(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        """Pause many operations; see Client.bulk_pause."""
+        return await self._bulk("BulkPause", operation_ids, **selection)
+
+    async def bulk_resume(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        return await self._bulk("BulkResume", operation_ids, **selection)
+
+    async def bulk_cancel(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        return await self._bulk("BulkCancel", operation_ids, **selection)
+
+    async def _bulk(
+        self,
+        method: str,
+        operation_ids: Sequence[str] | None,
+        *,
+        states: Sequence[int] | None = None,
+        workflow: str = "",
+        labels: Mapping[str, str] | None = None,
+        requester: str = "",
+        request_id: str | None = None,
+        reason: str = "",
+    ) -> BulkAction:
+        request = bulk_request(
+            method,
+            operation_ids,
+            states=states,
+            workflow=workflow,
+            labels=labels,
+            requester=requester,
+            request_id=request_id,
+            reason=reason,
+        )
+        return BulkAction.from_proto((await self._call(getattr(self.stub, method), request)).bulk_action)
+
+    async def get_bulk_action(self, bulk_action_id: str) -> BulkAction:
+        request = pb.GetBulkActionRequest(bulk_action_id=bulk_action_id)
+        return BulkAction.from_proto((await self._call(self.stub.GetBulkAction, request, read=True)).bulk_action)
+
+    async def watch_bulk_action(self, bulk_action_id: str, timeout: float | None = None) -> AsyncIterator[BulkAction]:
+        """The bulk action now, then each time its progress changes, until it is done."""
+        call = self.stub.WatchBulkAction(
+            pb.WatchBulkActionRequest(bulk_action_id=bulk_action_id), timeout=timeout, metadata=self.metadata
+        )
+        try:
+            async for response in call:
+                yield BulkAction.from_proto(response.bulk_action)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
     async def workflows(self) -> builtins.list[pb.Workflow]:
         return list((await self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True)).workflows)
 
@@ -239,8 +304,12 @@ class AsyncOperation(OperationData):
         self.proto = await self.client._get(self.id)
         return self
 
-    async def pause(self, *, reason: str = "", before_step: int = 0) -> AsyncOperation:
-        self.proto = (await self.client.pause(self.id, reason=reason, before_step=before_step)).proto
+    async def pause(
+        self, *, reason: str = "", before_step: int = 0, timeout: Seconds | None = None, on_timeout: str = ""
+    ) -> AsyncOperation:
+        self.proto = (
+            await self.client.pause(self.id, reason=reason, before_step=before_step, timeout=timeout, on_timeout=on_timeout)
+        ).proto
         return self
 
     async def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> AsyncOperation:

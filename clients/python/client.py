@@ -15,13 +15,15 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import grpc
 
 from pausable.clients.common import (
     NO_INPUT,
+    Seconds,
+    bulk_request,
     call_metadata,
     channel_credentials,
     client_token,
@@ -29,13 +31,14 @@ from pausable.clients.common import (
     fork_request,
     list_request,
     outcome,
+    pause_request,
     resume_request,
     retry_policies,
     start_request,
     step_view,
 )
 from pausable.clients.errors import PausableError, from_rpc_error
-from pausable.clients.model import Event, OperationData, StepRecord, event_name, state_name
+from pausable.clients.model import BulkAction, Event, OperationData, StepRecord, event_name, state_name
 from pausable.targets import channel_options, channel_target
 from pausable.tracing import client_channel
 from pausable.v1 import operation_pb2 as pb
@@ -122,8 +125,11 @@ class Client:
         request_id: str | None = None,
         requester: str = "",
         labels: Mapping[str, str] | None = None,
+        deadline: Seconds | None = None,
     ) -> Operation:
-        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels)
+        """`deadline`: a budget of running time (seconds or a timedelta); time PAUSED does not count. Once it is
+        used up the operation is cancelled at its next step boundary (error DEADLINE_EXCEEDED)."""
+        request = start_request(workflow, input, request_id=request_id, requester=requester, labels=labels, deadline=deadline)
         return Operation(self, self._call(self.stub.StartOperation, request).operation)
 
     def get(self, operation_id: str) -> Operation:
@@ -149,10 +155,21 @@ class Client:
         request = list_request(states, workflow, page_size, page_token, stuck, view, labels)
         return self._call(self.stub.ListOperations, request, read=True)
 
-    def pause(self, operation_id: str, request_id: str | None = None, *, reason: str = "", before_step: int = 0) -> Operation:
+    def pause(
+        self,
+        operation_id: str,
+        request_id: str | None = None,
+        *,
+        reason: str = "",
+        before_step: int = 0,
+        timeout: Seconds | None = None,
+        on_timeout: str = "",
+    ) -> Operation:
         """Pause at the next step boundary (or within a step that checks stop_requested()); `before_step=N`: a
-        breakpoint, the operation pauses when it reaches step N (1-based) and stays RUNNING until then."""
-        request = command_request("Pause", operation_id, request_id, reason, before_step=before_step)
+        breakpoint, the operation pauses when it reaches step N (1-based) and stays RUNNING until then. `timeout`:
+        once PAUSED that long with nobody resuming it, the daemon resumes it (`on_timeout="resume"`) or cancels it
+        (`"cancel"`)."""
+        request = pause_request(operation_id, request_id, reason, timeout, on_timeout, before_step)
         return Operation(self, self._call(self.stub.Pause, request).operation)
 
     def resume(self, operation_id: str, request_id: str | None = None, *, reason: str = "", input: Any = NO_INPUT) -> Operation:
@@ -198,6 +215,65 @@ class Client:
         request = command_request("Cancel", operation_id, request_id, reason, force=force)
         return Operation(self, self._call(self.stub.Cancel, request).operation)
 
+    def bulk_pause(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        """Pause many operations: `operation_ids`, or (None) every one matching `states`, `workflow`, `labels`,
+        `requester` (none of them: every operation). Also `request_id`, `reason`. The daemon works through them in
+        the background: the bulk action returned shows its progress; see wait_bulk_action, watch_bulk_action."""
+        return self._bulk("BulkPause", operation_ids, **selection)
+
+    def bulk_resume(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        """Resume many operations; see bulk_pause."""
+        return self._bulk("BulkResume", operation_ids, **selection)
+
+    def bulk_cancel(self, operation_ids: Sequence[str] | None = None, **selection: Any) -> BulkAction:
+        """Cancel many operations; see bulk_pause."""
+        return self._bulk("BulkCancel", operation_ids, **selection)
+
+    def _bulk(
+        self,
+        method: str,
+        operation_ids: Sequence[str] | None,
+        *,
+        states: Sequence[int] | None = None,
+        workflow: str = "",
+        labels: Mapping[str, str] | None = None,
+        requester: str = "",
+        request_id: str | None = None,
+        reason: str = "",
+    ) -> BulkAction:
+        request = bulk_request(
+            method,
+            operation_ids,
+            states=states,
+            workflow=workflow,
+            labels=labels,
+            requester=requester,
+            request_id=request_id,
+            reason=reason,
+        )
+        return BulkAction.from_proto(self._call(getattr(self.stub, method), request).bulk_action)
+
+    def get_bulk_action(self, bulk_action_id: str) -> BulkAction:
+        request = pb.GetBulkActionRequest(bulk_action_id=bulk_action_id)
+        return BulkAction.from_proto(self._call(self.stub.GetBulkAction, request, read=True).bulk_action)
+
+    def watch_bulk_action(self, bulk_action_id: str, timeout: float | None = None) -> Iterator[BulkAction]:
+        """The bulk action now, then each time its progress changes, until it is done."""
+        request = pb.WatchBulkActionRequest(bulk_action_id=bulk_action_id)
+        try:
+            for response in self.stub.WatchBulkAction(request, timeout=timeout, metadata=self.metadata):
+                yield BulkAction.from_proto(response.bulk_action)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def wait_bulk_action(self, bulk_action_id: str, timeout: float | None = None) -> BulkAction:
+        """The bulk action once every operation it matched was processed."""
+        last = None
+        for last in self.watch_bulk_action(bulk_action_id, timeout):
+            pass
+        assert last is not None and last.done_processing, f"bulk action {bulk_action_id} ended its stream unfinished"
+        return last
+
     def workflows(self) -> builtins.list[pb.Workflow]:
         return list(self._call(self.stub.ListWorkflows, pb.ListWorkflowsRequest(), read=True).workflows)
 
@@ -239,8 +315,10 @@ class Operation(OperationData):
         self.proto = self.client._get(self.id)
         return self
 
-    def pause(self, *, reason: str = "", before_step: int = 0) -> Operation:
-        self.proto = self.client.pause(self.id, reason=reason, before_step=before_step).proto
+    def pause(self, *, reason: str = "", before_step: int = 0, timeout: Seconds | None = None, on_timeout: str = "") -> Operation:
+        self.proto = self.client.pause(
+            self.id, reason=reason, before_step=before_step, timeout=timeout, on_timeout=on_timeout
+        ).proto
         return self
 
     def resume(self, *, reason: str = "", input: Any = NO_INPUT) -> Operation:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, cast
 
 import grpc
+from google.protobuf import duration_pb2
 
 from pausable.clients.errors import OperationFailed
 from pausable.clients.model import result_of, state_name
@@ -35,14 +37,87 @@ def retry_policies(retry_seconds: float) -> tuple[RetryPolicy, RetryPolicy]:
 
 
 def start_request(
-    workflow: str, input: Any, *, request_id: str | None, requester: str, labels: Mapping[str, str] | None
+    workflow: str,
+    input: Any,
+    *,
+    request_id: str | None,
+    requester: str,
+    labels: Mapping[str, str] | None,
+    deadline: Seconds | None = None,
 ) -> pb.StartOperationRequest:
-    """A fresh request_id by default, so a retried Start never creates a second operation."""
+    """A fresh request_id by default, so a retried Start never creates a second operation. `deadline`: a budget of
+    running time (seconds or a timedelta; time PAUSED does not count), past which the operation is cancelled
+    (DEADLINE_EXCEEDED)."""
     request = pb.StartOperationRequest(
         workflow=workflow, request_id=request_id or uuid.uuid4().hex, requester=requester, labels=dict(labels or {})
     )
     if input is not None:
         request.input.CopyFrom(to_value(input))
+    if deadline is not None:
+        request.deadline.CopyFrom(duration(deadline))
+    return request
+
+
+Seconds = float | timedelta
+ON_TIMEOUT = {"resume": pb.PAUSE_TIMEOUT_ACTION_RESUME, "cancel": pb.PAUSE_TIMEOUT_ACTION_CANCEL}
+
+
+def duration(value: Seconds) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value if isinstance(value, timedelta) else timedelta(seconds=value))
+    return message
+
+
+def pause_request(
+    operation_id: str, request_id: str | None, reason: str, timeout: Seconds | None, on_timeout: str, before_step: int = 0
+) -> pb.PauseRequest:
+    """A Pause; `before_step`: a breakpoint; with `timeout`, the daemon acts on its own once the operation has been
+    PAUSED that long: `on_timeout` "resume" or "cancel"."""
+    request = pb.PauseRequest(
+        operation_id=operation_id, request_id=request_id or uuid.uuid4().hex, reason=reason, before_step=before_step
+    )
+    if timeout is not None:
+        if on_timeout not in ON_TIMEOUT:
+            raise ValueError(f"on_timeout must be 'resume' or 'cancel', not {on_timeout!r}")
+        request.timeout.CopyFrom(duration(timeout))
+        request.on_timeout = ON_TIMEOUT[on_timeout]
+    return request
+
+
+BULK: dict[str, type[pb.BulkPauseRequest | pb.BulkResumeRequest | pb.BulkCancelRequest]] = {
+    "BulkPause": pb.BulkPauseRequest,
+    "BulkResume": pb.BulkResumeRequest,
+    "BulkCancel": pb.BulkCancelRequest,
+}
+
+
+def bulk_request(
+    method: str,
+    operation_ids: Sequence[str] | None,
+    *,
+    states: Sequence[int] | None,
+    workflow: str,
+    labels: Mapping[str, str] | None,
+    requester: str,
+    request_id: str | None,
+    reason: str,
+) -> Any:
+    """BulkPause/BulkResume/BulkCancel of `operation_ids`, or, when None, of every operation the filter matches
+    (no filter at all: every operation). A fresh request_id by default, so a retry makes one bulk action."""
+    request = BULK[method](request_id=request_id or uuid.uuid4().hex, reason=reason)
+    if operation_ids is not None:
+        if not operation_ids:
+            raise ValueError("operation_ids is empty: give at least one id, or None to select by filter")
+        request.operation_ids.extend(operation_ids)
+        return request
+    request.selector.CopyFrom(
+        pb.OperationSelector(
+            states=cast("list[pb.OperationState]", list(states or [])),
+            workflow=workflow,
+            labels=dict(labels or {}),
+            requester=requester,
+        )
+    )
     return request
 
 

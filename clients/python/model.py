@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -245,6 +245,31 @@ class OperationData:
     def end_time(self) -> datetime | None:
         return time_of(self.proto.end_time, self.proto.HasField("end_time"))
 
+    @property
+    def deadline(self) -> timedelta | None:
+        """The running-time budget given at start; None without one."""
+        return self.proto.deadline.ToTimedelta() if self.proto.HasField("deadline") else None
+
+    @property
+    def deadline_used(self) -> timedelta | None:
+        """Running time used of the budget (time PAUSED not counted), as of this view; None without a budget."""
+        return self.proto.deadline_used.ToTimedelta() if self.proto.HasField("deadline") else None
+
+    @property
+    def deadline_time(self) -> datetime | None:
+        """When the budget runs out if the operation keeps running; None while PAUSED, finished or without one."""
+        return time_of(self.proto.deadline_time, self.proto.HasField("deadline_time"))
+
+    @property
+    def pause_timeout_time(self) -> datetime | None:
+        """While PAUSED with a pause timeout: when the daemon resumes or cancels it (`pause_on_timeout`)."""
+        return time_of(self.proto.pause_timeout_time, self.proto.HasField("pause_timeout_time"))
+
+    @property
+    def pause_on_timeout(self) -> str:
+        """ "resume", "cancel", or "" without a pause timeout."""
+        return ON_TIMEOUT_NAMES.get(self.proto.pause_on_timeout, "")
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form the CLI prints with `-o json`."""
         return operation_dict(self.proto)
@@ -330,6 +355,14 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
     }
     if op.parent_id:
         data |= {"parent_id": op.parent_id, "forked_from_step": op.forked_from_step}
+    if op.HasField("deadline"):
+        data |= {
+            "deadline_seconds": op.deadline.ToTimedelta().total_seconds(),
+            "deadline_used_seconds": round(op.deadline_used.ToTimedelta().total_seconds(), 3),
+            "deadline_time": _iso(view.deadline_time),
+        }
+    if view.pause_on_timeout:
+        data |= {"pause_timeout_time": _iso(view.pause_timeout_time), "pause_on_timeout": view.pause_on_timeout}
     return data
 
 
@@ -390,6 +423,66 @@ class StepRecord:
         if self.previous is not NOT_READ:
             data["previous"] = self.previous
         return data
+
+
+ON_TIMEOUT_NAMES = {pb.PAUSE_TIMEOUT_ACTION_RESUME: "resume", pb.PAUSE_TIMEOUT_ACTION_CANCEL: "cancel"}
+BULK_KIND_NAMES = {pb.BULK_ACTION_KIND_PAUSE: "pause", pb.BULK_ACTION_KIND_RESUME: "resume", pb.BULK_ACTION_KIND_CANCEL: "cancel"}
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A BulkPause/BulkResume/BulkCancel and its progress; `raw` is the protobuf message."""
+
+    id: str
+    kind: str  # "pause", "resume", "cancel"
+    done_processing: bool  # every matched operation was processed (state DONE)
+    matched: int
+    done: int
+    skipped: int
+    failed: int
+    skipped_reasons: dict[str, int]
+    failures: list[tuple[str, str]]  # (operation id, message), the first 20
+    reason: str
+    actor: str
+    raw: pb.BulkAction
+
+    @classmethod
+    def from_proto(cls, action: pb.BulkAction) -> BulkAction:
+        return cls(
+            id=action.id,
+            kind=BULK_KIND_NAMES.get(action.kind, ""),
+            done_processing=action.state == pb.BULK_ACTION_STATE_DONE,
+            matched=action.matched,
+            done=action.done,
+            skipped=action.skipped,
+            failed=action.failed,
+            skipped_reasons={skip.reason: skip.count for skip in action.skipped_reasons},
+            failures=[(failure.operation_id, failure.message) for failure in action.failures],
+            reason=action.reason,
+            actor=action.actor,
+            raw=action,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return bulk_action_dict(self.raw)
+
+
+def bulk_action_dict(action: pb.BulkAction) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "kind": BULK_KIND_NAMES.get(action.kind, ""),
+        "state": "DONE" if action.state == pb.BULK_ACTION_STATE_DONE else "RUNNING",
+        "matched": action.matched,
+        "done": action.done,
+        "skipped": action.skipped,
+        "failed": action.failed,
+        "skipped_reasons": {skip.reason: skip.count for skip in action.skipped_reasons},
+        "failures": [{"operation_id": f.operation_id, "message": f.message} for f in action.failures],
+        "reason": action.reason,
+        "actor": action.actor,
+        "create_time": _iso(time_of(action.create_time, action.HasField("create_time"))),
+        "end_time": _iso(time_of(action.end_time, action.HasField("end_time"))),
+    }
 
 
 def event_dict(event: pb.OperationEvent) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from pausable.server import migrate
 from pausable.server.store import make_engine
 
-TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results"}
+TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results", "bulk_actions"}
 
 
 def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path], str]) -> None:

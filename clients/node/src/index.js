@@ -150,6 +150,45 @@ export function toOperation(op) {
     parentId: op.parentId ?? '', // Fork: the operation this one was forked from ('' when started)
     forkedFromStep: op.forkedFromStep ?? 0, // the 1-based step a fork started at (0 when started)
     pauseBeforeStep: op.pauseBeforeStep ?? 0, // a pending breakpoint (pause(id, { beforeStep })); 0: none
+    // The running-time budget given at start (null without one), what is used of it (time PAUSED not counted), and
+    // when it runs out if the operation keeps running (null while PAUSED or finished).
+    deadlineSeconds: op.deadline ? durationSeconds(op.deadline) : null,
+    deadlineUsedSeconds: op.deadline ? durationSeconds(op.deadlineUsed) : null,
+    deadlineTime: toDate(op.deadlineTime),
+    // While PAUSED with a pause timeout: when the daemon acts, and what it does ('resume' or 'cancel'; '' without one).
+    pauseTimeoutTime: toDate(op.pauseTimeoutTime),
+    pauseOnTimeout: ON_TIMEOUT_NAMES[op.pauseOnTimeout] ?? '',
+  };
+}
+
+const ON_TIMEOUT_NAMES = { PAUSE_TIMEOUT_ACTION_RESUME: 'resume', PAUSE_TIMEOUT_ACTION_CANCEL: 'cancel' };
+const ON_TIMEOUT_ENUMS = { resume: 'PAUSE_TIMEOUT_ACTION_RESUME', cancel: 'PAUSE_TIMEOUT_ACTION_CANCEL' };
+
+function durationSeconds(duration) {
+  return duration ? Number(duration.seconds ?? 0) + (duration.nanos ?? 0) / 1e9 : 0;
+}
+
+function toDuration(seconds) {
+  const whole = Math.floor(seconds);
+  return { seconds: whole, nanos: Math.round((seconds - whole) * 1e9) };
+}
+
+/** A pausable.v1.BulkAction message -> a plain object: its progress (matched, done, skipped by reason, failed). */
+export function toBulkAction(action) {
+  return {
+    id: action.id,
+    kind: unprefix(action.kind, 'BULK_ACTION_KIND_').toLowerCase(),
+    state: unprefix(action.state, 'BULK_ACTION_STATE_'),
+    matched: Number(action.matched),
+    done: Number(action.done),
+    skipped: Number(action.skipped),
+    failed: Number(action.failed),
+    skippedReasons: Object.fromEntries(action.skippedReasons.map((skip) => [skip.reason, Number(skip.count)])),
+    failures: action.failures.map((failure) => ({ operationId: failure.operationId, message: failure.message })),
+    reason: action.reason,
+    actor: action.actor,
+    createTime: toDate(action.createTime),
+    endTime: toDate(action.endTime),
   };
 }
 
@@ -272,10 +311,14 @@ export class Client {
     }
   }
 
-  /** Starts `workflow` with `input` (any JSON value); resolves to the new operation. */
-  async start(workflow, input = undefined, { requestId = randomUUID(), requester = '', labels = {} } = {}) {
+  /**
+   * Starts `workflow` with `input` (any JSON value); resolves to the new operation. `deadlineSeconds`: a budget of
+   * running time (time PAUSED does not count); once used up the operation is cancelled (error DEADLINE_EXCEEDED).
+   */
+  async start(workflow, input = undefined, { requestId = randomUUID(), requester = '', labels = {}, deadlineSeconds } = {}) {
     const request = { workflow, requestId, requester, labels };
     if (input !== undefined) request.input = toValue(input);
+    if (deadlineSeconds !== undefined) request.deadline = toDuration(deadlineSeconds);
     return toOperation((await this.#call('StartOperation', request)).operation);
   }
 
@@ -301,10 +344,71 @@ export class Client {
 
   /**
    * Asks the operation to pause at its next step boundary (PAUSE_REQUESTED, then PAUSED); `beforeStep: N` sets a
-   * breakpoint instead: it stays RUNNING and pauses when it reaches step N (1-based).
+   * breakpoint instead: it stays RUNNING and pauses when it reaches step N (1-based). With `timeoutSeconds`, once
+   * PAUSED that long with nobody resuming it, the daemon resumes it (`onTimeout: 'resume'`) or cancels it (`'cancel'`).
    */
-  async pause(id, { requestId = randomUUID(), reason = '', beforeStep = 0 } = {}) {
-    return toOperation((await this.#call('Pause', { operationId: id, requestId, reason, beforeStep })).operation);
+  async pause(id, { requestId = randomUUID(), reason = '', beforeStep = 0, timeoutSeconds, onTimeout } = {}) {
+    const request = { operationId: id, requestId, reason, beforeStep };
+    if (timeoutSeconds !== undefined) {
+      if (!ON_TIMEOUT_ENUMS[onTimeout]) throw new TypeError(`onTimeout must be 'resume' or 'cancel', not ${onTimeout}`);
+      request.timeout = toDuration(timeoutSeconds);
+      request.onTimeout = ON_TIMEOUT_ENUMS[onTimeout];
+    }
+    return toOperation((await this.#call('Pause', request)).operation);
+  }
+
+  /**
+   * Pauses many operations: `ids`, or else every operation matching `states`, `workflow`, `labels`, `requester`
+   * (none: every operation). The daemon works through them in the background; resolves at once to the bulk action
+   * (see getBulkAction, watchBulkAction). The same `requestId` returns the same bulk action.
+   */
+  async bulkPause(selection = {}) {
+    return this.#bulk('BulkPause', selection);
+  }
+
+  /** Resumes many operations; see bulkPause. */
+  async bulkResume(selection = {}) {
+    return this.#bulk('BulkResume', selection);
+  }
+
+  /** Cancels many operations; see bulkPause. */
+  async bulkCancel(selection = {}) {
+    return this.#bulk('BulkCancel', selection);
+  }
+
+  async #bulk(method, { ids, states = [], workflow = '', labels = {}, requester = '', requestId = randomUUID(), reason = '' }) {
+    const request = { requestId, reason };
+    if (ids) request.operationIds = ids;
+    else request.selector = { states: states.map(stateEnum), workflow, labels, requester };
+    return toBulkAction((await this.#call(method, request)).bulkAction);
+  }
+
+  async getBulkAction(id) {
+    return toBulkAction((await this.#call('GetBulkAction', { bulkActionId: id }, { read: true })).bulkAction);
+  }
+
+  /** The bulk action now, then each time its progress changes; ends once it is DONE. */
+  async *watchBulkAction(id, { signal } = {}) {
+    const call = this.#stub.WatchBulkAction({ bulkActionId: id }, this.#metadata);
+    call.on('error', () => {});
+    const abort = () => call.cancel();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const response of call) yield toBulkAction(response.bulkAction);
+    } catch (caught) {
+      signal?.throwIfAborted();
+      throw fromServiceError(caught);
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      call.cancel();
+    }
+  }
+
+  /** Resolves to the bulk action once every operation it matched was processed. */
+  async waitBulkAction(id, { signal } = {}) {
+    let last = null;
+    for await (const action of this.watchBulkAction(id, { signal })) last = action;
+    return last ?? this.getBulkAction(id);
   }
 
   /**

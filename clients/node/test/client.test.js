@@ -265,3 +265,29 @@ test('errors carry the gRPC code and the server message', T, async () => {
   assert.equal((await client.wait(op.id)).state, 'SUCCEEDED');
   await check(client.resume(op.id), FailedPrecondition, /cannot resume/);
 });
+
+test('a deadline, a pause timeout and a bulk action', T, async () => {
+  const budgeted = await client.start('demo.etl', { rows: 3, step_seconds: 1 }, { deadlineSeconds: 1.5 });
+  assert.equal(budgeted.deadlineSeconds, 1.5);
+  const ended = await client.wait(budgeted.id);
+  assert.equal(ended.state, 'CANCELLED');
+  assert.equal(ended.error.code, 'DEADLINE_EXCEEDED');
+  assert.ok(ended.deadlineUsedSeconds >= 1.5 && ended.deadlineTime === null);
+
+  const forgotten = await client.start('demo.etl', { rows: 3, step_seconds: 0.3 });
+  const paused = await client.pause(forgotten.id, { timeoutSeconds: 1, onTimeout: 'cancel' });
+  assert.equal(paused.pauseOnTimeout, 'cancel');
+  await assert.rejects(client.pause(forgotten.id, { timeoutSeconds: 1 }), TypeError);
+  const last = await client.wait(forgotten.id);
+  assert.equal(last.state, 'CANCELLED');
+
+  const ops = await Promise.all(range(1, 3).map(() => client.start('demo.etl', { rows: 3, step_seconds: 2 })));
+  const action = await client.bulkPause({ ids: ops.map((op) => op.id), reason: 'node bulk' });
+  assert.equal(action.kind, 'pause');
+  assert.equal(action.matched, 3);
+  const done = await client.waitBulkAction(action.id);
+  assert.deepEqual([done.state, done.done, done.skipped, done.failed], ['DONE', 3, 0, 0]);
+  assert.equal((await client.getBulkAction(action.id)).reason, 'node bulk');
+  const cancelled = await client.waitBulkAction((await client.bulkCancel({ ids: ops.map((op) => op.id) })).id);
+  assert.equal(cancelled.done, 3);
+});

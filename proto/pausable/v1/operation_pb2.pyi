@@ -41,6 +41,12 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_STEP_RETRIED: _ClassVar[EventType]
     EVENT_TYPE_RETRIED: _ClassVar[EventType]
 
+class PauseTimeoutAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAUSE_TIMEOUT_ACTION_UNSPECIFIED: _ClassVar[PauseTimeoutAction]
+    PAUSE_TIMEOUT_ACTION_RESUME: _ClassVar[PauseTimeoutAction]
+    PAUSE_TIMEOUT_ACTION_CANCEL: _ClassVar[PauseTimeoutAction]
+
 class StepView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STEP_VIEW_UNSPECIFIED: _ClassVar[StepView]
@@ -52,6 +58,19 @@ class OperationView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_VIEW_UNSPECIFIED: _ClassVar[OperationView]
     OPERATION_VIEW_BASIC: _ClassVar[OperationView]
     OPERATION_VIEW_FULL: _ClassVar[OperationView]
+
+class BulkActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BULK_ACTION_KIND_UNSPECIFIED: _ClassVar[BulkActionKind]
+    BULK_ACTION_KIND_PAUSE: _ClassVar[BulkActionKind]
+    BULK_ACTION_KIND_RESUME: _ClassVar[BulkActionKind]
+    BULK_ACTION_KIND_CANCEL: _ClassVar[BulkActionKind]
+
+class BulkActionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BULK_ACTION_STATE_UNSPECIFIED: _ClassVar[BulkActionState]
+    BULK_ACTION_STATE_RUNNING: _ClassVar[BulkActionState]
+    BULK_ACTION_STATE_DONE: _ClassVar[BulkActionState]
 OPERATION_STATE_UNSPECIFIED: OperationState
 OPERATION_STATE_PENDING: OperationState
 OPERATION_STATE_RUNNING: OperationState
@@ -75,12 +94,22 @@ EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_STEP_RETRIED: EventType
 EVENT_TYPE_RETRIED: EventType
+PAUSE_TIMEOUT_ACTION_UNSPECIFIED: PauseTimeoutAction
+PAUSE_TIMEOUT_ACTION_RESUME: PauseTimeoutAction
+PAUSE_TIMEOUT_ACTION_CANCEL: PauseTimeoutAction
 STEP_VIEW_UNSPECIFIED: StepView
 STEP_VIEW_BASIC: StepView
 STEP_VIEW_FULL: StepView
 OPERATION_VIEW_UNSPECIFIED: OperationView
 OPERATION_VIEW_BASIC: OperationView
 OPERATION_VIEW_FULL: OperationView
+BULK_ACTION_KIND_UNSPECIFIED: BulkActionKind
+BULK_ACTION_KIND_PAUSE: BulkActionKind
+BULK_ACTION_KIND_RESUME: BulkActionKind
+BULK_ACTION_KIND_CANCEL: BulkActionKind
+BULK_ACTION_STATE_UNSPECIFIED: BulkActionState
+BULK_ACTION_STATE_RUNNING: BulkActionState
+BULK_ACTION_STATE_DONE: BulkActionState
 
 class OperationError(_message.Message):
     __slots__ = ("code", "message", "step", "step_name", "step_number", "traceback")
@@ -99,7 +128,7 @@ class OperationError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number", "parent_id", "forked_from_step", "pause_before_step")
+    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number", "parent_id", "forked_from_step", "pause_before_step", "deadline", "deadline_used", "deadline_time", "pause_timeout_time", "pause_on_timeout")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +161,11 @@ class Operation(_message.Message):
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     FORKED_FROM_STEP_FIELD_NUMBER: _ClassVar[int]
     PAUSE_BEFORE_STEP_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_USED_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_TIMEOUT_TIME_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow: str
     state: OperationState
@@ -157,7 +191,12 @@ class Operation(_message.Message):
     parent_id: str
     forked_from_step: int
     pause_before_step: int
-    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ..., parent_id: _Optional[str] = ..., forked_from_step: _Optional[int] = ..., pause_before_step: _Optional[int] = ...) -> None: ...
+    deadline: _duration_pb2.Duration
+    deadline_used: _duration_pb2.Duration
+    deadline_time: _timestamp_pb2.Timestamp
+    pause_timeout_time: _timestamp_pb2.Timestamp
+    pause_on_timeout: PauseTimeoutAction
+    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ..., parent_id: _Optional[str] = ..., forked_from_step: _Optional[int] = ..., pause_before_step: _Optional[int] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_used: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_timeout_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_on_timeout: _Optional[_Union[PauseTimeoutAction, str]] = ...) -> None: ...
 
 class StepRecord(_message.Message):
     __slots__ = ("kind", "step_number", "name", "attempt", "start_time", "end_time", "duration", "result_bytes", "result", "result_json", "previous_json", "plan_index")
@@ -236,7 +275,7 @@ class Workflow(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., input_schema: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., register_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_json: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class StartOperationRequest(_message.Message):
-    __slots__ = ("workflow", "input", "request_id", "requester", "labels")
+    __slots__ = ("workflow", "input", "request_id", "requester", "labels", "deadline")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -249,12 +288,14 @@ class StartOperationRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
     workflow: str
     input: _struct_pb2.Value
     request_id: str
     requester: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    deadline: _duration_pb2.Duration
+    def __init__(self, workflow: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StartOperationResponse(_message.Message):
     __slots__ = ("operation",)
@@ -322,16 +363,20 @@ class ListOperationsResponse(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., events_cursor: _Optional[str] = ...) -> None: ...
 
 class PauseRequest(_message.Message):
-    __slots__ = ("operation_id", "request_id", "reason", "before_step")
+    __slots__ = ("operation_id", "request_id", "reason", "before_step", "timeout", "on_timeout")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     BEFORE_STEP_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     request_id: str
     reason: str
     before_step: int
-    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ..., before_step: _Optional[int] = ...) -> None: ...
+    timeout: _duration_pb2.Duration
+    on_timeout: PauseTimeoutAction
+    def __init__(self, operation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ..., before_step: _Optional[int] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., on_timeout: _Optional[_Union[PauseTimeoutAction, str]] = ...) -> None: ...
 
 class PauseResponse(_message.Message):
     __slots__ = ("operation",)
@@ -476,3 +521,152 @@ class ListWorkflowsResponse(_message.Message):
     WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
     workflows: _containers.RepeatedCompositeFieldContainer[Workflow]
     def __init__(self, workflows: _Optional[_Iterable[_Union[Workflow, _Mapping]]] = ...) -> None: ...
+
+class OperationSelector(_message.Message):
+    __slots__ = ("states", "workflow", "labels", "requester", "created_after", "created_before")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedScalarFieldContainer[OperationState]
+    workflow: str
+    labels: _containers.ScalarMap[str, str]
+    requester: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, states: _Optional[_Iterable[_Union[OperationState, str]]] = ..., workflow: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., requester: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BulkSkip(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    count: int
+    def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class BulkFailure(_message.Message):
+    __slots__ = ("operation_id", "message")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    message: str
+    def __init__(self, operation_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BulkAction(_message.Message):
+    __slots__ = ("id", "kind", "state", "matched", "done", "skipped", "failed", "skipped_reasons", "failures", "reason", "actor", "create_time", "update_time", "end_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_REASONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: BulkActionKind
+    state: BulkActionState
+    matched: int
+    done: int
+    skipped: int
+    failed: int
+    skipped_reasons: _containers.RepeatedCompositeFieldContainer[BulkSkip]
+    failures: _containers.RepeatedCompositeFieldContainer[BulkFailure]
+    reason: str
+    actor: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[BulkActionKind, str]] = ..., state: _Optional[_Union[BulkActionState, str]] = ..., matched: _Optional[int] = ..., done: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., skipped_reasons: _Optional[_Iterable[_Union[BulkSkip, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[BulkFailure, _Mapping]]] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BulkPauseRequest(_message.Message):
+    __slots__ = ("operation_ids", "selector", "request_id", "reason")
+    OPERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_ids: _containers.RepeatedScalarFieldContainer[str]
+    selector: OperationSelector
+    request_id: str
+    reason: str
+    def __init__(self, operation_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[OperationSelector, _Mapping]] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class BulkPauseResponse(_message.Message):
+    __slots__ = ("bulk_action",)
+    BULK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    bulk_action: BulkAction
+    def __init__(self, bulk_action: _Optional[_Union[BulkAction, _Mapping]] = ...) -> None: ...
+
+class BulkResumeRequest(_message.Message):
+    __slots__ = ("operation_ids", "selector", "request_id", "reason")
+    OPERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_ids: _containers.RepeatedScalarFieldContainer[str]
+    selector: OperationSelector
+    request_id: str
+    reason: str
+    def __init__(self, operation_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[OperationSelector, _Mapping]] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class BulkResumeResponse(_message.Message):
+    __slots__ = ("bulk_action",)
+    BULK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    bulk_action: BulkAction
+    def __init__(self, bulk_action: _Optional[_Union[BulkAction, _Mapping]] = ...) -> None: ...
+
+class BulkCancelRequest(_message.Message):
+    __slots__ = ("operation_ids", "selector", "request_id", "reason")
+    OPERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_ids: _containers.RepeatedScalarFieldContainer[str]
+    selector: OperationSelector
+    request_id: str
+    reason: str
+    def __init__(self, operation_ids: _Optional[_Iterable[str]] = ..., selector: _Optional[_Union[OperationSelector, _Mapping]] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class BulkCancelResponse(_message.Message):
+    __slots__ = ("bulk_action",)
+    BULK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    bulk_action: BulkAction
+    def __init__(self, bulk_action: _Optional[_Union[BulkAction, _Mapping]] = ...) -> None: ...
+
+class GetBulkActionRequest(_message.Message):
+    __slots__ = ("bulk_action_id",)
+    BULK_ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    bulk_action_id: str
+    def __init__(self, bulk_action_id: _Optional[str] = ...) -> None: ...
+
+class GetBulkActionResponse(_message.Message):
+    __slots__ = ("bulk_action",)
+    BULK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    bulk_action: BulkAction
+    def __init__(self, bulk_action: _Optional[_Union[BulkAction, _Mapping]] = ...) -> None: ...
+
+class WatchBulkActionRequest(_message.Message):
+    __slots__ = ("bulk_action_id",)
+    BULK_ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    bulk_action_id: str
+    def __init__(self, bulk_action_id: _Optional[str] = ...) -> None: ...
+
+class WatchBulkActionResponse(_message.Message):
+    __slots__ = ("bulk_action",)
+    BULK_ACTION_FIELD_NUMBER: _ClassVar[int]
+    bulk_action: BulkAction
+    def __init__(self, bulk_action: _Optional[_Union[BulkAction, _Mapping]] = ...) -> None: ...

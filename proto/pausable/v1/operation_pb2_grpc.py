@@ -89,6 +89,31 @@ class OperationServiceStub:
                 request_serializer=pausable_dot_v1_dot_operation__pb2.ForkRequest.SerializeToString,
                 response_deserializer=pausable_dot_v1_dot_operation__pb2.ForkResponse.FromString,
                 _registered_method=True)
+        self.BulkPause = channel.unary_unary(
+                '/pausable.v1.OperationService/BulkPause',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.BulkPauseRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.BulkPauseResponse.FromString,
+                _registered_method=True)
+        self.BulkResume = channel.unary_unary(
+                '/pausable.v1.OperationService/BulkResume',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.BulkResumeRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.BulkResumeResponse.FromString,
+                _registered_method=True)
+        self.BulkCancel = channel.unary_unary(
+                '/pausable.v1.OperationService/BulkCancel',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.BulkCancelRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.BulkCancelResponse.FromString,
+                _registered_method=True)
+        self.GetBulkAction = channel.unary_unary(
+                '/pausable.v1.OperationService/GetBulkAction',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.GetBulkActionRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.GetBulkActionResponse.FromString,
+                _registered_method=True)
+        self.WatchBulkAction = channel.unary_stream(
+                '/pausable.v1.OperationService/WatchBulkAction',
+                request_serializer=pausable_dot_v1_dot_operation__pb2.WatchBulkActionRequest.SerializeToString,
+                response_deserializer=pausable_dot_v1_dot_operation__pb2.WatchBulkActionResponse.FromString,
+                _registered_method=True)
 
 
 class OperationServiceServicer:
@@ -176,6 +201,42 @@ class OperationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkPause(self, request, context):
+        """Pauses many operations (by ids or by a filter) in the background, in
+        batches; returns the bulk action at once. Idempotent under request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkResume(self, request, context):
+        """Resumes many operations; see BulkPause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkCancel(self, request, context):
+        """Cancels many operations; see BulkPause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBulkAction(self, request, context):
+        """A bulk action's progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBulkAction(self, request, context):
+        """The bulk action now, then again each time its progress changes; ends once it is DONE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +294,31 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     servicer.Fork,
                     request_deserializer=pausable_dot_v1_dot_operation__pb2.ForkRequest.FromString,
                     response_serializer=pausable_dot_v1_dot_operation__pb2.ForkResponse.SerializeToString,
+            ),
+            'BulkPause': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkPause,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.BulkPauseRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.BulkPauseResponse.SerializeToString,
+            ),
+            'BulkResume': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkResume,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.BulkResumeRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.BulkResumeResponse.SerializeToString,
+            ),
+            'BulkCancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkCancel,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.BulkCancelRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.BulkCancelResponse.SerializeToString,
+            ),
+            'GetBulkAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBulkAction,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.GetBulkActionRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.GetBulkActionResponse.SerializeToString,
+            ),
+            'WatchBulkAction': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBulkAction,
+                    request_deserializer=pausable_dot_v1_dot_operation__pb2.WatchBulkActionRequest.FromString,
+                    response_serializer=pausable_dot_v1_dot_operation__pb2.WatchBulkActionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -532,6 +618,141 @@ class OperationService:
             '/pausable.v1.OperationService/Fork',
             pausable_dot_v1_dot_operation__pb2.ForkRequest.SerializeToString,
             pausable_dot_v1_dot_operation__pb2.ForkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkPause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/BulkPause',
+            pausable_dot_v1_dot_operation__pb2.BulkPauseRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.BulkPauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkResume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/BulkResume',
+            pausable_dot_v1_dot_operation__pb2.BulkResumeRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.BulkResumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkCancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/BulkCancel',
+            pausable_dot_v1_dot_operation__pb2.BulkCancelRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.BulkCancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pausable.v1.OperationService/GetBulkAction',
+            pausable_dot_v1_dot_operation__pb2.GetBulkActionRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.GetBulkActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBulkAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pausable.v1.OperationService/WatchBulkAction',
+            pausable_dot_v1_dot_operation__pb2.WatchBulkActionRequest.SerializeToString,
+            pausable_dot_v1_dot_operation__pb2.WatchBulkActionResponse.FromString,
             options,
             channel_credentials,
             insecure,
