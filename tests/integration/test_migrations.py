@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pausable.server import migrate
 from pausable.server.store import make_engine
@@ -54,50 +56,65 @@ def test_a_new_store_is_migrated_in_a_child_process_and_a_current_one_is_left_al
     asyncio.run(scenario())
 
 
+async def tables_of(conn: AsyncConnection) -> dict[str, Table]:
+    """The store's tables as they are now (reflected)."""
+
+    def reflected(sync: Connection) -> MetaData:
+        metadata = MetaData()
+        metadata.reflect(sync)
+        return metadata
+
+    return dict((await conn.run_sync(reflected)).tables)
+
+
+async def one_operation_at(engine: AsyncEngine, revision: str, operation_id: str, state: str = "RUNNING", step: int = 0) -> None:
+    """Migrates an empty store to `revision` and stores there one operation with its CREATED event (actor "ada")."""
+    now = datetime.now(UTC)
+    await migrate.upgrade(engine, revision)
+    async with engine.begin() as conn:
+        tables = await tables_of(conn)
+        await conn.execute(
+            tables["operations"].insert().values(
+                id=operation_id, workflow="w", state=state, current_step=step, step_names=[], progress=0.0,
+                progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
+                updated_at=now, last_seq=1,
+            )
+        )  # fmt: skip
+        event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
+        await conn.execute(tables["events"].insert().values(operation_id=operation_id, **event))
+
+
+def scenario(url: str, steps: Callable[[AsyncEngine], Awaitable[None]]) -> None:
+    """`steps` on a store engine of `url`, disposed of after."""
+
+    async def run() -> None:
+        engine = make_engine(url)
+        try:
+            await steps(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def test_0008_gives_every_stored_event_an_empty_reason_and_its_downgrade_drops_the_column(
     tmp_path: Path, make_database: Callable[[Path], str]
 ) -> None:
     """Events written before 0008 read back with reason "" (the server default); downgrading to 0007 keeps them."""
-    from datetime import UTC, datetime
 
-    from sqlalchemy import Connection, MetaData, select
+    async def steps(engine: AsyncEngine) -> None:
+        await one_operation_at(engine, "0007", "a" * 32)
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            events = (await tables_of(conn))["events"]
+            assert (await conn.execute(select(events.c.actor, events.c.reason))).all() == [("ada", "")]
+        await migrate.downgrade(engine, "0007")
+        async with engine.connect() as conn:
+            events = (await tables_of(conn))["events"]
+            assert "reason" not in events.c
+            assert (await conn.execute(select(events.c.seq, events.c.actor))).all() == [(1, "ada")]
 
-    url = make_database(tmp_path)
-
-    def reflected(sync: Connection) -> MetaData:
-        metadata = MetaData()
-        metadata.reflect(sync, only=["operations", "events"])
-        return metadata
-
-    async def scenario() -> None:
-        engine = make_engine(url)
-        now = datetime.now(UTC)
-        try:
-            await migrate.upgrade(engine, "0007")
-            async with engine.begin() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                await conn.execute(
-                    tables["operations"].insert().values(
-                        id="a" * 32, workflow="w", state="RUNNING", current_step=0, step_names=[], progress=0.0,
-                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
-                        updated_at=now, last_seq=1,
-                    )
-                )  # fmt: skip
-                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
-                await conn.execute(tables["events"].insert().values(operation_id="a" * 32, **event))
-            await migrate.upgrade(engine)
-            async with engine.connect() as conn:
-                events = (await conn.run_sync(reflected)).tables["events"]
-                assert (await conn.execute(select(events.c.actor, events.c.reason))).all() == [("ada", "")]
-            await migrate.downgrade(engine, "0007")
-            async with engine.connect() as conn:
-                events = (await conn.run_sync(reflected)).tables["events"]
-                assert "reason" not in events.c
-                assert (await conn.execute(select(events.c.seq, events.c.actor))).all() == [(1, "ada")]
-        finally:
-            await engine.dispose()
-
-    asyncio.run(scenario())
+    scenario(make_database(tmp_path), steps)
 
 
 def test_0009_keeps_stored_operations_and_events_both_ways_and_its_downgrade_drops_the_step_history(
@@ -105,53 +122,27 @@ def test_0009_keeps_stored_operations_and_events_both_ways_and_its_downgrade_dro
 ) -> None:
     """Operations from before 0009 read back as no fork with no step history; downgrading to 0008 keeps them and
     their events (SQLite: no copy of the operations table, whose drop would cascade to the events)."""
-    from datetime import UTC, datetime
 
-    from sqlalchemy import Connection, MetaData, select
+    async def steps(engine: AsyncEngine) -> None:
+        await one_operation_at(engine, "0008", "b" * 32, state="FAILED", step=1)
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            tables = await tables_of(conn)
+            operations = tables["operations"]
+            stored = (await conn.execute(select(operations.c.parent_id, operations.c.forked_from_step))).all()
+            assert stored == [(None, 0)]
+            await conn.execute(
+                tables["step_results"]
+                .insert()
+                .values(operation_id="b" * 32, kind="result", step=0, step_number=1, ended_at=datetime.now(UTC), result_json="1")
+            )
+        await migrate.downgrade(engine, "0008")
+        async with engine.connect() as conn:
+            tables = await tables_of(conn)
+            assert "step_results" not in tables and "parent_id" not in tables["operations"].c
+            assert (await conn.execute(select(tables["events"].c.seq, tables["events"].c.actor))).all() == [(1, "ada")]
 
-    url = make_database(tmp_path)
-
-    def reflected(sync: Connection) -> MetaData:
-        metadata = MetaData()
-        metadata.reflect(sync)
-        return metadata
-
-    async def scenario() -> None:
-        engine = make_engine(url)
-        now = datetime.now(UTC)
-        try:
-            await migrate.upgrade(engine, "0008")
-            async with engine.begin() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                await conn.execute(
-                    tables["operations"].insert().values(
-                        id="b" * 32, workflow="w", state="FAILED", current_step=1, step_names=[], progress=0.0,
-                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
-                        updated_at=now, last_seq=1,
-                    )
-                )  # fmt: skip
-                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
-                await conn.execute(tables["events"].insert().values(operation_id="b" * 32, **event))
-            await migrate.upgrade(engine)
-            async with engine.begin() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                operations = tables["operations"]
-                stored = (await conn.execute(select(operations.c.parent_id, operations.c.forked_from_step))).all()
-                assert stored == [(None, 0)]
-                await conn.execute(
-                    tables["step_results"]
-                    .insert()
-                    .values(operation_id="b" * 32, kind="result", step=0, step_number=1, ended_at=now, result_json="1")
-                )
-            await migrate.downgrade(engine, "0008")
-            async with engine.connect() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                assert "step_results" not in tables and "parent_id" not in tables["operations"].c
-                assert (await conn.execute(select(tables["events"].c.seq, tables["events"].c.actor))).all() == [(1, "ada")]
-        finally:
-            await engine.dispose()
-
-    asyncio.run(scenario())
+    scenario(make_database(tmp_path), steps)
 
 
 def test_0009_instep_gives_stored_operations_no_details_nor_breakpoint_and_keeps_their_events_both_ways(
@@ -159,46 +150,20 @@ def test_0009_instep_gives_stored_operations_no_details_nor_breakpoint_and_keeps
 ) -> None:
     """0009_instep adds details_json, details_step and pause_before_step in place (no table copy: a copy of
     operations would delete its events by ON DELETE CASCADE on SQLite), and its downgrade drops them the same way."""
-    from datetime import UTC, datetime
 
-    from sqlalchemy import Connection, MetaData, select
+    async def steps(engine: AsyncEngine) -> None:
+        await one_operation_at(engine, "0008", "a" * 32)
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            tables = await tables_of(conn)
+            operations = tables["operations"]
+            new = select(operations.c.details_json, operations.c.details_step, operations.c.pause_before_step)
+            assert (await conn.execute(new)).all() == [(None, -1, 0)]
+            assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
+        await migrate.downgrade(engine, "0008")
+        async with engine.connect() as conn:
+            tables = await tables_of(conn)
+            assert "pause_before_step" not in tables["operations"].c
+            assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
 
-    url = make_database(tmp_path)
-
-    def reflected(sync: Connection) -> MetaData:
-        metadata = MetaData()
-        metadata.reflect(sync, only=["operations", "events"])
-        return metadata
-
-    async def scenario() -> None:
-        engine = make_engine(url)
-        now = datetime.now(UTC)
-        try:
-            await migrate.upgrade(engine, "0008")
-            async with engine.begin() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                await conn.execute(
-                    tables["operations"].insert().values(
-                        id="a" * 32, workflow="w", state="RUNNING", current_step=0, step_names=[], progress=0.0,
-                        progress_message="", input_json="null", plan=[], requester="", labels={}, created_at=now,
-                        updated_at=now, last_seq=1,
-                    )
-                )  # fmt: skip
-                event = {"seq": 1, "type": "CREATED", "message": "", "snapshot": {}, "created_at": now, "actor": "ada"}
-                await conn.execute(tables["events"].insert().values(operation_id="a" * 32, **event))
-            await migrate.upgrade(engine)
-            async with engine.connect() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                operations = tables["operations"]
-                new = select(operations.c.details_json, operations.c.details_step, operations.c.pause_before_step)
-                assert (await conn.execute(new)).all() == [(None, -1, 0)]
-                assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
-            await migrate.downgrade(engine, "0008")
-            async with engine.connect() as conn:
-                tables = (await conn.run_sync(reflected)).tables
-                assert "pause_before_step" not in tables["operations"].c
-                assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
-        finally:
-            await engine.dispose()
-
-    asyncio.run(scenario())
+    scenario(make_database(tmp_path), steps)
