@@ -40,6 +40,9 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_FAILED: _ClassVar[EventType]
     EVENT_TYPE_STEP_RETRIED: _ClassVar[EventType]
     EVENT_TYPE_RETRIED: _ClassVar[EventType]
+    EVENT_TYPE_STAGE_STARTED: _ClassVar[EventType]
+    EVENT_TYPE_MEMBER_COMPLETED: _ClassVar[EventType]
+    EVENT_TYPE_STAGE_COMPLETED: _ClassVar[EventType]
 
 class PauseTimeoutAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -94,6 +97,9 @@ EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_STEP_RETRIED: EventType
 EVENT_TYPE_RETRIED: EventType
+EVENT_TYPE_STAGE_STARTED: EventType
+EVENT_TYPE_MEMBER_COMPLETED: EventType
+EVENT_TYPE_STAGE_COMPLETED: EventType
 PAUSE_TIMEOUT_ACTION_UNSPECIFIED: PauseTimeoutAction
 PAUSE_TIMEOUT_ACTION_RESUME: PauseTimeoutAction
 PAUSE_TIMEOUT_ACTION_CANCEL: PauseTimeoutAction
@@ -112,23 +118,25 @@ BULK_ACTION_STATE_RUNNING: BulkActionState
 BULK_ACTION_STATE_DONE: BulkActionState
 
 class OperationError(_message.Message):
-    __slots__ = ("code", "message", "step", "step_name", "step_number", "traceback")
+    __slots__ = ("code", "message", "step", "step_name", "step_number", "traceback", "member_index")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     STEP_NAME_FIELD_NUMBER: _ClassVar[int]
     STEP_NUMBER_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_INDEX_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     step: int
     step_name: str
     step_number: int
     traceback: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ..., traceback: _Optional[str] = ...) -> None: ...
+    member_index: int
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., step: _Optional[int] = ..., step_name: _Optional[str] = ..., step_number: _Optional[int] = ..., traceback: _Optional[str] = ..., member_index: _Optional[int] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number", "parent_id", "forked_from_step", "pause_before_step", "deadline", "deadline_used", "deadline_time", "pause_timeout_time", "pause_on_timeout")
+    __slots__ = ("id", "workflow", "state", "current_step", "total_steps", "current_step_name", "progress", "progress_message", "input", "result", "error", "requester", "labels", "create_time", "update_time", "end_time", "last_seq", "attempt", "lease_expire_time", "input_json", "result_json", "step_number", "parent_id", "forked_from_step", "pause_before_step", "deadline", "deadline_used", "deadline_time", "pause_timeout_time", "pause_on_timeout", "stage")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +174,7 @@ class Operation(_message.Message):
     DEADLINE_TIME_FIELD_NUMBER: _ClassVar[int]
     PAUSE_TIMEOUT_TIME_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow: str
     state: OperationState
@@ -196,7 +205,18 @@ class Operation(_message.Message):
     deadline_time: _timestamp_pb2.Timestamp
     pause_timeout_time: _timestamp_pb2.Timestamp
     pause_on_timeout: PauseTimeoutAction
-    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ..., parent_id: _Optional[str] = ..., forked_from_step: _Optional[int] = ..., pause_before_step: _Optional[int] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_used: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_timeout_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_on_timeout: _Optional[_Union[PauseTimeoutAction, str]] = ...) -> None: ...
+    stage: StageProgress
+    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., current_step_name: _Optional[str] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[OperationError, _Mapping]] = ..., requester: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seq: _Optional[int] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_json: _Optional[str] = ..., result_json: _Optional[str] = ..., step_number: _Optional[int] = ..., parent_id: _Optional[str] = ..., forked_from_step: _Optional[int] = ..., pause_before_step: _Optional[int] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_used: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deadline_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_timeout_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pause_on_timeout: _Optional[_Union[PauseTimeoutAction, str]] = ..., stage: _Optional[_Union[StageProgress, _Mapping]] = ...) -> None: ...
+
+class StageProgress(_message.Message):
+    __slots__ = ("members_total", "members_done", "members_running")
+    MEMBERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_DONE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    members_total: int
+    members_done: int
+    members_running: int
+    def __init__(self, members_total: _Optional[int] = ..., members_done: _Optional[int] = ..., members_running: _Optional[int] = ...) -> None: ...
 
 class StepRecord(_message.Message):
     __slots__ = ("kind", "step_number", "name", "attempt", "start_time", "end_time", "duration", "result_bytes", "result", "result_json", "previous_json", "plan_index")

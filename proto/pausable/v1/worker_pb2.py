@@ -25,49 +25,49 @@ _sym_db = _symbol_database.Default()
 from pausable.v1 import operation_pb2 as pausable_dot_v1_dot_operation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pausable/v1/worker.proto\x12\x0bpausable.v1\x1a\x1bpausable/v1/operation.proto\"T\n\x18RegisterWorkflowsRequest\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.pausable.v1.Workflow\x12\x0e\n\x06worker\x18\x02 \x01(\t\"\x1b\n\x19RegisterWorkflowsResponse\"\xd9\x01\n\x11\x43heckpointRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x12\n\nattempt_id\x18\x04 \x01(\t\x12\x11\n\tcontinued\x18\x05 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x12\n\nstep_token\x18\x07 \x01(\t\x12\x18\n\x10next_not_started\x18\x08 \x01(\x08\x12\x0f\n\x07in_step\x18\t \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\n \x01(\t\"i\n\x12\x43heckpointResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x15.pausable.v1.Decision\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"C\n\x12ReportStepsRequest\x12-\n\x05steps\x18\x01 \x03(\x0b\x32\x1e.pausable.v1.CheckpointRequest\"\'\n\x13ReportStepsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\x83\x01\n\x15ReportProgressRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x12\n\nstep_token\x18\x06 \x01(\t\"D\n\x16ReportProgressResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"\x8b\x01\n\x14\x46\x61ilOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.pausable.v1.OperationError\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x12\n\nstep_token\x18\x05 \x01(\t\"C\n\x15\x46\x61ilOperationResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"S\n\x08HeldStep\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x12\n\nstep_token\x18\x04 \x01(\t\"J\n\x12RenewLeasesRequest\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12$\n\x05steps\x18\x02 \x03(\x0b\x32\x15.pausable.v1.HeldStep\"&\n\x13RenewLeasesResponse\x12\x0f\n\x07renewed\x18\x01 \x01(\x05\"w\n\x16SaveStepDetailsRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x12\n\nstep_token\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x05 \x01(\t\"E\n\x17SaveStepDetailsResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"O\n\x15GetStepDetailsRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x12\n\nstep_token\x18\x03 \x01(\t\"=\n\x16GetStepDetailsResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t*w\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_CONTINUE\x10\x01\x12\x12\n\x0e\x44\x45\x43ISION_PAUSE\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_CANCEL\x10\x03\x12\x11\n\rDECISION_STOP\x10\x04\x32\xd2\x05\n\rWorkerService\x12\x62\n\x11RegisterWorkflows\x12%.pausable.v1.RegisterWorkflowsRequest\x1a&.pausable.v1.RegisterWorkflowsResponse\x12M\n\nCheckpoint\x12\x1e.pausable.v1.CheckpointRequest\x1a\x1f.pausable.v1.CheckpointResponse\x12P\n\x0bReportSteps\x12\x1f.pausable.v1.ReportStepsRequest\x1a .pausable.v1.ReportStepsResponse\x12Y\n\x0eReportProgress\x12\".pausable.v1.ReportProgressRequest\x1a#.pausable.v1.ReportProgressResponse\x12V\n\rFailOperation\x12!.pausable.v1.FailOperationRequest\x1a\".pausable.v1.FailOperationResponse\x12P\n\x0bRenewLeases\x12\x1f.pausable.v1.RenewLeasesRequest\x1a .pausable.v1.RenewLeasesResponse\x12\\\n\x0fSaveStepDetails\x12#.pausable.v1.SaveStepDetailsRequest\x1a$.pausable.v1.SaveStepDetailsResponse\x12Y\n\x0eGetStepDetails\x12\".pausable.v1.GetStepDetailsRequest\x1a#.pausable.v1.GetStepDetailsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pausable/v1/worker.proto\x12\x0bpausable.v1\x1a\x1bpausable/v1/operation.proto\"T\n\x18RegisterWorkflowsRequest\x12(\n\tworkflows\x18\x01 \x03(\x0b\x32\x15.pausable.v1.Workflow\x12\x0e\n\x06worker\x18\x02 \x01(\t\"\x1b\n\x19RegisterWorkflowsResponse\"\xf9\x01\n\x11\x43heckpointRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x13\n\x0bresult_json\x18\x03 \x01(\t\x12\x12\n\nattempt_id\x18\x04 \x01(\t\x12\x11\n\tcontinued\x18\x05 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x12\n\nstep_token\x18\x07 \x01(\t\x12\x18\n\x10next_not_started\x18\x08 \x01(\x08\x12\x0f\n\x07in_step\x18\t \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\n \x01(\t\x12\x13\n\x06member\x18\x0b \x01(\x05H\x00\x88\x01\x01\x42\t\n\x07_member\"i\n\x12\x43heckpointResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x15.pausable.v1.Decision\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"C\n\x12ReportStepsRequest\x12-\n\x05steps\x18\x01 \x03(\x0b\x32\x1e.pausable.v1.CheckpointRequest\"\'\n\x13ReportStepsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\x83\x01\n\x15ReportProgressRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x12\n\nstep_token\x18\x06 \x01(\t\"D\n\x16ReportProgressResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"\xab\x01\n\x14\x46\x61ilOperationRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.pausable.v1.OperationError\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x12\n\nstep_token\x18\x05 \x01(\t\x12\x13\n\x06member\x18\x06 \x01(\x05H\x00\x88\x01\x01\x42\t\n\x07_member\"C\n\x15\x46\x61ilOperationResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"S\n\x08HeldStep\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x12\n\nstep_token\x18\x04 \x01(\t\"J\n\x12RenewLeasesRequest\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12$\n\x05steps\x18\x02 \x03(\x0b\x32\x15.pausable.v1.HeldStep\"&\n\x13RenewLeasesResponse\x12\x0f\n\x07renewed\x18\x01 \x01(\x05\"w\n\x16SaveStepDetailsRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x12\n\nstep_token\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x05 \x01(\t\"E\n\x17SaveStepDetailsResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.pausable.v1.OperationState\"O\n\x15GetStepDetailsRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x05\x12\x12\n\nstep_token\x18\x03 \x01(\t\"=\n\x16GetStepDetailsResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t*w\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_CONTINUE\x10\x01\x12\x12\n\x0e\x44\x45\x43ISION_PAUSE\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_CANCEL\x10\x03\x12\x11\n\rDECISION_STOP\x10\x04\x32\xd2\x05\n\rWorkerService\x12\x62\n\x11RegisterWorkflows\x12%.pausable.v1.RegisterWorkflowsRequest\x1a&.pausable.v1.RegisterWorkflowsResponse\x12M\n\nCheckpoint\x12\x1e.pausable.v1.CheckpointRequest\x1a\x1f.pausable.v1.CheckpointResponse\x12P\n\x0bReportSteps\x12\x1f.pausable.v1.ReportStepsRequest\x1a .pausable.v1.ReportStepsResponse\x12Y\n\x0eReportProgress\x12\".pausable.v1.ReportProgressRequest\x1a#.pausable.v1.ReportProgressResponse\x12V\n\rFailOperation\x12!.pausable.v1.FailOperationRequest\x1a\".pausable.v1.FailOperationResponse\x12P\n\x0bRenewLeases\x12\x1f.pausable.v1.RenewLeasesRequest\x1a .pausable.v1.RenewLeasesResponse\x12\\\n\x0fSaveStepDetails\x12#.pausable.v1.SaveStepDetailsRequest\x1a$.pausable.v1.SaveStepDetailsResponse\x12Y\n\x0eGetStepDetails\x12\".pausable.v1.GetStepDetailsRequest\x1a#.pausable.v1.GetStepDetailsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pausable.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=1574
-  _globals['_DECISION']._serialized_end=1693
+  _globals['_DECISION']._serialized_start=1638
+  _globals['_DECISION']._serialized_end=1757
   _globals['_REGISTERWORKFLOWSREQUEST']._serialized_start=70
   _globals['_REGISTERWORKFLOWSREQUEST']._serialized_end=154
   _globals['_REGISTERWORKFLOWSRESPONSE']._serialized_start=156
   _globals['_REGISTERWORKFLOWSRESPONSE']._serialized_end=183
   _globals['_CHECKPOINTREQUEST']._serialized_start=186
-  _globals['_CHECKPOINTREQUEST']._serialized_end=403
-  _globals['_CHECKPOINTRESPONSE']._serialized_start=405
-  _globals['_CHECKPOINTRESPONSE']._serialized_end=510
-  _globals['_REPORTSTEPSREQUEST']._serialized_start=512
-  _globals['_REPORTSTEPSREQUEST']._serialized_end=579
-  _globals['_REPORTSTEPSRESPONSE']._serialized_start=581
-  _globals['_REPORTSTEPSRESPONSE']._serialized_end=620
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=623
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=754
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=756
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=824
-  _globals['_FAILOPERATIONREQUEST']._serialized_start=827
-  _globals['_FAILOPERATIONREQUEST']._serialized_end=966
-  _globals['_FAILOPERATIONRESPONSE']._serialized_start=968
-  _globals['_FAILOPERATIONRESPONSE']._serialized_end=1035
-  _globals['_HELDSTEP']._serialized_start=1037
-  _globals['_HELDSTEP']._serialized_end=1120
-  _globals['_RENEWLEASESREQUEST']._serialized_start=1122
-  _globals['_RENEWLEASESREQUEST']._serialized_end=1196
-  _globals['_RENEWLEASESRESPONSE']._serialized_start=1198
-  _globals['_RENEWLEASESRESPONSE']._serialized_end=1236
-  _globals['_SAVESTEPDETAILSREQUEST']._serialized_start=1238
-  _globals['_SAVESTEPDETAILSREQUEST']._serialized_end=1357
-  _globals['_SAVESTEPDETAILSRESPONSE']._serialized_start=1359
-  _globals['_SAVESTEPDETAILSRESPONSE']._serialized_end=1428
-  _globals['_GETSTEPDETAILSREQUEST']._serialized_start=1430
-  _globals['_GETSTEPDETAILSREQUEST']._serialized_end=1509
-  _globals['_GETSTEPDETAILSRESPONSE']._serialized_start=1511
-  _globals['_GETSTEPDETAILSRESPONSE']._serialized_end=1572
-  _globals['_WORKERSERVICE']._serialized_start=1696
-  _globals['_WORKERSERVICE']._serialized_end=2418
+  _globals['_CHECKPOINTREQUEST']._serialized_end=435
+  _globals['_CHECKPOINTRESPONSE']._serialized_start=437
+  _globals['_CHECKPOINTRESPONSE']._serialized_end=542
+  _globals['_REPORTSTEPSREQUEST']._serialized_start=544
+  _globals['_REPORTSTEPSREQUEST']._serialized_end=611
+  _globals['_REPORTSTEPSRESPONSE']._serialized_start=613
+  _globals['_REPORTSTEPSRESPONSE']._serialized_end=652
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=655
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=786
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=788
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=856
+  _globals['_FAILOPERATIONREQUEST']._serialized_start=859
+  _globals['_FAILOPERATIONREQUEST']._serialized_end=1030
+  _globals['_FAILOPERATIONRESPONSE']._serialized_start=1032
+  _globals['_FAILOPERATIONRESPONSE']._serialized_end=1099
+  _globals['_HELDSTEP']._serialized_start=1101
+  _globals['_HELDSTEP']._serialized_end=1184
+  _globals['_RENEWLEASESREQUEST']._serialized_start=1186
+  _globals['_RENEWLEASESREQUEST']._serialized_end=1260
+  _globals['_RENEWLEASESRESPONSE']._serialized_start=1262
+  _globals['_RENEWLEASESRESPONSE']._serialized_end=1300
+  _globals['_SAVESTEPDETAILSREQUEST']._serialized_start=1302
+  _globals['_SAVESTEPDETAILSREQUEST']._serialized_end=1421
+  _globals['_SAVESTEPDETAILSRESPONSE']._serialized_start=1423
+  _globals['_SAVESTEPDETAILSRESPONSE']._serialized_end=1492
+  _globals['_GETSTEPDETAILSREQUEST']._serialized_start=1494
+  _globals['_GETSTEPDETAILSREQUEST']._serialized_end=1573
+  _globals['_GETSTEPDETAILSRESPONSE']._serialized_start=1575
+  _globals['_GETSTEPDETAILSRESPONSE']._serialized_end=1636
+  _globals['_WORKERSERVICE']._serialized_start=1760
+  _globals['_WORKERSERVICE']._serialized_end=2482
 # @@protoc_insertion_point(module_scope)

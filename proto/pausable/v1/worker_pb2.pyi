@@ -34,7 +34,7 @@ class RegisterWorkflowsResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token", "next_not_started", "in_step", "details_json")
+    __slots__ = ("operation_id", "step", "result_json", "attempt_id", "continued", "attempt", "step_token", "next_not_started", "in_step", "details_json", "member")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class CheckpointRequest(_message.Message):
     NEXT_NOT_STARTED_FIELD_NUMBER: _ClassVar[int]
     IN_STEP_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     result_json: str
@@ -55,7 +56,8 @@ class CheckpointRequest(_message.Message):
     next_not_started: bool
     in_step: bool
     details_json: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., next_not_started: _Optional[bool] = ..., in_step: _Optional[bool] = ..., details_json: _Optional[str] = ...) -> None: ...
+    member: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., result_json: _Optional[str] = ..., attempt_id: _Optional[str] = ..., continued: _Optional[bool] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., next_not_started: _Optional[bool] = ..., in_step: _Optional[bool] = ..., details_json: _Optional[str] = ..., member: _Optional[int] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
     __slots__ = ("decision", "state")
@@ -100,18 +102,20 @@ class ReportProgressResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
 class FailOperationRequest(_message.Message):
-    __slots__ = ("operation_id", "step", "error", "attempt", "step_token")
+    __slots__ = ("operation_id", "step", "error", "attempt", "step_token", "member")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     error: _operation_pb2.OperationError
     attempt: int
     step_token: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
+    member: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., error: _Optional[_Union[_operation_pb2.OperationError, _Mapping]] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., member: _Optional[int] = ...) -> None: ...
 
 class FailOperationResponse(_message.Message):
     __slots__ = ("state",)
