@@ -20,7 +20,7 @@ all), records each member's result once, and joins when the last is recorded
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 STAGE = "stage"
@@ -34,6 +34,17 @@ class StageInputError(ValueError):
 
 def is_stage(entry: Mapping[str, Any]) -> bool:
     return STAGE in entry
+
+
+def entries(plan: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """Every task entry of a plan: its steps, and the entries of each stage's members instead of the stage itself."""
+    for entry in plan:
+        if not is_stage(entry):
+            yield entry
+            continue
+        stage = entry[STAGE]
+        for chain in stage["members"] if "members" in stage else [stage["each"]]:
+            yield from chain
 
 
 def width(stage: Mapping[str, Any], argument: Any, name: str) -> int:
