@@ -14,7 +14,6 @@ from rich.table import Table
 from pausable.clients.model import (
     NOT_READ,
     OperationData,
-    StageProgress,
     StepRecord,
     event_dict,
     event_name,
@@ -33,10 +32,10 @@ def step_label(op: pb.Operation, *, running: bool = False) -> str:
     """ "step 2/5 t2_transform"; while a stage runs "stage 2/3 · 37/200 done", and with `running` "(8 running)"."""
     shown = step_number(op)
     name = op.current_step_name.rsplit(".", 1)[-1] if op.current_step_name else ""
-    stage = StageProgress.of(op)
+    stage = OperationData(op).stage
+    label = f"{'step' if stage is None else 'stage'} {shown}/{op.total_steps}" + (f" {name}" if name else "")
     if stage is None:
-        return f"step {shown}/{op.total_steps}" + (f" {name}" if name else "")
-    label = f"stage {shown}/{op.total_steps}" + (f" {name}" if name else "")
+        return label
     label += f" · {stage.members_done}/{stage.members_total} done"
     if running and stage.members_running:
         label += f" ({stage.members_running} running)"
@@ -49,7 +48,7 @@ def overall_fraction(op: pb.Operation) -> float:
         return 0.0
     if op.state == pb.OPERATION_STATE_SUCCEEDED:
         return 1.0
-    stage = StageProgress.of(op)
+    stage = OperationData(op).stage
     part = stage.fraction if stage is not None else op.progress
     return min((step_number(op) - 1 + part) / op.total_steps, 1.0)
 

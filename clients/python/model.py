@@ -145,11 +145,7 @@ class StageProgress:
     members_running: int
 
     @classmethod
-    def of(cls, operation: pb.Operation) -> StageProgress | None:
-        """The operation's stage progress; None while a plain step runs (or the daemon predates stages)."""
-        if not operation.HasField("stage"):
-            return None
-        stage = operation.stage
+    def from_proto(cls, stage: pb.StageProgress) -> StageProgress:
         return cls(stage.members_total, stage.members_done, stage.members_running)
 
     @property
@@ -210,8 +206,9 @@ class OperationData:
 
     @property
     def stage(self) -> StageProgress | None:
-        """While the current step is a stage of parallel members: how many it has, are done and are running."""
-        return StageProgress.of(self.proto)
+        """While the current step is a stage of parallel members: how many it has, are done and are running; None
+        while a plain step runs."""
+        return StageProgress.from_proto(self.proto.stage) if self.proto.HasField("stage") else None
 
     @property
     def progress_message(self) -> str:
