@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from pausable.cli.render import BAR_EVENTS, event_line, overall_fraction, print_operation, print_table, step_label
+from pausable.cli.render import event_line, follow, overall_fraction, print_operation, print_table, step_label
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -99,4 +99,18 @@ def test_watch_lines_of_the_stage_events() -> None:
         state=pb.OPERATION_STATE_RUNNING, current_step=2, total_steps=3, step_number=3, current_step_name="m.save"
     )
     assert line(pb.EVENT_TYPE_STAGE_COMPLETED, "stage 2/3 done", after).endswith("step 3/3 save - stage 2/3 done")
-    assert pb.EVENT_TYPE_MEMBER_COMPLETED in BAR_EVENTS and pb.EVENT_TYPE_STAGE_STARTED not in BAR_EVENTS
+
+
+def test_on_a_terminal_members_done_move_the_bar_and_print_no_line() -> None:
+    events = [
+        pb.OperationEvent(seq=5, type=pb.EVENT_TYPE_STAGE_STARTED, message="stage began", operation=staged()),
+        pb.OperationEvent(seq=6, type=pb.EVENT_TYPE_MEMBER_COMPLETED, message="members 3, 7 done", operation=staged()),
+    ]
+    for terminal in (True, False):
+        out = io.StringIO()
+        last = follow(Console(file=out, width=200, force_terminal=terminal, color_system=None), events)
+        assert last == events[-1].operation
+        text = out.getvalue()
+        assert "#5   STAGE_STARTED" in text and ("#6   MEMBER_COMPLETED" in text) is not terminal, text
+        if terminal:
+            assert "RUNNING          stage 2/3 · 37/200 done ━" in text, "the bar's label"
