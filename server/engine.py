@@ -49,6 +49,7 @@ from pausable.server.domain import (
     Workflow,
 )
 from pausable.server.flags import StopFlags
+from pausable.server.member_reports import MemberReports
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, Decision, LeaseVerdict, State
@@ -107,6 +108,7 @@ class Engine:
         self._marking: asyncio.Task[None] | None = None
         self._terminating: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts on their way
         self._bulks: dict[str, asyncio.Task[None]] = {}  # bulk actions this replica is processing
+        self.member_reports = MemberReports(store.checkpoints)
 
     # -- client commands -----------------------------------------------------
 
@@ -313,8 +315,12 @@ class Engine:
         await self.store.register_workflows(workflows, worker)
 
     async def checkpoints(self, reports: Sequence[StepReport]) -> builtins.list[CheckpointResult | None]:
-        """Record the reports; then make the stop flags match, except for continued reports of running operations."""
-        outcomes = await self.store.checkpoints(reports)
+        """Record the reports; then make the stop flags match, except for continued reports of running operations.
+        Finished stage members' reports wait for the others of their moment (member_reports.py)."""
+        if any(report.member is not None and not report.next_not_started for report in reports):
+            outcomes = await self.member_reports.submit(reports)
+        else:
+            outcomes = await self.store.checkpoints(reports)
         for report, outcome in zip(reports, outcomes, strict=True):
             if outcome is None or outcome.refused:
                 continue

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from pausable.server import migrate
 from pausable.server.store import make_engine
 
-TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results", "bulk_actions"}
+TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results", "bulk_actions", "stage_members"}
 
 
 def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
@@ -165,5 +165,30 @@ def test_0009_instep_gives_stored_operations_no_details_nor_breakpoint_and_keeps
             tables = await tables_of(conn)
             assert "pause_before_step" not in tables["operations"].c
             assert (await conn.execute(select(tables["events"].c.seq))).all() == [(1,)]
+
+    scenario(make_database(tmp_path), steps)
+
+
+def test_0010_gives_stored_operations_no_stage_and_keeps_their_events_both_ways(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    """0010_stages adds the member counters in place (no table copy, see above) and stage_members; its downgrade drops
+    them the same way, and the outbox's members column."""
+
+    async def steps(engine: AsyncEngine) -> None:
+        await one_operation_at(engine, "0009_timebulk", "c" * 32)
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            tables = await tables_of(conn)
+            operations = tables["operations"]
+            counters = select(operations.c.members_total, operations.c.members_done, operations.c.members_running)
+            assert (await conn.execute(counters)).all() == [(0, 0, 0)]
+            assert "members" in tables["outbox"].c and "stage_members" in tables
+        await migrate.downgrade(engine, "0009_timebulk")
+        async with engine.connect() as conn:
+            tables = await tables_of(conn)
+            assert "members_total" not in tables["operations"].c and "members" not in tables["outbox"].c
+            assert "stage_members" not in tables
+            assert (await conn.execute(select(tables["events"].c.seq, tables["events"].c.actor))).all() == [(1, "ada")]
 
     scenario(make_database(tmp_path), steps)

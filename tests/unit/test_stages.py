@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import chord
+from celery import chain, chord
 from celery import group as celery_group
 
 from pausable.server import stages
@@ -189,7 +189,7 @@ def test_map_inputs_that_are_not_lists_are_named(argument: Any, over: str | None
 
 
 def test_workers_register_groups_maps_and_celerys_group_and_chord_as_stages() -> None:
-    from pausable.workers import app, each, group, step, workflow
+    from pausable.workers import app, each, group, step, tappable, workflow
 
     @step(name="t.stages.a")
     def a(n: int) -> int:
@@ -214,6 +214,11 @@ def test_workers_register_groups_maps_and_celerys_group_and_chord_as_stages() ->
     assert entries[3]["stage"] == {"each": [entries[4]], "over": "xs", "max_parallel": 0}
     celery = workflow("t.celery", [a.s(), chord(celery_group(a.s(), a.s()), a.s())])
     assert [e["task"] for e in celery.plan] == ["t.stages.a", "group(a, a)", "t.stages.a"]
+    tapped = workflow("t.tapped", tappable(chain(plain.s(), celery_group(a.s(), plain.s()), plain.s())))
+    # chain() makes the group and the task after it a chord: tappable's pause point comes before it
+    assert [e["task"] for e in tapped.plan] == [
+        "t.stages.plain", "pausable.pause_or_continue", "group(a, plain)", "t.stages.plain", "pausable.finish"
+    ]  # fmt: skip
     registered = _workflow(flow.to_pb())  # and the daemon accepts what the worker sends
     assert registered.steps == [e["task"] for e in entries]
     with pytest.raises(InvalidArgument, match="not stages"):
