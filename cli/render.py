@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pausable.clients.model import NOT_READ, OperationData, StepRecord, event_dict, event_name, state_name, step_number
+from pausable.clients.model import (
+    NOT_READ,
+    OperationData,
+    StepRecord,
+    event_dict,
+    event_name,
+    state_name,
+    step_number,
+)
 from pausable.jsonvalue import from_value
 from pausable.v1 import operation_pb2 as pb
 
@@ -20,18 +28,29 @@ VALUE_CHARS = 400
 TRACEBACK_LINES = 12
 
 
-def step_label(op: pb.Operation) -> str:
+def step_label(op: pb.Operation, *, running: bool = False) -> str:
+    """ "step 2/5 t2_transform"; while a stage runs "stage 2/3 · 37/200 done", and with `running` "(8 running)"."""
     shown = step_number(op)
     name = op.current_step_name.rsplit(".", 1)[-1] if op.current_step_name else ""
-    return f"step {shown}/{op.total_steps}" + (f" {name}" if name else "")
+    stage = OperationData(op).stage
+    label = f"{'step' if stage is None else 'stage'} {shown}/{op.total_steps}" + (f" {name}" if name else "")
+    if stage is None:
+        return label
+    label += f" · {stage.members_done}/{stage.members_total} done"
+    if running and stage.members_running:
+        label += f" ({stage.members_running} running)"
+    return label
 
 
 def overall_fraction(op: pb.Operation) -> float:
+    """Steps done plus the current one's part (a stage's: its members done), of all steps."""
     if op.total_steps == 0:
         return 0.0
     if op.state == pb.OPERATION_STATE_SUCCEEDED:
         return 1.0
-    return min((step_number(op) - 1 + op.progress) / op.total_steps, 1.0)
+    stage = OperationData(op).stage
+    part = stage.fraction if stage is not None else op.progress
+    return min((step_number(op) - 1 + part) / op.total_steps, 1.0)
 
 
 # The events a client's Pause, Resume or Cancel appends: `watch` shows who asked, and why when they said.
@@ -44,6 +63,9 @@ COMMAND_EVENTS = frozenset(
         pb.EVENT_TYPE_CANCELLED,
     }
 )
+
+# Events the live bar shows by moving (a step's progress, a stage's members done), not as lines of their own.
+BAR_EVENTS = frozenset({pb.EVENT_TYPE_PROGRESS, pb.EVENT_TYPE_MEMBER_COMPLETED})
 
 
 def event_line(event: pb.OperationEvent) -> str:
@@ -82,7 +104,7 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
     table.add_row("id", op.id)
     table.add_row("workflow", op.workflow)
     table.add_row("state", state_name(op.state))
-    table.add_row("step", step_label(op))
+    table.add_row("step", step_label(op, running=True))
     if op.pause_before_step:
         table.add_row("breakpoint", f"pauses before step {op.pause_before_step}/{op.total_steps} (resume withdraws it)")
     if op.progress_message:
@@ -94,7 +116,8 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
         table.add_row("result", shortened(view.result, full))
     error = view.error
     if error is not None:
-        where = f" (step {error.step}/{op.total_steps} {error.step_name})" if error.step else ""
+        member = f"member {error.member_index} of " if error.member_index is not None else ""
+        where = f" ({member}step {error.step}/{op.total_steps} {error.step_name})" if error.step else ""
         table.add_row("error", f"{error.code}: {error.message}{where}")
         if error.traceback:
             table.add_row("traceback", traceback_end(error.traceback, full))
@@ -183,7 +206,7 @@ def follow(console: Console, events: Iterable[pb.OperationEvent], *, json_lines:
         task = bar.add_task("op", total=1.0, state="", step="", note="")
         for event in events:
             last = event.operation
-            if event.type != pb.EVENT_TYPE_PROGRESS:
+            if event.type not in BAR_EVENTS:
                 bar.console.print(event_line(event), highlight=False, markup=False, soft_wrap=True)
             bar.update(
                 task,

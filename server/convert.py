@@ -197,6 +197,9 @@ def _fields_into(message: pb.Operation, operation: Operation) -> None:
     if operation.pause_on_timeout:
         _set_time(message.pause_timeout_time, operation.pause_timeout_time)
         message.pause_on_timeout = ON_TIMEOUT_TO_PB[operation.pause_on_timeout]
+    if operation.stage is not None:
+        total, done, running = operation.stage
+        message.stage.MergeFrom(pb.StageProgress(members_total=total, members_done=done, members_running=running))
     if operation.error:
         message.error.MergeFrom(pb.OperationError(**operation.error))
         if "step_number" not in operation.error:  # errors stored before user step numbering counted every plan entry

@@ -12,7 +12,7 @@ send_task. One Celery app serves both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -20,8 +20,8 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
-from pausable.server import celery_message
+from pausable.headers import ATTEMPT_HEADER, MEMBER_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
+from pausable.server import celery_message, stages
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
 
@@ -38,35 +38,62 @@ def messages(dispatch: Dispatch) -> list[dict[str, Any]]:
     """The remaining steps as signature dicts, each with the headers naming its operation, step and attempt,
     and the dispatch's step token (every step's, plain Celery tasks between pause points included).
 
+    The chain ends before the next stage (stages.py): the step before it
+    checkpoints synchronously and the daemon dispatches the stage's members.
     `dispatch.headers` (the trace context of the command that dispatched)
     were taken in the caller's context: this may run on the writer thread.
     """
-    steps = []
-    for step in range(dispatch.start, len(dispatch.plan)):
-        entry = dispatch.plan[step]
-        options = {key: value for key, value in (entry.get("options") or {}).items() if key != "task_id"}
-        options["headers"] = {
-            **(options.get("headers") or {}),
-            OPERATION_HEADER: dispatch.operation_id,
-            STEP_HEADER: step,
-            ATTEMPT_HEADER: dispatch.attempt,
-            **dispatch.headers,
-            STEP_TOKEN_HEADER: dispatch.step_token,
-        }
-        args = list(entry.get("args") or [])
-        if step == dispatch.start:
-            args = [dispatch.argument, *args]
-        steps.append(
-            {
-                "task": entry["task"],
-                "args": args,
-                "kwargs": entry.get("kwargs") or {},
-                "options": options,
-                "subtask_type": None,
-                "immutable": False,
-            }
-        )
-    return steps
+    end = next((at for at in range(dispatch.start, len(dispatch.plan)) if stages.is_stage(dispatch.plan[at])), len(dispatch.plan))
+    return [
+        _signature(dispatch, dispatch.plan[step], step, [dispatch.argument] if step == dispatch.start else [])
+        for step in range(dispatch.start, end)
+    ]
+
+
+def chains(dispatch: Dispatch) -> list[list[dict[str, Any]]]:
+    """What a dispatch sends: the chain of its remaining steps, or, for a stage, one short chain per member sent."""
+    if dispatch.members is None:
+        return [messages(dispatch)]
+    entry = dispatch.plan[dispatch.start]
+    stage, name = entry[stages.STAGE], entry["task"]
+    return [
+        [
+            _signature(
+                dispatch,
+                link,
+                dispatch.start,
+                [stages.member_input(stage, dispatch.argument, member, name)] if not at else [],
+                member,
+            )
+            for at, link in enumerate(stages.member_chain(stage, member))
+        ]
+        for member in dispatch.members
+    ]
+
+
+def _signature(
+    dispatch: Dispatch, entry: Mapping[str, Any], step: int, first: list[Any], member: int | None = None
+) -> dict[str, Any]:
+    """One step's signature dict with pausable's headers; `first`: the argument it is fed (the chain's first step)."""
+    options = {key: value for key, value in (entry.get("options") or {}).items() if key != "task_id"}
+    options["headers"] = {
+        **(options.get("headers") or {}),
+        OPERATION_HEADER: dispatch.operation_id,
+        STEP_HEADER: step,
+        ATTEMPT_HEADER: dispatch.attempt,
+        **dispatch.headers,
+        STEP_TOKEN_HEADER: dispatch.step_token,
+    }
+    if member is not None:
+        options["headers"][MEMBER_HEADER] = member
+    return {
+        "task": entry["task"],
+        "args": [*first, *(entry.get("args") or [])],
+        "kwargs": entry.get("kwargs") or {},
+        "options": options,
+        "subtask_type": None,
+        "immutable": False,
+    }
 
 
 def publishes_directly(broker_url: str) -> bool:
@@ -169,8 +196,13 @@ class Dispatcher:
 
     def _publish(self, dispatches: Sequence[Dispatch]) -> list[Outcome]:
         """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""
-        batch = [messages(dispatch) for dispatch in dispatches]
-        outcomes: list[Outcome] = [(None, None)] * len(batch)
+        owners: list[int] = []  # the dispatch each chain of the batch belongs to
+        batch: list[list[dict[str, Any]]] = []
+        for index, dispatch in enumerate(dispatches):
+            for chain in chains(dispatch):
+                owners.append(index)
+                batch.append(chain)
+        sent: list[Outcome] = [(None, None)] * len(batch)
         direct = [
             index for index, steps in enumerate(batch) if self._redis is not None and celery_message.supports(steps[0]["options"])
         ]
@@ -180,12 +212,16 @@ class Dispatcher:
             except Exception as error:  # noqa: BLE001 - handed to every caller of the pipeline
                 errors = [error] * len(direct)
             for index, failure in zip(direct, errors, strict=True):
-                outcomes[index] = (None, failure)
+                sent[index] = (None, failure)
         for index in sorted(set(range(len(batch))).difference(direct)):
             try:
                 self._send(batch[index])
             except Exception as error:  # noqa: BLE001 - handed to the caller
-                outcomes[index] = (None, error)
+                sent[index] = (None, error)
+        outcomes: list[Outcome] = [(None, None)] * len(dispatches)
+        for owner, outcome in zip(owners, sent, strict=True):
+            if outcome[1] is not None and outcomes[owner][1] is None:
+                outcomes[owner] = outcome  # one member's failure fails its dispatch: the outbox sends it all again
         return outcomes
 
     async def terminate(self, operation_id: str) -> None:

@@ -99,6 +99,7 @@ class Operation:
     deadline_time: float | None = None  # when the budget runs out while running
     pause_timeout_time: float | None = None  # while PAUSED with a pause timeout: when it is due
     pause_on_timeout: str = ""  # "resume", "cancel" or ""
+    stage: tuple[int, int, int] | None = None  # while a stage runs: its members (total, done, running)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], input_json: str | None = None) -> Operation:
@@ -134,6 +135,7 @@ class Operation:
             deadline_time=data.get("deadline_time"),
             pause_timeout_time=data.get("pause_timeout_time"),
             pause_on_timeout=data.get("pause_on_timeout") or "",
+            stage=(data["stage"][0], data["stage"][1], data["stage"][2]) if data.get("stage") else None,
         )
 
     @property
@@ -239,6 +241,7 @@ class StepReport:
     next_dropped: bool = False  # ...by a worker that dropped that step: if the operation goes on, it is sent again
     in_step: bool = False  # sent from inside the running step (pause_here): it stops where it is, see states.checkpoint
     details_json: str | None = None  # with in_step: what the step saved to continue from
+    member: int | None = None  # the 0-based member of the stage at `step` that this task ran (stages.py)
     # result_json parsed, when the daemon already did (checking its limits): the store keeps it for the event
     # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
     result: Any = field(default=UNPARSED, compare=False)
@@ -269,6 +272,7 @@ class Dispatch:
     attempt: int = 1
     headers: dict[str, str] = field(default_factory=dict)
     step_token: str = ""  # the dispatch's secret (operations.step_secret), sent in every step's headers
+    members: tuple[int, ...] | None = None  # `start` is a stage: the members to send (stages.py), each its own chain
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pausable import tracing
-from pausable.server import auth, bulk, domain, jsontext, states, timers, validation
+from pausable.server import auth, bulk, domain, jsontext, stages, states, timers, validation
 from pausable.server.dispatch import Dispatcher
 from pausable.server.domain import (
     UNPARSED,
@@ -333,7 +333,10 @@ class Engine:
 
     async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0, step_token: str = "") -> State:
         state = await self.store.fail(operation_id, step, error, attempt, step_token)
-        await self.flags.follow(operation_id, state)
+        if "member_index" in error and state is State.FAILED:
+            await self.flags.hold(operation_id)  # the stage's other members still queued drop themselves as they start
+        else:
+            await self.flags.follow(operation_id, state)
         return state
 
     async def renew_leases(self, held: Sequence[tuple[str, int, int, str]]) -> int:
@@ -405,7 +408,9 @@ class Engine:
         if not lapsed:
             return 0
         queues = {
-            step.get("options", {}).get("queue", "") for workflow in await self.store.list_workflows() for step in workflow.plan
+            step.get("options", {}).get("queue", "")
+            for workflow in await self.store.list_workflows()
+            for step in stages.entries(workflow.plan)
         }
         whereabouts = await self.probe.whereabouts(queue for queue in queues if queue)
         waiting = {operation_id for (operation_id, _step, _attempt), where in whereabouts.items() if where is Whereabouts.QUEUED}

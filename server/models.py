@@ -98,6 +98,12 @@ class OperationRow(Base):
     pause_timeout_seconds: Mapped[float | None] = mapped_column(Float)
     pause_on_timeout: Mapped[str] = mapped_column(String(16), server_default="")
     pause_due_at: Mapped[datetime | None]
+    # While the current step is a stage (stages.py): how many members it has, how many are done (their results in
+    # stage_members) and dispatched-not-finished, and the next member index not yet dispatched in this round.
+    members_total: Mapped[int] = mapped_column(Integer, server_default="0")
+    members_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    members_running: Mapped[int] = mapped_column(Integer, server_default="0")
+    members_next: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
@@ -172,6 +178,19 @@ class StepResultRow(Base):
     __table_args__ = (Index("ix_step_results_operation_id", "operation_id", "id"),)
 
 
+class StageMemberRow(Base):
+    """The result of each finished member of an operation's running stage, recorded once (the primary key): Resume
+    and Retry never run a finished member again. Deleted when the stage joins (its result is then the operation's)."""
+
+    __tablename__ = "stage_members"
+
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)  # the stage's plan index
+    member: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_json: Mapped[str] = mapped_column(Text)
+    ended_at: Mapped[datetime]
+
+
 class RequestRow(Base):
     """Idempotency keys of Pause/Resume/Cancel calls already applied."""
 
@@ -206,6 +225,7 @@ class OutboxRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     step: Mapped[int] = mapped_column(Integer)  # the dispatch's first step; its messages are rebuilt from the operation
     created_at: Mapped[datetime]
+    members: Mapped[list[Any] | None] = mapped_column(JSON)  # a stage's dispatch: the members it sends (stages.py)
 
 
 class BulkActionRow(Base):

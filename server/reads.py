@@ -74,6 +74,8 @@ def snapshot_of(row: Any, with_result: bool = True) -> dict[str, Any]:
         snapshot["deadline_seconds"] = row.deadline_seconds
         snapshot["deadline_used_seconds"] = row.deadline_used_seconds
         snapshot["deadline_time"] = epoch(row.deadline_at)
+    if getattr(row, "members_total", 0):  # while a stage runs (stages.py)
+        snapshot["stage"] = [row.members_total, row.members_done, row.members_running]
     if row.pause_on_timeout:
         snapshot["pause_timeout_time"] = epoch(row.pause_due_at)
         snapshot["pause_on_timeout"] = row.pause_on_timeout

@@ -21,9 +21,6 @@ class State(enum.StrEnum):
     CANCEL_REQUESTED = "CANCEL_REQUESTED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
-    STAGE_STARTED = "STAGE_STARTED"
-    MEMBER_COMPLETED = "MEMBER_COMPLETED"
-    STAGE_COMPLETED = "STAGE_COMPLETED"
     CANCELLED = "CANCELLED"
 
     @property
@@ -45,6 +42,9 @@ class EventType(enum.StrEnum):
     CANCELLED = "CANCELLED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    STAGE_STARTED = "STAGE_STARTED"
+    MEMBER_COMPLETED = "MEMBER_COMPLETED"
+    STAGE_COMPLETED = "STAGE_COMPLETED"
 
 
 class Command(enum.StrEnum):
@@ -216,11 +216,17 @@ class Numbering:
 
     names: tuple[str, ...]
     counted: tuple[bool, ...]
+    staged: tuple[bool, ...] = ()  # which entries are stages of parallel members (stages.py)
 
     @classmethod
     def of(cls, plan: Sequence[Mapping[str, Any]]) -> Numbering:
         counted = tuple(entry.get("inserted") is not True for entry in plan)
-        return cls(tuple(str(entry["task"]) for entry in plan), counted if any(counted) else (True,) * len(counted))
+        staged = tuple("stage" in entry for entry in plan)
+        return cls(tuple(str(entry["task"]) for entry in plan), counted if any(counted) else (True,) * len(counted), staged)
+
+    def is_stage(self, index: int) -> bool:
+        """Whether plan entry `index` is a stage (its members run in parallel, the daemon joins them)."""
+        return 0 <= index < len(self.staged) and self.staged[index]
 
     @cached_property
     def _before(self) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ import grpc
 from pausable.config import MAX_DETAILS_BYTES, MAX_TRACEBACK_CHARS
 from pausable.headers import PLAN_OPTIONS
 from pausable.jsonvalue import from_value
-from pausable.server import limits, offload, validation
+from pausable.server import limits, offload, stages, validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
 from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
@@ -46,7 +46,14 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
         next_dropped=before and dropped and not request.in_step,
         in_step=request.in_step and not continued,
         details_json=_details(request.details_json) if request.in_step and not continued else None,
+        member=_member(request.member) if request.HasField("member") else None,
     )
+
+
+def _member(member: int) -> int:
+    if not 0 <= member <= MAX_MEMBERS:
+        raise InvalidArgument(f"member {member} is out of range: send the member's 0-based index in its stage")
+    return member
 
 
 def _details(text: str) -> str:
@@ -94,6 +101,7 @@ def _attempt(value: int) -> int:
 MAX_PLAN_STEPS = 1000
 MAX_TASK_NAME = 200  # the store's step name column
 MAX_PRIORITY = 255
+MAX_MEMBERS = 10_000_000  # a map stage's members: bounded by the list the previous step returned
 
 
 def _workflow(message: operation_pb2.Workflow, default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Workflow:
@@ -131,46 +139,76 @@ def _workflow(message: operation_pb2.Workflow, default_max_attempts: int = DEFAU
 
 
 def _check_plan(name: str, plan: list[dict[str, Any]]) -> None:
-    """A plan's steps: bounded in number, named tasks, JSON args and kwargs, and only the options in PLAN_OPTIONS."""
+    """A plan's steps: bounded in number, named tasks, JSON args and kwargs, and only the options in PLAN_OPTIONS;
+    a stage's members (stages.py) are checked the same way."""
     if len(plan) > MAX_PLAN_STEPS:
         raise InvalidArgument(f"workflow {name!r} has {len(plan)} steps; at most {MAX_PLAN_STEPS} are allowed")
     for index, entry in enumerate(plan):
         where = f"step {index} of workflow {name!r}"
-        task = entry["task"]
-        if not task.strip() or len(task) > MAX_TASK_NAME:
-            raise InvalidArgument(
-                f"{where} has task name {task[:80]!r}: send a Celery task name of 1 to {MAX_TASK_NAME} characters"
-            )
-        if not isinstance(entry.get("args") or [], list):
-            raise InvalidArgument(f"{where}: args must be a JSON list")
-        if not isinstance(entry.get("kwargs") or {}, dict):
-            raise InvalidArgument(f"{where}: kwargs must be a JSON object")
-        if not isinstance(entry.get("inserted", False), bool):
-            raise InvalidArgument(f"{where}: inserted must be true or false (true: not one of the user's steps)")
-        schema = entry.get("input_schema")
-        if schema is not None:
-            if not isinstance(schema, dict):
-                raise InvalidArgument(f"{where}: input_schema must be a JSON Schema object")
-            from pausable.server import schemas  # jsonschema and RE2: only plans with a step schema need them
+        _check_entry(name, where, entry)
+        if stages.is_stage(entry):
+            _check_stage(name, where, entry[stages.STAGE])
 
-            schemas.check_schema(name, schema)
-        options = entry.get("options") or {}
-        if not isinstance(options, dict):
-            raise InvalidArgument(f"{where}: options must be a JSON object")
-        extra = sorted(set(options) - PLAN_OPTIONS)
-        if extra:
-            raise InvalidArgument(
-                f"{where} carries the option {extra[0][:80]!r}, which a plan may not set; allowed options: "
-                f"{', '.join(sorted(PLAN_OPTIONS))} (headers, task ids and the like are the daemon's)"
-            )
-        queue = options.get("queue")
-        if queue is not None and not (isinstance(queue, str) and 0 < len(queue) <= validation.MAX_TEXT):
-            raise InvalidArgument(f"{where}: option queue must be a queue name of 1 to {validation.MAX_TEXT} characters")
-        priority = options.get("priority")
-        if priority is not None and not (
-            isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= MAX_PRIORITY
-        ):
-            raise InvalidArgument(f"{where}: option priority must be an integer from 0 to {MAX_PRIORITY}")
+
+def _check_stage(name: str, where: str, stage: Any) -> None:
+    """A stage: a group's non-empty list of member chains, or a map's chain with `over` and `max_parallel`."""
+    if not isinstance(stage, dict):
+        raise InvalidArgument(f"{where}: stage must be a JSON object with members (a group) or each (a map)")
+    if "members" in stage:
+        chains = stage["members"]
+        if not isinstance(chains, list) or not 0 < len(chains) <= MAX_PLAN_STEPS:
+            raise InvalidArgument(f"{where}: a group stage needs 1 to {MAX_PLAN_STEPS} members")
+    else:
+        chains = [stage.get("each")]
+        over = stage.get("over")
+        if over is not None and not (isinstance(over, str) and 0 < len(over) <= validation.MAX_TEXT):
+            raise InvalidArgument(f"{where}: a map stage's over must be a key name, or null to map over the result itself")
+    parallel = stage.get("max_parallel", 0)
+    if not (isinstance(parallel, int) and not isinstance(parallel, bool) and parallel >= 0):
+        raise InvalidArgument(f"{where}: max_parallel must be an integer, 0 for no bound")
+    for member, chain in enumerate(chains):
+        if not isinstance(chain, list) or not 0 < len(chain) <= 2:
+            raise InvalidArgument(f"{where}: member {member} must be a list of 1 or 2 signature dicts")
+        for entry in chain:
+            if not isinstance(entry, dict) or not isinstance(entry.get("task"), str) or stages.is_stage(entry):
+                raise InvalidArgument(f"{where}: member {member} must be signature dicts (task names), not stages")
+            _check_entry(name, f"{where}, member {member}", entry)
+
+
+def _check_entry(name: str, where: str, entry: dict[str, Any]) -> None:
+    task = entry["task"]
+    if not task.strip() or len(task) > MAX_TASK_NAME:
+        raise InvalidArgument(f"{where} has task name {task[:80]!r}: send a Celery task name of 1 to {MAX_TASK_NAME} characters")
+    if not isinstance(entry.get("args") or [], list):
+        raise InvalidArgument(f"{where}: args must be a JSON list")
+    if not isinstance(entry.get("kwargs") or {}, dict):
+        raise InvalidArgument(f"{where}: kwargs must be a JSON object")
+    if not isinstance(entry.get("inserted", False), bool):
+        raise InvalidArgument(f"{where}: inserted must be true or false (true: not one of the user's steps)")
+    schema = entry.get("input_schema")
+    if schema is not None:
+        if not isinstance(schema, dict):
+            raise InvalidArgument(f"{where}: input_schema must be a JSON Schema object")
+        from pausable.server import schemas  # jsonschema and RE2: only plans with a step schema need them
+
+        schemas.check_schema(name, schema)
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise InvalidArgument(f"{where}: options must be a JSON object")
+    extra = sorted(set(options) - PLAN_OPTIONS)
+    if extra:
+        raise InvalidArgument(
+            f"{where} carries the option {extra[0][:80]!r}, which a plan may not set; allowed options: "
+            f"{', '.join(sorted(PLAN_OPTIONS))} (headers, task ids and the like are the daemon's)"
+        )
+    queue = options.get("queue")
+    if queue is not None and not (isinstance(queue, str) and 0 < len(queue) <= validation.MAX_TEXT):
+        raise InvalidArgument(f"{where}: option queue must be a queue name of 1 to {validation.MAX_TEXT} characters")
+    priority = options.get("priority")
+    if priority is not None and not (
+        isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= MAX_PRIORITY
+    ):
+        raise InvalidArgument(f"{where}: option priority must be an integer from 0 to {MAX_PRIORITY}")
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
@@ -261,6 +299,8 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         }
         if error.traceback:
             error_fields["traceback"] = error.traceback[-MAX_TRACEBACK_CHARS:]
+        if request.HasField("member"):
+            error_fields["member_index"] = _member(request.member)
         state = await self.engine.fail(
             validation.operation_id(request.operation_id),
             _step(request.step),

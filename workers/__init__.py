@@ -6,17 +6,20 @@ from pausable.workers import (
 )
 from pausable.workers.app import app
 from pausable.workers.instep import StepStopped, checkpoint, pause_here, resume_details, stop_requested
-from pausable.workers.registry import Workflow, registered, workflow
+from pausable.workers.registry import Stage, Workflow, each, group, registered, workflow
 from pausable.workers.steps import step
 from pausable.workers.tap import pause_or_continue, tappable
 from pausable.workers.task import PausableTask, progress
 
 __all__ = [
     "PausableTask",
+    "Stage",
     "StepStopped",
     "Workflow",
     "app",
     "checkpoint",
+    "each",
+    "group",
     "pause_here",
     "pause_or_continue",
     "progress",

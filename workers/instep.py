@@ -44,15 +44,16 @@ from pausable.v1 import worker_pb2
 from pausable.workers.link import daemon
 from pausable.workers.reporter import flush
 from pausable.workers.stop_flags import stop_flags
-from pausable.workers.task import PausableTask, Position, StepStopped, _position
+from pausable.workers.task import PausableTask, Position, StepStopped, _position, member_of
 
 __all__ = ["StepStopped", "checkpoint", "pause_here", "resume_details", "stop_requested"]
 
 
-def _running() -> tuple[Task, Position] | None:
+def _running(members: bool = True) -> tuple[Task, Position] | None:
+    """The running task and its position; with `members` False, None in a stage member too (details are per step)."""
     task = current_task
-    if not task or task.request.called_directly:  # a proxy: false outside a task
-        return None
+    if not task or task.request.called_directly or (not members and member_of(task.request) is not None):
+        return None  # current_task is a proxy: false outside a task
     position = _position(task.request)
     return None if position is None else (task, position)
 
@@ -81,7 +82,7 @@ def checkpoint(details: Any) -> None:
     """Save `details` (JSON, at most 64 KiB) for this step in the store: when it runs again (Resume after
     pause_here, or after its worker was lost) resume_details() returns them. One synchronous call; the step's
     lease runs on. Raises TypeError (not JSON) or ValueError (too large) before sending anything."""
-    running = _running()
+    running = _running(members=False)
     text = _details_text(details)
     if running is None:
         return
@@ -91,8 +92,9 @@ def checkpoint(details: Any) -> None:
 
 
 def resume_details() -> Any:
-    """What this step saved the last time it ran (checkpoint() or pause_here()), or None: call it as the step starts."""
-    running = _running()
+    """What this step saved the last time it ran (checkpoint() or pause_here()), or None: call it as the step starts.
+    A stage member saves nothing: None."""
+    running = _running(members=False)
     if running is None:
         return None
     operation_id, step, _attempt, token = running[1]
@@ -110,6 +112,13 @@ def pause_here(details: Any = None) -> None:
         return
     task, position = running
     operation_id, step, _attempt, _token = position
+    member = member_of(task.request)
+    if member is not None:  # a stage member stops unfinished: Resume runs it again (no details are kept for members)
+        flush()
+        decision = PausableTask._ask(position, step, "null", next_not_started=True, member=member)
+        if decision == worker_pb2.DECISION_CONTINUE:
+            return
+        raise StepStopped(worker_pb2.Decision.Name(decision))
     if step == 0:
         boundary, previous_json = -1, ""  # before the first step: the operation's input stays what it was
     elif task.request.args:

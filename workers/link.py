@@ -56,6 +56,7 @@ class StepReport(NamedTuple):
     result_json: str
     step_token: str
     next_not_started: bool = False
+    member: int | None = None  # the task ran this member of the stage at `step` (server/stages.py)
 
 
 class DaemonLink:
@@ -164,11 +165,13 @@ class DaemonLink:
         next_not_started: bool = False,
         in_step: bool = False,
         details_json: str = "",
+        member: int | None = None,
     ) -> int:
         """Record the step's result (JSON text); retries carry one attempt_id, so they get the first call's answer.
 
         `step_token`: the pausable_step_token header of the step's message (every report presents it).
         `in_step`: sent from inside the running step (pause_here), with the `details_json` it saves.
+        `member`: the task runs that member of the stage at `step`.
         """
         request = worker_pb2.CheckpointRequest(
             operation_id=operation_id,
@@ -181,6 +184,7 @@ class DaemonLink:
             next_not_started=next_not_started,
             in_step=in_step,
             details_json=details_json,
+            member=member,
         )
         reply = self.call(lambda s: s.Checkpoint, request)
         return reply.decision
@@ -199,6 +203,7 @@ class DaemonLink:
                     attempt=report.attempt,
                     step_token=report.step_token,
                     next_not_started=report.next_not_started,
+                    member=report.member,
                 )
                 for report in steps
             ]
@@ -224,12 +229,13 @@ class DaemonLink:
         *,
         step_token: str = "",
         traceback: str = "",
+        member: int | None = None,
     ) -> None:
         error = operation_pb2.OperationError(
             code=code, message=message, step=step, step_name=step_name, traceback=traceback[-MAX_TRACEBACK_CHARS:]
         )
         request = worker_pb2.FailOperationRequest(
-            operation_id=operation_id, step=step, error=error, attempt=attempt, step_token=step_token
+            operation_id=operation_id, step=step, error=error, attempt=attempt, step_token=step_token, member=member
         )
         self.call(lambda s: s.FailOperation, request)
 

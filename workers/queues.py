@@ -26,6 +26,7 @@ from celery.signals import celeryd_init, task_rejected, task_unknown, worker_shu
 
 from pausable.config import get_settings
 from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
+from pausable.server import stages  # pure: what a stage entry holds
 from pausable.workers.app import app
 from pausable.workers.link import daemon
 
@@ -50,7 +51,8 @@ def step_queue(workflow: str, task_name: str, options: dict[str, Any]) -> str:
 
 
 def plan_queues(plans: Iterable[list[dict[str, Any]]]) -> list[str]:
-    return sorted({entry["options"]["queue"] for plan in plans for entry in plan if entry["options"].get("queue")})
+    """The queues of every step of these plans, a stage's members included."""
+    return sorted({queue for plan in plans for entry in stages.entries(plan) if (queue := entry["options"].get("queue"))})
 
 
 def default_queue(celery: Celery) -> str:

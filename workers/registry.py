@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from celery import Task
-from celery.canvas import Signature
+from celery.canvas import Signature, chord
+from celery.canvas import group as celery_group
 from celery.signals import worker_ready
 
 from pausable.headers import PLAN_OPTIONS
@@ -66,6 +67,90 @@ class Workflow:
 
 
 _workflows: dict[str, Workflow] = {}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of a workflow whose members run in parallel (see `group` and `each`); the next step receives the
+    list of their results, in member order."""
+
+    members: tuple[Task | Signature, ...]
+    over: str | None = None  # a map: the key of the previous result holding the list (None: the result itself)
+    mapped: bool = False
+    max_parallel: int = 0
+
+    def name(self) -> str:
+        names = ", ".join(_short(_as_signature(member).task or "") for member in self.members)
+        return f"each({names})" if self.mapped else f"group({names})"
+
+
+def group(*members: Task | Signature, max_parallel: int = 0) -> Stage:
+    """A stage running `members` in parallel, each fed the previous step's result; at most `max_parallel` at once
+    (0: all). Pause and Cancel take effect at its boundary: running members finish, the others do not start."""
+    if not members:
+        raise ValueError("a group needs at least one member")
+    return Stage(tuple(members), max_parallel=_parallel(max_parallel))
+
+
+def each(member: Task | Signature, over: str | None = None, *, max_parallel: int = 0) -> Stage:
+    """A map stage: `member` runs once per item of the previous step's result (of its key `over`, or the result
+    itself when None, which must then be a list), at most `max_parallel` at once (0: all)."""
+    return Stage((member,), over, mapped=True, max_parallel=_parallel(max_parallel))
+
+
+def _parallel(max_parallel: int) -> int:
+    if max_parallel < 0:
+        raise ValueError("max_parallel must be 0 (no bound) or more")
+    return max_parallel
+
+
+def _short(task: str) -> str:
+    return task.rsplit(".", 1)[-1]
+
+
+def _stage_of(step: Any) -> Stage | None:
+    """`step` as a stage: one of ours, or a Celery group in a hand-built chain (members fed the previous result)."""
+    if isinstance(step, Stage):
+        return step
+    if isinstance(step, celery_group):
+        return Stage(tuple(step.tasks))
+    return None
+
+
+def _steps_of(steps: list[Any]) -> list[Any]:
+    """A chord (a group and its body) is a group stage then its body."""
+    flat: list[Any] = []
+    for step in steps:
+        if isinstance(step, chord):
+            flat.extend([Stage(tuple(step.tasks)), step.body])
+        else:
+            flat.append(step)
+    return flat
+
+
+def _stage_entry(workflow_name: str, stage: Stage) -> dict[str, Any]:
+    """A stage's plan entry (server/stages.py): each member a chain of its task and, when that task does not
+    checkpoint (a plain Celery task), a pass-through pause point that reports the member's result."""
+
+    def chain_of(member: Task | Signature) -> list[dict[str, Any]]:
+        signature = _as_signature(member)
+        chain = [_plan_entry(workflow_name, signature)]
+        if not _checkpoints(signature):
+            chain.append(_plan_entry(workflow_name, _pause_point(), inserted=True))
+        return chain
+
+    if stage.mapped:
+        body: dict[str, Any] = {"each": chain_of(stage.members[0]), "over": stage.over}
+    else:
+        body = {"members": [chain_of(member) for member in stage.members]}
+    body["max_parallel"] = stage.max_parallel
+    return {"task": stage.name(), "stage": body}
+
+
+def _pause_point() -> Signature:
+    from pausable.workers.tap import pause_or_continue  # tap.py imports this package's app
+
+    return pause_or_continue.s()
 
 
 def _as_signature(step: Task | Signature) -> Signature:
@@ -116,7 +201,8 @@ def workflow(
     """Register a workflow: its steps run as one chain, each fed the previous result.
 
     `steps` is a list of tasks or signatures, or a chain (e.g. one made by
-    `tappable`). Steps made with `@step` are pause points; plain tasks run
+    `tappable`); a step may be a stage of parallel members: `group(a, b)`,
+    `each(task, over="key")`, or a Celery group or chord in a hand-built chain. Steps made with `@step` are pause points; plain tasks run
     through to the next pause point. Every step goes to the queue
     `pausable.<name>` (unless it names its own), which only workers that
     registered the workflow consume. A step whose worker or message is
@@ -126,13 +212,23 @@ def workflow(
     if max_attempts < 0:
         raise ValueError(f"max_attempts of {name!r} must be 1 or more (0 for the default)")
     # A chain has .tasks; else steps is a list.
-    signatures = (
-        list(steps.tasks) if hasattr(steps, "tasks") else [_as_signature(s) for s in cast("list[Task | Signature]", steps)]
-    )
-    if not signatures:
+    given = _steps_of(list(steps.tasks) if hasattr(steps, "tasks") else list(cast("list[Any]", steps)))
+    if not given:
         raise ValueError(f"workflow {name!r} has no steps")
-    plan = [_plan_entry(name, s) for s in signatures]
-    if not _checkpoints(signatures[-1]):
+    plan: list[dict[str, Any]] = []
+    reports = True  # whether the entry before reports its end (a stage's is the daemon's join)
+    for step in given:
+        stage = _stage_of(step)
+        if stage is not None:
+            if not reports:  # the chain ends before a stage: its last task must checkpoint
+                plan.append(_plan_entry(name, _pause_point(), inserted=True))
+            plan.append(_stage_entry(name, stage))
+            reports = True
+            continue
+        signature = _as_signature(step)
+        plan.append(_plan_entry(name, signature))
+        reports = _checkpoints(signature)
+    if not reports:
         plan.append(_plan_entry(name, finish.s(), inserted=True))
     flow = Workflow(name, plan, description or "", input_schema, max_attempts)
     _workflows[name] = flow

@@ -92,10 +92,10 @@ class Reporter:
             return
         for report in batch:
             with tracing.step_context(report.operation_id, report.step):
-                if report.next_not_started:
+                if report.next_not_started or report.member is not None:
                     daemon().report_steps([report])
                 else:
-                    operation_id, step, attempt, result_json, token, _ = report
+                    operation_id, step, attempt, result_json, token, _, _ = report
                     daemon().checkpoint(operation_id, step, result_json, attempt=attempt, continued=True, step_token=token)
 
 

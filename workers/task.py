@@ -39,7 +39,7 @@ import grpc
 from celery import Task, current_task
 from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
 
-from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
+from pausable.headers import ATTEMPT_HEADER, MEMBER_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.v1 import worker_pb2
 from pausable.workers.link import StepReport, daemon
 from pausable.workers.reporter import flush, reporter
@@ -55,6 +55,12 @@ class Position(NamedTuple):
     step: int
     attempt: int
     token: str  # the dispatch's step token: every report on the step presents it
+
+
+def member_of(request: Any) -> int | None:
+    """The stage member the task runs (its pausable_member header, see server/stages.py); None outside a stage."""
+    member = getattr(request, MEMBER_HEADER, None)
+    return None if member is None else int(member)
 
 
 def _position(request: Any) -> Position | None:
@@ -112,6 +118,9 @@ class PausableTask(Task):
         flagged while it runs) or under an ask (breakpoint) flag, it asks the daemon and runs only on CONTINUE.
         """
         operation_id, step, attempt, _ = position
+        member = member_of(self.request)
+        if member is not None:
+            return self._member_may_start(position, member)
         if step == 0:
             boundary, previous_json = -1, ""  # before the first step: nothing to record
         elif not args:
@@ -139,12 +148,35 @@ class PausableTask(Task):
         self.request.chain = None
         return False
 
+    def _member_may_start(self, position: Position, member: int) -> bool:
+        """A stop is flagged for the operation of this stage member: it does not start, and the daemon sends it again
+        on Resume (or at once, were the flag stale). As in may_start, a member of a later attempt, or under an ask
+        flag, asks the daemon and runs on CONTINUE."""
+        operation_id, step, attempt, token = position
+        if stop_flags().in_sync and attempt <= 1 and not stop_flags().asking(operation_id):
+            reporter().submit(StepReport(operation_id, step, attempt, "null", token, next_not_started=True, member=member))
+            log.info("operation %s: member %d of step %d does not start: a stop is requested", operation_id, member, step)
+            self.request.chain = None
+            return False
+        flush()
+        decision = self._ask(position, step, "null", next_not_started=True, member=member)
+        if decision == worker_pb2.DECISION_CONTINUE:
+            return True
+        self.request.chain = None
+        return False
+
     def checkpoint(self, position: Position, result: Any) -> None:
         operation_id, step, attempt, token = position
         try:
             result_json = json.dumps(result)
         except TypeError as error:
             raise TypeError(f"step {self.name} returned a value that is not JSON: {error}") from None
+        member = member_of(self.request)
+        if member is not None:
+            # A stage member: the daemon records it and dispatches what follows the stage once every member has
+            # reported (server/stages.py), so the report never waits for an answer.
+            reporter().submit(StepReport(operation_id, step, attempt, result_json, token, member=member))
+            return
         if self.request.chain and daemon().reachable and not stop_flags().flagged(operation_id):
             reporter().submit(StepReport(operation_id, step, attempt, result_json, token))
             return
@@ -163,8 +195,9 @@ class PausableTask(Task):
         next_not_started: bool = False,
         in_step: bool = False,
         details_json: str = "",
+        member: int | None = None,
     ) -> int:
-        """The synchronous Checkpoint of the boundary after `step`: the daemon's decision."""
+        """The synchronous Checkpoint of the boundary after `step` (of stage member `member`): the daemon's decision."""
         operation_id, _, attempt, token = position
         try:
             return daemon().checkpoint(
@@ -176,6 +209,7 @@ class PausableTask(Task):
                 next_not_started=next_not_started,
                 in_step=in_step,
                 details_json=details_json,
+                member=member,
             )
         except grpc.RpcError as error:
             if error.code() is not grpc.StatusCode.PERMISSION_DENIED:
@@ -189,7 +223,7 @@ def progress(fraction: float, message: str = "") -> None:
     """Report progress of the running step (0.0 to 1.0); does nothing outside a pausable operation."""
     task = current_task
     position = _position(task.request) if task else None  # current_task is a proxy: false outside a task
-    if position is not None:
+    if position is not None and member_of(task.request) is None:  # a stage's members show as members done
         flush()
         operation_id, step, attempt, token = position
         daemon().progress(operation_id, step, min(max(fraction, 0.0), 1.0), message, attempt, step_token=token)
@@ -211,6 +245,7 @@ def _report_failure(sender: Task | None = None, exception: BaseException | None 
             attempt,
             step_token=token,
             traceback="".join(format_exception(exception)) if exception is not None else "",
+            member=member_of(sender.request),  # type: ignore[union-attr]  # position is None without a sender
         )
 
 

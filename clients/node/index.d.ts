@@ -17,6 +17,10 @@ export type OperationState =
   | 'FAILED'
   | 'CANCELLED';
 
+/**
+ * A stage (a group of parallel members, or a map over a list) appends STAGE_STARTED, then MEMBER_COMPLETED (one
+ * event per batch of members, its message naming each), then STAGE_COMPLETED instead of STEP_COMPLETED.
+ */
 export type EventType =
   | 'UNSPECIFIED'
   | 'CREATED'
@@ -30,7 +34,11 @@ export type EventType =
   | 'CANCELLED'
   | 'SUCCEEDED'
   | 'FAILED'
-  | 'STEP_RETRIED';
+  | 'STEP_RETRIED'
+  | 'RETRIED'
+  | 'STAGE_STARTED'
+  | 'MEMBER_COMPLETED'
+  | 'STAGE_COMPLETED';
 
 export interface OperationError {
   /** A short machine-readable code, e.g. the exception class name. */
@@ -43,6 +51,17 @@ export interface OperationError {
   stepName: string;
   /** The worker's traceback of the failed step (its end); "" when the daemon decided the error (WORKER_LOST). */
   traceback: string;
+  /** When a member of a stage failed: its 0-based index in the stage; null otherwise. */
+  memberIndex: number | null;
+}
+
+/** The members of the running stage (a group, or a map over the previous result's list): "stage 2/3 · 37/200 done". */
+export interface StageProgress {
+  /** How many members the stage has (for a map: the length of the list it maps over). */
+  membersTotal: number;
+  membersDone: number;
+  /** Dispatched and not finished (queued or running). */
+  membersRunning: number;
 }
 
 export interface Operation {
@@ -64,6 +83,8 @@ export interface Operation {
   /** Progress of the current step, 0.0 to 1.0. */
   progress: number;
   progressMessage: string;
+  /** While the current step is a stage of parallel members: how many it has, are done and are running; null otherwise. */
+  stage: StageProgress | null;
   /** The input (from `input_json` when the daemon sends it, exact; else from the Value). Null in list() without `full`. */
   input: JsonValue;
   /** The final result once SUCCEEDED; the last step's result while PAUSED; null otherwise and in list() without `full`. */

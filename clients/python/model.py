@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,9 @@ class EventType(_Named):
     FAILED = pb.EVENT_TYPE_FAILED
     STEP_RETRIED = pb.EVENT_TYPE_STEP_RETRIED
     RETRIED = pb.EVENT_TYPE_RETRIED
+    STAGE_STARTED = pb.EVENT_TYPE_STAGE_STARTED
+    MEMBER_COMPLETED = pb.EVENT_TYPE_MEMBER_COMPLETED
+    STAGE_COMPLETED = pb.EVENT_TYPE_STAGE_COMPLETED
 
 
 def state_of(value: int) -> State:
@@ -130,6 +133,25 @@ class StepError:
     step: int
     step_name: str
     traceback: str = ""  # the worker's traceback of the failed step, its end (empty when the daemon decided the error)
+    member_index: int | None = None  # when a member of a stage failed: its 0-based index in the stage
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """The members of the running stage (a group, or a map over a list): "stage 2/3 · 37/200 done"."""
+
+    members_total: int
+    members_done: int
+    members_running: int
+
+    @classmethod
+    def from_proto(cls, stage: pb.StageProgress) -> StageProgress:
+        return cls(stage.members_total, stage.members_done, stage.members_running)
+
+    @property
+    def fraction(self) -> float:
+        """How much of the stage is done, 0.0 to 1.0."""
+        return min(self.members_done / self.members_total, 1.0) if self.members_total > 0 else 0.0
 
 
 class OperationData:
@@ -183,6 +205,12 @@ class OperationData:
         return self.proto.progress
 
     @property
+    def stage(self) -> StageProgress | None:
+        """While the current step is a stage of parallel members: how many it has, are done and are running; None
+        while a plain step runs."""
+        return StageProgress.from_proto(self.proto.stage) if self.proto.HasField("stage") else None
+
+    @property
     def progress_message(self) -> str:
         return self.proto.progress_message
 
@@ -200,7 +228,8 @@ class OperationData:
             return None
         error = self.proto.error
         number = error.step_number or (error.step + 1 if error.step >= 0 else 0)
-        return StepError(error.code, error.message, number, error.step_name, error.traceback)
+        member = error.member_index if error.HasField("member_index") else None
+        return StepError(error.code, error.message, number, error.step_name, error.traceback, member)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -329,6 +358,9 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
         "progress": op.progress,
         "progress_message": op.progress_message,
     }
+    stage = view.stage
+    if stage is not None:
+        data["stage"] = asdict(stage)
     if op.input_json or op.HasField("input"):
         data["input"] = view.input
     if op.result_json or op.HasField("result"):
@@ -342,6 +374,8 @@ def operation_dict(op: pb.Operation) -> dict[str, Any]:
             "step_name": error.step_name,
             "traceback": error.traceback,
         }
+        if error.member_index is not None:
+            data["error"]["member_index"] = error.member_index
     data |= {
         "requester": op.requester,
         "labels": dict(sorted(op.labels.items())),

@@ -52,15 +52,25 @@ export function toInt(value) {
 export function stepText(operation) {
   const total = toInt(operation.totalSteps);
   if (!total) return "–";
-  return `${toInt(operation.stepNumber)}/${total}`;
+  const step = `${toInt(operation.stepNumber)}/${total}`;
+  const stage = operation.stage;
+  return stage ? `stage ${step} · ${toInt(stage.membersDone)}/${toInt(stage.membersTotal)} done` : step;
+}
+
+/** How far the current step is, 0 to 1: a stage's members done of its members, else the step's reported progress. */
+export function stepFraction(operation) {
+  const stage = operation.stage;
+  const fraction = stage ? toInt(stage.membersDone) / (toInt(stage.membersTotal) || 1) : Number(operation.progress) || 0;
+  return Math.max(0, Math.min(1, fraction));
 }
 
 export function progressBar(operation, testid = "progress") {
   // A finished run's progress is that of no step: full when it succeeded.
   const done = shortName(operation.state) === "SUCCEEDED";
-  const fraction = done ? 1 : Math.max(0, Math.min(1, Number(operation.progress) || 0));
+  const fraction = done ? 1 : stepFraction(operation);
   const label = `${Math.round(fraction * 100)}%`;
-  return h("progress", { max: "1", value: String(fraction), "data-testid": testid, title: operation.progressMessage || label, "aria-label": `step progress ${label}` });
+  const what = operation.stage && !done ? "stage" : "step";
+  return h("progress", { max: "1", value: String(fraction), "data-testid": testid, title: operation.progressMessage || label, "aria-label": `${what} progress ${label}` });
 }
 
 export function parseTime(value) {

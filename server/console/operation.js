@@ -77,7 +77,12 @@ export function renderOperation(main, id) {
         "dl",
         { class: "facts" },
         fact("Workflow", h("a", { href: "#/workflows", "data-testid": "operation-workflow" }, operation.workflow)),
-        fact("Step", h("span", { "data-testid": "operation-step" }, stepText(operation)), operation.currentStepName ? h("span", { class: "muted mono small" }, ` ${operation.currentStepName}`) : null),
+        fact(
+          "Step",
+          h("span", { "data-testid": "operation-step" }, stepText(operation)),
+          operation.stage && toInt(operation.stage.membersRunning) ? h("span", { class: "small", "data-testid": "stage-running" }, ` (${toInt(operation.stage.membersRunning)} running)`) : null,
+          operation.currentStepName ? h("span", { class: "muted mono small" }, ` ${operation.currentStepName}`) : null,
+        ),
         fact("Progress", progressBar(operation, "operation-progress"), h("span", { class: "small", "data-testid": "operation-progress-message" }, ` ${operation.progressMessage || ""}`)),
         fact("Attempt", String(operation.attempt || 1)),
         fact("Requester", operation.requester || "–"),
@@ -101,7 +106,9 @@ export function renderOperation(main, id) {
       return;
     }
     const number = toInt(error.stepNumber);
-    const where = number ? `at step ${number}/${toInt(operation.totalSteps)}${error.stepName ? ` (${error.stepName})` : ""}` : "";
+    // memberIndex: set (0 included) only when a member of a stage failed.
+    const member = error.memberIndex === undefined || error.memberIndex === null ? "" : `member ${toInt(error.memberIndex)} of `;
+    const where = number ? `at ${member}step ${number}/${toInt(operation.totalSteps)}${error.stepName ? ` (${error.stepName})` : ""}` : "";
     const traceback = error.traceback || error.details;
     errorBox.hidden = false;
     fill(
@@ -131,6 +138,7 @@ export function renderOperation(main, id) {
           { class: `step step-${status}`, "data-testid": "step-item", "data-status": status },
           h("span", { class: "mono" }, names[index] || `step ${number}`),
           h("span", { class: "muted small" }, ` ${status}`),
+          status === "current" && operation.stage ? h("span", { class: "small", "data-testid": "step-stage" }, ` · ${toInt(operation.stage.membersDone)}/${toInt(operation.stage.membersTotal)} done`) : null,
           durations[number] ? h("span", { class: "small", "data-testid": "step-duration", title: DURATION_NOTE }, ` · ${duration(durations[number])}`) : null,
         ),
       );
@@ -227,6 +235,7 @@ function fact(term, ...definition) {
 /**
  * Wall time of each user step (1-based number -> ms), from the event times: a step starts at STARTED, RESUMED, RETRIED or the
  * previous STEP_COMPLETED, and ends at its STEP_COMPLETED (the last one at SUCCEEDED). A pause between steps is not counted.
+ * A stage is one step: it ends at its STAGE_COMPLETED (its STAGE_STARTED and MEMBER_COMPLETED events change nothing here).
  */
 export function stepDurations(events, total) {
   const result = {};
@@ -237,8 +246,8 @@ export function stepDurations(events, total) {
     if (!time) continue;
     if (type === "STARTED" || type === "RESUMED" || type === "STEP_RETRIED" || type === "RETRIED") {
       start = time;
-    } else if (type === "STEP_COMPLETED") {
-      const match = /step (\d+)\/\d+ done/.exec(event.message || "");
+    } else if (type === "STEP_COMPLETED" || type === "STAGE_COMPLETED") {
+      const match = /(?:step|stage) (\d+)\/\d+ done/.exec(event.message || "");
       const number = match ? Number(match[1]) : toInt(event.operation && event.operation.stepNumber) - 1;
       if (start && number >= 1) result[number] = time - start;
       start = time;

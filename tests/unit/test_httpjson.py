@@ -77,3 +77,19 @@ def test_the_command_fields_of_issue_13_come_from_the_body() -> None:
     cancel = request_from(pb.CancelRequest, {"operation_id": "a"}, body=b'{"force": true, "reason": "stuck"}')
     assert (cancel.force, cancel.reason) == (True, "stuck")
     assert request_from(pb.PauseRequest, {"operation_id": "a"}, body=b'{"beforeStep": 2}').before_step == 2
+
+
+def test_a_running_stage_and_a_failed_member_in_the_proto3_json_mapping() -> None:
+    """What the console reads: `stage` only while a stage runs, zeros included; `memberIndex` only when set, 0 too."""
+    staged = pb.Operation(id="op", stage=pb.StageProgress(members_total=200, members_done=0, members_running=8))
+    shown = json.loads(to_json(pb.GetOperationResponse(operation=staged)))["operation"]
+    assert shown["stage"] == {"membersTotal": 200, "membersDone": 0, "membersRunning": 8}
+    assert "stage" not in json.loads(to_json(pb.GetOperationResponse(operation=pb.Operation(id="op"))))["operation"]
+    error = pb.OperationError(code="E", message="boom", step=1, step_number=2, member_index=0)
+    failed = json.loads(to_json(pb.GetOperationResponse(operation=pb.Operation(id="op", error=error))))["operation"]
+    assert failed["error"]["memberIndex"] == 0 and failed["error"]["stepNumber"] == 2
+    error.ClearField("member_index")
+    plain = json.loads(to_json(pb.GetOperationResponse(operation=pb.Operation(id="op", error=error))))["operation"]
+    assert "memberIndex" not in plain["error"]
+    event = pb.OperationEvent(seq=3, type=pb.EVENT_TYPE_MEMBER_COMPLETED, operation=staged)
+    assert json.loads(to_json(pb.WatchResponse(event=event)))["event"]["type"] == "EVENT_TYPE_MEMBER_COMPLETED"

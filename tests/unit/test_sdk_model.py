@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pausable.clients import EventType, State, event_dict, operation_dict
+from pausable.clients import Event, EventType, OperationData, StageProgress, State, StepError, event_dict, operation_dict
 from pausable.v1 import operation_pb2 as pb
 
 
@@ -44,3 +44,31 @@ def test_an_older_daemon_without_step_number_or_json_text_is_read_the_same_way()
     op.result.number_value = 3.0
     data = operation_dict(op)
     assert data["step"] == 3 and data["result"] == 3 and isinstance(data["result"], int)
+
+
+def test_a_running_stage_is_read_as_stage_progress() -> None:
+    op = pb.Operation(total_steps=3, step_number=2, stage=pb.StageProgress(members_total=200, members_done=37, members_running=8))
+    stage = OperationData(op).stage
+    assert stage == StageProgress(members_total=200, members_done=37, members_running=8)
+    assert stage is not None and stage.fraction == 37 / 200
+    assert operation_dict(op)["stage"] == {"members_total": 200, "members_done": 37, "members_running": 8}
+    assert OperationData(pb.Operation(total_steps=3)).stage is None, "a plain step: no stage"
+    assert "stage" not in operation_dict(pb.Operation(total_steps=3))
+    assert StageProgress(0, 0, 0).fraction == 0.0, "a map over an empty list"
+
+
+def test_the_error_names_the_failed_member_when_a_stage_member_failed() -> None:
+    error = pb.OperationError(code="E", message="boom", step=1, step_name="t2", step_number=2, member_index=0)
+    op = pb.Operation(state=pb.OPERATION_STATE_FAILED, total_steps=3, error=error)
+    assert OperationData(op).error == StepError("E", "boom", 2, "t2", "", member_index=0), "index 0 is set, not absent"
+    assert operation_dict(op)["error"]["member_index"] == 0
+    op.error.ClearField("member_index")
+    cleared = OperationData(op).error
+    assert cleared is not None and cleared.member_index is None
+    assert "member_index" not in operation_dict(op)["error"]
+
+
+def test_the_stage_events_have_plain_names() -> None:
+    assert EventType.MEMBER_COMPLETED == pb.EVENT_TYPE_MEMBER_COMPLETED and str(EventType.STAGE_STARTED) == "STAGE_STARTED"
+    event = pb.OperationEvent(seq=4, type=pb.EVENT_TYPE_STAGE_COMPLETED, operation=pb.Operation())
+    assert event_dict(event)["type"] == "STAGE_COMPLETED" and Event.from_proto(event).type is EventType.STAGE_COMPLETED

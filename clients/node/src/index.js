@@ -117,7 +117,14 @@ function toOperationError(error) {
     stepIndex: index,
     stepName: error.stepName,
     traceback: error.traceback || "",
+    memberIndex: error.memberIndex ?? null, // a stage's member failed: its 0-based index (proto3 optional: unset -> null)
   };
+}
+
+/** The running stage's members (Operation.stage), or null while a plain step runs. */
+function toStageProgress(stage) {
+  if (!stage) return null;
+  return { membersTotal: stage.membersTotal ?? 0, membersDone: stage.membersDone ?? 0, membersRunning: stage.membersRunning ?? 0 };
 }
 
 /**
@@ -136,6 +143,7 @@ export function toOperation(op) {
     currentStepName: op.currentStepName,
     progress: op.progress,
     progressMessage: op.progressMessage,
+    stage: toStageProgress(op.stage), // while a stage runs: "stage 2/3 · 37/200 done" (step and totalSteps count stages)
     input: jsonField(op.inputJson, op.input),
     result: jsonField(op.resultJson, op.result),
     error: toOperationError(op.error),

@@ -1,10 +1,14 @@
 /**
  * Units without a daemon: the Operation conversion (exact JSON text vs the
- * Value, the 1-based step), the exact JSON parser and the retry backoff.
+ * Value, the 1-based step, a stage), the exact JSON parser and the retry backoff.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import test from 'node:test';
-import { jsonField, parseJson, stepNumber, toEvent, toOperation, toValue } from '../src/index.js';
+import { fileURLToPath } from 'node:url';
+import protoLoader from '@grpc/proto-loader';
+import { DEFAULT_PROTO_DIR, jsonField, parseJson, stepNumber, toEvent, toOperation, toValue } from '../src/index.js';
 import { Backoff } from '../src/retry.js';
 
 const BIG = 2n ** 53n + 1n; // 9007199254740993: no double holds it
@@ -110,12 +114,47 @@ test('step is the daemon\'s step_number when sent: the user\'s steps, not the ta
 test('the error\'s step is 1-based too (null without a step), its 0-based index kept as stepIndex', () => {
   const failed = toOperation(message({ error: { code: 'StepFailed', message: 'boom', step: 2, stepName: 'demo.etl.t3_filter' } }));
   assert.deepEqual(failed.error, {
-    code: 'StepFailed', message: 'boom', step: 3, stepIndex: 2, stepName: 'demo.etl.t3_filter', traceback: '',
+    code: 'StepFailed', message: 'boom', step: 3, stepIndex: 2, stepName: 'demo.etl.t3_filter', traceback: '', memberIndex: null,
   });
   const lost = toOperation(message({ error: { code: 'WORKER_LOST', message: 'gone', step: -1, stepName: '' } }));
   assert.equal(lost.error.step, null);
   assert.equal(lost.error.stepIndex, -1);
   assert.equal(toOperation(message()).error, null);
+});
+
+test('a running stage is read as stage: { membersTotal, membersDone, membersRunning }; null while a plain step runs', () => {
+  const staged = toOperation(message({ currentStep: 1, totalSteps: 3, stepNumber: 2, stage: { membersTotal: 200, membersDone: 37, membersRunning: 8 } }));
+  assert.deepEqual(staged.stage, { membersTotal: 200, membersDone: 37, membersRunning: 8 });
+  assert.equal(staged.step, 2, 'a stage is one step');
+  assert.equal(toOperation(message()).stage, null);
+  assert.equal(toOperation(message({ stage: null })).stage, null);
+});
+
+test('through the wire: stage and the error\'s memberIndex as the proto has them (an unset memberIndex is null, 0 stays 0)', () => {
+  const definition = protoLoader.loadSync('pausable/v1/operation.proto', {
+    includeDirs: [DEFAULT_PROTO_DIR], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true,
+  });
+  const { responseSerialize, responseDeserialize } = definition['pausable.v1.OperationService'].GetOperation;
+  const roundTrip = (operation) => toOperation(responseDeserialize(responseSerialize({ operation })).operation);
+  const failed = roundTrip({
+    id: 'a'.repeat(32), state: 'OPERATION_STATE_FAILED', currentStep: 1, totalSteps: 3, stepNumber: 2,
+    stage: { membersTotal: 4, membersDone: 3, membersRunning: 0 },
+    error: { code: 'ValueError', message: 'bad row', step: 1, stepNumber: 2, stepName: 'process_file', memberIndex: 0 },
+  });
+  assert.deepEqual(failed.stage, { membersTotal: 4, membersDone: 3, membersRunning: 0 });
+  assert.equal(failed.error.memberIndex, 0);
+  const plain = roundTrip({ id: 'b'.repeat(32), error: { code: 'E', message: 'boom', step: 0 } });
+  assert.equal(plain.error.memberIndex, null);
+  assert.equal(plain.stage, null);
+});
+
+test('index.d.ts names every state and event type of the proto', () => {
+  const proto = readFileSync(path.join(DEFAULT_PROTO_DIR, 'pausable/v1/operation.proto'), 'utf8');
+  const types = readFileSync(fileURLToPath(new URL('../index.d.ts', import.meta.url)), 'utf8');
+  const union = (name) => new Set([...new RegExp(`export type ${name} =([^;]*);`).exec(types)[1].matchAll(/'(\w+)'/g)].map((m) => m[1]));
+  const values = (prefix) => new Set([...proto.matchAll(new RegExp(`^\\s*${prefix}(\\w+) = \\d+;`, 'gm'))].map((m) => m[1]));
+  assert.deepEqual(union('EventType'), values('EVENT_TYPE_'));
+  assert.deepEqual(union('OperationState'), values('OPERATION_STATE_'));
 });
 
 test('parseJson: BigInt only for integers beyond ±(2^53 - 1), the rest as JSON.parse gives it', () => {

@@ -211,7 +211,7 @@ test('wait() resolves to the final operation; result() to the result, or Operati
     const failed = await client.result(bad).then(() => assert.fail('no error'), (e) => e);
     assert.ok(failed instanceof OperationFailed, failed.name);
     assert.equal(failed.operation.state, 'FAILED');
-    assert.deepEqual(failed.operation.error, { code: 'StepFailed', message: 'boom', step: 2, stepIndex: 1, stepName: 'demo.etl.t2_transform', traceback: '' });
+    assert.deepEqual(failed.operation.error, { code: 'StepFailed', message: 'boom', step: 2, stepIndex: 1, stepName: 'demo.etl.t2_transform', traceback: '', memberIndex: null });
     assert.match(failed.message, /ended FAILED: StepFailed: boom/);
   } finally {
     client.close();

@@ -1,0 +1,54 @@
+"""Stages of parallel members
+
+Revision ID: 0010_stages
+Revises: 0009_timebulk
+
+operations: the running stage's member counts (members_total, members_done,
+members_running) and the next member index to dispatch (members_next).
+
+stage_members: the result of each finished member of a running stage, once
+per (operation, step, member); deleted when the stage joins.
+
+outbox: a stage's dispatch names the members it sends (members, JSON).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_stages"
+down_revision = "0009_timebulk"
+branch_labels = None
+depends_on = None
+
+COUNTERS = ("members_total", "members_done", "members_running", "members_next")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        for column in COUNTERS:
+            batch.add_column(sa.Column(column, sa.Integer(), nullable=False, server_default="0"))
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("members", sa.JSON(), nullable=True))
+    op.create_table(
+        "stage_members",
+        sa.Column("operation_id", sa.String(length=32), sa.ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("step", sa.Integer(), primary_key=True),
+        sa.Column("member", sa.Integer(), primary_key=True),
+        sa.Column("result_json", sa.Text(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    """On SQLite the columns go with ALTER TABLE ... DROP COLUMN (SQLite 3.35+), never a batch copy of `operations`,
+    whose drop would delete every event and label with it (ON DELETE CASCADE)."""
+    op.drop_table("stage_members")
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, columns in (("outbox", ("members",)), ("operations", COUNTERS)):
+        for column in columns:
+            if sqlite:
+                op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            else:
+                op.drop_column(table, column)
