@@ -116,7 +116,7 @@ def print_operation(console: Console, op: pb.Operation, *, full: bool = False) -
         table.add_row("result", shortened(view.result, full))
     error = view.error
     if error is not None:
-        member = f"member {error.member_index} of " if error.member_index is not None else ""
+        member = f"member {error.member_index + 1} of " if error.member_index is not None else ""
         where = f" ({member}step {error.step}/{op.total_steps} {error.step_name})" if error.step else ""
         table.add_row("error", f"{error.code}: {error.message}{where}")
         if error.traceback:

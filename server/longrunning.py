@@ -119,7 +119,7 @@ def lro_page(page: list[OperationParts], next_page_token: str) -> lro.ListOperat
 def failure_status(operation: pb.Operation) -> status_pb2.Status:
     error = operation.error
     code = code_pb2.UNAVAILABLE if error.code == BROKER_FAILURE else code_pb2.UNKNOWN
-    member = f" member {error.member_index} of" if error.HasField("member_index") else ""
+    member = f" member {error.member_index + 1} of" if error.HasField("member_index") else ""
     where = (
         f" in{member} step {error.step_number or error.step + 1}/{operation.total_steps} {error.step_name}".rstrip()
         if error.step >= 0

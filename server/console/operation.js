@@ -107,7 +107,7 @@ export function renderOperation(main, id) {
     }
     const number = toInt(error.stepNumber);
     // memberIndex: set (0 included) only when a member of a stage failed.
-    const member = error.memberIndex === undefined || error.memberIndex === null ? "" : `member ${toInt(error.memberIndex)} of `;
+    const member = error.memberIndex === undefined || error.memberIndex === null ? "" : `member ${toInt(error.memberIndex) + 1} of `;
     const where = number ? `at ${member}step ${number}/${toInt(operation.totalSteps)}${error.stepName ? ` (${error.stepName})` : ""}` : "";
     const traceback = error.traceback || error.details;
     errorBox.hidden = false;

@@ -31,7 +31,9 @@ MEMBERS = re.compile(r"members? ([\d, ]+?)(?: and \d+ more)? of stage")
 
 def worker(stack_folder: Path, daemon: DaemonProcess, redis_url: str, name: str) -> WorkerProcess:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
-    return WorkerProcess(daemon.target, redis_url, stack_folder / f"{name}.log", ["workflows_stages"], concurrency=4, env=env).start()
+    return WorkerProcess(
+        daemon.target, redis_url, stack_folder / f"{name}.log", ["workflows_stages"], concurrency=4, env=env
+    ).start()
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +153,7 @@ def test_a_cancel_within_a_stage_lets_running_members_finish_and_starts_no_other
         assert_legal(history(client, op.id, timeout=TIMEOUT))
 
 
-def test_members_of_a_killed_worker_run_again_and_each_result_is_applied_once(
-    staged: Stack, tmp_path: Path, held: Path
-) -> None:
+def test_members_of_a_killed_worker_run_again_and_each_result_is_applied_once(staged: Stack, tmp_path: Path, held: Path) -> None:
     with staged.client() as client:
         op = client.start("stages.files", {"count": 10, "dir": str(tmp_path)})
         until(lambda: len(runs(staged, op.id)) == 4, "4 members running")

@@ -74,11 +74,11 @@ def test_a_failed_member_is_named_in_the_error() -> None:
         code="ValueError", message="bad row", step=1, step_number=2, step_name="process_file", member_index=7
     )
     failed = pb.Operation(id="b" * 32, state=pb.OPERATION_STATE_FAILED, current_step=1, total_steps=3, step_number=2, error=error)
-    assert "ValueError: bad row (member 7 of step 2/3 process_file)" in printed(failed)
+    assert "ValueError: bad row (member 8 of step 2/3 process_file)" in printed(failed)
     first = pb.Operation()
     first.CopyFrom(failed)
     first.error.member_index = 0
-    assert "(member 0 of step 2/3 process_file)" in printed(first), "index 0 is set, not absent"
+    assert "(member 1 of step 2/3 process_file)" in printed(first), "index 0 is set, not absent"
     first.error.ClearField("member_index")
     assert "(step 2/3 process_file)" in printed(first)
 

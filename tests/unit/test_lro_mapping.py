@@ -57,7 +57,7 @@ def test_mapping_of_each_ending() -> None:
     assert broker.error.code == code_pb2.UNAVAILABLE and broker.error.message == "BROKER_UNAVAILABLE: down"
     member = pb.OperationError(code="ValueError", message="bad row", step=1, step_number=2, step_name="m.each", member_index=7)
     failed = to_lro(parts(pb.Operation(id="d" * 32, state=pb.OPERATION_STATE_FAILED, total_steps=3, error=member)))
-    assert failed.error.message == "ValueError in member 7 of step 2/3 m.each: bad row"
+    assert failed.error.message == "ValueError in member 8 of step 2/3 m.each: bad row"
 
 
 def test_metadata_serialized_in_parts_is_the_whole_operation() -> None:
