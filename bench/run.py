@@ -558,14 +558,14 @@ def main() -> int:
         "inner_pause_latency_p99_ms": ("<=", 1000),  # issue 13
         "group_overhead_ratio": ("<=", 1.25),  # issue 14
     }
-    print(f"\n{'measure':<34}{'value':>12}  target")
+    print(f"\n{'measure':<40}{'value':>12}  target")
     for key, value in results.items():
         target = targets.get(key)
         verdict = ""
         if target:
             ok = value <= target[1] if target[0] == "<=" else value >= target[1]
             verdict = f"{target[0]} {target[1]}  {'met' if ok else 'NOT MET'}"
-        print(f"{key:<34}{value:>12.3f}  {verdict}")
+        print(f"{key:<40}{value:>12.3f}  {verdict}")
     print(json.dumps({key: round(value, 3) for key, value in results.items()}))
     return 0
 
