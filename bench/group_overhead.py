@@ -17,7 +17,8 @@ Every task of both sides ends with one RPUSH of its end time (`time.time()`) to 
 (bench/group_tasks.py), so the end is the same on both sides and no result backend is needed. While a batch runs,
 the bench only polls: GetOperation (pausable) or LLEN (plain) every quarter second; the pausable operation's
 events are replayed after it ended. The ratios are the medians of the rounds' ratios. CPU seconds of the worker
-(with its pool), the daemon and Redis per member are taken over each batch, as in bench/worker_throughput.py.
+(with its pool), the daemon and Redis per member are taken over each batch (from the start to the poll that saw it
+end: the replay is left out), as in bench/worker_throughput.py.
 
 Stage join: `joins` operations of the same workflow with 10 members each, one at a time; each gives the time from
 its last member's end (the largest time its members pushed) to its STAGE_COMPLETED event's time: p50 and p99.
@@ -29,6 +30,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -51,13 +53,21 @@ TERMINAL = {pb.OPERATION_STATE_SUCCEEDED, pb.OPERATION_STATE_FAILED, pb.OPERATIO
 class Stage:
     """One pausable operation of `group.map_noop`, run to its end: its stage's event times and its members' ends."""
 
-    def __init__(self, ops: operation_pb2_grpc.OperationServiceStub, broker: redis.Redis, members: int) -> None:
+    def __init__(
+        self,
+        ops: operation_pb2_grpc.OperationServiceStub,
+        broker: redis.Redis,
+        members: int,
+        ended: Callable[[], object] = lambda: None,
+    ) -> None:
+        """Start it, poll until it has ended (then `ended()` is called), then replay its events."""
         request = pb.StartOperationRequest(workflow=WORKFLOW, request_id=uuid.uuid4().hex)
         request.input.struct_value.update({"members": members})
         operation = ops.StartOperation(request).operation
         while operation.state not in TERMINAL:
             time.sleep(POLL_SECONDS)
             operation = ops.GetOperation(pb.GetOperationRequest(operation_id=operation.id)).operation
+        ended()
         if operation.state != pb.OPERATION_STATE_SUCCEEDED:
             raise RuntimeError(f"operation {operation.id} ended {pb.OperationState.Name(operation.state)}: {operation.error}")
         times: dict[int, float] = {}
@@ -122,12 +132,12 @@ def measure_group_overhead(
                 for side in ("pausable", "plain") if index % 2 == 0 else ("plain", "pausable"):
                     meter.start()
                     if side == "pausable":
-                        stage = Stage(ops, broker, members)
+                        stage = Stage(ops, broker, members, meter.stop)  # the replay of its events is not counted
                         times["pausable"].append((stage.completed - stage.started) / members * 1000)
                         times["last_end"].append((stage.last_end - stage.started) / members * 1000)
                     else:
                         times["plain"].append(plain_batch(app, broker, members) / members * 1000)
-                    meter.stop()
+                        meter.stop()
                     cpu[side].append({name: seconds / members * 1000 for name, seconds in meter.spent.items()})
             for _ in range(joins):
                 stage = Stage(ops, broker, JOIN_MEMBERS)
