@@ -93,7 +93,8 @@ def _items(stage: Mapping[str, Any], argument: Any, name: str) -> list[Any]:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
 
 
 def joined(results: Sequence[str]) -> str:

@@ -1238,6 +1238,12 @@ class Store(Reads):
         """Resume with a new input: check it against the next step's input schema, keep the old and new values in the
         step history, and make it the stored last result. Returns the RESUMED event's message."""
         states.accepts_new_input(State(row.state))
+        if row.members_done:
+            raise states.InvalidTransition(
+                f"the operation paused within a stage with {row.members_done}/{row.members_total} members done, whose "
+                "results came from the input it has: a new input would mix them with results of another; resume without "
+                "an input, or Fork it from that step with the new input"
+            )
         if row.current_step == 0:
             raise states.InvalidTransition(
                 "the operation paused before its first step, which receives the operation's input: that cannot be "
@@ -1387,7 +1393,7 @@ class Store(Reads):
                 )
                 stopped = State.PAUSED if paused else State.CANCELLED
                 self._apply(session, events, row, states.Transition(stopped, EventType(stopped), message), now)
-            elif state is State.RUNNING:
+            elif state is State.RUNNING and (finished or again):
                 dispatch = self._more_members(session, row, again)
             if dispatch is not None:
                 outbox = self._enqueue(session, dispatch, now)
