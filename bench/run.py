@@ -48,6 +48,7 @@ from daemon_throughput import (
 )
 from fanout import measure_fanout
 from gateway import measure_get, measure_sse_fanout
+from group_overhead import measure_group_overhead
 from inner_pause import measure_inner_pause
 from stats import p99
 from user_latency import measure_pause_load, measure_watch_delay
@@ -410,7 +411,7 @@ def main() -> int:
         "--only",
         default="",
         help="comma-separated measures to run (overhead, throughput, workerthroughput, pause, pauseload, watchdelay, "
-        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, inner, bulk); all by default",
+        "postgres, fanout, fanout10k, gateway, growth, lease, watchevents, inner, bulk, group); all by default",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, stores); kept anyway on failure")
     options = parser.parse_args()
@@ -507,6 +508,20 @@ def main() -> int:
                 "bulk pause of 1,000 running operations",
                 lambda: measure_bulk_pause(rig.daemon.target, rig.redis.url, rig.folder, 1 if quick else 3),
             ),
+            (
+                "group",
+                "a map stage of no-op members against a Celery group; stage join",
+                lambda: measure_group_overhead(
+                    rig.daemon.target,
+                    rig.redis.url,
+                    rig.folder,
+                    200 if quick else 1000,
+                    2 if quick else 3,
+                    30 if quick else 100,
+                    pid(rig.daemon.process),
+                    pid(rig.redis.process),
+                ),
+            ),
         ):
             if only and name not in only:
                 continue
@@ -541,15 +556,16 @@ def main() -> int:
         "watchevents_idle_ratio": ("<=", 1.10),
         "sse_fanout_p99_ratio": ("<=", 1.5),  # issue 16
         "inner_pause_latency_p99_ms": ("<=", 1000),  # issue 13
+        "group_overhead_ratio": ("<=", 1.25),  # issue 14
     }
-    print(f"\n{'measure':<34}{'value':>12}  target")
+    print(f"\n{'measure':<40}{'value':>12}  target")
     for key, value in results.items():
         target = targets.get(key)
         verdict = ""
         if target:
             ok = value <= target[1] if target[0] == "<=" else value >= target[1]
             verdict = f"{target[0]} {target[1]}  {'met' if ok else 'NOT MET'}"
-        print(f"{key:<34}{value:>12.3f}  {verdict}")
+        print(f"{key:<40}{value:>12.3f}  {verdict}")
     print(json.dumps({key: round(value, 3) for key, value in results.items()}))
     return 0
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The example workflows (demo.etl, demo.tapped): loaded by `pausable dev` and the test launchers, never by default.
+# The example workflows (demo.etl, demo.tapped, demo.long, demo.fanout): loaded by `pausable dev` and the test launchers, never by default.
 EXAMPLES_MODULE = "pausable.workers.examples.demo"
 # OperationError.traceback keeps a failed step's traceback's end: workers send at most this, the daemon keeps at most this.
 MAX_TRACEBACK_CHARS = 16 << 10

@@ -192,7 +192,7 @@ def _plan_entry(workflow_name: str, signature: Signature, inserted: bool = False
 
 def workflow(
     name: str,
-    steps: list[Task | Signature] | Signature,
+    steps: list[Task | Signature | Stage] | Signature,
     *,
     description: str = "",
     input_schema: dict[str, Any] | None = None,

@@ -1,4 +1,4 @@
-"""The example workflows `demo.etl`, `demo.tapped` and `demo.long`.
+"""The example workflows `demo.etl`, `demo.tapped`, `demo.long` and `demo.fanout`.
 
 `demo.etl`: five steps T1..T5, each fed the previous result; T5 saves the final result.
 
@@ -14,6 +14,9 @@ trace_file and output_dir are names relative to the worker's demo folder
 worker's working directory): never absolute, never `..`, so a caller cannot
 make a worker write anywhere else. The input schema refuses other names and
 the steps check again (symbolic links included).
+
+`demo.fanout`: extract lists `files` files (default 20), a map stage runs `process_file` once per file as its own
+task (at most 4 at once), each taking `file_seconds` (default 0.5), and merge sums the members' results.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pausable.headers import OPERATION_HEADER
 from pausable.workers import (
     app,
     checkpoint,
+    each,
     pause_here,
     progress,
     resume_details,
@@ -222,4 +226,53 @@ workflow(
     description="A long step over 10,000 items that pauses where it is when asked (pause_here) and resumes from the "
     "saved position. Try item_seconds=0.01, then pause and resume it.",
     input_schema=LONG_SCHEMA,
+)
+
+
+FANOUT_SCHEMA = {
+    "type": ["object", "null"],
+    "properties": {
+        "files": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "file_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+    },
+    "additionalProperties": False,
+}
+
+
+@step(name="demo.fanout.extract")
+def fanout_extract(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Lists `files` files (default 20), each to be processed in `file_seconds` (default 0.5)."""
+    params = params or {}
+    seconds = float(params.get("file_seconds", 0.5))
+    count = int(params.get("files", 20))
+    return {"files": [{"name": f"part-{n:03d}.csv", "rows": 100 * n, "seconds": seconds} for n in range(1, count + 1)]}
+
+
+@step(name="demo.fanout.process_file")
+def process_file(file: dict[str, Any]) -> dict[str, Any]:
+    """One member of the map stage: one file, slow enough to pause the stage while its members run."""
+    seconds = float(file["seconds"])
+    ticks = 4
+    for _tick in range(ticks):
+        time.sleep(seconds / ticks)
+    rows = int(file["rows"])
+    return {"name": file["name"], "rows": rows, "total": sum(range(rows))}
+
+
+@step(name="demo.fanout.merge")
+def fanout_merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Receives the members' results, in the order of the files."""
+    return {
+        "files": len(results),
+        "rows": sum(result["rows"] for result in results),
+        "total": sum(result["total"] for result in results),
+    }
+
+
+workflow(
+    "demo.fanout",
+    [fanout_extract, each(process_file, over="files", max_parallel=4), fanout_merge],
+    description="Fan-out demo: extract lists 20 files, a map stage processes each as its own task (4 at a time), "
+    "merge sums their results. Try file_seconds=2 and pause it while the stage runs.",
+    input_schema=FANOUT_SCHEMA,
 )
