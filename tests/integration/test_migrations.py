@@ -13,7 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from pausable.server import migrate
 from pausable.server.store import make_engine
 
-TABLES = {"operations", "operation_labels", "events", "requests", "workflows", "outbox", "step_results", "bulk_actions", "stage_members"}
+TABLES = {
+    "operations",
+    "operation_labels",
+    "events",
+    "requests",
+    "workflows",
+    "outbox",
+    "step_results",
+    "bulk_actions",
+    "stage_members",
+}
 
 
 def test_upgrade_downgrade_upgrade(tmp_path: Path, make_database: Callable[[Path], str]) -> None:
