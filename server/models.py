@@ -180,14 +180,15 @@ class StepResultRow(Base):
 
 class StageMemberRow(Base):
     """The result of each finished member of an operation's running stage, recorded once (the primary key): Resume
-    and Retry never run a finished member again. Deleted when the stage joins (its result is then the operation's)."""
+    and Retry never run a finished member again. A row without a result is a member that dropped itself under a
+    requested pause or cancel, to send again. Deleted when the stage joins (its result is then the operation's)."""
 
     __tablename__ = "stage_members"
 
     operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)  # the stage's plan index
     member: Mapped[int] = mapped_column(Integer, primary_key=True)
-    result_json: Mapped[str] = mapped_column(Text)
+    result_json: Mapped[str | None] = mapped_column(Text)
     ended_at: Mapped[datetime]
 
 

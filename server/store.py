@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from pausable.server import bulk, jsontext, migrate, stages, states, timers
+from pausable.server import bulk, jsontext, limits, migrate, stages, states, timers
 from pausable.server.domain import (
     UNPARSED,
     AlreadyExists,
@@ -489,7 +489,10 @@ class Store(Reads):
                     row.step_started_at = now
                     row.lease_expires_at = now + self.lease
                     dispatch = self._dispatch_of(session, row, headers, events, now)
-                    outbox = self._enqueue(session, dispatch, now) if dispatch is not None else None
+                elif kind is Command.RESUME and row.members_total and State(row.state) is State.RUNNING:
+                    dispatch = self._more_members(session, row, [])  # members that dropped under the withdrawn pause
+                if dispatch is not None:
+                    outbox = self._enqueue(session, dispatch, now)
                 ask = self._asks(row, self._numbering(session, operation_id)) if row.pause_before_step else False
                 return Change(self._operation(row), dispatch, outbox=outbox, ask=ask)
 
@@ -1315,7 +1318,9 @@ class Store(Reads):
             }  # fmt: skip
             self._apply(session, events, row, states.Transition(State.FAILED, EventType.FAILED, f"{error.code}: {error}"), now)
             return None
-        done = set(session.scalars(select(MEMBERS.c.member).where(MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step)))
+        where = (MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step)
+        session.execute(delete(MEMBERS).where(*where, MEMBERS.c.result_json.is_(None)))  # dropped ones: sent now
+        done = set(session.scalars(select(MEMBERS.c.member).where(*where)))
         fresh = not done and not row.members_total
         todo = [member for member in range(total) if member not in done]
         parallel = stages.max_parallel(entry[stages.STAGE])
@@ -1338,8 +1343,8 @@ class Store(Reads):
         event for all recorded here. The last member's result joins the stage (`_join`: a compare-and-set under the
         row lock, whichever worker and replica reports it). A member that did not start (a stop flag) is sent again
         while the operation runs; under a requested pause or cancel it is left for Resume, and once no member is
-        out the operation is PAUSED (or CANCELLED) within the stage. Reports of another attempt, dispatch or step
-        change nothing."""
+        out the operation is PAUSED (or CANCELLED) within the stage; a Resume before that sends it again (`command`).
+        Reports of another attempt, dispatch or step change nothing."""
         with self._locked(session, operation_id) as row:
             state, step = State(row.state), row.current_step
             numbering = self._numbering(session, operation_id)
@@ -1349,30 +1354,43 @@ class Store(Reads):
             for report in reports:
                 member = report.member if report.member is not None else -1
                 current = state in ACTIVE and report.step == step and numbering.is_stage(step)
-                if not current or (report.attempt and report.attempt != row.attempt):
+                if not current or (report.attempt and report.attempt != row.attempt) or not 0 <= member < row.members_total:
                     results.append(CheckpointResult(Decision.STOP, state, row.attempt))
-                elif not self.dispatched(row.step_secret, report.step_token):
+                    continue
+                if not self.dispatched(row.step_secret, report.step_token):
                     results.append(CheckpointResult(Decision.STOP, state, row.attempt, refused=True))
+                    continue
+                recorded = session.execute(
+                    select(MEMBERS.c.result_json).where(
+                        MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step, MEMBERS.c.member == member
+                    )
+                ).one_or_none()
+                if recorded is not None and recorded.result_json is not None:  # a repeated report
+                    results.append(CheckpointResult(Decision.STOP, state, row.attempt))
                 elif report.next_not_started:
                     if state is State.RUNNING:
                         if report.next_dropped:  # dropped on a stale stop flag: send it again
                             again.append(member)
                         results.append(CheckpointResult(Decision.CONTINUE, state, row.attempt))
                         continue
-                    row.members_running = max(row.members_running - 1, 0)
+                    if recorded is None:  # kept as dropped: sent again by Resume
+                        values = {"operation_id": row.id, "step": step, "member": member, "result_json": None, "ended_at": now}
+                        session.connection().execute(INSERT_MEMBER, values)
+                        row.members_running = max(row.members_running - 1, 0)
                     stop = Decision.PAUSE if state is State.PAUSE_REQUESTED else Decision.CANCEL
                     results.append(CheckpointResult(stop, state, row.attempt))
-                elif not 0 <= member < row.members_total or self._member_done(session, row.id, step, member):
-                    results.append(CheckpointResult(Decision.STOP, state, row.attempt))
                 else:
-                    values = {
-                        "operation_id": row.id,
-                        "step": step,
-                        "member": member,
-                        "result_json": report.result_json,
-                        "ended_at": now,
-                    }
-                    session.connection().execute(INSERT_MEMBER, values)
+                    values = {"result_json": report.result_json, "ended_at": now}
+                    if recorded is None:
+                        session.connection().execute(
+                            INSERT_MEMBER, {"operation_id": row.id, "step": step, "member": member, **values}
+                        )
+                    else:  # it had dropped itself, then ran after all (a Resume sent it again)
+                        session.execute(
+                            update(MEMBERS)
+                            .where(MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step, MEMBERS.c.member == member)
+                            .values(**values)
+                        )
                     finished.append(member)
                     row.members_done += 1
                     row.members_running = max(row.members_running - 1, 0)
@@ -1384,9 +1402,10 @@ class Store(Reads):
                     sorted(finished), numbering.number(step), numbering.count, row.members_done, row.members_total
                 )
                 self._append(session, events, row, EventType.MEMBER_COMPLETED, message, now)
+            counted = len(results) > sum(1 for result in results if result.decision is Decision.STOP)
             if finished and row.members_done >= row.members_total:
                 dispatch = self._join(session, events, row, numbering, now)
-            elif state in STOPPING and row.members_running == 0:
+            elif counted and state in STOPPING and row.members_running == 0:
                 paused = state is State.PAUSE_REQUESTED
                 message = stages.stopped_message(
                     paused, numbering.number(step), numbering.count, row.members_done, row.members_total
@@ -1401,11 +1420,18 @@ class Store(Reads):
             return results
 
     def _more_members(self, session: Session, row: WorkingRow, again: list[int]) -> Dispatch | None:
-        """The members to send now in a running stage: those dropped on a stale flag, and the next ones without a
-        result while fewer than max_parallel are out. Sent as the current dispatch (same attempt and step secret)."""
+        """The members to send now in a running stage: those dropped on a stale flag (`again`) or kept as dropped
+        under a pause that a Resume withdrew, and the next ones without a result while fewer than max_parallel are
+        out. Sent as the current dispatch (same attempt and step secret)."""
         plan, input_json = session.execute(
             select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
         ).one()
+        where = (MEMBERS.c.operation_id == row.id, MEMBERS.c.step == row.current_step)
+        dropped = list(session.scalars(select(MEMBERS.c.member).where(*where, MEMBERS.c.result_json.is_(None))))
+        if dropped:
+            session.execute(delete(MEMBERS).where(*where, MEMBERS.c.result_json.is_(None)))
+            row.members_running += len(dropped)
+            again = again + dropped
         parallel = stages.max_parallel(plan[row.current_step][stages.STAGE])
         room = parallel - row.members_running if parallel else 0
         more: list[int] = []
@@ -1431,13 +1457,6 @@ class Store(Reads):
         )
         return replace(dispatch, members=tuple(again + more))
 
-    @staticmethod
-    def _member_done(session: Session, operation_id: str, step: int, member: int) -> bool:
-        query = select(MEMBERS.c.member).where(
-            MEMBERS.c.operation_id == operation_id, MEMBERS.c.step == step, MEMBERS.c.member == member
-        )
-        return session.scalar(query) is not None
-
     def _join(
         self, session: Session, events: list[Event], row: WorkingRow, numbering: states.Numbering, now: datetime
     ) -> Dispatch | None:
@@ -1447,9 +1466,21 @@ class Store(Reads):
         step = row.current_step
         where = (MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step)
         results = session.scalars(select(MEMBERS.c.result_json).where(*where).order_by(MEMBERS.c.member)).all()
-        session.execute(delete(MEMBERS).where(*where))
         total = row.members_total
-        row.result_json = stages.joined(results)
+        joined = stages.joined([result for result in results if result is not None])
+        if len(joined.encode()) > limits.current.max_result_bytes:
+            row.error = {
+                "code": limits.RESULT_TOO_LARGE, "step": step, "step_name": numbering.name(step),
+                "step_number": numbering.number(step),
+                "message": f"the stage's result, the list of its {total} members' results, is {len(joined.encode())} bytes "
+                f"of JSON; the limit is {limits.current.max_result_bytes} (setting max_result_bytes): make the members "
+                "return references to large data (a path, a key) instead",
+            }  # fmt: skip
+            message = f"{limits.RESULT_TOO_LARGE}: {row.error['message']}"
+            self._apply(session, events, row, states.Transition(State.FAILED, EventType.FAILED, message), now)
+            return None
+        session.execute(delete(MEMBERS).where(*where))
+        row.result_json = joined
         self._record_step(session, row, "result", numbering, row.result_json, now, row.step_started_at, step)
         row.members_total = row.members_done = row.members_running = row.members_next = 0
         pause_at = numbering.boundary_before(row.pause_before_step) if row.pause_before_step else -1

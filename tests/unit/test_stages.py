@@ -122,6 +122,24 @@ def test_a_pause_takes_effect_once_no_member_runs_and_resume_sends_only_the_unfi
     run(tmp_path, scenario)
 
 
+def test_a_member_dropped_under_a_pause_that_resume_withdrew_is_sent_again(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        first = await enter(store, operation_id, token, 4)
+        await store.command(operation_id, Command.PAUSE)
+        dropped = member(operation_id, first, 1, result="null", next_not_started=True, next_dropped=True)
+        assert [o.decision for o in await store.checkpoints([dropped]) if o is not None] == [Decision.PAUSE]
+        assert (await store.get_operation(operation_id)).stage == (4, 0, 1)
+        resumed = await store.command(operation_id, Command.RESUME)
+        assert resumed.dispatch is not None and resumed.dispatch.members == (1,), "the dropped member goes out again"
+        assert resumed.operation.state is State.RUNNING and resumed.operation.stage == (4, 0, 2)
+        assert resent(await store.checkpoints([member(operation_id, first, 1)])) == (2,)
+        await store.checkpoints([member(operation_id, first, 0), member(operation_id, first, 2)])
+        await store.checkpoints([member(operation_id, first, 3)])
+        assert (await store.get_operation(operation_id)).result == [0, 10, 20, 30]
+
+    run(tmp_path, scenario)
+
+
 def test_a_cancel_within_a_stage_and_a_lost_worker(tmp_path: Path) -> None:
     async def scenario(store: Store, operation_id: str, token: str) -> None:
         first = await enter(store, operation_id, token, 3)

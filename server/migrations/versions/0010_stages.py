@@ -7,7 +7,8 @@ operations: the running stage's member counts (members_total, members_done,
 members_running) and the next member index to dispatch (members_next).
 
 stage_members: the result of each finished member of a running stage, once
-per (operation, step, member); deleted when the stage joins.
+per (operation, step, member), or none for a member that dropped itself under
+a requested pause or cancel; deleted when the stage joins.
 
 outbox: a stage's dispatch names the members it sends (members, JSON).
 """
@@ -36,7 +37,7 @@ def upgrade() -> None:
         sa.Column("operation_id", sa.String(length=32), sa.ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("step", sa.Integer(), primary_key=True),
         sa.Column("member", sa.Integer(), primary_key=True),
-        sa.Column("result_json", sa.Text(), nullable=False),
+        sa.Column("result_json", sa.Text(), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
     )
 
