@@ -259,6 +259,7 @@ class CheckpointResult:
     resend: Dispatch | None = None  # the dropped next step, sent again (a next_dropped report that goes on)
     outbox: int | None = None  # resend's outbox entry
     ask: bool = False  # a breakpoint is near: the stop flag asks workers to check in at each boundary (flags.follow)
+    unannounced: bool = False  # stage members were recorded that no event names yet (Store.announce_members)
 
 
 @dataclass(frozen=True, slots=True)

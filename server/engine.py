@@ -49,7 +49,6 @@ from pausable.server.domain import (
     Workflow,
 )
 from pausable.server.flags import StopFlags
-from pausable.server.member_reports import MemberReports
 from pausable.server.offload import large, off_loop_if
 from pausable.server.queued import BrokerProbe, Whereabouts
 from pausable.server.states import Command, Decision, LeaseVerdict, State
@@ -106,9 +105,9 @@ class Engine:
         # Fault injection for tests/faults only: die in the window between the commit and the publish.
         self.crash_before_publish = os.environ.get(FAULT_VARIABLE) == "crash-before-publish"
         self._marking: asyncio.Task[None] | None = None
-        self._terminating: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts on their way
+        self._background: set[asyncio.Task[None]] = set()  # Cancel(force=true) broadcasts, member announcements
         self._bulks: dict[str, asyncio.Task[None]] = {}  # bulk actions this replica is processing
-        self.member_reports = MemberReports(store.checkpoints)
+        self._announcing: set[str] = set()  # operations whose finished members are to be named in an event soon
 
     # -- client commands -----------------------------------------------------
 
@@ -186,8 +185,8 @@ class Engine:
             await self.flags.hold(operation_id)
             # Not awaited: the store has decided, and a broker that does not answer must not hold the reply.
             task = asyncio.create_task(self._terminate(operation_id), name="pausable-terminate")
-            self._terminating.add(task)
-            task.add_done_callback(self._terminating.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         else:
             await self.flags.follow(operation_id, change.operation.state, change.operation.attempt, ask=change.ask)
         await self._publish(change)
@@ -316,11 +315,8 @@ class Engine:
 
     async def checkpoints(self, reports: Sequence[StepReport]) -> builtins.list[CheckpointResult | None]:
         """Record the reports; then make the stop flags match, except for continued reports of running operations.
-        Finished stage members' reports wait for the others of their moment (member_reports.py)."""
-        if any(report.member is not None and not report.next_not_started for report in reports):
-            outcomes = await self.member_reports.submit(reports)
-        else:
-            outcomes = await self.store.checkpoints(reports)
+        Stage members recorded but not yet named in an event are named in one `stages.ANNOUNCE_SECONDS` later."""
+        outcomes = await self.store.checkpoints(reports)
         for report, outcome in zip(reports, outcomes, strict=True):
             if outcome is None or outcome.refused:
                 continue
@@ -330,7 +326,25 @@ class Engine:
                 await self.flags.follow(report.operation_id, outcome.state, outcome.attempt, ask=outcome.ask)
             if outcome.resend is not None and outcome.outbox is not None:
                 await self._send(outcome.resend, outcome.outbox)
+            if outcome.unannounced and report.operation_id not in self._announcing:
+                self._announcing.add(report.operation_id)
+                asyncio.get_running_loop().call_later(stages.ANNOUNCE_SECONDS, self._announce, report.operation_id)
         return outcomes
+
+    def _announce(self, operation_id: str) -> None:
+        """Name in an event the members recorded since the last MEMBER_COMPLETED (best effort: a later report, the
+        join or a stop names them too)."""
+        self._announcing.discard(operation_id)
+
+        async def announce() -> None:
+            try:
+                await self.store.announce_members(operation_id)
+            except Exception as error:  # noqa: BLE001 - the store is away: the next report or the join names them
+                log.info("could not announce the members of %s yet: %s", operation_id, error)
+
+        task = asyncio.create_task(announce(), name="pausable-announce-members")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def progress(
         self, operation_id: str, step: int, fraction: float, message: str, attempt: int = 0, step_token: str = ""

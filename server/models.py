@@ -104,6 +104,9 @@ class OperationRow(Base):
     members_done: Mapped[int] = mapped_column(Integer, server_default="0")
     members_running: Mapped[int] = mapped_column(Integer, server_default="0")
     members_next: Mapped[int] = mapped_column(Integer, server_default="0")
+    # How many of the done members a MEMBER_COMPLETED event has named (in the order recorded), and when the last did.
+    members_announced: Mapped[int] = mapped_column(Integer, server_default="0")
+    members_announced_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_operations_state_id", "state", "id"),
@@ -190,6 +193,7 @@ class StageMemberRow(Base):
     member: Mapped[int] = mapped_column(Integer, primary_key=True)
     result_json: Mapped[str | None] = mapped_column(Text)
     ended_at: Mapped[datetime]
+    seq: Mapped[int | None] = mapped_column(Integer)  # the order results were recorded in: 1, 2, ... (members_done then)
 
 
 class RequestRow(Base):

@@ -24,6 +24,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 STAGE = "stage"
+# At most one MEMBER_COMPLETED per operation in this time (Store._announce): a 1,000-member map of no-op tasks on
+# 2 cores wrote 795 of them in 2.2 s when every recorded batch of members had its own, each sent to every watcher.
+ANNOUNCE_SECONDS = 0.05
 
 
 class StageInputError(ValueError):
@@ -103,11 +106,16 @@ def joined(results: Sequence[str]) -> str:
 
 
 def members_done_message(members: Sequence[int], number: int, count: int, done: int, total: int) -> str:
-    """The message of a coalesced MEMBER_COMPLETED event: which members (1-based, as users count) finished."""
-    shown = ", ".join(str(member + 1) for member in members[:50])
-    more = f" and {len(members) - 50} more" if len(members) > 50 else ""
+    """The message of a MEMBER_COMPLETED event: which members finished (numbered from 1, as users count them; runs of
+    consecutive ones as ranges, "members 1-37, 40"), each named by exactly one event."""
+    runs: list[str] = []
+    for member in sorted(members):
+        if runs and runs[-1].split("-")[-1] == str(member):  # member is the previous one + 1 (1-based)
+            runs[-1] = f"{runs[-1].split('-')[0]}-{member + 1}"
+        else:
+            runs.append(str(member + 1))
     noun = "member" if len(members) == 1 else "members"
-    return f"{noun} {shown}{more} of stage {number}/{count} done ({done}/{total})"
+    return f"{noun} {', '.join(runs)} of stage {number}/{count} done ({done}/{total})"
 
 
 def started_message(number: int, count: int, total: int, parallel: int) -> str:

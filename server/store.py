@@ -142,6 +142,8 @@ class WorkingRow:
     members_done: int
     members_running: int
     members_next: int
+    members_announced: int
+    members_announced_at: datetime | None
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
@@ -353,6 +355,8 @@ class Store(Reads):
                 "members_done": 0,
                 "members_running": 0,
                 "members_next": 0,
+                "members_announced": 0,
+                "members_announced_at": None,
             }
             self._remember_numbering(operation_id, numbering)
             # Parsed once (json.loads of 1 MiB holds the GIL, so the loop, for 5-10 ms) and kept, when large, for the
@@ -1328,6 +1332,7 @@ class Store(Reads):
         row.members_total, row.members_done, row.members_running = total, len(done), len(sent)
         row.members_next = sent[-1] + 1 if sent else total
         if fresh:
+            row.members_announced, row.members_announced_at = 0, None
             message = stages.started_message(numbering.number(step), numbering.count, total, parallel)
             self._append(session, events, row, EventType.STAGE_STARTED, message, now)
         if not sent:  # an empty list to map over
@@ -1380,7 +1385,7 @@ class Store(Reads):
                     stop = Decision.PAUSE if state is State.PAUSE_REQUESTED else Decision.CANCEL
                     results.append(CheckpointResult(stop, state, row.attempt))
                 else:
-                    values = {"result_json": report.result_json, "ended_at": now}
+                    values = {"result_json": report.result_json, "ended_at": now, "seq": row.members_done + 1}
                     if recorded is None:
                         session.connection().execute(
                             INSERT_MEMBER, {"operation_id": row.id, "step": step, "member": member, **values}
@@ -1396,14 +1401,12 @@ class Store(Reads):
                     row.members_running = max(row.members_running - 1, 0)
                     results.append(CheckpointResult(Decision.CONTINUE, state, row.attempt))
             dispatch = None
+            joins = bool(finished) and row.members_done >= row.members_total
             if finished:
                 row.lease_expires_at = now + self.lease
-                message = stages.members_done_message(
-                    sorted(finished), numbering.number(step), numbering.count, row.members_done, row.members_total
-                )
-                self._append(session, events, row, EventType.MEMBER_COMPLETED, message, now)
+                self._announce(session, events, row, now, at_once=joins)
             counted = len(results) > sum(1 for result in results if result.decision is Decision.STOP)
-            if finished and row.members_done >= row.members_total:
+            if joins:
                 dispatch = self._join(session, events, row, numbering, now)
             elif counted and state in STOPPING and row.members_running == 0:
                 paused = state is State.PAUSE_REQUESTED
@@ -1417,7 +1420,42 @@ class Store(Reads):
             if dispatch is not None:
                 outbox = self._enqueue(session, dispatch, now)
                 results[-1] = replace(results[-1], resend=dispatch, outbox=outbox)
+            if row.members_done > row.members_announced:
+                results[-1] = replace(results[-1], unannounced=True)
             return results
+
+    def _announce(self, session: Session, events: list[Event], row: WorkingRow, now: datetime, at_once: bool = True) -> None:
+        """One MEMBER_COMPLETED naming the members recorded since the last one, in the order recorded: unless
+        `at_once`, only when the last one is stages.ANNOUNCE_SECONDS old (the engine names the others a little later:
+        announce_members). A stage's join and every stop name them at once, so each member is named once."""
+        if row.members_done <= row.members_announced:
+            return
+        last = row.members_announced_at
+        if not at_once and last is not None and (now - _aware(last)).total_seconds() < stages.ANNOUNCE_SECONDS:
+            return
+        step = row.current_step
+        named = session.scalars(
+            select(MEMBERS.c.member)
+            .where(MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step, MEMBERS.c.seq > row.members_announced)
+            .order_by(MEMBERS.c.seq)
+        ).all()
+        numbering = self._numbering(session, row.id)
+        message = stages.members_done_message(named, numbering.number(step), numbering.count, row.members_done, row.members_total)
+        row.members_announced, row.members_announced_at = row.members_done, now
+        self._append(session, events, row, EventType.MEMBER_COMPLETED, message, now)
+
+    async def announce_members(self, operation_id: str) -> None:
+        """Name in one event the members of the operation's running stage that were recorded since the last one."""
+        now = datetime.now(UTC)
+
+        def announce(session: Session, events: list[Event]) -> None:
+            with self._locked(session, operation_id) as row:
+                if row.members_total and State(row.state) in ACTIVE:
+                    self._announce(session, events, row, now)
+
+        # It reads stage_members: not deferrable (see PostgresWriter.submit).
+        with contextlib.suppress(NotFound):
+            await self.write(announce)
 
     def _more_members(self, session: Session, row: WorkingRow, again: list[int]) -> Dispatch | None:
         """The members to send now in a running stage: those dropped on a stale flag (`again`) or kept as dropped
@@ -1482,7 +1520,8 @@ class Store(Reads):
         session.execute(delete(MEMBERS).where(*where))
         row.result_json = joined
         self._record_step(session, row, "result", numbering, row.result_json, now, row.step_started_at, step)
-        row.members_total = row.members_done = row.members_running = row.members_next = 0
+        row.members_total = row.members_done = row.members_running = row.members_next = row.members_announced = 0
+        row.members_announced_at = None
         pause_at = numbering.boundary_before(row.pause_before_step) if row.pause_before_step else -1
         outcome = states.checkpoint(State(row.state), step, step, row.total_steps, numbering=numbering, pause_at=pause_at)
         row.step_started_at = now
@@ -1574,6 +1613,8 @@ class Store(Reads):
     ) -> None:
         if transition.state is None or transition.event is None:
             return
+        if transition.state not in ACTIVE and row.members_done > row.members_announced:
+            self._announce(session, events, row, now)  # the members the stage recorded, named before it stops
         self._timers(row, transition.state, now)
         row.state = transition.state
         if transition.state not in ACTIVE:

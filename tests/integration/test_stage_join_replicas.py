@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import pytest
+from support.histories import members_named
 from support.servers import PostgresServer
 
 from pausable.server.dispatch import plan_for
@@ -54,12 +55,12 @@ def test_the_last_members_reported_to_two_replicas_at_once_join_the_stage_once(p
                 assert [event.seq for event in events] == list(range(1, len(events) + 1))
                 assert [event.type for event in events].count(EventType.STAGE_COMPLETED) == 1
                 named = [
-                    number
+                    member
                     for event in events
                     if event.type == EventType.MEMBER_COMPLETED
-                    for number in event.message.split(" of stage")[0].split(" ", 1)[1].split(", ")
+                    for member in members_named(event.message)
                 ]
-                assert sorted(int(number) for number in named) == list(range(1, MEMBERS + 1))
+                assert sorted(named) == list(range(1, MEMBERS + 1))
         finally:
             for store in replicas:
                 await store.close()

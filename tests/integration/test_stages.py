@@ -8,7 +8,6 @@ Workflows: tests/workflows_stages.py. Each member of `stages.files` adds 1 to `r
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from support.histories import assert_legal
+from support.histories import assert_legal, completed_members
 from support.stack import Stack, history, state_is, wait_event
 
 from pausable.cli.launch import DaemonProcess, RedisServer, WorkerProcess
@@ -26,7 +25,6 @@ from pausable.v1 import operation_pb2 as pb
 TESTS = Path(__file__).resolve().parent.parent  # tests/: workflows_stages.py
 TIMEOUT = 90.0
 LEASE_SECONDS = "3"
-MEMBERS = re.compile(r"members? ([\d, ]+?)(?: and \d+ more)? of stage")
 
 
 def worker(stack_folder: Path, daemon: DaemonProcess, redis_url: str, name: str) -> WorkerProcess:
@@ -66,17 +64,6 @@ def until(condition: Callable[[], bool], what: str) -> None:
 def expected(count: int) -> dict[str, object]:
     names = [f"f{index:03d}" for index in range(count)]
     return {"count": count, "names": names, "total": sum(index * 10 for index in range(count))}
-
-
-def completed_members(events: list[pb.OperationEvent]) -> list[int]:
-    """The members (1-based) each MEMBER_COMPLETED event names, in the order recorded."""
-    named = []
-    for event in events:
-        if event.type == pb.EVENT_TYPE_MEMBER_COMPLETED:
-            found = MEMBERS.search(event.message)
-            assert found, event.message
-            named.extend(int(number) for number in found.group(1).split(", "))
-    return named
 
 
 @pytest.fixture

@@ -35,3 +35,18 @@ def assert_legal(events: list[pb.OperationEvent]) -> None:
     for event in events[1:]:
         assert state in ALLOWED[event.type], f"{pb.EventType.Name(event.type)} from {pb.OperationState.Name(state)}"
         state = event.operation.state
+
+
+def members_named(message: str) -> list[int]:
+    """The members (numbered from 1) a MEMBER_COMPLETED message names: "members 1-3, 6 of stage 2/3 done (4/10)"."""
+    named = message.split(" of stage", 1)[0].split(" ", 1)[1]
+    members: list[int] = []
+    for run in named.split(", "):
+        first, _, last = run.partition("-")
+        members.extend(range(int(first), int(last or first) + 1))
+    return members
+
+
+def completed_members(events: list[pb.OperationEvent]) -> list[int]:
+    """Every member the history's MEMBER_COMPLETED events name, in the order named."""
+    return [member for event in events if event.type == pb.EVENT_TYPE_MEMBER_COMPLETED for member in members_named(event.message)]

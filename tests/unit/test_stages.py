@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from celery import chain, chord
 from celery import group as celery_group
+from support.histories import members_named
 
 from pausable.server import stages
 from pausable.server.dispatch import chains, plan_for
@@ -89,14 +90,15 @@ def test_members_go_out_max_parallel_at_a_time_each_recorded_once_and_the_join_f
         joined = await store.get_operation(operation_id)
         assert joined.result == [0, 10, 20, 30, 40] and joined.current_step == 2 and joined.stage is None
         assert last is not None and last.resend is not None and last.resend.start == 2 and last.resend.argument == joined.result
-        assert await types(store, operation_id) == [
-            EventType.CREATED, EventType.STARTED, EventType.STEP_COMPLETED, EventType.STAGE_STARTED,
-            EventType.MEMBER_COMPLETED, EventType.MEMBER_COMPLETED, EventType.MEMBER_COMPLETED, EventType.STAGE_COMPLETED,
-        ]  # fmt: skip
+        events = await store.events_after(operation_id, 0)
+        kinds = [event.type for event in events]
+        assert kinds[:4] == [EventType.CREATED, EventType.STARTED, EventType.STEP_COMPLETED, EventType.STAGE_STARTED]
+        assert kinds[-1] == EventType.STAGE_COMPLETED and set(kinds[4:-1]) == {EventType.MEMBER_COMPLETED}
+        named = [m for event in events if event.type == EventType.MEMBER_COMPLETED for m in members_named(event.message)]
+        assert sorted(named) == [1, 2, 3, 4, 5], "each member named once; those of the last 50 ms by the join"
         late = await store.checkpoints([member(operation_id, first, 2)])
-        assert (
-            late[0] is not None and late[0].decision is Decision.STOP and (await store.get_operation(operation_id)).last_seq == 8
-        )
+        assert late[0] is not None and late[0].decision is Decision.STOP
+        assert (await store.get_operation(operation_id)).last_seq == len(events), "a late report changes nothing"
 
     run(tmp_path, scenario)
 
@@ -118,6 +120,24 @@ def test_a_pause_takes_effect_once_no_member_runs_and_resume_sends_only_the_unfi
         resumed = await store.command(operation_id, Command.RESUME)
         assert resumed.dispatch is not None and resumed.dispatch.members == (1, 2), "member 0 is done: never again"
         assert resumed.dispatch.step_token != first.step_token
+
+    run(tmp_path, scenario)
+
+
+def test_members_recorded_within_50_ms_of_an_event_are_named_by_the_next_one(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        first = await enter(store, operation_id, token, 4)
+        [one] = await store.checkpoints([member(operation_id, first, 0)])
+        [two] = await store.checkpoints([member(operation_id, first, 1)])
+        assert one is not None and not one.unannounced, "the first is named at once"
+        assert two is not None and two.unannounced, "the second waits: the engine calls announce_members soon"
+        await store.announce_members(operation_id)
+        events = await store.events_after(operation_id, 0)
+        assert [event.message for event in events if event.type == EventType.MEMBER_COMPLETED] == [
+            "member 1 of stage 2/3 done (1/4)",
+            "member 2 of stage 2/3 done (2/4)",
+        ]
+        assert events[-1].snapshot["stage"] == [4, 2, 2]
 
     run(tmp_path, scenario)
 

@@ -4,7 +4,8 @@ Revision ID: 0010_stages
 Revises: 0009_timebulk
 
 operations: the running stage's member counts (members_total, members_done,
-members_running) and the next member index to dispatch (members_next).
+members_running), the next member index to dispatch (members_next), and how
+many done members an event has named and when (members_announced, _at).
 
 stage_members: the result of each finished member of a running stage, once
 per (operation, step, member), or none for a member that dropped itself under
@@ -23,13 +24,14 @@ down_revision = "0009_timebulk"
 branch_labels = None
 depends_on = None
 
-COUNTERS = ("members_total", "members_done", "members_running", "members_next")
+COUNTERS = ("members_total", "members_done", "members_running", "members_next", "members_announced")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("operations") as batch:
         for column in COUNTERS:
             batch.add_column(sa.Column(column, sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("members_announced_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("members", sa.JSON(), nullable=True))
     op.create_table(
@@ -39,6 +41,7 @@ def upgrade() -> None:
         sa.Column("member", sa.Integer(), primary_key=True),
         sa.Column("result_json", sa.Text(), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=True),
     )
 
 
@@ -47,7 +50,7 @@ def downgrade() -> None:
     whose drop would delete every event and label with it (ON DELETE CASCADE)."""
     op.drop_table("stage_members")
     sqlite = op.get_bind().dialect.name == "sqlite"
-    for table, columns in (("outbox", ("members",)), ("operations", COUNTERS)):
+    for table, columns in (("outbox", ("members",)), ("operations", (*COUNTERS, "members_announced_at"))):
         for column in columns:
             if sqlite:
                 op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
