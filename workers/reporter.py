@@ -15,6 +15,13 @@ waited for as long as it takes, before any synchronous call of the process
 drained when the worker process shuts down. Only a report the daemon
 refuses as the caller's fault (INVALID_ARGUMENT, NOT_FOUND, ...) is given
 up, with an error in the log.
+
+A stage member's report lingers up to MEMBER_LINGER_SECONDS for more to
+go with it (members of a stage often end together, and nothing waits on
+one of them but the join): a 1,000-member map of no-op tasks cost the
+daemon 1.21 ms of CPU per member sent at once (about 1.5 reports per call)
+against 0.38 ms in calls of many, on the same 2 cores as the members
+(bench `group`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ log = logging.getLogger("pausable.workers")
 MAX_BATCH = 100
 FLUSH_NOTICE_SECONDS = 5.0  # a flush waiting longer says so in the log, once
 MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps wait for the daemon
+MEMBER_LINGER_SECONDS = 0.005
 
 
 class Reporter:
@@ -37,6 +45,7 @@ class Reporter:
         self.max_pending = max_pending
         self._pending: list[StepReport] = []
         self._unsent = 0
+        self._flushing = 0  # flush() calls waiting: nothing lingers then
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
@@ -61,7 +70,12 @@ class Reporter:
         with self._changed:
             if self._unsent == 0:
                 return True
-            return self._changed.wait_for(lambda: self._unsent == 0, timeout)
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(lambda: self._unsent == 0, timeout)
+            finally:
+                self._flushing -= 1
 
     @property
     def unsent(self) -> int:
@@ -72,6 +86,8 @@ class Reporter:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._pending)
+                if self._pending[0].member is not None:
+                    self._changed.wait_for(lambda: len(self._pending) >= MAX_BATCH or self._flushing, MEMBER_LINGER_SECONDS)
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._send(batch)  # retries, without a time cap, while the daemon or its store is away
