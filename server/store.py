@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, event, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
@@ -96,7 +98,6 @@ INSERT_OUTBOX = OUTBOX.insert()
 DELETE_OUTBOX = OUTBOX.delete().where(OUTBOX.c.id == bindparam("outbox_id"))
 INSERT_LABEL = LabelRow.__table__.insert()
 INSERT_STEP_RESULT = StepResultRow.__table__.insert()
-INSERT_MEMBER = MEMBERS.insert()
 STOPPING = (State.PAUSE_REQUESTED, State.CANCEL_REQUESTED)
 
 log = logging.getLogger("pausable.server")
@@ -207,6 +208,7 @@ class Store(Reads):
         self._numberings: dict[str, states.Numbering] = {}
         self._sent: list[OutboxId] = []  # outbox entries published, to delete in the SQLite writer's next transaction
         self._sent_lock = threading.Lock()
+        self._member_statements = member_statements(self.postgres)
         self.sqlite: SqliteWriter | None = None
         self.postgres_writer = PostgresWriter(self.sessions, self.replica, self.on_commit)  # unused on SQLite
         if not self.postgres:
@@ -1365,37 +1367,23 @@ class Store(Reads):
                 if not self.dispatched(row.step_secret, report.step_token):
                     results.append(CheckpointResult(Decision.STOP, state, row.attempt, refused=True))
                     continue
-                recorded = session.execute(
-                    select(MEMBERS.c.result_json).where(
-                        MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step, MEMBERS.c.member == member
-                    )
-                ).one_or_none()
-                if recorded is not None and recorded.result_json is not None:  # a repeated report
-                    results.append(CheckpointResult(Decision.STOP, state, row.attempt))
-                elif report.next_not_started:
+                key = {"operation_id": row.id, "step": step, "member": member, "ended_at": now}
+                if report.next_not_started:
                     if state is State.RUNNING:
                         if report.next_dropped:  # dropped on a stale stop flag: send it again
                             again.append(member)
                         results.append(CheckpointResult(Decision.CONTINUE, state, row.attempt))
                         continue
-                    if recorded is None:  # kept as dropped: sent again by Resume
-                        values = {"operation_id": row.id, "step": step, "member": member, "result_json": None, "ended_at": now}
-                        session.connection().execute(INSERT_MEMBER, values)
+                    kept = session.connection().execute(self._member_statements[1], {**key, "result_json": None, "seq": None})
+                    if kept.rowcount:  # kept as dropped (no result): sent again by Resume
                         row.members_running = max(row.members_running - 1, 0)
                     stop = Decision.PAUSE if state is State.PAUSE_REQUESTED else Decision.CANCEL
                     results.append(CheckpointResult(stop, state, row.attempt))
+                    continue
+                values = {**key, "result_json": report.result_json, "seq": row.members_done + 1}
+                if not session.connection().execute(self._member_statements[0], values).rowcount:  # a repeated report
+                    results.append(CheckpointResult(Decision.STOP, state, row.attempt))
                 else:
-                    values = {"result_json": report.result_json, "ended_at": now, "seq": row.members_done + 1}
-                    if recorded is None:
-                        session.connection().execute(
-                            INSERT_MEMBER, {"operation_id": row.id, "step": step, "member": member, **values}
-                        )
-                    else:  # it had dropped itself, then ran after all (a Resume sent it again)
-                        session.execute(
-                            update(MEMBERS)
-                            .where(MEMBERS.c.operation_id == row.id, MEMBERS.c.step == step, MEMBERS.c.member == member)
-                            .values(**values)
-                        )
                     finished.append(member)
                     row.members_done += 1
                     row.members_running = max(row.members_running - 1, 0)
@@ -1699,6 +1687,19 @@ class Fork:
 
 class _RequestSeen(Exception):
     """Another call with this request_id committed first (found inside the write transaction)."""
+
+
+def member_statements(postgres: bool) -> tuple[Any, Any]:
+    """Record a member's result unless it has one (rowcount 0: it had), and keep a member that dropped itself unless
+    it is known (rowcount 0): one statement each, the member's row found by its primary key."""
+    insert = postgresql_insert if postgres else sqlite_insert
+    record = insert(MEMBERS)
+    record = record.on_conflict_do_update(
+        index_elements=[MEMBERS.c.operation_id, MEMBERS.c.step, MEMBERS.c.member],
+        set_={"result_json": record.excluded.result_json, "ended_at": record.excluded.ended_at, "seq": record.excluded.seq},
+        where=MEMBERS.c.result_json.is_(None),
+    )
+    return record, insert(MEMBERS).on_conflict_do_nothing()
 
 
 def new_step_secret() -> str:
