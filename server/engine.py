@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -184,9 +184,7 @@ class Engine:
         if kind is Command.FORCE_CANCEL and change.operation.state is State.CANCELLED:
             await self.flags.hold(operation_id)
             # Not awaited: the store has decided, and a broker that does not answer must not hold the reply.
-            task = asyncio.create_task(self._terminate(operation_id), name="pausable-terminate")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._terminate(operation_id), "pausable-terminate")
         else:
             await self.flags.follow(operation_id, change.operation.state, change.operation.attempt, ask=change.ask)
         await self._publish(change)
@@ -342,7 +340,11 @@ class Engine:
             except Exception as error:  # noqa: BLE001 - the store is away: the next report or the join names them
                 log.info("could not announce the members of %s yet: %s", operation_id, error)
 
-        task = asyncio.create_task(announce(), name="pausable-announce-members")
+        self._in_background(announce(), "pausable-announce-members")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` without waiting for it (the store has decided; the broker or the store may be slow to answer)."""
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -354,7 +356,10 @@ class Engine:
     async def fail(self, operation_id: str, step: int, error: dict[str, Any], attempt: int = 0, step_token: str = "") -> State:
         state = await self.store.fail(operation_id, step, error, attempt, step_token)
         if "member_index" in error and state is State.FAILED:
-            await self.flags.hold(operation_id)  # the stage's other members still queued drop themselves as they start
+            # The stage's other members stop: queued ones drop themselves as they start, running ones are terminated
+            # as by Cancel(force=true) (their results would change nothing; Retry runs them again).
+            await self.flags.hold(operation_id)
+            self._in_background(self._terminate(operation_id), "pausable-terminate")
         else:
             await self.flags.follow(operation_id, state)
         return state

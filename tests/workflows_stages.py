@@ -3,7 +3,8 @@
 `stages.files` lists `count` files, maps `process_file` over them (at most 4 at a time), then merges. Each run of a
 member adds 1 to the Redis counter `runs:<operation>:<file>`, so a test sees how often each member ran. A member
 waits while the file `<dir>/hold` exists (so a pause lands while members run), and the file named in `fail` raises.
-`stages.group` runs three members on the same input and combines their results.
+`stages.group` runs three members on the same input and combines their results; `stages.tapped` is the same with
+Celery's own group in a hand-built chain passed to `tappable`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery import current_task
+from celery import chain, current_task
+from celery import group as celery_group
 
 from pausable.headers import OPERATION_HEADER
-from pausable.workers import app, each, group, step, workflow
+from pausable.workers import app, each, group, step, tappable, workflow
 
 PATIENCE_SECONDS = 120.0
 
@@ -73,3 +75,5 @@ def combine(results: list[int]) -> dict[str, Any]:
 
 workflow("stages.group", [group(double, square, negate), combine])
 workflow("stages.map", [each(double)])
+# Celery's own group in a hand-built chain (chain() makes it and the task after it a chord), through tappable
+workflow("stages.tapped", tappable(chain(double.s(), celery_group(square.s(), negate.s()), combine.s())))

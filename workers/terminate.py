@@ -1,4 +1,5 @@
-"""Cancel(force=true) in the worker: a Celery remote-control command that kills the pool process running a step.
+"""Cancel(force=true) in the worker: a Celery remote-control command that kills the pool process running a step
+(also sent when a member of a stage failed, for the stage's other members).
 
 The daemon broadcasts `pausable_terminate` with an operation id on the broker's control channel
 (server/dispatch.py: Dispatcher.terminate) after it recorded the operation CANCELLED. Each worker's main process
@@ -37,5 +38,9 @@ def pausable_terminate(state: Any, operation_id: str) -> dict[str, str]:
         except Exception as error:  # noqa: BLE001 - a pool that cannot kill (threads, solo): the step runs on
             log.warning("operation %s: could not terminate task %s: %s", operation_id, request.id, error)
     if terminated:
-        log.info("operation %s was cancelled by force: terminated %d running step(s)", operation_id, terminated)
+        log.info(
+            "operation %s was stopped (cancelled by force, or a stage member failed): terminated %d running step(s)",
+            operation_id,
+            terminated,
+        )
     return {"ok": f"terminated {terminated}"}

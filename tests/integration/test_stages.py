@@ -41,7 +41,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[Pa
         daemon = DaemonProcess(make_database(folder), server.url, folder / "daemon.log", step_lease_seconds=LEASE_SECONDS)
         stack = Stack(server, daemon.start(), worker(folder, daemon, server.url, "worker-1"), folder)
         try:
-            stack.wait_for_workflows({"stages.files", "stages.group", "stages.map"}, timeout=TIMEOUT)
+            stack.wait_for_workflows({"stages.files", "stages.group", "stages.map", "stages.tapped"}, timeout=TIMEOUT)
             yield stack
         finally:
             stack.stop()
@@ -94,7 +94,8 @@ def test_a_map_paused_while_members_run_resumes_on_another_worker_running_each_m
         staged.worker.stop()
         staged.worker = worker(staged.folder, staged.daemon, staged.redis.url, "worker-2")
         client.resume(op.id)
-        assert client.get(op.id).wait(timeout=TIMEOUT) == expected(50)
+        uninterrupted = client.start("stages.files", {"count": 50, "dir": str(tmp_path)})
+        assert client.get(op.id).wait(timeout=TIMEOUT) == uninterrupted.wait(timeout=TIMEOUT) == expected(50)
         assert runs(staged, op.id) == dict.fromkeys([f"f{index:03d}" for index in range(50)], 1), "each member ran once"
         events = history(client, op.id, timeout=TIMEOUT)
         assert_legal(events)
@@ -159,6 +160,7 @@ def test_members_of_a_killed_worker_run_again_and_each_result_is_applied_once(st
 def test_group_and_map_stages_first_in_the_plan_with_a_plain_celery_task_among_the_members(staged: Stack) -> None:
     with staged.client() as client:
         assert client.start("stages.group", 5).wait(timeout=TIMEOUT) == {"results": [10, 25, -5]}
+        assert client.start("stages.tapped", 5).wait(timeout=TIMEOUT) == {"results": [100, -10]}
         mapped = client.start("stages.map", [1, 2, 3])
         assert mapped.wait(timeout=TIMEOUT) == [2, 4, 6]
         events = history(client, mapped.id, timeout=TIMEOUT)
