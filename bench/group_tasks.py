@@ -11,11 +11,10 @@ processes run both sides.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-import redis
+from broker import broker
 
 from pausable.headers import OPERATION_HEADER
 from pausable.workers import app, each, step, workflow
@@ -24,19 +23,10 @@ from pausable.workers.queues import workflow_queue
 WORKFLOW = "group.map_noop"
 QUEUE = workflow_queue(WORKFLOW)
 ENDED = "group:ended:"
-_clients: dict[int, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    """One client per process (prefork children fork after import)."""
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"])
-    return _clients[pid]
 
 
 def ended(key: str) -> None:
-    _redis().rpush(ENDED + key, time.time())
+    broker().rpush(ENDED + key, time.time())
 
 
 @step(name="group.make_items")

@@ -13,27 +13,18 @@ import os
 import time
 from typing import Any
 
-import redis
+from broker import broker
 
 from pausable.headers import OPERATION_HEADER
 from pausable.workers import app, step, workflow
 from pausable.workers.queues import workflow_queue
 
 app.conf.result_backend = os.environ["PAUSABLE_BROKER_URL"]  # only the baseline task stores a result
-_clients: dict[int, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    """One client per process (prefork children fork after import)."""
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(os.environ["PAUSABLE_BROKER_URL"])
-    return _clients[pid]
 
 
 def _ended(key: str) -> float:
     ended = time.time()
-    _redis().rpush(key, ended)
+    broker().rpush(key, ended)
     return ended
 
 
