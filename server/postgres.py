@@ -187,7 +187,7 @@ class Deferred:
 
     def lock(self, session: Session, operation_ids: list[str]) -> None:
         """Lock and read these operations' rows in one statement, in id order (as any other batch of this daemon)."""
-        from pausable.server.store import SELECT_LOCKED_MANY  # store.py imports this module
+        from pausable.server.store import SELECT_LOCKED_MANY  # store.py imports this module (through store_core.py)
 
         if operation_ids:
             for row in session.connection().execute(SELECT_LOCKED_MANY, {"locked_ids": operation_ids}):
@@ -198,7 +198,7 @@ class Deferred:
 
     def flush(self, session: Session) -> None:
         """Send what waits: the UPDATEs (one executemany per set of changed columns), then the INSERTs (per statement)."""
-        from pausable.server.store import UPDATE_OPERATION  # store.py imports this module
+        from pausable.server.store import UPDATE_OPERATION  # store.py imports this module (through store_core.py)
 
         connection = session.connection()
         shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
