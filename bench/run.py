@@ -517,7 +517,7 @@ def main() -> int:
                     rig.folder,
                     200 if quick else 1000,
                     2 if quick else 3,
-                    30 if quick else 100,
+                    30 if quick else 200,
                     pid(rig.daemon.process),
                     pid(rig.redis.process),
                 ),
