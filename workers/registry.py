@@ -34,6 +34,7 @@ from pausable.workers.task import PausableTask
 log = logging.getLogger("pausable.workers")
 
 PAUSE_POINT = "pausable.pause_or_continue"
+CANVAS_TASKS = frozenset({"celery.chain", "celery.group", "celery.chord"})  # what a canvas signature's task is named
 
 
 @app.task(base=PausableTask, name="pausable.finish", stop_before_body=False)
@@ -134,6 +135,11 @@ def _stage_entry(workflow_name: str, stage: Stage) -> dict[str, Any]:
 
     def chain_of(member: Task | Signature) -> list[dict[str, Any]]:
         signature = _as_signature(member)
+        if signature.task in CANVAS_TASKS:
+            raise TypeError(
+                f"a member of stage {stage.name()} of workflow {workflow_name!r} is a {signature.task}: "
+                "each member is one task (make a chain its own workflow's steps, or one task that does it all)"
+            )
         chain = [_plan_entry(workflow_name, signature)]
         if not _checkpoints(signature):
             chain.append(_plan_entry(workflow_name, _pause_point(), inserted=True))
@@ -202,7 +208,8 @@ def workflow(
 
     `steps` is a list of tasks or signatures, or a chain (e.g. one made by
     `tappable`); a step may be a stage of parallel members: `group(a, b)`,
-    `each(task, over="key")`, or a Celery group or chord in a hand-built chain. Steps made with `@step` are pause points; plain tasks run
+    `each(task, over="key")`, or a Celery group or chord in a hand-built
+    chain. Steps made with `@step` are pause points; plain tasks run
     through to the next pause point. Every step goes to the queue
     `pausable.<name>` (unless it names its own), which only workers that
     registered the workflow consume. A step whose worker or message is

@@ -257,6 +257,8 @@ def test_workers_register_groups_maps_and_celerys_group_and_chord_as_stages() ->
     assert [e["task"] for e in tapped.plan] == [
         "t.stages.plain", "pausable.pause_or_continue", "group(a, plain)", "t.stages.plain", "pausable.finish"
     ]  # fmt: skip
+    with pytest.raises(TypeError, match="each member is one task"):
+        workflow("t.nested", [group(chain(a.s(), a.s()), a)])
     registered = _workflow(flow.to_pb())  # and the daemon accepts what the worker sends
     assert registered.steps == [e["task"] for e in entries]
     with pytest.raises(InvalidArgument, match="not stages"):
