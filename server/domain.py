@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pausable.server.states import Decision, EventType, Numbering, State
 
@@ -246,6 +246,16 @@ class StepReport:
     # snapshots instead of parsing the text again (parsed.ParsedValues). UNPARSED when not.
     result: Any = field(default=UNPARSED, compare=False)
     result_finite: bool = field(default=False, compare=False)  # `result` holds no NaN or infinity (jsontext.decode)
+
+
+class HeldStep(NamedTuple):
+    """A step (or, with `member`, a stage's member) a live worker has reserved or runs: its lease runs on."""
+
+    operation_id: str
+    step: int
+    attempt: int
+    step_token: str
+    member: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from pausable.server.domain import (
     BulkAction,
     CheckpointResult,
     Dispatch,
+    HeldStep,
     Operation,
     OperationFilter,
     StepReport,
@@ -364,7 +365,7 @@ class Engine:
             await self.flags.follow(operation_id, state)
         return state
 
-    async def renew_leases(self, held: Sequence[tuple[str, int, int, str]]) -> int:
+    async def renew_leases(self, held: Sequence[HeldStep]) -> int:
         return await self.store.renew_leases(held)
 
     # -- dispatch --------------------------------------------------------------
@@ -428,9 +429,11 @@ class Engine:
         return len(entries)
 
     async def sweep_leases(self) -> int:
-        """Settle the operations whose step lease lapsed and whose step's message the broker does not hold."""
+        """Settle the operations whose step lease lapsed and whose step's message the broker does not hold, and the
+        stage members whose own lease lapsed (Store.members_lost) while nothing of their operation waits on the broker."""
         lapsed = await self.store.lapsed(SWEEP_BATCH)
-        if not lapsed:
+        members = await self.store.lapsed_members(SWEEP_BATCH)
+        if not lapsed and not members:
             return 0
         queues = {
             step.get("options", {}).get("queue", "")
@@ -442,7 +445,7 @@ class Engine:
         queued = [operation_id for operation_id in lapsed if operation_id in waiting]
         if queued:
             await self.store.extend_lease(queued)
-        settled = 0
+        settled = await self._members_lost(members, waiting)
         for operation_id in lapsed:
             if operation_id in waiting:
                 continue
@@ -456,6 +459,25 @@ class Engine:
             await self.flags.follow(operation_id, outcome.operation.state, outcome.operation.attempt)
             if outcome.verdict is LeaseVerdict.RETRY:
                 await self._publish(Change(outcome.operation, outcome.dispatch, outbox=outcome.outbox))
+        return settled
+
+    async def _members_lost(self, operation_ids: builtins.list[str], waiting: set[str]) -> int:
+        """Stage members whose lease lapsed: those of an operation with a message still on the broker wait on (a member
+        may be behind it); the others are lost, sent again (or their operation stops, or fails: Store.members_lost)."""
+        queued = [operation_id for operation_id in operation_ids if operation_id in waiting]
+        if queued:
+            await self.store.extend_member_leases(queued)
+        settled = 0
+        for operation_id in operation_ids:
+            if operation_id in waiting:
+                continue
+            change = await self.store.members_lost(operation_id, "their worker stopped renewing their leases")
+            if change is None:
+                continue
+            settled += 1
+            log.warning("members of %s lost: now %s", operation_id, change.operation.state)
+            await self.flags.follow(operation_id, change.operation.state, change.operation.attempt)
+            await self._publish(change)
         return settled
 
     async def sweep_timers(self) -> int:

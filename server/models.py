@@ -182,9 +182,10 @@ class StepResultRow(Base):
 
 
 class StageMemberRow(Base):
-    """The result of each finished member of an operation's running stage, recorded once (the primary key): Resume
-    and Retry never run a finished member again. A row without a result is a member that dropped itself under a
-    requested pause or cancel, to send again. Deleted when the stage joins (its result is then the operation's)."""
+    """A member of an operation's running stage that was sent or has finished. With a result: finished, recorded once
+    (the primary key), so Resume and Retry never run it again. Without one: out on the broker or a worker while it
+    has a lease (renewed by the heartbeats of the worker holding it; a lapsed one is sent again, Store.members_lost),
+    or, without a lease, dropped under a requested pause or cancel, to send again. Deleted when the stage joins."""
 
     __tablename__ = "stage_members"
 
@@ -192,8 +193,12 @@ class StageMemberRow(Base):
     step: Mapped[int] = mapped_column(Integer, primary_key=True)  # the stage's plan index
     member: Mapped[int] = mapped_column(Integer, primary_key=True)
     result_json: Mapped[str | None] = mapped_column(Text)
-    ended_at: Mapped[datetime]
+    ended_at: Mapped[datetime]  # when it finished (with a result); else when it was sent or dropped
     seq: Mapped[int | None] = mapped_column(Integer)  # the order results were recorded in: 1, 2, ... (members_done then)
+    lease_expires_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, server_default="1")  # how many times it was sent in this attempt
+
+    __table_args__ = (Index("ix_stage_members_lease_expires_at", "lease_expires_at"),)
 
 
 class RequestRow(Base):

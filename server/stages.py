@@ -105,17 +105,20 @@ def joined(results: Sequence[str]) -> str:
     return "[" + ",".join(results) + "]"
 
 
-def members_done_message(members: Sequence[int], number: int, count: int, done: int, total: int) -> str:
-    """The message of a MEMBER_COMPLETED event: which members finished (numbered from 1, as users count them; runs of
-    consecutive ones as ranges, "members 1-37, 40"), each named by exactly one event."""
+def named(members: Sequence[int]) -> str:
+    """Members as users read them: numbered from 1, runs of consecutive ones as ranges ("members 1-37, 40")."""
     runs: list[str] = []
     for member in sorted(members):
         if runs and runs[-1].split("-")[-1] == str(member):  # member is the previous one + 1 (1-based)
             runs[-1] = f"{runs[-1].split('-')[0]}-{member + 1}"
         else:
             runs.append(str(member + 1))
-    noun = "member" if len(members) == 1 else "members"
-    return f"{noun} {', '.join(runs)} of stage {number}/{count} done ({done}/{total})"
+    return f"{'member' if len(members) == 1 else 'members'} {', '.join(runs)}"
+
+
+def members_done_message(members: Sequence[int], number: int, count: int, done: int, total: int) -> str:
+    """The message of a MEMBER_COMPLETED event: which members finished, each named by exactly one event."""
+    return f"{named(members)} of stage {number}/{count} done ({done}/{total})"
 
 
 def started_message(number: int, count: int, total: int, parallel: int) -> str:

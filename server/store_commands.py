@@ -174,6 +174,8 @@ class CommandWrites(StoreCore):
                 session.connection().execute(
                     INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
                 )
+            if members is not None:
+                self._send_members(session, operation_id, start, members[0], now)
             row = WorkingRow(values)
             created = f"created from workflow {workflow.name}"
             reason = ""

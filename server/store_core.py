@@ -425,6 +425,10 @@ class StoreCore(Reads, ABC):
         """One MEMBER_COMPLETED for the members recorded since the last one (store_stages.StageWrites)."""
 
     @abstractmethod
+    def _send_members(self, session: Session, operation_id: str, step: int, members: Sequence[int], now: datetime) -> None:
+        """These members of the stage at `step` go out now, each with a lease (store_stages.StageWrites)."""
+
+    @abstractmethod
     def _more_members(self, session: Session, row: WorkingRow, again: list[int]) -> Dispatch | None:
         """The members to send now in a running stage (store_stages.StageWrites)."""
 

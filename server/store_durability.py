@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from pausable.server import states, timers
-from pausable.server.domain import Dispatch, Event, NotFound
+from pausable.server.domain import Dispatch, Event, HeldStep, NotFound
 from pausable.server.models import OperationRow
 from pausable.server.states import ACTIVE, EventType, LeaseVerdict, State
 from pausable.server.store_core import (
     DELETE_OUTBOX,
+    MEMBERS,
     OPERATIONS,
     OUTBOX,
     Change,
@@ -36,7 +37,14 @@ from pausable.server.store_core import (
     dispatch_from,
 )
 
-SECRET_BATCH = 500  # operation ids per query when RenewLeases reads step secrets
+SECRET_BATCH = 500
+RENEW_MEMBER = update(MEMBERS).where(
+    MEMBERS.c.operation_id == bindparam("held_id"),
+    MEMBERS.c.step == bindparam("held_step"),
+    MEMBERS.c.member == bindparam("held_member"),
+    MEMBERS.c.result_json.is_(None),
+    MEMBERS.c.lease_expires_at.is_not(None),
+)  # operation ids per query when RenewLeases reads step secrets
 
 
 class DurabilityWrites(StoreCore):
@@ -49,13 +57,15 @@ class DurabilityWrites(StoreCore):
 
     # -- leases ---------------------------------------------------------------
 
-    async def renew_leases(self, held: Sequence[tuple[str, int, int, str]]) -> int:
-        """Steps (operation, step, attempt, step token) a live worker holds: their leases run on from now.
+    async def renew_leases(self, held: Sequence[HeldStep]) -> int:
+        """Steps (operation, step, attempt, step token, stage member) a live worker holds: their leases run on from now,
+        a stage member's own too.
 
-        Only steps whose token is the current dispatch's; returns how many matched.
+        Only steps whose token is the current dispatch's; returns how many steps matched.
         """
         if not held:
             return 0
+        held = [HeldStep(*entry) for entry in held]
         until = datetime.now(UTC) + self.lease
         statement = (
             update(OPERATIONS)
@@ -72,12 +82,20 @@ class DurabilityWrites(StoreCore):
         )
 
         def renew(session: Session, _events: list[Event]) -> int:
-            secrets_of = self._step_secrets(session, {op for op, _step, _attempt, _token in held})
-            dispatched = [
-                (op, step, attempt, secrets_of[op])
-                for op, step, attempt, token in held
-                if op in secrets_of and self.dispatched(secrets_of[op], token)
+            secrets_of = self._step_secrets(session, {entry.operation_id for entry in held})
+            valid = [
+                entry
+                for entry in held
+                if entry.operation_id in secrets_of and self.dispatched(secrets_of[entry.operation_id], entry.step_token)
             ]
+            members = [
+                {"held_id": entry.operation_id, "held_step": entry.step, "held_member": entry.member}
+                for entry in valid
+                if entry.member is not None
+            ]
+            if members:
+                session.connection().execute(RENEW_MEMBER.values(lease_expires_at=until), members)
+            dispatched = sorted({(e.operation_id, e.step, e.attempt, secrets_of[e.operation_id]) for e in valid})
             if not dispatched:
                 return 0
             params = [

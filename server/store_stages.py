@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from pausable.server import limits, stages, states
 from pausable.server.domain import CheckpointResult, Dispatch, Event, NotFound, StepReport
 from pausable.server.states import ACTIVE, Decision, EventType, State
-from pausable.server.store_core import MEMBERS, OPERATIONS, StoreCore, WorkingRow, _aware, _move, dispatch_from
+from pausable.server.store_core import MEMBERS, OPERATIONS, Change, StoreCore, WorkingRow, _aware, _move, dispatch_from
 
 STOPPING = (State.PAUSE_REQUESTED, State.CANCEL_REQUESTED)
 
@@ -66,7 +66,18 @@ class StageWrites(StoreCore):
             self._append(session, events, row, EventType.STAGE_STARTED, message, now)
         if not sent:  # an empty list to map over
             return self._join(session, events, row, numbering, now)
+        self._send_members(session, row.id, step, sent, now)
         return replace(dispatch, members=tuple(sent))
+
+    def _send_members(self, session: Session, operation_id: str, step: int, members: Sequence[int], now: datetime) -> None:
+        """These members go out now: each holds a lease until a worker's heartbeat renews it (`members_lost`)."""
+        if members:
+            values = [
+                {"operation_id": operation_id, "step": step, "member": member, "result_json": None, "ended_at": now,
+                 "seq": None, "lease_expires_at": now + self.lease}
+                for member in members
+            ]  # fmt: skip
+            session.connection().execute(self._member_statements.send, values)
 
     def _members(
         self, session: Session, events: list[Event], operation_id: str, reports: Sequence[StepReport], now: datetime
@@ -101,14 +112,16 @@ class StageWrites(StoreCore):
                             again.append(member)
                         results.append(CheckpointResult(Decision.CONTINUE, state, row.attempt))
                         continue
-                    kept = session.connection().execute(self._member_statements[1], {**key, "result_json": None, "seq": None})
+                    kept = session.connection().execute(
+                        self._member_statements.drop, {**key, "result_json": None, "seq": None, "lease_expires_at": None}
+                    )
                     if kept.rowcount:  # kept as dropped (no result): sent again by Resume
                         row.members_running = max(row.members_running - 1, 0)
                     stop = Decision.PAUSE if state is State.PAUSE_REQUESTED else Decision.CANCEL
                     results.append(CheckpointResult(stop, state, row.attempt))
                     continue
-                values = {**key, "result_json": report.result_json, "seq": row.members_done + 1}
-                if not session.connection().execute(self._member_statements[0], values).rowcount:  # a repeated report
+                values = {**key, "result_json": report.result_json, "seq": row.members_done + 1, "lease_expires_at": None}
+                if not session.connection().execute(self._member_statements.record, values).rowcount:  # a repeated report
                     results.append(CheckpointResult(Decision.STOP, state, row.attempt))
                 else:
                     finished.append(member)
@@ -172,6 +185,83 @@ class StageWrites(StoreCore):
         with contextlib.suppress(NotFound):
             await self.write(announce)
 
+    async def lapsed_members(self, limit: int = 100) -> list[str]:
+        """Operations with a sent member whose lease lapsed (no worker's heartbeat renewed it), oldest lapse first."""
+        query = (
+            select(MEMBERS.c.operation_id)
+            .where(MEMBERS.c.lease_expires_at < datetime.now(UTC))
+            .order_by(MEMBERS.c.lease_expires_at)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list(dict.fromkeys((await session.scalars(query)).all()))
+
+    async def extend_member_leases(self, operation_ids: Sequence[str]) -> None:
+        """Messages of these operations wait on the broker: their members whose lease lapsed are not lost (yet)."""
+        now = datetime.now(UTC)
+        statement = (
+            update(MEMBERS)
+            .where(MEMBERS.c.operation_id.in_(operation_ids), MEMBERS.c.lease_expires_at < now)
+            .values(lease_expires_at=now + self.lease)
+        )
+
+        def extend(session: Session, _events: list[Event]) -> None:
+            session.execute(statement)
+
+        await self.write(extend)
+
+    async def members_lost(self, operation_id: str, reason: str) -> Change | None:
+        """Settle the members of the operation's running stage whose lease lapsed (their worker died, or their message
+        was lost) while others keep the step's lease alive: sent again as the same dispatch (STEP_RETRIED names them),
+        or, once one was sent max_attempts times, the operation FAILS with WORKER_LOST; under a requested pause or
+        cancel they count as dropped (Resume sends them). Leases of members of a stage the operation left are dropped."""
+        now = datetime.now(UTC)
+
+        def settle(session: Session, events: list[Event]) -> Change | None:
+            with self._locked(session, operation_id, with_input=True) as row:
+                state, step = State(row.state), row.current_step
+                numbering = self._numbering(session, row.id)
+                lapsed = (MEMBERS.c.operation_id == row.id, MEMBERS.c.lease_expires_at < now)
+                current = state in ACTIVE and numbering.is_stage(step)
+                stale = lapsed if not current else (*lapsed, MEMBERS.c.step != step)
+                session.execute(update(MEMBERS).where(*stale).values(lease_expires_at=None))
+                lost = session.execute(select(MEMBERS.c.member, MEMBERS.c.sends).where(*lapsed, MEMBERS.c.step == step)).all()
+                if not current or not lost:
+                    return None
+                members = sorted(member for member, _sends in lost)
+                where = f"{stages.named(members)} of stage {numbering.number(step)}/{numbering.count}"
+                number, count = numbering.number(step), numbering.count
+                if state in STOPPING:  # dropped: Resume sends them
+                    session.execute(update(MEMBERS).where(*lapsed, MEMBERS.c.step == step).values(lease_expires_at=None))
+                    row.members_running = max(row.members_running - len(members), 0)
+                    if row.members_running == 0:
+                        paused = state is State.PAUSE_REQUESTED
+                        stopped = State.PAUSED if paused else State.CANCELLED
+                        message = stages.stopped_message(paused, number, count, row.members_done, row.members_total)
+                        self._apply(session, events, row, states.Transition(stopped, EventType(stopped), message), now)
+                    return Change(self._operation(row))
+                if max(sends for _member, sends in lost) >= row.max_attempts:
+                    row.error = {
+                        "code": "WORKER_LOST", "message": f"{reason}; {where} was sent {row.max_attempts} times",
+                        "step": step, "step_name": numbering.name(step), "step_number": number, "member_index": members[0],
+                    }  # fmt: skip
+                    self._apply(
+                        session, events, row, states.Transition(State.FAILED, EventType.FAILED, f"WORKER_LOST: {reason}"), now
+                    )
+                    return Change(self._operation(row))
+                session.execute(
+                    update(MEMBERS)
+                    .where(*lapsed, MEMBERS.c.step == step)
+                    .values(lease_expires_at=now + self.lease, sends=MEMBERS.c.sends + 1)
+                )
+                row.lease_expires_at = now + self.lease
+                self._append(session, events, row, EventType.STEP_RETRIED, f"{where} lost ({reason}): sent again", now)
+                dispatch = members_of(row, row.__dict__["plan"], row.__dict__["input_json"], members)
+                return Change(self._operation(row), dispatch, outbox=self._enqueue(session, dispatch, now))
+
+        # It reads and writes stage_members: not deferrable (see PostgresWriter.submit).
+        return await self.write(settle)
+
     def _more_members(self, session: Session, row: WorkingRow, again: list[int]) -> Dispatch | None:
         """The members to send now in a running stage: those dropped on a stale flag (`again`) or kept as dropped
         under a pause that a Resume withdrew, and the next ones without a result while fewer than max_parallel are
@@ -180,11 +270,13 @@ class StageWrites(StoreCore):
             select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
         ).one()
         where = (MEMBERS.c.operation_id == row.id, MEMBERS.c.step == row.current_step)
-        dropped = list(session.scalars(select(MEMBERS.c.member).where(*where, MEMBERS.c.result_json.is_(None))))
-        if dropped:
-            session.execute(delete(MEMBERS).where(*where, MEMBERS.c.result_json.is_(None)))
-            row.members_running += len(dropped)
-            again = again + dropped
+        dropped = list(
+            session.scalars(
+                select(MEMBERS.c.member).where(*where, MEMBERS.c.result_json.is_(None), MEMBERS.c.lease_expires_at.is_(None))
+            )
+        )
+        row.members_running += len(dropped)
+        again = again + dropped
         parallel = stages.max_parallel(plan[row.current_step][stages.STAGE])
         room = parallel - row.members_running if parallel else 0
         more: list[int] = []
@@ -192,7 +284,7 @@ class StageWrites(StoreCore):
             done = set(
                 session.scalars(
                     select(MEMBERS.c.member).where(
-                        MEMBERS.c.operation_id == row.id, MEMBERS.c.step == row.current_step, MEMBERS.c.member >= row.members_next
+                        *where, MEMBERS.c.member >= row.members_next, MEMBERS.c.result_json.is_not(None)
                     )
                 )
             )
@@ -205,10 +297,8 @@ class StageWrites(StoreCore):
             row.members_running += len(more)
         if not again and not more:
             return None
-        dispatch = dispatch_from(
-            row.id, plan, row.current_step, input_json, row.result_json, row.attempt, row.step_secret or "", None
-        )
-        return replace(dispatch, members=tuple(again + more))
+        self._send_members(session, row.id, row.current_step, again + more, datetime.now(UTC))
+        return members_of(row, plan, input_json, again + more)
 
     def _join(
         self, session: Session, events: list[Event], row: WorkingRow, numbering: states.Numbering, now: datetime
@@ -252,14 +342,44 @@ class StageWrites(StoreCore):
         return None
 
 
-def member_statements(postgres: bool) -> tuple[Any, Any]:
-    """Record a member's result unless it has one (rowcount 0: it had), and keep a member that dropped itself unless
-    it is known (rowcount 0): one statement each, the member's row found by its primary key."""
+def members_of(row: WorkingRow, plan: Sequence[dict[str, Any]], input_json: str, members: Sequence[int]) -> Dispatch:
+    """These members of the operation's running stage, as its current dispatch (same attempt and step secret)."""
+    dispatch = dispatch_from(
+        row.id, plan, row.current_step, input_json, row.result_json, row.attempt, row.step_secret or "", None
+    )
+    return replace(dispatch, members=tuple(members))
+
+
+class MemberStatements(NamedTuple):
+    """One statement each, the member's row found by its primary key (stage_members)."""
+
+    record: Any  # its result, unless it has one (rowcount 0: a repeated report)
+    drop: Any  # it dropped itself: no lease, to send again (rowcount 0: known already, or finished)
+    send: Any  # it goes out: a lease (unless it has a result)
+
+
+def member_statements(postgres: bool) -> MemberStatements:
     insert = postgresql_insert if postgres else sqlite_insert
+    key = [MEMBERS.c.operation_id, MEMBERS.c.step, MEMBERS.c.member]
     record = insert(MEMBERS)
     record = record.on_conflict_do_update(
-        index_elements=[MEMBERS.c.operation_id, MEMBERS.c.step, MEMBERS.c.member],
-        set_={"result_json": record.excluded.result_json, "ended_at": record.excluded.ended_at, "seq": record.excluded.seq},
+        index_elements=key,
+        set_={
+            "result_json": record.excluded.result_json, "ended_at": record.excluded.ended_at, "seq": record.excluded.seq,
+            "lease_expires_at": None,
+        },
+        where=MEMBERS.c.result_json.is_(None),
+    )  # fmt: skip
+    drop = insert(MEMBERS)
+    drop = drop.on_conflict_do_update(
+        index_elements=key,
+        set_={"lease_expires_at": None, "ended_at": drop.excluded.ended_at},
+        where=MEMBERS.c.result_json.is_(None) & MEMBERS.c.lease_expires_at.is_not(None),
+    )
+    send = insert(MEMBERS)
+    send = send.on_conflict_do_update(
+        index_elements=key,
+        set_={"lease_expires_at": send.excluded.lease_expires_at, "ended_at": send.excluded.ended_at},
         where=MEMBERS.c.result_json.is_(None),
     )
-    return record, insert(MEMBERS).on_conflict_do_nothing()
+    return MemberStatements(record, drop, send)

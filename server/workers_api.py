@@ -16,7 +16,7 @@ from pausable.jsonvalue import from_value
 from pausable.server import limits, offload, stages, validation
 from pausable.server.convert import state_to_pb
 from pausable.server.dispatch import plan_for
-from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, NotDispatched, NotFound, StepReport, Workflow
+from pausable.server.domain import DEFAULT_MAX_ATTEMPTS, HeldStep, NotDispatched, NotFound, StepReport, Workflow
 from pausable.server.engine import Engine
 from pausable.server.errors import InvalidArgument, rpc
 from pausable.server.states import Decision
@@ -315,11 +315,12 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         if len(request.steps) > 10_000:
             raise InvalidArgument(f"{len(request.steps)} steps in one RenewLeases call; send at most 10000 per call")
         held = [
-            (
+            HeldStep(
                 validation.operation_id(s.operation_id),
                 _step(s.step),
                 _attempt(s.attempt),
                 validation.short_text("step_token", s.step_token),
+                _member(s.member) if s.HasField("member") else None,
             )
             for s in request.steps
         ]

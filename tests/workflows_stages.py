@@ -1,6 +1,7 @@
 """Workflows of tests/integration/test_stages.py (loaded from PYTHONPATH=tests).
 
-`stages.files` lists `count` files, maps `process_file` over them (at most 4 at a time), then merges. Each run of a
+`stages.files` lists `count` files, maps `process_file` over them (at most 4 at a time), then merges;
+`stages.wide` the same with every member sent at once. Each run of a
 member adds 1 to the Redis counter `runs:<operation>:<file>`, so a test sees how often each member ran. A member
 waits while the file `<dir>/hold` exists (so a pause lands while members run), and the file named in `fail` raises.
 `stages.group` runs three members on the same input and combines their results; `stages.tapped` is the same with
@@ -51,6 +52,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 workflow("stages.files", [list_files, each(process_file, over="files", max_parallel=4), merge])
+workflow("stages.wide", [list_files, each(process_file, over="files"), merge])
 
 
 @step(name="stages.group.double")

@@ -2,7 +2,7 @@
 
 One thread in the worker's main process (where Celery keeps the requests it
 has reserved and the ones running in its pool) sends the (operation, step,
-attempt, step token) of each of them every third of the step lease
+attempt, step token, and stage member) of each of them every third of the step lease
 (PAUSABLE_STEP_LEASE_SECONDS). No call per step: a worker holding nothing
 sends nothing. When the whole worker dies, its leases lapse and the daemon
 runs the steps again elsewhere (see pausable/server/engine.py).
@@ -18,14 +18,15 @@ from celery.signals import worker_ready, worker_shutdown
 from celery.worker import state
 
 from pausable.config import get_settings
-from pausable.headers import ATTEMPT_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
+from pausable.headers import ATTEMPT_HEADER, MEMBER_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
 from pausable.workers.link import from_settings
 
 log = logging.getLogger("pausable.workers")
 
 
-def held_steps() -> list[tuple[str, int, int, str]]:
-    """The pausable steps (operation, step, attempt, step token) this worker has reserved or is running."""
+def held_steps() -> list[tuple[str, int, int, str, int]]:
+    """The pausable steps (operation, step, attempt, step token, stage member or -1) this worker has reserved or is
+    running."""
     held = set()
     for request in [*state.reserved_requests, *state.active_requests]:
         headers = request.request_dict
@@ -37,6 +38,7 @@ def held_steps() -> list[tuple[str, int, int, str]]:
                     int(headers.get(STEP_HEADER, 0)),
                     int(headers.get(ATTEMPT_HEADER, 0) or 0),
                     str(headers.get(STEP_TOKEN_HEADER) or ""),
+                    int(headers.get(MEMBER_HEADER, -1)),
                 )
             )
     return sorted(held)

@@ -252,11 +252,13 @@ class DaemonLink:
         reply = self.call(lambda s: s.GetStepDetails, request)
         return reply.details_json if reply.found else None
 
-    def renew_leases(self, worker: str, held: list[tuple[str, int, int, str]]) -> int:
-        """The steps (operation, step, attempt, step token) this worker holds: their leases run on."""
+    def renew_leases(self, worker: str, held: list[tuple[str, int, int, str, int]]) -> int:
+        """The steps (operation, step, attempt, step token, stage member or -1) this worker holds: their leases run on."""
         steps = [
-            worker_pb2.HeldStep(operation_id=op, step=step, attempt=attempt, step_token=token)
-            for op, step, attempt, token in held
+            worker_pb2.HeldStep(
+                operation_id=op, step=step, attempt=attempt, step_token=token, member=member if member >= 0 else None
+            )
+            for op, step, attempt, token, member in held
         ]
         return int(self.call(lambda s: s.RenewLeases, worker_pb2.RenewLeasesRequest(worker=worker, steps=steps)).renewed)
 

@@ -27,10 +27,13 @@ TIMEOUT = 90.0
 LEASE_SECONDS = "3"
 
 
-def worker(stack_folder: Path, daemon: DaemonProcess, redis_url: str, name: str) -> WorkerProcess:
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+def worker(stack_folder: Path, daemon: DaemonProcess, redis_url: str, name: str, concurrency: int = 4) -> WorkerProcess:
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+        "PAUSABLE_STEP_LEASE_SECONDS": LEASE_SECONDS,  # the heartbeat renews every third of the daemon's lease
+    }
     return WorkerProcess(
-        daemon.target, redis_url, stack_folder / f"{name}.log", ["workflows_stages"], concurrency=4, env=env
+        daemon.target, redis_url, stack_folder / f"{name}.log", ["workflows_stages"], concurrency=concurrency, env=env
     ).start()
 
 
@@ -41,7 +44,9 @@ def staged(tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[Pa
         daemon = DaemonProcess(make_database(folder), server.url, folder / "daemon.log", step_lease_seconds=LEASE_SECONDS)
         stack = Stack(server, daemon.start(), worker(folder, daemon, server.url, "worker-1"), folder)
         try:
-            stack.wait_for_workflows({"stages.files", "stages.group", "stages.map", "stages.tapped"}, timeout=TIMEOUT)
+            stack.wait_for_workflows(
+                {"stages.files", "stages.wide", "stages.group", "stages.map", "stages.tapped"}, timeout=TIMEOUT
+            )
             yield stack
         finally:
             stack.stop()
@@ -170,3 +175,29 @@ def test_group_and_map_stages_first_in_the_plan_with_a_plain_celery_task_among_t
             client.start("stages.map", {"not": "a list"})
         workflow = next(w for w in client.workflows() if w.name == "stages.group")
         assert workflow.steps == ["group(double, square, negate)", "stages.group.combine"]
+
+
+def test_members_of_a_killed_worker_are_sent_again_while_another_workers_member_keeps_the_step_alive(
+    staged: Stack, tmp_path: Path, held: Path
+) -> None:
+    """Each member has its own lease: the step's lease, which the other worker's member keeps renewing, never lapses,
+    yet the killed worker's members are sent again before that member ends."""
+    staged.worker.stop()
+    first = worker(staged.folder, staged.daemon, staged.redis.url, "worker-4", concurrency=1)
+    staged.worker = first
+    with staged.client() as client:
+        staged.wait_for_workflows({"stages.wide"}, timeout=TIMEOUT)
+        op = client.start("stages.wide", {"count": 8, "dir": str(tmp_path)})
+        until(lambda: len(runs(staged, op.id)) == 1, "the first worker running a member")
+        staged.worker = worker(staged.folder, staged.daemon, staged.redis.url, "worker-5", concurrency=8)
+        until(lambda: len(runs(staged, op.id)) >= 2, "the second worker running members")
+        first.signal_group(signal.SIGKILL)
+        first.stop()
+        lost = wait_event(client, op.id, lambda e: e.type == pb.EVENT_TYPE_STEP_RETRIED, timeout=TIMEOUT)
+        assert "lost" in lost.message and held.exists(), "sent again while the other worker's members still run"
+        assert lost.operation.attempt == 1, "the same attempt: the members that finished or run stay valid"
+        held.unlink()
+        assert client.get(op.id).wait(timeout=TIMEOUT) == expected(8)
+        events = history(client, op.id, timeout=TIMEOUT)
+        assert_legal(events)
+        assert sorted(completed_members(events)) == list(range(1, 9)), "each member's result applied once"

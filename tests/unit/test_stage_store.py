@@ -18,7 +18,7 @@ from support.histories import members_named
 
 from pausable.server import stages
 from pausable.server.dispatch import chains, plan_for
-from pausable.server.domain import Dispatch, StepReport, Workflow
+from pausable.server.domain import Dispatch, HeldStep, StepReport, Workflow
 from pausable.server.errors import InvalidArgument
 from pausable.server.states import Command, Decision, EventType, InvalidTransition, LeaseVerdict, State
 from pausable.server.store import NewInput, Store
@@ -124,7 +124,11 @@ def test_a_pause_takes_effect_once_no_member_runs_and_resume_sends_only_the_unfi
     run(tmp_path, scenario)
 
 
-def test_members_recorded_within_50_ms_of_an_event_are_named_by_the_next_one(tmp_path: Path) -> None:
+def test_members_recorded_within_50_ms_of_an_event_are_named_by_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stages, "ANNOUNCE_SECONDS", 60.0)  # the window, long enough for a loaded machine
+
     async def scenario(store: Store, operation_id: str, token: str) -> None:
         first = await enter(store, operation_id, token, 4)
         [one] = await store.checkpoints([member(operation_id, first, 0)])
@@ -138,6 +142,51 @@ def test_members_recorded_within_50_ms_of_an_event_are_named_by_the_next_one(tmp
             "member 2 of stage 2/3 done (2/4)",
         ]
         assert events[-1].snapshot["stage"] == [4, 2, 2]
+
+    run(tmp_path, scenario)
+
+
+def test_a_member_whose_lease_lapsed_is_sent_again_until_max_attempts_while_one_a_worker_holds_is_not(
+    tmp_path: Path,
+) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        first = await enter(store, operation_id, token, 3)
+        store.lease = timedelta(0)  # every lease written from now on has already lapsed
+        await store.checkpoints([member(operation_id, first, 1, result="null", next_not_started=True)])  # renews nothing
+        store.lease = timedelta(seconds=60)
+        assert await store.renew_leases([HeldStep(operation_id, 1, 1, first.step_token, 1)]) == 1  # a worker has 1
+        assert await store.lapsed_members() == []
+        store.lease = timedelta(0)
+        await store.renew_leases([HeldStep(operation_id, 1, 1, first.step_token, 0)])  # member 0's lease: lapsed now
+        assert await store.lapsed_members() == [operation_id]
+        again = await store.members_lost(operation_id, "worker lost")
+        assert again is not None and again.dispatch is not None and again.outbox is not None
+        assert again.dispatch.members == (0,) and again.dispatch.step_token == first.step_token
+        events = await store.events_after(operation_id, 0)
+        assert (events[-1].type, events[-1].message) == (
+            EventType.STEP_RETRIED,
+            "member 1 of stage 2/3 lost (worker lost): sent again",
+        )
+        assert (await store.members_lost(operation_id, "worker lost")) is not None  # sent a third time
+        failed = await store.members_lost(operation_id, "worker lost")
+        assert failed is not None and failed.operation.state is State.FAILED and failed.operation.error is not None
+        assert (failed.operation.error["code"], failed.operation.error["member_index"]) == ("WORKER_LOST", 0)
+        assert await store.members_lost(operation_id, "worker lost") is None, "an ended operation's leases are dropped"
+        assert await store.lapsed_members() == []
+
+    run(tmp_path, scenario)
+
+
+def test_a_lost_member_under_a_pause_counts_as_dropped(tmp_path: Path) -> None:
+    async def scenario(store: Store, operation_id: str, token: str) -> None:
+        store.lease = timedelta(0)
+        first = await enter(store, operation_id, token, 2)
+        await store.command(operation_id, Command.PAUSE)
+        await store.checkpoints([member(operation_id, first, 1)])
+        paused = await store.members_lost(operation_id, "worker lost")
+        assert paused is not None and paused.operation.state is State.PAUSED and paused.operation.stage == (2, 1, 0)
+        resumed = await store.command(operation_id, Command.RESUME)
+        assert resumed.dispatch is not None and resumed.dispatch.members == (0,)
 
     run(tmp_path, scenario)
 

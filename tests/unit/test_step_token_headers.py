@@ -35,7 +35,7 @@ def test_heartbeats_send_each_held_step_with_its_token(monkeypatch: pytest.Monke
     requests = [SimpleNamespace(request_dict=headers(0, "t0")), SimpleNamespace(request_dict={"id": "plain task"})]
     monkeypatch.setattr(heartbeat.state, "reserved_requests", requests[:1])
     monkeypatch.setattr(heartbeat.state, "active_requests", requests[1:])
-    assert heartbeat.held_steps() == [(OP, 0, 2, "t0")]
+    assert heartbeat.held_steps() == [(OP, 0, 2, "t0", -1)]
 
 
 def test_a_stray_step_fails_its_operation_with_its_token() -> None:

@@ -124,16 +124,18 @@ class FailOperationResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_operation_pb2.OperationState, str]] = ...) -> None: ...
 
 class HeldStep(_message.Message):
-    __slots__ = ("operation_id", "step", "attempt", "step_token")
+    __slots__ = ("operation_id", "step", "attempt", "step_token", "member")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STEP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     step: int
     attempt: int
     step_token: str
-    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ...) -> None: ...
+    member: int
+    def __init__(self, operation_id: _Optional[str] = ..., step: _Optional[int] = ..., attempt: _Optional[int] = ..., step_token: _Optional[str] = ..., member: _Optional[int] = ...) -> None: ...
 
 class RenewLeasesRequest(_message.Message):
     __slots__ = ("worker", "steps")

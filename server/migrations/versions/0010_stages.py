@@ -7,9 +7,9 @@ operations: the running stage's member counts (members_total, members_done,
 members_running), the next member index to dispatch (members_next), and how
 many done members an event has named and when (members_announced, _at).
 
-stage_members: the result of each finished member of a running stage, once
-per (operation, step, member), or none for a member that dropped itself under
-a requested pause or cancel; deleted when the stage joins.
+stage_members: each member of a running stage that was sent (with its lease,
+renewed by the worker holding it) or finished (its result, once per
+(operation, step, member)); deleted when the stage joins.
 
 outbox: a stage's dispatch names the members it sends (members, JSON).
 """
@@ -42,12 +42,16 @@ def upgrade() -> None:
         sa.Column("result_json", sa.Text(), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sends", sa.Integer(), nullable=False, server_default="1"),
     )
+    op.create_index("ix_stage_members_lease_expires_at", "stage_members", ["lease_expires_at"])
 
 
 def downgrade() -> None:
     """On SQLite the columns go with ALTER TABLE ... DROP COLUMN (SQLite 3.35+), never a batch copy of `operations`,
     whose drop would delete every event and label with it (ON DELETE CASCADE)."""
+    op.drop_index("ix_stage_members_lease_expires_at", table_name="stage_members")
     op.drop_table("stage_members")
     sqlite = op.get_bind().dialect.name == "sqlite"
     for table, columns in (("outbox", ("members",)), ("operations", (*COUNTERS, "members_announced_at"))):
