@@ -88,13 +88,6 @@ class DurabilityWrites(StoreCore):
                 for entry in held
                 if entry.operation_id in secrets_of and self.dispatched(secrets_of[entry.operation_id], entry.step_token)
             ]
-            members = [
-                {"held_id": entry.operation_id, "held_step": entry.step, "held_member": entry.member}
-                for entry in valid
-                if entry.member is not None
-            ]
-            if members:
-                session.connection().execute(RENEW_MEMBER.values(lease_expires_at=until), members)
             dispatched = sorted({(e.operation_id, e.step, e.attempt, secrets_of[e.operation_id]) for e in valid})
             if not dispatched:
                 return 0
@@ -103,6 +96,13 @@ class DurabilityWrites(StoreCore):
                 for op, step, attempt, secret in dispatched
             ]
             result = session.connection().execute(statement, params)
+            # After the operations' rows, as every other write locks them first (Postgres: no deadlock between replicas).
+            members = sorted({(e.operation_id, e.step, e.member) for e in valid if e.member is not None})
+            if members:
+                session.connection().execute(
+                    RENEW_MEMBER.values(lease_expires_at=until),
+                    [{"held_id": op, "held_step": step, "held_member": member} for op, step, member in members],
+                )
             if self.sqlite is not None:
                 for op, _step, _attempt, _secret in dispatched:
                     cached = self.sqlite.rows.get(op)
