@@ -1,9 +1,11 @@
 """Writes of stages (stages.py): a step that runs as many members at once, joined when all of them are done.
 
-Entering a stage sends its members (at most max_parallel); each member's
-result is recorded once (`_members`, one upsert: `member_statements`); the
-last one joins the stage (`_join`) and the operation goes on. Recorded members
-are named in MEMBER_COMPLETED events (`_announce`, `announce_members`).
+Entering a stage sends its members (at most max_parallel), each with a lease
+of its own (`_send_members`); each member's result is recorded once
+(`_members`, one upsert: `member_statements`); the last one joins the stage
+(`_join`) and the operation goes on. Recorded members are named in
+MEMBER_COMPLETED events (`_announce`, `announce_members`); members whose lease
+lapsed are sent again (`lapsed_members`, `members_lost`).
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class StageWrites(StoreCore):
     ) -> list[CheckpointResult]:
         """Record reports of the members of an operation's running stage, in one go under its row lock.
 
-        A finished member's result is recorded once (a repeated report changes nothing), with one MEMBER_COMPLETED
-        event for all recorded here. The last member's result joins the stage (`_join`: a compare-and-set under the
+        A finished member's result is recorded once (a repeated report changes nothing) and named in a MEMBER_COMPLETED
+        event (`_announce`: at most one per stages.ANNOUNCE_SECONDS). The last member's result joins the stage (`_join`: a compare-and-set under the
         row lock, whichever worker and replica reports it). A member that did not start (a stop flag) is sent again
         while the operation runs; under a requested pause or cancel it is left for Resume, and once no member is
         out the operation is PAUSED (or CANCELLED) within the stage; a Resume before that sends it again (`command`).
