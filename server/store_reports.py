@@ -133,14 +133,11 @@ class ReportWrites(StoreCore):
             if saves and self.dispatched(row.step_secret, report.step_token):
                 row.details_json, row.details_step = report.details_json, step + 1
             ask = self._asks(row, numbering) if row.pause_before_step else False
-            if outcome.decision is Decision.CONTINUE and outcome.record_result and numbering.is_stage(row.current_step):
-                # The chain ended before a stage (dispatch.messages): the daemon sends its members.
-                staged = self._dispatch_of(session, row, None, events, now)
-                outbox = self._enqueue(session, staged, now) if staged is not None else None
-                return CheckpointResult(outcome.decision, State(row.state), row.attempt, resend=staged, outbox=outbox, ask=ask)
-            if not resend:
+            # The chain ended before a stage (dispatch.messages): the daemon sends its members.
+            staged = outcome.decision is Decision.CONTINUE and outcome.record_result and numbering.is_stage(row.current_step)
+            if not (resend or staged):
                 return CheckpointResult(outcome.decision, State(row.state), row.attempt, ask=ask)
-            # The worker dropped the next step on a stale stop flag: send it again, as the same attempt.
+            # Or the worker dropped the next step on a stale stop flag: send it again, as the same attempt.
             row.lease_expires_at = now + self.lease
             dispatch = self._dispatch_of(session, row, None, events, now)
             outbox = self._enqueue(session, dispatch, now) if dispatch is not None else None

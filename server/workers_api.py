@@ -34,10 +34,11 @@ def _report(request: pb.CheckpointRequest, continued: bool, dropped: bool = Fals
     first = before and request.step == -1  # before the first step: there is no result to record
     if first and request.result_json:
         raise InvalidArgument("a checkpoint before the first step (step -1) carries no result_json: leave it empty")
+    unstarted = first or (before and request.HasField("member"))  # a member that did not start has no result either
     return StepReport(
         validation.operation_id(request.operation_id),
         -1 if first else _step(request.step),
-        "null" if first else request.result_json,
+        "null" if unstarted else request.result_json,
         validation.short_text("attempt_id", request.attempt_id),
         continued,
         _attempt(request.attempt),

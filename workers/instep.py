@@ -115,7 +115,7 @@ def pause_here(details: Any = None) -> None:
     member = member_of(task.request)
     if member is not None:  # a stage member stops unfinished: Resume runs it again (no details are kept for members)
         flush()
-        decision = PausableTask._ask(position, step, "null", next_not_started=True, member=member)
+        decision = PausableTask._ask(position, step, "", next_not_started=True, member=member)
         if decision == worker_pb2.DECISION_CONTINUE:
             return
         raise StepStopped(worker_pb2.Decision.Name(decision))

@@ -154,12 +154,12 @@ class PausableTask(Task):
         flag, asks the daemon and runs on CONTINUE."""
         operation_id, step, attempt, token = position
         if stop_flags().in_sync and attempt <= 1 and not stop_flags().asking(operation_id):
-            reporter().submit(StepReport(operation_id, step, attempt, "null", token, next_not_started=True, member=member))
+            reporter().submit(StepReport(operation_id, step, attempt, "", token, next_not_started=True, member=member))
             log.info("operation %s: member %d of step %d does not start: a stop is requested", operation_id, member, step)
             self.request.chain = None
             return False
         flush()
-        decision = self._ask(position, step, "null", next_not_started=True, member=member)
+        decision = self._ask(position, step, "", next_not_started=True, member=member)
         if decision == worker_pb2.DECISION_CONTINUE:
             return True
         self.request.chain = None
