@@ -46,7 +46,7 @@ def favouring_the_loop(work: Callable[[], Result]) -> Result:
     Measured on 2 shared cores, a 1 ms timer on the loop while this thread built 1 MiB Values (4 in a row, 3 runs):
     at 5 ms its gaps were 6.3-6.7 ms at the median and 14-291 ms at most; at 1 ms, 2.2 ms and 6.5-85 ms. Kept at
     1 ms all the time, the switching cost every start: 5-10% of the StartOperation rate and 9-20% more daemon CPU
-    per start (bench/paired_start.py, two runs of 6 rounds), hence only while this thread works.
+    per start (bench/paired_rates.py, two runs of 6 rounds), hence only while this thread works.
     """
     global _favouring, _default_switch
     with _favouring_lock:

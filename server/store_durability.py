@@ -135,7 +135,7 @@ class DurabilityWrites(StoreCore):
 
         The state is tested inside an expression (coalesce) so that no index on it is used: SQLite chose
         ix_operations_state_id and read every RUNNING operation on each sweep (150 ms for 36,000 of them, every
-        2.5 s, in bench/paired_start.py); ix_operations_lease_expires_at reads only the lapsed ones.
+        2.5 s, in bench/paired_rates.py); ix_operations_lease_expires_at reads only the lapsed ones.
         """
         query = (
             select(OPERATIONS.c.id)
