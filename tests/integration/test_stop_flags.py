@@ -88,3 +88,25 @@ def test_a_burst_of_stops_sets_every_flag(server: RedisServer) -> None:
     asyncio.run(run())
     client = redis.Redis.from_url(server.url)
     assert sum(client.exists(flags.key(operation_id)) for operation_id in ids) == len(ids)
+
+
+def test_updates_of_one_flag_take_effect_in_the_order_they_were_made(server: RedisServer) -> None:
+    """Concurrent updates share pipelines: the last one made is the one that stays, also across a script flush."""
+    import redis
+
+    from pausable import flags
+
+    client = redis.Redis.from_url(server.url)
+
+    async def run() -> None:
+        stop = StopFlags(server.url)
+        for round_ in range(20):
+            if round_ % 5 == 0:
+                client.script_flush()  # as after a Redis restart: the clear script is sent again
+            last = State.RUNNING if round_ % 2 else State.PAUSE_REQUESTED
+            states = [State.PAUSE_REQUESTED, State.RUNNING, State.CANCEL_REQUESTED, State.PAUSED, last]
+            await asyncio.gather(*(stop.follow(A, state) for state in states))
+            assert bool(client.exists(flags.key(A))) == (last is State.PAUSE_REQUESTED), round_
+        await stop.close()
+
+    asyncio.run(run())
