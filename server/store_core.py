@@ -311,12 +311,18 @@ class StoreCore(Reads, ABC):
             return not self.require_step_tokens
         return bool(secret) and hmac.compare_digest(secret.encode(), token.encode())  # type: ignore[union-attr]  # bool(secret)
 
-    def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> None:
-        """A one-row write statement: on the SQLite writer's own connection, else through the session."""
+    def _execute(self, session: Session, statement: Any, params: dict[str, Any]) -> int:
+        """A one-row write statement: on the SQLite writer's own connection, else through the session; rows it changed."""
         if self.sqlite is not None:
-            self.sqlite.execute(statement, params)
-        else:
-            session.connection().execute(statement, params)
+            return self.sqlite.execute(statement, params)
+        return session.connection().execute(statement, params).rowcount
+
+    def _execute_many(self, session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """A one-row write statement once per row of parameters (all with the same keys), as `_execute`."""
+        if self.sqlite is not None:
+            self.sqlite.execute_many(statement, rows)
+        elif rows:
+            session.connection().execute(statement, list(rows))
 
     def _numbering(self, session: Session, operation_id: str) -> states.Numbering:
         """How users count the operation's steps (from its plan, which never changes, so it is cached)."""

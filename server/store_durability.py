@@ -276,10 +276,7 @@ class DurabilityWrites(StoreCore):
         rows = [{"outbox_id": outbox_id} for outbox_id in outbox_ids]
 
         def forget(session: Session, _events: list[Event]) -> None:
-            if self.sqlite is not None:
-                self.sqlite.execute_many(DELETE_OUTBOX, rows)
-            else:
-                session.connection().execute(DELETE_OUTBOX, rows)
+            self._execute_many(session, DELETE_OUTBOX, rows)
 
         await self.write(forget)
 

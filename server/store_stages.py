@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -79,7 +79,7 @@ class StageWrites(StoreCore):
                  "seq": None, "lease_expires_at": now + self.lease}
                 for member in members
             ]  # fmt: skip
-            session.connection().execute(self._member_statements.send, values)
+            self._execute_many(session, self._member_statements.send, values)
 
     def _members(
         self, session: Session, events: list[Event], operation_id: str, reports: Sequence[StepReport], now: datetime
@@ -114,16 +114,16 @@ class StageWrites(StoreCore):
                             again.append(member)
                         results.append(CheckpointResult(Decision.CONTINUE, state, row.attempt))
                         continue
-                    kept = session.connection().execute(
-                        self._member_statements.drop, {**key, "result_json": None, "seq": None, "lease_expires_at": None}
+                    kept = self._execute(
+                        session, self._member_statements.drop, {**key, "result_json": None, "seq": None, "lease_expires_at": None}
                     )
-                    if kept.rowcount:  # kept as dropped (no result): sent again by Resume
+                    if kept:  # kept as dropped (no result): sent again by Resume
                         row.members_running = max(row.members_running - 1, 0)
                     stop = Decision.PAUSE if state is State.PAUSE_REQUESTED else Decision.CANCEL
                     results.append(CheckpointResult(stop, state, row.attempt))
                     continue
                 values = {**key, "result_json": report.result_json, "seq": row.members_done + 1, "lease_expires_at": None}
-                if not session.connection().execute(self._member_statements.record, values).rowcount:  # a repeated report
+                if not self._execute(session, self._member_statements.record, values):  # a repeated report
                     results.append(CheckpointResult(Decision.STOP, state, row.attempt))
                 else:
                     finished.append(member)
@@ -267,7 +267,13 @@ class StageWrites(StoreCore):
     def _more_members(self, session: Session, row: WorkingRow, again: list[int]) -> Dispatch | None:
         """The members to send now in a running stage: those dropped on a stale flag (`again`) or kept as dropped
         under a pause that a Resume withdrew, and the next ones without a result while fewer than max_parallel are
-        out. Sent as the current dispatch (same attempt and step secret)."""
+        out. Sent as the current dispatch (same attempt and step secret).
+
+        Once every member was sent, each is recorded, out or dropped, so when the counters leave no room for a dropped
+        one there is nothing to read. `members_running` never counts more members than are out (a lapsed member that
+        reports late is taken off twice, down to 0), so a dropped member is never missed this way."""
+        if not again and row.members_next >= row.members_total and row.members_done + row.members_running >= row.members_total:
+            return None
         plan, input_json = session.execute(
             select(OPERATIONS.c.plan, OPERATIONS.c.input_json).where(OPERATIONS.c.id == row.id)
         ).one()
@@ -368,14 +374,14 @@ def member_statements(postgres: bool) -> MemberStatements:
         index_elements=key,
         set_={
             "result_json": record.excluded.result_json, "ended_at": record.excluded.ended_at, "seq": record.excluded.seq,
-            "lease_expires_at": None,
+            "lease_expires_at": null(),
         },
         where=MEMBERS.c.result_json.is_(None),
     )  # fmt: skip
     drop = insert(MEMBERS)
     drop = drop.on_conflict_do_update(
         index_elements=key,
-        set_={"lease_expires_at": None, "ended_at": drop.excluded.ended_at},
+        set_={"lease_expires_at": null(), "ended_at": drop.excluded.ended_at},
         where=MEMBERS.c.result_json.is_(None) & MEMBERS.c.lease_expires_at.is_not(None),
     )
     send = insert(MEMBERS)

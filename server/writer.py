@@ -114,10 +114,11 @@ class SqliteWriter:
         result: tuple[Result, list[Any]] = await self._thread.submit(fn)
         return result[0]
 
-    def execute(self, statement: Any, params: dict[str, Any]) -> None:
-        """Run a one-row write statement in the current write (see prepared.py); only from inside a write function."""
+    def execute(self, statement: Any, params: dict[str, Any]) -> int:
+        """Run a one-row write statement in the current write (see prepared.py); only from inside a write function.
+        The number of rows it changed."""
         assert self._connection is not None, "execute() runs only inside a write"
-        self.prepared.execute(self._connection, statement, params)
+        return self.prepared.execute(self._connection, statement, params).rowcount
 
     def execute_many(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
         """Run a one-row write statement once per row of parameters (all with the same keys), in the current write."""
