@@ -516,7 +516,7 @@ def main() -> int:
                     rig.redis.url,
                     rig.folder,
                     200 if quick else 1000,
-                    2 if quick else 3,
+                    2 if quick else 7,
                     30 if quick else 200,
                     pid(rig.daemon.process),
                     pid(rig.redis.process),

@@ -16,20 +16,23 @@ drained when the worker process shuts down. Only a report the daemon
 refuses as the caller's fault (INVALID_ARGUMENT, NOT_FOUND, ...) is given
 up, with an error in the log.
 
-A stage member's report lingers up to MEMBER_LINGER_SECONDS for more to
-go with it (members of a stage often end together, and nothing waits on
-one of them but the join and, under max_parallel, the next member). Bench
-`group` (1,000 no-op members, 2 cores shared with the daemon): sent at
-once, about 1.5 reports a call, the daemon spent 1.21 ms of CPU per member
-and the stage took 1.35x a Celery group; lingering 5 ms, 0.57-0.64 ms and
-1.26-1.29x, the join 8 ms (p99) after the last member's end; 20 ms, 0.36 ms
-and 1.16x, the join 23 ms (p99), about what a step's report takes anyway.
+A stage member's report lingers for more to go with it (members of a
+stage often end together, and nothing waits on one of them but the join
+and, under max_parallel, the next member): until no report came for
+MEMBER_QUIET_SECONDS, at most MEMBER_LINGER_SECONDS. Bench `group` (1,000
+no-op members, 2 cores shared with the daemon): sent at once, about 1.5
+reports a call, the daemon spent 1.21 ms of CPU per member and the stage
+took 1.35x a Celery group; lingering 5 ms, 0.57-0.64 ms and 1.26-1.29x;
+20 ms, 0.36 ms and 1.16x, the join 23 ms (p99) after the last member's
+end. While members end every few ms a process's reports go together for
+up to the cap; the last member's waits only the quiet period.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from pausable import tracing
 from pausable.per_process import PerProcess
@@ -39,7 +42,8 @@ log = logging.getLogger("pausable.workers")
 MAX_BATCH = 100
 FLUSH_NOTICE_SECONDS = 5.0  # a flush waiting longer says so in the log, once
 MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps wait for the daemon
-MEMBER_LINGER_SECONDS = 0.02
+MEMBER_QUIET_SECONDS = 0.005
+MEMBER_LINGER_SECONDS = 0.05
 
 
 class Reporter:
@@ -89,7 +93,7 @@ class Reporter:
             with self._changed:
                 self._changed.wait_for(lambda: self._pending)
                 if self._pending[0].member is not None:
-                    self._changed.wait_for(lambda: len(self._pending) >= MAX_BATCH or self._flushing, MEMBER_LINGER_SECONDS)
+                    self._linger()
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._send(batch)  # retries, without a time cap, while the daemon or its store is away
@@ -100,6 +104,20 @@ class Reporter:
                 with self._changed:
                     self._unsent -= len(batch)
                     self._changed.notify_all()
+
+    def _linger(self) -> None:
+        """(Under the lock.) Wait while reports keep coming: until none came for MEMBER_QUIET_SECONDS, at most
+        MEMBER_LINGER_SECONDS, and not once MAX_BATCH wait or a flush() waits. Only this thread takes reports off, so
+        `_unsent` grows exactly when one comes."""
+        deadline = time.monotonic() + MEMBER_LINGER_SECONDS
+        while len(self._pending) < MAX_BATCH and not self._flushing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            seen = self._unsent
+            self._changed.wait(min(MEMBER_QUIET_SECONDS, left))
+            if self._unsent == seen:
+                return
 
     @staticmethod
     def _send(batch: list[StepReport]) -> None:
