@@ -42,8 +42,8 @@ log = logging.getLogger("pausable.workers")
 MAX_BATCH = 100
 FLUSH_NOTICE_SECONDS = 5.0  # a flush waiting longer says so in the log, once
 MAX_PENDING = 10_000  # reports waiting per worker process; beyond that, steps wait for the daemon
-MEMBER_QUIET_SECONDS = 0.005
-MEMBER_LINGER_SECONDS = 0.05
+MEMBER_QUIET_SECONDS = 0.01
+MEMBER_LINGER_SECONDS = 0.1
 
 
 class Reporter:
@@ -52,6 +52,7 @@ class Reporter:
         self._pending: list[StepReport] = []
         self._unsent = 0
         self._flushing = 0  # flush() calls waiting: nothing lingers then
+        self._last_submitted = 0.0  # time.monotonic() of the last submit()
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="pausable-reporter", daemon=True)
         self._thread.start()
@@ -64,6 +65,7 @@ class Reporter:
                 self._changed.wait_for(lambda: len(self._pending) < self.max_pending)
             self._pending.append(report)
             self._unsent += 1
+            self._last_submitted = time.monotonic()
             if len(self._pending) == 1:
                 self._changed.notify_all()  # the sender, if it waits for a report
 
@@ -107,17 +109,14 @@ class Reporter:
 
     def _linger(self) -> None:
         """(Under the lock.) Wait while reports keep coming: until none came for MEMBER_QUIET_SECONDS, at most
-        MEMBER_LINGER_SECONDS, and not once MAX_BATCH wait or a flush() waits. Only this thread takes reports off, so
-        `_unsent` grows exactly when one comes."""
+        MEMBER_LINGER_SECONDS, and not once MAX_BATCH wait or a flush() waits."""
         deadline = time.monotonic() + MEMBER_LINGER_SECONDS
         while len(self._pending) < MAX_BATCH and not self._flushing:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            wake = min(self._last_submitted + MEMBER_QUIET_SECONDS, deadline)
+            if wake <= now:
                 return
-            seen = self._unsent
-            self._changed.wait(min(MEMBER_QUIET_SECONDS, left))
-            if self._unsent == seen:
-                return
+            self._changed.wait(wake - now)
 
     @staticmethod
     def _send(batch: list[StepReport]) -> None:
