@@ -5,8 +5,6 @@ item waiting at that moment (up to `max_batch`), runs `handle(items)`, and
 resolves all the futures with one hop back to the loop. Used where the work
 is blocking and cheaper in bulk: SQLite transactions (writer.py) and
 publishing to the broker (dispatch.py).
-
-Work nobody waits for is `post`ed, from any thread.
 """
 
 from __future__ import annotations
@@ -20,14 +18,13 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 Item = TypeVar("Item")
 Outcome = tuple[Any, BaseException | None]
-# Whoever awaits an item: its future and the loop that future belongs to.
-Caller = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop]
 log = logging.getLogger("pausable.server")
 
 
 class _Entry(NamedTuple, Generic[Item]):
     item: Item
-    caller: Caller | None  # None: posted, nobody waits
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop  # the future's
 
 
 class BatchingThread(Generic[Item]):
@@ -46,20 +43,15 @@ class BatchingThread(Generic[Item]):
         self.delivered = delivered
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Entry[Item] | None] = queue.SimpleQueue()
-        self._loop: asyncio.AbstractEventLoop | None = None  # where `delivered` runs for a batch with no caller
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     async def submit(self, item: Item) -> Any:
         """Handle `item` with the next batch; its answer."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Entry(item, (future, loop)))
+        self._queue.put(_Entry(item, future, loop))
         return await future
-
-    def post(self, item: Item) -> None:
-        """From any thread: handle `item` with the next batch; nobody waits for it (an error is logged)."""
-        self._queue.put(_Entry(item, None))
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(None)
@@ -81,27 +73,11 @@ class BatchingThread(Generic[Item]):
                 outcomes = self.handle([entry.item for entry in batch])
             except Exception as error:  # noqa: BLE001 - the whole batch failed
                 outcomes = [(None, error)] * len(batch)
-            answers = []
-            for entry, outcome in zip(batch, outcomes, strict=True):
-                answer = self._answer(entry, outcome)
-                if entry.caller is not None and answer is not None:
-                    answers.append((entry.caller, answer))
-            loop = answers[0][0][1] if answers else self._loop
-            if loop is not None and (answers or self.delivered is not None):
-                loop.call_soon_threadsafe(self._deliver, answers, outcomes)
+            first.loop.call_soon_threadsafe(self._deliver, [entry.future for entry in batch], outcomes)
 
-    def _answer(self, entry: _Entry[Item], outcome: Outcome) -> Outcome | None:
-        """What the entry's caller gets; None when nobody waits (a posted item's error is logged)."""
-        if entry.caller is None:
-            _result, error = outcome
-            if error is not None:
-                log.warning("%s: %r failed: %s", self._thread.name, entry.item, error)
-            return None
-        return outcome
-
-    def _deliver(self, answers: list[tuple[Caller, Outcome]], outcomes: list[Outcome]) -> None:
+    def _deliver(self, futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
         """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""
-        for (future, _loop), (result, error) in answers:
+        for future, (result, error) in zip(futures, outcomes, strict=True):
             if future.cancelled():
                 continue
             if error is not None:

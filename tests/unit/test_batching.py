@@ -1,9 +1,8 @@
-"""BatchingThread's posted work (queued from any thread, nobody waits), with plain functions."""
+"""BatchingThread with plain functions: each caller gets its own item's outcome, errors included."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
 import pytest
@@ -11,23 +10,40 @@ import pytest
 from pausable.server.batching import BatchingThread, Outcome
 
 
-def test_posted_work_runs_with_no_caller_and_its_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    done: list[int] = []
+def test_each_caller_gets_its_own_outcome_and_the_batch_is_delivered_after_them() -> None:
+    handled: list[list[int]] = []
+    delivered: list[list[Outcome]] = []
 
     def handle(items: Sequence[int]) -> list[Outcome]:
-        done.extend(items)
-        return [(None, ValueError("no such row")) if item < 0 else (item, None) for item in items]
+        handled.append(list(items))
+        return [(None, ValueError(f"no such row {item}")) if item < 0 else (item * 2, None) for item in items]
 
-    async def scenario() -> int:
-        thread: BatchingThread[int] = BatchingThread("test-posts", handle)
+    async def scenario() -> list[int | BaseException]:
+        thread: BatchingThread[int] = BatchingThread("test-batches", handle, delivered=delivered.append)
         try:
-            thread.post(-1)
-            thread.post(5)
-            return int(await asyncio.wait_for(thread.submit(7), 10))
+            return await asyncio.wait_for(
+                asyncio.gather(*(thread.submit(item) for item in (1, -1, 3)), return_exceptions=True), 10
+            )
         finally:
             thread.close()
 
-    with caplog.at_level(logging.WARNING, logger="pausable.server"):
-        assert asyncio.run(scenario()) == 7
-    assert done == [-1, 5, 7]
-    assert "no such row" in caplog.text
+    results = asyncio.run(scenario())
+    assert results[0] == 2 and results[2] == 6
+    assert isinstance(results[1], ValueError) and "no such row -1" in str(results[1])
+    assert [item for batch in handled for item in batch] == [1, -1, 3], "every item handled once, in the order submitted"
+    assert sum(map(len, delivered)) == 3
+
+
+def test_a_batch_whose_handler_fails_fails_each_of_its_callers() -> None:
+    def handle(items: Sequence[int]) -> list[Outcome]:
+        raise RuntimeError("the store is away")
+
+    async def scenario() -> None:
+        thread: BatchingThread[int] = BatchingThread("test-failing", handle)
+        try:
+            with pytest.raises(RuntimeError, match="the store is away"):
+                await asyncio.wait_for(thread.submit(1), 10)
+        finally:
+            thread.close()
+
+    asyncio.run(scenario())
