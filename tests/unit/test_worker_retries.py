@@ -187,37 +187,30 @@ def test_a_report_goes_alone_when_none_is_on_its_way_and_those_that_come_meanwhi
     assert daemon.batches == [reports[:1], reports[1:]], "one call for the first, the rest together next, in order"
 
 
-def member_reports(count: int) -> list[StepReport]:
-    return [StepReport(OP, 1, 0, f'{{"member": {member}}}', "token", member=member) for member in range(count)]
-
-
-def test_members_reports_linger_while_more_come_and_a_flush_sends_them_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def lingering(monkeypatch: pytest.MonkeyPatch, quiet: float, count: int) -> tuple[GatedLink, Reporter, list[StepReport]]:
+    """`count` reports of stage members submitted to a fresh Reporter whose quiet period is `quiet` (no cap)."""
     daemon = GatedLink()
     daemon.release.set()
     monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
     monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
-    monkeypatch.setattr(reporter_module, "MEMBER_QUIET_SECONDS", 3600.0)
+    monkeypatch.setattr(reporter_module, "MEMBER_QUIET_SECONDS", quiet)
     monkeypatch.setattr(reporter_module, "MEMBER_LINGER_SECONDS", 3600.0)
     reporter = Reporter()
-    reports = member_reports(5)
+    reports = [StepReport(OP, 1, 0, f'{{"member": {member}}}', "token", member=member) for member in range(count)]
     for report in reports:
         reporter.submit(report)
+    return daemon, reporter, reports
+
+
+def test_members_reports_linger_while_more_come_and_a_flush_sends_them_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon, reporter, reports = lingering(monkeypatch, 3600.0, 5)
     assert not daemon.called.wait(0.2), "a member's report waits for others to go with it"
     assert reporter.flush(timeout=10), "a flush (a synchronous call coming) ends the wait"
     assert daemon.batches == [reports], "one call, in order"
 
 
 def test_a_members_report_goes_once_the_reports_stop_coming(monkeypatch: pytest.MonkeyPatch) -> None:
-    daemon = GatedLink()
-    daemon.release.set()
-    monkeypatch.setattr(reporter_module, "daemon", lambda: daemon)
-    monkeypatch.setattr(reporter_module.tracing, "active", lambda: False)
-    monkeypatch.setattr(reporter_module, "MEMBER_QUIET_SECONDS", 0.01)
-    monkeypatch.setattr(reporter_module, "MEMBER_LINGER_SECONDS", 3600.0)
-    reporter = Reporter()
-    reports = member_reports(3)
-    for report in reports:
-        reporter.submit(report)
+    daemon, _reporter, reports = lingering(monkeypatch, 0.01, 3)
     deadline = time.monotonic() + 10
     while sum(map(len, daemon.batches)) < len(reports) and time.monotonic() < deadline:
         time.sleep(0.01)
