@@ -171,8 +171,8 @@ class CommandWrites(StoreCore):
             last_seq = 2 if members is None else 3
             self._execute(session, INSERT_OPERATION, {**values, "state": State.RUNNING, "last_seq": last_seq})
             if labels:
-                session.connection().execute(
-                    INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
+                self._execute_many(
+                    session, INSERT_LABEL, [{"operation_id": values["id"], "key": k, "value": v} for k, v in labels.items()]
                 )
             if members is not None:
                 self._send_members(session, operation_id, start, members[0], now)
