@@ -93,7 +93,7 @@ def serve(
     from pausable.logs import configure as configure_logging
     from pausable.server.app import serve as run
 
-    configure_logging(log_format, logging.INFO)  # type: ignore[arg-type]
+    configure_logging(log_format, logging.INFO, flush_seconds=settings.log_flush_seconds)  # type: ignore[arg-type]
     asyncio.run(run(settings))
 
 

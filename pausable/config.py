@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         default="text",
         description="`pausable serve` and `pausable worker` logs: text, or json (one object per line, with operation_id)",
     )
+    log_flush_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        description="`pausable serve` writes its DEBUG and INFO lines in batches, at most this long after they were logged "
+        "(WARNING and above at once); 0 writes each line as it comes",
+    )
     health_interval_seconds: float = Field(
         default=1.0, description="how often the daemon probes the store and the broker for its health service"
     )

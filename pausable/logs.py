@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -113,25 +114,108 @@ class LoggerWriter:
         return getattr(self.fallback, "encoding", "utf-8")
 
 
-def make_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
+class BatchingStreamHandler(logging.StreamHandler):
+    """A StreamHandler that writes DEBUG and INFO lines together, at most `flush_seconds` after they were logged.
+
+    `pausable serve` logs two INFO lines per started operation (the RPC and its
+    STARTED event), most of them on the event loop. StreamHandler writes and
+    flushes each line: one write() system call, after which the loop thread
+    waits to take the GIL back. Measured with bench/paired_rates.py (start,
+    6 rounds): 0.86x the starts per second of the tree before issue 10, and
+    0.96x with the same lines written in batches, the loop's CPU per start
+    565 -> 509 us. Here the logging thread only formats the line and queues it;
+    a thread of this handler writes what has queued in one call. A record at
+    WARNING or above writes everything queued before it at once, and so does
+    a queue of MAX_QUEUED lines, or logging.shutdown at exit. A SIGKILL loses
+    at most the last `flush_seconds` of DEBUG and INFO lines.
+    """
+
+    MAX_QUEUED = 1000
+
+    def __init__(self, stream: TextIO, flush_seconds: float) -> None:
+        super().__init__(stream)
+        self.flush_seconds = flush_seconds
+        self._queued: list[str] = []
+        self._waiting = threading.Event()  # lines are queued
+        self._stopping = threading.Event()
+        threading.Thread(target=self._write_soon, name="pausable-log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """(Under the handler's lock, as Handler.handle calls it.)"""
+        try:
+            self._queued.append(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: report it, go on
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or len(self._queued) >= self.MAX_QUEUED:
+            self._write()
+        elif not self._waiting.is_set():
+            self._waiting.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock sets it
+            self._write()
+
+    def close(self) -> None:
+        self.flush()
+        self._stopping.set()
+        self._waiting.set()
+        super().close()
+
+    def _write(self) -> None:
+        """(Under the handler's lock.)"""
+        self._waiting.clear()
+        if self._queued:
+            text, self._queued = "".join(self._queued), []
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # noqa: BLE001 - the stream failed: as logging does, say so on stderr and go on
+                self.handleError(
+                    logging.makeLogRecord({"msg": "writing %d queued log lines failed", "args": (text.count("\n"),)})
+                )
+
+    def _write_soon(self) -> None:
+        while self._waiting.wait() and not self._stopping.wait(self.flush_seconds):
+            self.flush()
+
+
+def make_handler(log_format: LogFormat, stream: TextIO | None = None, flush_seconds: float = 0.0) -> logging.Handler:
+    """A handler of `log_format` lines to `stream` (stderr); `flush_seconds` > 0 writes them in batches (see
+    BatchingStreamHandler)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler(stream or sys.__stderr__)
+    target = stream or sys.__stderr__
+    if flush_seconds > 0 and target is not None:
+        handler: logging.Handler = BatchingStreamHandler(target, flush_seconds)
+    else:
+        handler = logging.StreamHandler(target)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(OperationIdFilter())
     return handler
 
 
-def configure(log_format: LogFormat = "text", level: int | str = logging.INFO, *, capture_stdout: bool | None = None) -> None:
+def configure(
+    log_format: LogFormat = "text",
+    level: int | str = logging.INFO,
+    *,
+    capture_stdout: bool | None = None,
+    flush_seconds: float = 0.0,
+) -> None:
     """Send every logger's records to stderr in `log_format`; replaces the root logger's handlers.
 
     With JSON, print() output (stdout) becomes log records too, unless
     `capture_stdout` is False, so every line of the output is JSON.
+    `flush_seconds` > 0: DEBUG and INFO lines are written in batches, at most that long after they were logged.
     """
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(make_handler(log_format))
+        if isinstance(old, BatchingStreamHandler):
+            old.close()
+    root.addHandler(make_handler(log_format, flush_seconds=flush_seconds))
     root.setLevel(level)
     logging.captureWarnings(True)
     if (capture_stdout if capture_stdout is not None else log_format == "json") and not isinstance(sys.stdout, LoggerWriter):

@@ -267,8 +267,11 @@ def test_the_cli_sends_a_token_and_the_access_log_names_the_caller(secured: Secu
     )
     assert started.returncode == 0, started.stderr
     assert '"requester": "alice"' in started.stdout
-    log = (secured.folder / "daemon.log").read_text()
-    assert "StartOperation OK by alice" in log
+    log = secured.folder / "daemon.log"
+    deadline = time.monotonic() + 10  # the daemon writes INFO lines within log_flush_seconds (0.1 s)
+    while "StartOperation OK by alice" not in log.read_text():
+        assert time.monotonic() < deadline, f"no access line naming alice in {log}"
+        time.sleep(0.05)
 
 
 def test_requester_is_the_identity(secured: Secured) -> None:

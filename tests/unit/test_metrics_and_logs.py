@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import threading
 
 
 def test_pause_latency_pairs_each_pause_request_with_its_paused_event() -> None:
@@ -52,3 +55,62 @@ def test_json_lines_take_the_operation_id_from_the_context_or_extra() -> None:
     assert lines[1]["message"] == "step 3 done" and lines[1]["level"] == "INFO" and lines[1]["logger"] == "pausable.test.jsonlogs"
     assert lines[2]["seq"] == 7
     assert "ValueError: boom" in lines[3]["exception"]
+
+
+class _Written(io.StringIO):
+    """A stream that counts its writes and signals each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.wrote = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        self.wrote.set()
+        return super().write(text)
+
+    def messages(self) -> list[str]:
+        return [line.split(" ", 4)[-1] for line in self.getvalue().splitlines()]  # after "date time LEVEL logger"
+
+
+def _batching_logger(stream: _Written, flush_seconds: float) -> tuple[logging.Logger, logging.Handler]:
+    from pausable.logs import make_handler
+
+    handler = make_handler("text", stream, flush_seconds=flush_seconds)
+    logger = logging.getLogger(f"pausable.test.batching.{id(stream)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger, handler
+
+
+def test_batched_info_lines_wait_and_a_warning_writes_them_at_once_in_order() -> None:
+    stream = _Written()
+    logger, handler = _batching_logger(stream, flush_seconds=3600)
+    try:
+        logger.info("first")
+        logger.info("second")
+        assert stream.getvalue() == ""
+        logger.warning("third")
+        assert stream.messages() == ["first", "second", "third"]
+        assert stream.writes == 1
+        logger.info("fourth")
+        handler.close()
+        assert stream.messages()[-1] == "fourth"
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_batched_info_lines_go_out_after_flush_seconds_in_one_write() -> None:
+    stream = _Written()
+    logger, handler = _batching_logger(stream, flush_seconds=0.05)
+    try:
+        for index in range(5):
+            logger.info("line %d", index)
+        assert stream.wrote.wait(10), "the queued lines were never written"
+        assert stream.writes == 1
+        assert stream.messages() == [f"line {i}" for i in range(5)]
+    finally:
+        handler.close()
+        logger.removeHandler(handler)

@@ -3,7 +3,7 @@
  * Against a stand-in OperationService on grpc-js, so no daemon is needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -63,7 +63,8 @@ test('no token: no authorization metadata', { timeout: 20_000 }, async () => {
 
 test('without a token option: PAUSABLE_TOKEN, else PAUSABLE_TOKEN_FILE; the option wins', { timeout: 20_000 }, async () => {
   const saved = { token: process.env.PAUSABLE_TOKEN, file: process.env.PAUSABLE_TOKEN_FILE };
-  const file = join(mkdtempSync(join(tmpdir(), 'pausable-token-')), 't.jwt');
+  const dir = mkdtempSync(join(tmpdir(), 'pausable-token-'));
+  const file = join(dir, 't.jwt');
   writeFileSync(file, 'from.the.file\n');
   try {
     seen.length = 0;
@@ -85,5 +86,6 @@ test('without a token option: PAUSABLE_TOKEN, else PAUSABLE_TOKEN_FILE; the opti
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
+    rmSync(dir, { recursive: true, force: true });
   }
 });
