@@ -87,17 +87,26 @@ def json_bytes_over(data: Any, limit: int) -> bool:
 
 def json_bytes_left(data: Any, budget: int) -> int:
     """`budget` less the size of `data` as compact JSON, estimated as json_bytes_over does; negative (not exact) as
-    soon as it is known to be over."""
+    soon as it is known to be over. A dict's string and scalar members are counted where they are met, not pushed and
+    popped: a Celery message body is mostly those (its chain's signatures and headers), and judging one for the
+    offload (celery_message.encoded) cost 13.6 us a message before, 10.2 after."""
     pending: list[Any] = [data]
+    push = pending.append
     while pending:
         item = pending.pop()
         if isinstance(item, dict):
             budget -= 2 + 2 * len(item)  # braces, and a colon and a comma per member
             for key, value in item.items():
+                if isinstance(value, str):
+                    budget -= len(key) + len(value) + 4
+                elif isinstance(value, (dict, list, tuple)):
+                    budget -= len(key) + (2 if value else 4)  # an empty one's brackets too
+                    if value:
+                        push(value)
+                else:
+                    budget -= len(key) + 6  # a number, true, false, null
                 if budget < 0:
                     return budget
-                budget -= len(key) + 2
-                pending.append(value)
         elif isinstance(item, (list, tuple)):  # a tuple: what Celery's message body is made of
             budget -= 2 + len(item)  # brackets and commas
             if budget < 0:
@@ -106,7 +115,7 @@ def json_bytes_left(data: Any, budget: int) -> int:
         elif isinstance(item, str):
             budget -= len(item) + 2
         else:
-            budget -= 4  # a number, true, false, null
+            budget -= 4
         if budget < 0:
             return budget
     return budget

@@ -12,6 +12,7 @@ its outbox entry), which are formatted once.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -21,38 +22,40 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-Converter = Callable[[Any], Any] | None
+Binder = Callable[[Mapping[str, Any]], list[Any]]  # a statement's parameters, in order, from a mapping
 
 
 class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, list[tuple[str, Converter]]]] = {}
+        self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, Binder]] = {}
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
-        sql, binds = self._prepared(statement, tuple(params))
-        return connection.execute(sql, _bound(binds, params))
+        sql, bound = self._prepared(statement, tuple(params))
+        return connection.execute(sql, bound(params))
 
     def execute_many(self, connection: sqlite3.Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            sql, binds = self._prepared(statement, tuple(rows[0]))
-            connection.executemany(sql, [_bound(binds, params) for params in rows])
+            sql, bound = self._prepared(statement, tuple(rows[0]))
+            connection.executemany(sql, [bound(params) for params in rows])
 
-    def _prepared(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
+    def _prepared(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, Binder]:
         compiled = self._compiled.get((statement, keys))
         if compiled is None:
             compiled = self._compiled[(statement, keys)] = self._compile(statement, keys)
         return compiled
 
-    def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Converter]]]:
+    def _compile(self, statement: ClauseElement, keys: tuple[str, ...]) -> tuple[str, Binder]:
         # A statement's compiler for a SQL dialect: compile() is typed as returning the base Compiled.
         compiled = cast(SQLCompiler, statement.compile(dialect=self.dialect, column_keys=list(keys)))
-        binds: list[tuple[str, Converter]] = []
-        for name in compiled.positiontup or ():
+        names = list(compiled.positiontup or ())
+        converters: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, name in enumerate(names):
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
             convert = kind.bind_processor(self.dialect)
-            binds.append((name, _last_one(convert) if convert is not None and isinstance(kind, DateTime) else convert))
-        return compiled.string, binds
+            if convert is not None:
+                converters.append((index, _last_one(convert) if isinstance(kind, DateTime) else convert))
+        return compiled.string, _binder(names, converters)
 
 
 def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -67,5 +70,19 @@ def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return converted
 
 
-def _bound(binds: list[tuple[str, Converter]], params: Mapping[str, Any]) -> list[Any]:
-    return [params[name] if convert is None else convert(params[name]) for name, convert in binds]
+def _binder(names: list[str], converters: list[tuple[int, Callable[[Any], Any]]]) -> Binder:
+    """The statement's parameters in order, from a mapping, each converted by its column's type where it has a
+    converter: the values are taken by one operator.itemgetter (C) rather than a comprehension over ~50 columns
+    (an operation's INSERT), and only the converted ones are touched again."""
+    if not names:
+        return lambda _params: []
+    take = operator.itemgetter(*names)
+    single = len(names) == 1
+
+    def bound(params: Mapping[str, Any]) -> list[Any]:
+        values = [take(params)] if single else list(take(params))
+        for index, convert in converters:
+            values[index] = convert(values[index])
+        return values
+
+    return bound
