@@ -210,6 +210,10 @@ def configure(
     `capture_stdout` is False, so every line of the output is JSON.
     `flush_seconds` > 0: DEBUG and INFO lines are written in batches, at most that long after they were logged.
     """
+    # Neither format shows where a record was made (file, line), nor its thread or process: not looking them up
+    # saves ~2 us of each record's ~8.6 (the logging HOWTO's "Optimization" settings).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
