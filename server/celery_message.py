@@ -27,9 +27,8 @@ from kombu.entity import maybe_delivery_mode
 from kombu.serialization import dumps
 from kombu.transport.redis import Channel as RedisChannel
 from kombu.utils import json as kombu_json
-from kombu.utils.uuid import uuid
 
-from pausable.server import limits, offload
+from pausable.server import limits, offload, random_ids
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -137,7 +136,7 @@ class Messages:
         amqp = self.app.amqp
         args, kwargs = step["args"], step["kwargs"]
         headers, properties, body, _ = amqp.as_task_v2(
-            uuid(),
+            random_ids.uuid4(),
             step["task"],
             args=args,
             kwargs=kwargs,

@@ -6,7 +6,6 @@ from rows, `convert.py` turns them into pausable.v1 messages.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
+from pausable.server import random_ids
 from pausable.server.states import Decision, EventType, Numbering, State
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -322,4 +322,4 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
 
 def new_operation_id() -> str:
     """32 hex digits that sort by creation time (milliseconds, then 80 random bits)."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    return f"{time.time_ns() // 1_000_000:012x}{random_ids.token_hex(10)}"

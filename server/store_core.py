@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from pausable.server import stages, states, timers
+from pausable.server import random_ids, stages, states, timers
 from pausable.server.domain import CheckpointResult, Dispatch, Event, NotFound, Operation, StepReport
 from pausable.server.models import (
     Base,
@@ -448,7 +448,7 @@ def _move(row: WorkingRow, index: int, numbering: states.Numbering) -> None:
 
 def new_step_secret() -> str:
     """A dispatch's secret (operations.step_secret, the pausable_step_token header of its steps): 256 random bits."""
-    return secrets.token_urlsafe(32)
+    return random_ids.token_urlsafe(32)
 
 
 def dispatch_from(
