@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0010_stages"  # the newest revision in migrations/versions; tests/unit/test_migration_head.py checks it
+HEAD = "0011_partial_indexes"  # the newest revision in migrations/versions; tests/unit/test_migration_head.py checks it
 URL_VARIABLE = "PAUSABLE_MIGRATE_URL"
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy import Connection, MetaData, Table, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pausable.server import migrate
@@ -200,5 +201,66 @@ def test_0010_gives_stored_operations_no_stage_and_keeps_their_events_both_ways(
             assert "members_total" not in tables["operations"].c and "members" not in tables["outbox"].c
             assert "stage_members" not in tables
             assert (await conn.execute(select(tables["events"].c.seq, tables["events"].c.actor))).all() == [(1, "ada")]
+
+    scenario(make_database(tmp_path), steps)
+
+
+PARTIAL = {  # 0011: index -> a query of the store's that reads it (its shape: store_durability.py, reads.py)
+    "ix_operations_ended_at": "SELECT id FROM operations WHERE ended_at < :t AND state IN ('SUCCEEDED', 'FAILED') LIMIT 5",
+    "ix_operations_parent_id": "SELECT id FROM operations WHERE parent_id = :p ORDER BY id",
+    "ix_operations_deadline_at": "SELECT id FROM operations WHERE deadline_at < :t AND coalesce(state, '') IN ('RUNNING') "
+    "ORDER BY deadline_at LIMIT 5",
+    "ix_operations_pause_due_at": "SELECT id FROM operations WHERE pause_due_at < :t AND coalesce(state, '') = 'PAUSED' "
+    "ORDER BY pause_due_at LIMIT 5",
+}
+
+
+def test_0011_indexes_only_the_set_values_and_the_queries_still_read_them(
+    tmp_path: Path, make_database: Callable[[Path], str]
+) -> None:
+    """The four indexes hold only rows whose column is set; each query that read its index with the full index still
+    does, and none scans the table (PostgreSQL with sequential scans off, as an empty table would otherwise be
+    scanned); the downgrade restores the full indexes, and an upgrade the partial ones again."""
+
+    async def plans(conn: AsyncConnection) -> dict[str, set[str]]:
+        """The indexes each query is planned through."""
+        params = {"t": datetime.now(UTC), "p": "x" * 32}
+        found = {}
+        for index, query in PARTIAL.items():
+            if conn.dialect.name == "sqlite":
+                rows = await conn.execute(text(f"EXPLAIN QUERY PLAN {query}"), params)
+            else:
+                await conn.execute(text("SET enable_seqscan = off"))
+                rows = await conn.execute(text(f"EXPLAIN {query}"), params)
+            found[index] = set(re.findall(r"ix_operations_\w+", " ".join(str(row[-1]) for row in rows)))
+        return found
+
+    async def partial(conn: AsyncConnection) -> dict[str, bool]:
+        def indexes(sync: Connection) -> dict[str, bool]:
+            found = inspect(sync).get_indexes("operations")
+            where = {"sqlite": "sqlite_where", "postgresql": "postgresql_where"}[sync.dialect.name]
+            return {i["name"]: i.get("dialect_options", {}).get(where) is not None for i in found if i["name"] in PARTIAL}
+
+        return await conn.run_sync(indexes)
+
+    async def steps(engine: AsyncEngine) -> None:
+        await one_operation_at(engine, "0010_stages", "d" * 32)
+        async with engine.connect() as conn:
+            assert await partial(conn) == dict.fromkeys(PARTIAL, False)
+            before = await plans(conn)
+        assert sum(index in plan for index, plan in before.items()) >= 3, before  # (SQLite's purge reads ix_operations_state_id)
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            assert await partial(conn) == dict.fromkeys(PARTIAL, True)
+            after = await plans(conn)
+        for index in PARTIAL:  # no query scans the table now, and each that read its index still does
+            assert after[index] and ({index} & before[index]) <= after[index], (index, before[index], after[index])
+        await migrate.downgrade(engine, "0010_stages")
+        async with engine.connect() as conn:
+            assert await partial(conn) == dict.fromkeys(PARTIAL, False)
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            assert await partial(conn) == dict.fromkeys(PARTIAL, True)
+            assert (await conn.execute(text("SELECT count(*) FROM operations"))).scalar() == 1
 
     scenario(make_database(tmp_path), steps)
