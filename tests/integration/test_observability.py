@@ -105,6 +105,11 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def reachable_again(dependency: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether the daemon's log says `dependency` is reachable again (an INFO line: written within log_flush_seconds)."""
+    return lambda lines: any(line["message"] == f"the {dependency} is reachable again" for line in lines)
+
+
 def wait_lines(path: Path, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -234,7 +239,10 @@ def test_watchers_gauge_follows_open_streams(observed: Observed) -> None:
 def test_json_logs_carry_the_operation_id(observed: Observed) -> None:
     op_id, folder = observed.operation_id, observed.stack.folder
 
-    daemon_lines = json_lines(folder / "daemon.log")
+    def succeeded(lines: list[dict[str, Any]]) -> bool:  # the daemon writes INFO lines within log_flush_seconds
+        return any(line.get("operation_id") == op_id and line["message"].startswith("SUCCEEDED") for line in lines)
+
+    daemon_lines = wait_lines(folder / "daemon.log", succeeded)
     about = [line for line in daemon_lines if line.get("operation_id") == op_id]
     lifecycle = [line["message"].split(":")[0] for line in about if line["logger"] == "pausable.operations"]
     assert lifecycle == ["STARTED", "PAUSE_REQUESTED", "PAUSED", "RESUMED", "SUCCEEDED"], lifecycle
@@ -284,9 +292,8 @@ def test_health_is_not_serving_while_the_broker_is_down(tmp_path: Path) -> None:
         redis.start()  # the same port
         wait_health(daemon.target, SERVING)
         assert value(scrape(url), "pausable_dependency_up", dependency="broker") == 1
-        messages = [line["message"] for line in json_lines(tmp_path / "daemon.log")]
+        messages = [line["message"] for line in wait_lines(tmp_path / "daemon.log", reachable_again("broker"))]
         assert any(m.startswith("the broker is unreachable") for m in messages), messages
-        assert "the broker is reachable again" in messages
     finally:
         daemon.stop()
         redis.stop()
