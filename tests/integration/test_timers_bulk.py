@@ -73,7 +73,9 @@ def test_a_deadline_counts_running_time_only_and_pause_timeouts_resume_or_cancel
     requested = only(events, pb.EVENT_TYPE_CANCEL_REQUESTED)
     assert requested.message.startswith("deadline exceeded") and requested.operation.error.code == "DEADLINE_EXCEEDED"
     assert events[-1].operation.deadline_used.ToTimedelta().total_seconds() >= 2
-    assert [e.operation.current_step for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED][-1] < 4
+    # Cancelled long before the last step. When the worker took the first step late, the budget ran out before that
+    # step ended (a 2 s step, a 2 s budget), and no step completed: both are this case.
+    assert all(e.operation.current_step < 4 for e in events if e.type == pb.EVENT_TYPE_STEP_COMPLETED)
 
     events = history(client, forgotten.id, timeout=120)
     cancelled = events[-1]
