@@ -121,9 +121,10 @@ class BatchingStreamHandler(logging.StreamHandler):
     STARTED event), most of them on the event loop. StreamHandler writes and
     flushes each line: one write() system call, after which the loop thread
     waits to take the GIL back. Measured with bench/paired_rates.py (start,
-    6 rounds): 0.86x the starts per second of the tree before issue 10, and
-    0.96x with the same lines written in batches, the loop's CPU per start
-    565 -> 509 us. Here the logging thread only formats the line and queues it;
+    6 rounds, against the tree before issue 10, which logs the same lines):
+    0.85-0.86x its starts per second with a write per line, 0.91x with the
+    lines written in batches, the loop's CPU per start 565 -> 531 us. Here
+    the logging thread only formats the line and queues it;
     a thread of this handler writes what has queued in one call. A record at
     WARNING or above writes everything queued before it at once, and so does
     a queue of MAX_QUEUED lines, or logging.shutdown at exit. A SIGKILL loses

@@ -115,7 +115,7 @@ def json_bytes_left(data: Any, budget: int) -> int:
         elif isinstance(item, str):
             budget -= len(item) + 2
         else:
-            budget -= 4
+            budget -= 4  # a number, true, false, null
         if budget < 0:
             return budget
     return budget
@@ -147,7 +147,7 @@ def value_bytes_over(value: struct_pb2.Value, limit: int) -> bool:
         elif kind == "string_value":
             budget -= len(item.string_value) + 2
         else:
-            budget -= 4
+            budget -= 4  # a number, true, false, null
         if budget < 0:
             return True
     return False

@@ -33,7 +33,7 @@ def where_set(name: str, column: str, *more: str) -> Index:
     entry for nothing, four b-tree inserts per started operation. The
     queries that read these indexes compare the column (`<`, `=`), which
     implies IS NOT NULL, so both planners still choose them
-    (tests/integration/test_migrations.py checks SQLite's plans).
+    (tests/integration/test_migrations.py checks both plans).
     """
     where = text(f"{column} IS NOT NULL")
     return Index(name, column, *more, sqlite_where=where, postgresql_where=where)
