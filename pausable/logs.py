@@ -128,7 +128,9 @@ class BatchingStreamHandler(logging.StreamHandler):
     a thread of this handler writes what has queued in one call. A record at
     WARNING or above writes everything queued before it at once, and so does
     a queue of MAX_QUEUED lines, or logging.shutdown at exit. A SIGKILL loses
-    at most the last `flush_seconds` of DEBUG and INFO lines.
+    at most the last `flush_seconds` of DEBUG and INFO lines. (The stdlib's
+    MemoryHandler buffers too, but has no time limit and hands its target the
+    records one by one: still a write per line.)
     """
 
     MAX_QUEUED = 1000

@@ -23,8 +23,7 @@ log = logging.getLogger("pausable.server")
 
 class _Entry(NamedTuple, Generic[Item]):
     item: Item
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop  # the future's
+    future: asyncio.Future[Any]  # its loop (get_loop) is where the batch is answered
 
 
 class BatchingThread(Generic[Item]):
@@ -48,9 +47,8 @@ class BatchingThread(Generic[Item]):
 
     async def submit(self, item: Item) -> Any:
         """Handle `item` with the next batch; its answer."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Entry(item, future, loop))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Entry(item, future))
         return await future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -73,7 +71,7 @@ class BatchingThread(Generic[Item]):
                 outcomes = self.handle([entry.item for entry in batch])
             except Exception as error:  # noqa: BLE001 - the whole batch failed
                 outcomes = [(None, error)] * len(batch)
-            first.loop.call_soon_threadsafe(self._deliver, [entry.future for entry in batch], outcomes)
+            first.future.get_loop().call_soon_threadsafe(self._deliver, [entry.future for entry in batch], outcomes)
 
     def _deliver(self, futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
         """Answer every caller, then run `delivered` (which may not fail them: its errors are logged)."""
