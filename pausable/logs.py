@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -63,15 +64,39 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger [operation] message`; the bracket only when the record is about an operation."""
+    """`time LEVEL logger [operation] message`; the bracket only when the record is about an operation.
+
+    The text is logging.Formatter's for that format string, made with less
+    work: the date and time are formatted once per second (localtime and
+    strftime were a third of a record's formatting), and the line is an
+    f-string rather than `%` over the record's __dict__. A started operation
+    logs two lines on the event loop: 5.8 -> 4.2 us a line
+    (/tmp/s27/logbench.py, the daemon's two lines through this handler).
+    """
+
+    FORMAT = "%(asctime)s %(levelname)s %(name)s%(operation)s %(message)s"
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s%(operation)s %(message)s")
+        super().__init__(self.FORMAT)
+        self._second: tuple[int, str] = (-1, "")  # a whole second of record.created and its text, replaced at once
 
     def format(self, record: logging.LogRecord) -> str:
         operation_id = getattr(record, "operation_id", None)
         record.operation = f" [{operation_id}]" if operation_id else ""
         return super().format(record)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.asctime} {record.levelname} {record.name}{record.operation} {record.message}"
 
 
 class LoggerWriter:

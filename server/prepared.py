@@ -5,9 +5,9 @@ one-row statement. The SQLite writer runs the statements of every checkpoint
 (the operation's UPDATE and the event's INSERT) through this instead: the SQL
 text and each parameter's conversion (JSON, DATETIME) come from SQLAlchemy,
 compiled once per statement and set of columns, so both paths write the same
-bytes. A DATETIME converter remembers its last value and text: a write
-stamps one `now` on several columns and rows (the operation, its events,
-its outbox entry), which are formatted once.
+bytes. The DATETIME converters share their last value and text: a write stamps
+one `now` on several columns and rows (the operation's created_at and
+updated_at, its events, its outbox entry), which is formatted once.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, Binder]] = {}
+        self._last_datetimes: dict[str, list[Any]] = {}  # storage format -> [a datetime, its text]
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
         sql, bound = self._prepared(statement, tuple(params))
@@ -54,13 +55,17 @@ class PreparedStatements:
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
             convert = kind.bind_processor(self.dialect)
             if convert is not None:
-                converters.append((index, _last_one(convert) if isinstance(kind, DateTime) else convert))
+                if isinstance(kind, DateTime):
+                    convert = _last_one(
+                        convert, self._last_datetimes.setdefault(str(getattr(kind, "_storage_format", "")), [None, None])
+                    )
+                converters.append((index, convert))
         return compiled.string, _binder(names, converters)
 
 
-def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`convert` that reuses its last text for the same (immutable) datetime object; only the writer thread calls it."""
-    last: list[Any] = [None, None]
+def _last_one(convert: Callable[[Any], Any], last: list[Any]) -> Callable[[Any], Any]:
+    """`convert` that reuses the text of `last` (shared by the converters of one storage format) for the same
+    (immutable) datetime object; only the writer thread calls it."""
 
     def converted(value: Any) -> Any:
         if value is not last[0]:

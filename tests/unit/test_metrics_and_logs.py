@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 
 
@@ -114,3 +115,40 @@ def test_batched_info_lines_go_out_after_flush_seconds_in_one_write() -> None:
     finally:
         handler.close()
         logger.removeHandler(handler)
+
+
+def test_text_lines_are_what_logging_formatter_writes_for_the_same_format() -> None:
+    """TextFormatter formats the time once per second and the line as an f-string: the text is the stdlib's."""
+    import hypothesis.strategies as st
+    from hypothesis import given
+
+    from pausable.logs import TextFormatter
+
+    fast = TextFormatter()
+    reference = logging.Formatter(TextFormatter.FORMAT)
+
+    def record(created: float, operation_id: str | None, message: str, error: bool) -> logging.LogRecord:
+        made = logging.makeLogRecord({"name": "pausable.x", "levelno": 20, "levelname": "INFO", "msg": "%s!", "args": (message,)})
+        made.created, made.msecs = created, (created - int(created)) * 1000
+        made.operation_id = operation_id
+        if error:
+            try:
+                raise ValueError(message)
+            except ValueError:
+                made.exc_info = sys.exc_info()
+        return made
+
+    @given(
+        st.lists(st.floats(min_value=0, max_value=4e9), min_size=1, max_size=5),
+        st.none() | st.text(min_size=1, max_size=8),
+        st.text(max_size=20),
+        st.booleans(),
+    )
+    def same(times: list[float], operation_id: str | None, message: str, error: bool) -> None:
+        for created in [*times, *sorted(times)]:  # in and out of order: the cached second changes both ways
+            ours = fast.format(record(created, operation_id, message, error))
+            theirs = record(created, operation_id, message, error)
+            theirs.operation = f" [{operation_id}]" if operation_id else ""
+            assert ours == reference.format(theirs)
+
+    same()

@@ -14,7 +14,7 @@ from pausable.server.dispatch import plan_for
 from pausable.server.domain import StepReport, Workflow
 from pausable.server.prepared import PreparedStatements
 from pausable.server.states import Decision
-from pausable.server.store import EVENTS, Store
+from pausable.server.store import EVENTS, OUTBOX, Store
 
 
 def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) -> None:
@@ -36,12 +36,19 @@ def test_prepared_statements_write_the_same_bytes_as_sqlalchemy(tmp_path: Path) 
         "snapshot": {"n": 1.5, "s": "é"},
     }
     now = datetime(2026, 11, 26, 19, 0, 0, 123456, tzinfo=UTC)
+    later = datetime(2026, 11, 26, 19, 0, 1, tzinfo=UTC)
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as connection:
         connection.execute(insert(EVENTS), {**values, "created_at": now})
-    PreparedStatements(engine.dialect).execute(store_file, insert(EVENTS), {**values, "seq": 2, "created_at": now})
+        connection.execute(insert(EVENTS), {**values, "seq": 3, "created_at": later})
+    prepared = PreparedStatements(engine.dialect)
+    prepared.execute(store_file, insert(EVENTS), {**values, "seq": 2, "created_at": now})
+    # The DATETIME converters share their last value and text: another statement's column, then another time.
+    prepared.execute(store_file, insert(OUTBOX), {"operation_id": "a" * 32, "attempt": 1, "step": 0, "created_at": now})
+    prepared.execute(store_file, insert(EVENTS), {**values, "seq": 4, "created_at": later})
     rows = store_file.execute("SELECT type, message, state, snapshot, created_at, tx FROM events ORDER BY seq").fetchall()
-    assert rows[0] == rows[1]
+    assert rows[0] == rows[1] and rows[2] == rows[3] and rows[0][4] != rows[2][4]
+    assert store_file.execute("SELECT created_at FROM outbox").fetchone()[0] == rows[0][4]
     engine.dispose()
 
 
