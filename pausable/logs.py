@@ -93,10 +93,10 @@ class TextFormatter(logging.Formatter):
         if cached != second:
             text = time.strftime(self.default_time_format, self.converter(record.created))
             self._second = (second, text)
-        return self.default_msec_format % (text, record.msecs)
+        return f"{text},{int(record.msecs):03d}"  # default_msec_format
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return f"{record.asctime} {record.levelname} {record.name}{record.operation} {record.message}"
+        return f"{record.asctime} {record.levelname} {record.name}{getattr(record, 'operation', '')} {record.message}"
 
 
 class LoggerWriter:

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
-from pausable.server import random_ids
+from pausable.server import jsontext, random_ids
 from pausable.server.states import Decision, EventType, Numbering, State
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -221,6 +221,16 @@ class Workflow:
     def numbering(self) -> Numbering:
         """Which plan entries are the user's steps (entries marked `inserted` are not)."""
         return Numbering.of(self.plan)
+
+    @cached_property
+    def stored_plan(self) -> list[dict[str, Any]]:
+        """The plan as every operation's row stores it, encoded once (jsontext.Listed)."""
+        return jsontext.Listed(self.plan)
+
+    @cached_property
+    def stored_steps(self) -> list[str]:
+        """The step names as every operation's row stores them, encoded once."""
+        return jsontext.Listed(self.steps)
 
 
 UNPARSED: Any = type("Unparsed", (), {"__repr__": lambda self: "UNPARSED"})()

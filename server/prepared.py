@@ -53,12 +53,12 @@ class PreparedStatements:
         converters: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(names):
             kind = compiled.binds[name].type.dialect_impl(self.dialect)
-            convert = kind.bind_processor(self.dialect)
-            if convert is not None:
+            process = kind.bind_processor(self.dialect)
+            if process is not None:
+                convert: Callable[[Any], Any] = process
                 if isinstance(kind, DateTime):
-                    convert = _last_one(
-                        convert, self._last_datetimes.setdefault(str(getattr(kind, "_storage_format", "")), [None, None])
-                    )
+                    storage_format = str(getattr(kind, "_storage_format", ""))
+                    convert = _last_one(process, self._last_datetimes.setdefault(storage_format, [None, None]))
                 converters.append((index, convert))
         return compiled.string, _binder(names, converters)
 

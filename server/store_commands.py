@@ -102,7 +102,6 @@ class CommandWrites(StoreCore):
                 is not None
             ):
                 raise _RequestSeen()
-            steps = workflow.steps
             numbering = workflow.numbering
             operation_id = new_operation_id()
             start = fork.start if fork is not None else 0
@@ -112,15 +111,15 @@ class CommandWrites(StoreCore):
                 "state": State.PENDING,
                 "current_step": start,
                 "current_step_name": numbering.name(start),
-                "total_steps": len(steps),
+                "total_steps": len(workflow.plan),
                 "step_number": numbering.number(start),
                 "step_count": numbering.count,
-                "step_names": steps,
+                "step_names": workflow.stored_steps,
                 "progress": 0.0,
                 "progress_message": "",
                 "input_json": input_json,
                 "result_json": fork.result_json if fork is not None else None,
-                "plan": workflow.plan,
+                "plan": workflow.stored_plan,
                 "error": None,
                 "requester": requester,
                 "labels": dict(labels),

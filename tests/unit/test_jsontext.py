@@ -180,3 +180,12 @@ def test_the_favoured_switch_interval_lasts_while_any_thread_favours_the_loop() 
     release.set()
     thread.join(5)
     assert inside == [offload.FAVOURED_SWITCH_SECONDS] * 2 and sys.getswitchinterval() == before
+
+
+def test_a_listed_array_is_written_as_its_text_made_once() -> None:
+    plan = [{"task": "a", "args": [1.5, "é"], "kwargs": {}, "options": {"queue": "q"}}, {"task": "b"}]
+    listed = jsontext.Listed(plan)
+    assert listed == plan and jsontext.dumps(listed) == json.dumps(plan)
+    listed.text = "[0]"  # the text made once is what is written: no second encoding
+    assert jsontext.dumps(listed) == "[0]"
+    assert jsontext.dumps([listed]) == json.dumps([plan])  # inside another value it is a list like any other
