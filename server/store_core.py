@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import String, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
@@ -75,6 +75,10 @@ INSERT_EVENT = EVENTS.insert()
 INSERT_OPERATION = OPERATIONS.insert()
 INSERT_OUTBOX = OUTBOX.insert()
 DELETE_OUTBOX = OUTBOX.delete().where(OUTBOX.c.id == bindparam("outbox_id"))
+# SQLite: the entries of a JSON array of ids in one statement (sqlite3 runs an executemany row by row)
+DELETE_OUTBOX_LISTED = OUTBOX.delete().where(
+    OUTBOX.c.id.in_(select(func.json_each(bindparam("outbox_ids", type_=String)).table_valued("value").c.value))
+)
 INSERT_LABEL = LabelRow.__table__.insert()
 INSERT_STEP_RESULT = StepResultRow.__table__.insert()
 

@@ -10,6 +10,7 @@ once published (`sent`, `sent_soon`), sent again by the sweep if not
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from pausable.server.models import OperationRow
 from pausable.server.states import ACTIVE, EventType, LeaseVerdict, State
 from pausable.server.store_core import (
     DELETE_OUTBOX,
+    DELETE_OUTBOX_LISTED,
     MEMBERS,
     OPERATIONS,
     OUTBOX,
@@ -290,14 +292,15 @@ class DurabilityWrites(StoreCore):
             self._sent.append(outbox_id)
 
     def _delete_sent(self) -> None:
-        """(The SQLite writer's `first`.) Lost on a failed transaction: the sweep publishes those entries again,
-        which is harmless."""
+        """(The SQLite writer's `first`.) One statement for them all: each statement the writer runs gives the GIL
+        back while SQLite works, and takes it back behind the busy event loop. Lost on a failed transaction: the
+        sweep publishes those entries again, which is harmless."""
         assert self.sqlite is not None
         with self._sent_lock:
             if not self._sent:
                 return
             sent, self._sent = self._sent, []
-        self.sqlite.execute_many(DELETE_OUTBOX, [{"outbox_id": outbox_id} for outbox_id in sent])
+        self.sqlite.execute(DELETE_OUTBOX_LISTED, {"outbox_ids": json.dumps(sent)})
 
     async def unsent(self, older_than: datetime, limit: int = 100) -> list[tuple[OutboxId, Dispatch]]:
         """Outbox entries written before `older_than` and still there (their publisher died, or is very slow), as dispatches.

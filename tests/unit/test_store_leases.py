@@ -131,3 +131,26 @@ def test_the_outbox_sweep_sends_only_what_is_left_to_run(tmp_path: Path) -> None
         assert await store.unsent(later + timedelta(seconds=2)) == [], "past the entry's first step: the chain reached a worker"
 
     run(tmp_path, scenario)
+
+
+def test_entries_sent_soon_are_deleted_together_by_the_next_write(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+        try:
+            await store.register_workflows([Workflow("w", plan_for(["a", "b"]))], "test")
+            workflow = await store.get_workflow("w")
+            assert workflow is not None
+            changes = [
+                await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={}) for _ in range(4)
+            ]
+            outboxes = [change.outbox for change in changes]
+            assert None not in outboxes
+            for outbox in outboxes[:3]:
+                store.sent_soon(outbox)  # type: ignore[arg-type]  # checked above
+            await store.create_operation(workflow, input_json="0", request_id="", requester="", labels={})  # a write
+            later = datetime.now(UTC) + timedelta(seconds=1)
+            assert [claimed for claimed, _dispatch in await store.unsent(later)] == [outboxes[3], outboxes[3] + 1]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
