@@ -37,12 +37,12 @@ Command = tuple[str, tuple[Any, ...]]  # a redis-py client method and its argume
 EMPTY_REPR = saferepr({})
 
 
-def encoded(body: Any, serializer: str) -> tuple[str, str, Any]:
+def encoded(body: Any, serializer: str, small: bool = False) -> tuple[str, str, Any]:
     """kombu's `dumps(body, serializer=serializer)`. A JSON body larger than offload_json_bytes is written by the json
     module's Python encoder, which writes the same text as its C encoder in many small steps: the C encoder's one call
     held the GIL, so the event loop, for 14 ms for a 0.86 MiB argument (the Python one takes 49 ms of this thread,
-    giving the GIL back every 1 ms, in the offload thread)."""
-    if serializer == "json" and limits.json_bytes_over(body, limits.current.offload_json_bytes):
+    giving the GIL back every 1 ms, in the offload thread). `small`: the caller knows it is not (not measured again)."""
+    if serializer == "json" and not small and limits.json_bytes_over(body, limits.current.offload_json_bytes):
         text = offload.in_the_offload_thread(lambda: "".join(kombu_json.JSONEncoder().iterencode(body)))
         return "application/json", "utf-8", text
     return dumps(body, serializer=serializer)
@@ -126,8 +126,9 @@ class Messages:
         self.origin = anon_nodename()
         self._delivery_modes: dict[str, int | None] = {}
 
-    def task(self, step: dict[str, Any], chain: list[dict[str, Any]] | None) -> TaskMessage:
-        """`step` as a signature dict with supported options; `chain` the steps after it, the next one last (Celery's order).
+    def task(self, step: dict[str, Any], chain: list[dict[str, Any]] | None, small: bool = False) -> TaskMessage:
+        """`step` as a signature dict with supported options; `chain` the steps after it, the next one last (Celery's order);
+        `small`: the body is known to be under offload_json_bytes (see `encoded`).
 
         Called in the thread that publishes: `reply_to` is that thread's oid, as send_task would set it.
         """
@@ -149,7 +150,7 @@ class Messages:
         )
         headers.update(options.get("headers") or {})
         properties["delivery_mode"] = self.delivery_mode(queue)
-        content_type, content_encoding, data = encoded(body, self.serializer)
+        content_type, content_encoding, data = encoded(body, self.serializer, small)
         message = CHANNEL.prepare_message(data, options.get("priority", 0), content_type, content_encoding, headers, properties)
         commands = Commands()
         # send_task_message routes a direct exchange's queue through the anonymous exchange.

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pausable.headers import ATTEMPT_HEADER, MEMBER_HEADER, OPERATION_HEADER, STEP_HEADER, STEP_TOKEN_HEADER
-from pausable.server import celery_message, stages
+from pausable.server import celery_message, jsontext, limits, stages
 from pausable.server.batching import BatchingThread, Outcome
 from pausable.server.domain import Dispatch
 
@@ -69,6 +69,24 @@ def chains(dispatch: Dispatch) -> list[list[dict[str, Any]]]:
         ]
         for member in dispatch.members
     ]
+
+
+SIGNATURE_BYTES = 300  # a step's signature and pausable headers as JSON, beyond its plan entry and the dispatch's strings
+
+
+def body_surely_small(dispatch: Dispatch) -> bool:
+    """Whether every message body of the dispatch is, as JSON, under offload_json_bytes (celery_message.encoded),
+    judged from sizes already known instead of walking each body's chain (7.7 us a five-step message).
+
+    Known only for a plan whose JSON text is at hand (jsontext.Listed: a workflow's, as StartOperation dispatches it)
+    and a dispatch of its own chain (not a stage's members): a body is then at most that text, the argument, and
+    per step the dispatch's header strings and SIGNATURE_BYTES. Otherwise False: the body is walked."""
+    if not isinstance(dispatch.plan, jsontext.Listed) or dispatch.members is not None:
+        return False
+    per_step = SIGNATURE_BYTES + len(dispatch.operation_id) + len(dispatch.step_token)
+    per_step += sum(len(key) + len(value) + 6 for key, value in dispatch.headers.items())
+    budget = limits.current.offload_json_bytes - len(dispatch.plan.text) - per_step * (len(dispatch.plan) - dispatch.start)
+    return budget > 0 and limits.json_bytes_left(dispatch.argument, budget) >= 0
 
 
 def _signature(
@@ -132,15 +150,16 @@ class RedisPublisher:
         self._client: redis.Redis | None = None
         self._declared: set[str] = set()
 
-    def publish(self, chains: Sequence[list[dict[str, Any]]]) -> list[BaseException | None]:
-        """One error or None per chain; raises when the pipeline as a whole fails (some messages may have gone out)."""
+    def publish(self, chains: Sequence[list[dict[str, Any]]], small: Sequence[bool]) -> list[BaseException | None]:
+        """One error or None per chain (`small`: per chain, its bodies are surely small, see body_surely_small); raises
+        when the pipeline as a whole fails (some messages may have gone out)."""
         client = self._connect()
         errors: list[BaseException | None] = [None] * len(chains)
         spans: dict[int, slice] = {}  # chain -> its commands in the pipeline
         with client.pipeline(transaction=False) as pipe:
             for index, steps in enumerate(chains):
                 try:
-                    message = self.builder.task(*split_chain(steps))
+                    message = self.builder.task(*split_chain(steps), small=small[index])
                 except Exception as error:  # noqa: BLE001 - this chain only
                     errors[index] = error
                     continue
@@ -198,17 +217,20 @@ class Dispatcher:
         """One thread, one broker connection: one pipeline for the batch, send_task for the steps it cannot carry."""
         owners: list[int] = []  # the dispatch each chain of the batch belongs to
         batch: list[list[dict[str, Any]]] = []
+        small: list[bool] = []
         for index, dispatch in enumerate(dispatches):
+            surely_small = body_surely_small(dispatch)
             for chain in chains(dispatch):
                 owners.append(index)
                 batch.append(chain)
+                small.append(surely_small)
         sent: list[Outcome] = [(None, None)] * len(batch)
         direct = [
             index for index, steps in enumerate(batch) if self._redis is not None and celery_message.supports(steps[0]["options"])
         ]
         if self._redis is not None and direct:
             try:
-                errors = self._redis.publish([batch[index] for index in direct])
+                errors = self._redis.publish([batch[index] for index in direct], [small[index] for index in direct])
             except Exception as error:  # noqa: BLE001 - handed to every caller of the pipeline
                 errors = [error] * len(direct)
             for index, failure in zip(direct, errors, strict=True):

@@ -190,7 +190,7 @@ class CommandWrites(StoreCore):
             if fork is not None and fork.result_json is not None:
                 self._record_step(session, row, "input", numbering, fork.result_json, now, None, start - 1)
             dispatch = Dispatch(
-                row.id, workflow.plan, start, argument, 1, headers or {}, row.step_secret or "", members and members[0]
+                row.id, workflow.stored_plan, start, argument, 1, headers or {}, row.step_secret or "", members and members[0]
             )
             outbox = self._enqueue(session, dispatch, now)
             # The STARTED event's snapshot is the row as committed: no second snapshot_of.

@@ -124,7 +124,7 @@ def send_directly(url: str, steps: list[dict[str, Any]]) -> None:
     app = celery_app(url)
     publisher = RedisPublisher(url, app)
     try:
-        assert publisher.publish([steps]) == [None]
+        assert publisher.publish([steps], [False]) == [None]
     finally:
         publisher.close()
         app.close()
