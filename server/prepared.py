@@ -68,6 +68,8 @@ def _last_one(convert: Callable[[Any], Any], last: list[Any]) -> Callable[[Any],
     (immutable) datetime object; only the writer thread calls it."""
 
     def converted(value: Any) -> Any:
+        if value is None:  # an unset column between two set to the same time must not make it be formatted again
+            return convert(value)
         if value is not last[0]:
             last[0], last[1] = value, convert(value)
         return last[1]

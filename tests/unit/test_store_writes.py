@@ -116,3 +116,19 @@ def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_ch
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_datetime_converter_formats_a_time_once_also_with_unset_columns_between() -> None:
+    from pausable.server.prepared import _last_one
+
+    calls: list[datetime | None] = []
+
+    def convert(value: datetime | None) -> str | None:
+        calls.append(value)
+        return None if value is None else value.isoformat()
+
+    shared: list[datetime | None] = [None, None]
+    created_at, ended_at = _last_one(convert, shared), _last_one(convert, shared)  # two columns of one storage format
+    now = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
+    assert [created_at(now), ended_at(None), created_at(now), ended_at(now)] == [now.isoformat(), None] + [now.isoformat()] * 2
+    assert calls == [now, None]
