@@ -292,9 +292,9 @@ class DurabilityWrites(StoreCore):
             self._sent.append(outbox_id)
 
     def _delete_sent(self) -> None:
-        """(The SQLite writer's `first`.) One statement for them all: each statement the writer runs gives the GIL
-        back while SQLite works, and takes it back behind the busy event loop. Lost on a failed transaction: the
-        sweep publishes those entries again, which is harmless."""
+        """(The SQLite writer's `first`.) One statement for them all (an executemany runs one per entry, each a
+        trip into SQLite that gives up the GIL and takes it back). Lost on a failed transaction: the sweep publishes
+        those entries again, which is harmless."""
         assert self.sqlite is not None
         with self._sent_lock:
             if not self._sent:
