@@ -5,9 +5,10 @@ one-row statement. The SQLite writer runs the statements of every checkpoint
 (the operation's UPDATE and the event's INSERT) through this instead: the SQL
 text and each parameter's conversion (JSON, DATETIME) come from SQLAlchemy,
 compiled once per statement and set of columns, so both paths write the same
-bytes. The DATETIME converters share their last value and text: a write stamps
-one `now` on several columns and rows (the operation's created_at and
-updated_at, its events, its outbox entry), which is formatted once.
+bytes. The DATETIME converters share the texts of the last few values: a
+write stamps one `now` on several columns and rows (the operation's
+created_at and updated_at, its events, its outbox entry), between other
+times (the lease's end), and each is formatted once.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Binder = Callable[[Mapping[str, Any]], list[Any]]  # a statement's parameters, in order, from a mapping
+RECENT_DATETIMES = 8
 
 
 class PreparedStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[tuple[ClauseElement, tuple[str, ...]], tuple[str, Binder]] = {}
-        self._last_datetimes: dict[str, list[Any]] = {}  # storage format -> [a datetime, its text]
+        self._recent_datetimes: dict[str, dict[int, tuple[Any, Any]]] = {}  # storage format -> id -> (datetime, text)
 
     def execute(self, connection: sqlite3.Connection, statement: ClauseElement, params: Mapping[str, Any]) -> sqlite3.Cursor:
         sql, bound = self._prepared(statement, tuple(params))
@@ -58,21 +60,27 @@ class PreparedStatements:
                 convert: Callable[[Any], Any] = process
                 if isinstance(kind, DateTime):
                     storage_format = str(getattr(kind, "_storage_format", ""))
-                    convert = _last_one(process, self._last_datetimes.setdefault(storage_format, [None, None]))
+                    convert = _recent(process, self._recent_datetimes.setdefault(storage_format, {}))
                 converters.append((index, convert))
         return compiled.string, _binder(names, converters)
 
 
-def _last_one(convert: Callable[[Any], Any], last: list[Any]) -> Callable[[Any], Any]:
-    """`convert` that reuses the text of `last` (shared by the converters of one storage format) for the same
-    (immutable) datetime object; only the writer thread calls it."""
+def _recent(convert: Callable[[Any], Any], recent: dict[int, tuple[Any, Any]]) -> Callable[[Any], Any]:
+    """`convert` that reuses the text made for the same (immutable) datetime object among the last RECENT_DATETIMES
+    (`recent`, shared by the converters of one storage format); only the writer thread calls it. A checkpoint's UPDATE
+    alternates `now` and the lease's end, so keeping only the last one formatted `now` three times per write."""
 
     def converted(value: Any) -> Any:
-        if value is None:  # an unset column between two set to the same time must not make it be formatted again
+        if value is None:
             return convert(value)
-        if value is not last[0]:
-            last[0], last[1] = value, convert(value)
-        return last[1]
+        made = recent.get(id(value))
+        if made is not None and made[0] is value:
+            return made[1]
+        if len(recent) >= RECENT_DATETIMES:
+            recent.clear()
+        text = convert(value)
+        recent[id(value)] = (value, text)  # the value is held: its id is not reused while it is here
+        return text
 
     return converted
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert
@@ -118,8 +119,8 @@ def test_steps_skipped_by_a_report_get_their_step_completed_and_a_late_report_ch
     asyncio.run(scenario())
 
 
-def test_a_datetime_converter_formats_a_time_once_also_with_unset_columns_between() -> None:
-    from pausable.server.prepared import _last_one
+def test_a_datetime_converter_formats_each_recent_time_once() -> None:
+    from pausable.server.prepared import _recent
 
     calls: list[datetime | None] = []
 
@@ -127,8 +128,12 @@ def test_a_datetime_converter_formats_a_time_once_also_with_unset_columns_betwee
         calls.append(value)
         return None if value is None else value.isoformat()
 
-    shared: list[datetime | None] = [None, None]
-    created_at, ended_at = _last_one(convert, shared), _last_one(convert, shared)  # two columns of one storage format
+    shared: dict[int, tuple[Any, Any]] = {}
+    updated_at, lease_expires_at = _recent(convert, shared), _recent(convert, shared)  # two columns of one format
     now = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
-    assert [created_at(now), ended_at(None), created_at(now), ended_at(now)] == [now.isoformat(), None] + [now.isoformat()] * 2
-    assert calls == [now, None]
+    lease = now + timedelta(seconds=60)
+    texts = [updated_at(now), lease_expires_at(lease), updated_at(None), lease_expires_at(now), updated_at(lease)]
+    assert texts == [now.isoformat(), lease.isoformat(), None, now.isoformat(), lease.isoformat()]
+    assert calls == [now, lease, None]
+    equal = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)  # equal but another object: formatted (equal times in other zones differ)
+    assert updated_at(equal) == now.isoformat() and calls[-1] is equal
